@@ -1,0 +1,125 @@
+"""gateway-admin: the operator's CLI for keys (and, later, usage).
+
+Talks to whatever AWS endpoint boto3 is configured for (AWS_ENDPOINT_URL
+points it at a moto server locally). A new key is printed once and only its
+hash is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Sequence
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import aws
+from .config import Settings
+from .keys import hash_key, new_key, new_key_id
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _load_keys(settings: Settings) -> dict:
+    try:
+        return aws.read_json_secret(settings.keys_secret_id)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return {"keys": []}
+        raise
+
+
+def create_key(settings: Settings, *, name: str, models: list[str] | None, limits: dict) -> dict:
+    key = new_key()
+    entry = {"key_id": new_key_id(), "hash": hash_key(key), "name": name,
+             "status": "active", "created_at": _now()}
+    if models:
+        entry["models"] = models
+    if limits:
+        entry["limits"] = limits
+    document = _load_keys(settings)
+    document.setdefault("keys", []).append(entry)
+    aws.write_json_secret(settings.keys_secret_id, document)
+    public = {k: v for k, v in entry.items() if k != "hash"}
+    return {"key": key, **public}
+
+
+def list_keys(settings: Settings) -> list[dict]:
+    return [{k: v for k, v in entry.items() if k != "hash"} for entry in _load_keys(settings).get("keys", [])]
+
+
+def revoke_key(settings: Settings, key_id: str) -> dict:
+    document = _load_keys(settings)
+    for entry in document.get("keys", []):
+        if entry.get("key_id") == key_id:
+            entry["status"] = "revoked"
+            entry["revoked_at"] = _now()
+            aws.write_json_secret(settings.keys_secret_id, document)
+            return {k: v for k, v in entry.items() if k != "hash"}
+    raise LookupError(f"no key with id {key_id!r}")
+
+
+def _limits(args: argparse.Namespace) -> dict:
+    limits = {"rpm": args.rpm, "monthly_tokens": args.monthly_tokens, "monthly_usd": args.monthly_usd}
+    return {name: value for name, value in limits.items() if value is not None}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway-admin", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    keys = commands.add_parser("keys", help="create, list and revoke caller keys")
+    key_commands = keys.add_subparsers(dest="action", required=True)
+    create = key_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--models", nargs="+", metavar="GLOB", help="allow-list, e.g. 'anthropic/*'")
+    create.add_argument("--rpm", type=int)
+    create.add_argument("--monthly-tokens", type=int)
+    create.add_argument("--monthly-usd", type=float)
+    create.add_argument("--json", action="store_true")
+    listing = key_commands.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--json", action="store_true")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print(result, as_json: bool, text: str) -> None:
+    print(json.dumps(result, indent=2) if as_json else text)
+
+
+def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = settings or Settings.from_env()
+    try:
+        if args.action == "create":
+            created = create_key(settings, name=args.name, models=args.models, limits=_limits(args))
+            _print(created, args.json,
+                   f"key_id: {created['key_id']}\nkey:    {created['key']}\n"
+                   "(shown once: store it now; only its hash is kept)")
+        elif args.action == "list":
+            entries = list_keys(settings)
+            rows = [f"{e['key_id']}  {e.get('status', 'active'):8}  {e.get('name', '')}" for e in entries]
+            _print(entries, args.json, "\n".join(rows) or "(no keys)")
+        elif args.action == "revoke":
+            revoked = revoke_key(settings, args.key_id)
+            _print(revoked, args.json, f"revoked {revoked['key_id']}")
+    except LookupError as exc:
+        print(f"gateway-admin: {exc}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:
+        print(f"gateway-admin: AWS call failed: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The FastAPI application: routes, error handlers and the request id.
+
+`create_app()` wires the pieces from settings; `app` is the module-level
+instance that uvicorn (`handler.app:app`) and Mangum serve. Nothing here
+touches the network at import: secrets are read on the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import litellm
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import aws
+from .body import check_content_type, parse_json, read_limited, validate
+from .cache import RefreshingValue
+from .config import Settings
+from .errors import GatewayError, error_body
+from .gateway import Gateway
+from .keys import KeyStore, parse_keys_secret, presented_key
+from .providers import Catalogue, build_catalogue
+from .schemas import AnthropicMessagesBody, AnthropicMessagesResponse
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "request-id"
+
+
+def new_request_id() -> str:
+    """Drawn from the OS at each call, never from state a snapshot could duplicate."""
+    return "req_" + secrets.token_hex(12)
+
+
+class RequestIdMiddleware:
+    """Every response, errors and 404s included, carries `request-id`."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _error_response(error: GatewayError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
+        return _error_response(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = {404: "Not found.", 405: "Method not allowed."}.get(exc.status_code, str(exc.detail))
+        return _error_response(GatewayError(exc.status_code, message, headers=exc.headers))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("api_error", "Internal error."), status_code=500)
+
+
+def _keys_cache(settings: Settings) -> RefreshingValue:
+    return RefreshingValue(
+        lambda: parse_keys_secret(aws.read_json_secret(settings.keys_secret_id)),
+        name="keys",
+        ttl=settings.key_cache_ttl,
+        min_gap=settings.secret_refresh_gap,
+        max_staleness=settings.key_max_staleness,
+    )
+
+
+def _catalogue_cache(settings: Settings) -> RefreshingValue[Catalogue]:
+    return RefreshingValue(
+        lambda: build_catalogue(aws.read_json_secret(settings.providers_secret_id), litellm.model_cost),
+        name="providers",
+        ttl=settings.providers_cache_ttl,
+        min_gap=settings.secret_refresh_gap,
+        max_staleness=settings.key_max_staleness,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    keys = KeyStore(_keys_cache(settings))
+    gateway = Gateway(_catalogue_cache(settings), deadline=settings.request_deadline)
+
+    app = FastAPI(
+        title="Eden AI Anthropic Messages gateway",
+        version="3.0.0",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.keys = keys
+    app.state.gateway = gateway
+    app.add_middleware(RequestIdMiddleware)
+    _install_error_handlers(app)
+
+    async def authenticate(request: Request):
+        return await keys.authenticate(
+            presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        )
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.post(
+        "/v3/v1/messages",
+        summary="Create Anthropic Message",
+        description="Anthropic Messages API — native pass-through via litellm.",
+        operation_id="create_anthropic_message_v3_v1_messages_post",
+        tags=["Anthropic Messages"],
+        response_model=AnthropicMessagesResponse,
+        openapi_extra={
+            "requestBody": {
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AnthropicMessagesBody"}}},
+                "required": True,
+            }
+        },
+    )
+    async def create_message(request: Request) -> Response:
+        key = await authenticate(request)
+        check_content_type(request.headers.get("content-type"))
+        raw = await read_limited(request.headers, request.stream(), settings.max_body_bytes)
+        document = parse_json(raw)
+        validate(AnthropicMessagesBody, document)
+        outcome = await gateway.create_message(
+            key, document, anthropic_beta=request.headers.get("anthropic-beta")
+        )
+        if outcome.stream is not None:
+            return StreamingResponse(
+                outcome.stream,
+                media_type="text/event-stream",
+                headers={**outcome.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
+            )
+        return JSONResponse(outcome.message, headers=outcome.headers())
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,54 @@
+"""Gateway settings, read once from the environment.
+
+Everything an operator can tune is here, with the default a production
+deployment should start from; nothing else in the package reads os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    keys_secret_id: str
+    providers_secret_id: str
+    usage_table: str
+    # How long a loaded keys secret is trusted before it is fetched again:
+    # the longest a revoked key keeps working.
+    key_cache_ttl: float = 60.0
+    # A secret is fetched at most once per gap: an unknown key may trigger a
+    # refresh (it could be brand new), but a burst of random keys, or an
+    # outage, cannot become a burst of Secrets Manager calls.
+    secret_refresh_gap: float = 5.0
+    # When Secrets Manager fails, cached keys keep serving this long.
+    key_max_staleness: float = 3600.0
+    providers_cache_ttl: float = 300.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Every upstream attempt ends before API Gateway's 29 s integration timeout.
+    request_deadline: float = 27.0
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            keys_secret_id=os.environ.get("GATEWAY_KEYS_SECRET_ID", "gateway/keys"),
+            providers_secret_id=os.environ.get("GATEWAY_PROVIDERS_SECRET_ID", "gateway/providers"),
+            usage_table=os.environ.get("GATEWAY_USAGE_TABLE", "gateway-usage"),
+            key_cache_ttl=_float("GATEWAY_KEY_CACHE_TTL", 60.0),
+            secret_refresh_gap=_float("GATEWAY_SECRET_REFRESH_GAP", 5.0),
+            key_max_staleness=_float("GATEWAY_KEY_MAX_STALENESS", 3600.0),
+            providers_cache_ttl=_float("GATEWAY_PROVIDERS_CACHE_TTL", 300.0),
+            max_body_bytes=_int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024),
+            request_deadline=_float("GATEWAY_REQUEST_DEADLINE", 27.0),
+        )

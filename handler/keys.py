@@ -1,0 +1,109 @@
+"""Caller keys: hashing, the keys secret's format, and an in-memory cache.
+
+Only `sha256:<hex>` of a key is stored, and a presented key is found by
+hashing it and looking the digest up in a dict: no comparison ever runs over
+the secret itself. The cache (cache.RefreshingValue) keeps Secrets Manager off
+the warm path.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cache import RefreshingValue
+from .errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "egw_"
+
+
+def new_key() -> str:
+    """`egw_` + 32 random bytes, url-safe, unpadded."""
+    return KEY_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def new_key_id() -> str:
+    return "k_" + secrets.token_hex(8)
+
+
+def hash_key(key: str) -> str:
+    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    name: str
+    status: str = "active"
+    models: tuple[str, ...] | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    def may_use(self, model_id: str) -> bool:
+        """The allow-list is globs over catalogue ids; no list means every model."""
+        if self.models is None:
+            return True
+        return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.models)
+
+
+def parse_keys_secret(document: dict) -> dict[str, ApiKey]:
+    """Map hash -> ApiKey; malformed entries are skipped and logged, not fatal."""
+    keys: dict[str, ApiKey] = {}
+    for entry in document.get("keys", []):
+        try:
+            models = entry.get("models")
+            keys[entry["hash"]] = ApiKey(
+                key_id=entry["key_id"],
+                name=entry.get("name", ""),
+                status=entry.get("status", "active"),
+                models=tuple(models) if models is not None else None,
+                limits=dict(entry.get("limits") or {}),
+            )
+        except (KeyError, TypeError, AttributeError):
+            log.error("skipping a malformed entry in the keys secret")
+    return keys
+
+
+def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key from `x-api-key` (Anthropic SDKs) or `Authorization: Bearer` (the seed)."""
+    if x_api_key:
+        return x_api_key.strip()
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return None
+
+
+class KeyStore:
+    """Looks presented keys up in the cached keys secret.
+
+    An unknown key asks the cache for a refresh (it may have just been
+    created); the cache's min_gap keeps that to one fetch per interval.
+    """
+
+    def __init__(self, secret: RefreshingValue[dict[str, ApiKey]]) -> None:
+        self._secret = secret
+
+    async def authenticate(self, key: str | None) -> ApiKey:
+        if not key:
+            raise GatewayError(401, "Missing API key: send `x-api-key` or `Authorization: Bearer`.")
+        digest = hash_key(key)
+        found = (await self._secret.get()).get(digest)
+        if found is None:
+            found = (await self._secret.get(refresh=True)).get(digest)
+        if found is None:
+            raise GatewayError(401, "Invalid API key.")
+        if not found.active:
+            raise GatewayError(401, "This API key has been revoked.")
+        return found

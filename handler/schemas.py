@@ -1,0 +1,103 @@
+"""The seed specification's schemas as pydantic models.
+
+Field names, types, bounds and `additionalProperties: true` follow
+seed-openapi-create-anthropic-message.md exactly, so FastAPI's OpenAPI
+document and its 422 answers are the spec's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    """additionalProperties: true, as every object in the spec.
+
+    Strict: "5" is not an integer and "yes" is not a boolean, as in
+    Anthropic's own API; a lax coercion would hide a caller's bug.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class AnthropicContentBlock(_Open):
+    type: str
+    text: str | None = None
+    id: str | None = None
+    name: str | None = None
+    input: dict[str, Any] | None = None
+    tool_use_id: str | None = None
+    content: str | list[Any] | None = None
+    is_error: bool | None = None
+    source: dict[str, Any] | None = None
+    thinking: str | None = None
+    signature: str | None = None
+
+
+class AnthropicMessage(_Open):
+    role: Literal["user", "assistant", "system"]
+    content: str | list[AnthropicContentBlock]
+
+
+class AnthropicMessagesBody(_Open):
+    fallbacks: list[str] | None = Field(
+        None,
+        max_length=3,
+        description=(
+            "List of fallback model IDs to try if the primary model fails. Models are tried "
+            "in order. Example: ['anthropic/claude-3-opus', 'openai/gpt-4o']"
+        ),
+    )
+    router_candidates: list[str] | None = Field(
+        None,
+        description=(
+            "List of model candidates for dynamic routing when using model='@edenai'. Each "
+            "entry should be 'provider/model'. If not provided, defaults to all available models."
+        ),
+    )
+    model: str
+    messages: list[AnthropicMessage]
+    max_tokens: int | None = Field(1024, ge=1)
+    system: str | list[dict[str, Any]] | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = None
+    stream: bool | None = False
+    stop_sequences: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    extra_headers: dict[str, str] | None = None
+
+
+class AnthropicUsage(_Open):
+    input_tokens: int = Field(description="Number of input tokens consumed.")
+    output_tokens: int = Field(description="Number of output tokens generated.")
+    cache_creation_input_tokens: int | None = Field(
+        None, description="Tokens written to the prompt cache (when prompt caching is used)."
+    )
+    cache_read_input_tokens: int | None = Field(
+        None, description="Tokens read from the prompt cache (when prompt caching is used)."
+    )
+
+
+class AnthropicMessagesResponse(_Open):
+    """Response body for POST /v1/messages (non-streaming)."""
+
+    id: str = Field(description="Unique identifier for the message.")
+    type: Literal["message"] = Field("message", description="Object type. Always 'message'.")
+    role: Literal["assistant"] = Field("assistant", description="Conversational role.")
+    model: str = Field(description="Model that generated the message.")
+    content: list[AnthropicContentBlock] = Field(
+        description="Ordered list of content blocks produced by the model."
+    )
+    stop_reason: Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"] | None = Field(
+        None, description="Reason generation stopped, if known."
+    )
+    stop_sequence: str | None = Field(
+        None, description="Custom stop sequence that triggered the stop, if any."
+    )
+    usage: AnthropicUsage = Field(description="Token usage for the request.")

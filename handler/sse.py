@@ -1,0 +1,75 @@
+"""Server-sent events: the framing Anthropic's stream uses.
+
+The parser is incremental (bytes arrive in arbitrary pieces) and keeps each
+event's original bytes, so the relay can pass upstream events through
+untouched and only rebuild the few it must change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    data: str
+    raw: bytes
+
+    def json(self) -> dict:
+        return json.loads(self.data)
+
+
+def encode(name: str, data: dict) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+class Parser:
+    """Split a byte stream into events at blank lines (CRLF or LF)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        self._buffer += chunk.replace(b"\r\n", b"\n")
+        events = []
+        while True:
+            end = self._buffer.find(b"\n\n")
+            if end < 0:
+                return events
+            block, self._buffer = self._buffer[: end + 2], self._buffer[end + 2 :]
+            event = _parse_block(block)
+            if event is not None:
+                events.append(event)
+
+    def flush(self) -> list[Event]:
+        """A final event the upstream did not terminate with a blank line."""
+        rest, self._buffer = self._buffer, b""
+        event = _parse_block(rest + b"\n\n") if rest.strip() else None
+        return [event] if event else []
+
+
+def _parse_block(block: bytes) -> Event | None:
+    name = ""
+    data_lines = []
+    for line in block.decode("utf-8").split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            name = value
+        elif field == "data":
+            data_lines.append(value)
+    if not data_lines:
+        return None
+    data = "\n".join(data_lines)
+    if not name:
+        # Some translators send only `data:`; the JSON's own type names the event.
+        try:
+            name = json.loads(data).get("type", "message")
+        except (ValueError, AttributeError):
+            name = "message"
+        block = b"event: " + name.encode() + b"\ndata: " + data.encode() + b"\n\n"
+    return Event(name, data, block)

@@ -1,0 +1,53 @@
+"""Shared fixtures: one moto server and one fake upstream per session, a
+fresh gateway (own secrets, own app, own uvicorn) per test."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.stack import new_stack, serve, start_moto
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    server, endpoint = start_moto()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _fake_session():
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(_fake_session):
+    _fake_session.clear()
+    _fake_session.clear_faults()
+    yield _fake_session
+    _fake_session.clear_faults()
+
+
+@pytest.fixture
+def stack(moto_endpoint, fake):
+    return new_stack(fake.url)
+
+
+@pytest.fixture
+def server(stack):
+    with serve(stack) as running:
+        yield running
+
+
+@pytest.fixture
+def api_key(stack):
+    return stack.add_key(name="default")
+
+
+@pytest.fixture
+def client(server, api_key):
+    """The official Anthropic SDK pointed at the gateway, no SDK retries (tests see every failure)."""
+    return anthropic.Anthropic(api_key=api_key, base_url=server.url + "/v3", max_retries=0, timeout=20)

@@ -1,0 +1,158 @@
+"""The whole gateway on loopback for tests: moto server, fake upstream, uvicorn.
+
+Real parts over real HTTP: boto3 reaches the moto server through
+AWS_ENDPOINT_URL exactly as it would reach AWS, litellm reaches the fake
+upstream through the providers secret's api_base, and tests talk to uvicorn
+with the official anthropic SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Iterator
+
+import boto3
+import uvicorn
+
+from handler import aws
+from handler.app import create_app
+from handler.config import Settings
+from handler.keys import hash_key, new_key, new_key_id
+
+ANTHROPIC_TEST_KEY = "sk-ant-fake-provider-credential-0001"
+OPENAI_TEST_KEY = "sk-openai-fake-provider-credential-0002"
+
+TEST_MODELS = {
+    "anthropic/claude-sonnet-4-5": {},
+    "anthropic/claude-haiku-4-5": {},
+    "openai/gpt-4o-mini": {},
+    "openai/gpt-4o": {},
+}
+
+
+def start_moto() -> tuple[object, str]:
+    """A ThreadedMotoServer on a free loopback port, and boto3 pointed at it."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    aws.reset_clients()
+    return server, endpoint
+
+
+def providers_document(upstream_url: str, models: dict | None = None) -> dict:
+    return {
+        "providers": {
+            "anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": upstream_url},
+            "openai": {"api_key": OPENAI_TEST_KEY, "api_base": upstream_url + "/v1"},
+        },
+        "models": TEST_MODELS if models is None else models,
+    }
+
+
+def key_entry(key: str, **extra) -> dict:
+    return {"key_id": new_key_id(), "hash": hash_key(key), "name": extra.pop("name", "test"),
+            "status": "active", "created_at": "2026-11-25T00:00:00+00:00", **extra}
+
+
+class UvicornThread:
+    """The app under uvicorn on a free loopback port, in a background thread."""
+
+    def __init__(self, app) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._socket]))
+
+    def start(self) -> "UvicornThread":
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            self._thread.join(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
+
+
+@dataclass
+class Stack:
+    """One isolated gateway: its own secrets, its own app instance."""
+
+    settings: Settings
+    upstream_url: str
+    keys: list[dict] = field(default_factory=list)
+
+    @property
+    def sm(self):
+        return boto3.client("secretsmanager")
+
+    def put_keys(self) -> None:
+        aws.write_json_secret(self.settings.keys_secret_id, {"keys": self.keys})
+
+    def put_providers(self, document: dict) -> None:
+        aws.write_json_secret(self.settings.providers_secret_id, document)
+
+    def add_key(self, **extra) -> str:
+        key = new_key()
+        self.keys.append(key_entry(key, **extra))
+        self.put_keys()
+        return key
+
+    def revoke(self, key: str) -> None:
+        for entry in self.keys:
+            if entry["hash"] == hash_key(key):
+                entry["status"] = "revoked"
+        self.put_keys()
+
+
+def new_stack(upstream_url: str, **settings_overrides) -> Stack:
+    suffix = uuid.uuid4().hex[:10]
+    settings = replace(
+        Settings.from_env(),
+        keys_secret_id=f"test/{suffix}/keys",
+        providers_secret_id=f"test/{suffix}/providers",
+        usage_table=f"test-usage-{suffix}",
+        **settings_overrides,
+    )
+    stack = Stack(settings, upstream_url)
+    stack.put_keys()
+    stack.put_providers(providers_document(upstream_url))
+    return stack
+
+
+@contextmanager
+def serve(stack: Stack) -> Iterator[UvicornThread]:
+    server = UvicornThread(create_app(stack.settings)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def dump(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True)
