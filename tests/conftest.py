@@ -3,11 +3,16 @@ fresh gateway (own secrets, own app, own uvicorn) per test."""
 
 from __future__ import annotations
 
+import logging
+
 import anthropic
 import pytest
 
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.stack import new_stack, serve, start_moto
+
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 @pytest.fixture(scope="session")

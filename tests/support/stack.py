@@ -75,6 +75,7 @@ class UvicornThread:
     """The app under uvicorn on a free loopback port, in a background thread."""
 
     def __init__(self, app) -> None:
+        self.app = app
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
