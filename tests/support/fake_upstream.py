@@ -43,7 +43,7 @@ GARBAGE_FRAMES = {ANTHROPIC: b"event: content_block_delta\ndata: {this is not js
 MALFORMED_JSON = b'{"id": "broken", "content": ['
 LINGER_RST = struct.pack("ii", 1, 0)
 ACTIONS = {"fail": "fail", "reset": "reset_connection", "delay": "delay", "cut": "cut_stream",
-           "malformed": "malformed"}
+           "malformed": "malformed", "pace": "pace_stream"}
 
 
 # --------------------------------------------------------------------------- records and faults
@@ -483,7 +483,8 @@ class _Handler(BaseHTTPRequestHandler):
         frames = _anthropic_frames(reply) if dialect == ANTHROPIC else _openai_frames(reply, include_usage)
         if action == "malformed":
             frames.insert(len(frames) // 2, GARBAGE_FRAMES[dialect])
-        self._send_stream(frames, fault.args["after_events"] if action == "cut" else None)
+        self._send_stream(frames, fault.args["after_events"] if action == "cut" else None,
+                          fault.args["seconds"] if action == "pace" else 0.0)
 
     def _control(self, path: str, body: dict | None):
         """Out-of-process control: queue faults, clear state, list recorded requests."""
@@ -524,7 +525,7 @@ class _Handler(BaseHTTPRequestHandler):
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self._send_raw(status, "application/json", data, headers)
 
-    def _send_stream(self, frames: list[bytes], cut_after: int | None = None):
+    def _send_stream(self, frames: list[bytes], cut_after: int | None = None, pace: float = 0.0):
         """SSE over chunked encoding (keeps keep-alive); with cut_after, RST after that many events."""
         self._begin(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                           "Transfer-Encoding": "chunked"})
@@ -532,6 +533,9 @@ class _Handler(BaseHTTPRequestHandler):
             if i == cut_after:
                 return self._reset()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+            if pace:
+                self.wfile.flush()
+                time.sleep(pace)
         if cut_after is not None:
             return self._reset()
         self.wfile.write(b"0\r\n\r\n")
@@ -684,6 +688,10 @@ class FakeUpstream:
         """Send only the first `after_events` SSE events of the next streams, then RST."""
         self._queue(_Fault(model, "cut", times, {"after_events": int(after_events)}))
 
+    def pace_stream(self, model: str, seconds: float, times: int | None = 1):
+        """Sleep between the SSE events of the next streams, to observe incremental delivery."""
+        self._queue(_Fault(model, "pace", times, {"seconds": float(seconds)}))
+
     def malformed(self, model: str, kind: str = "json", times: int | None = 1):
         """Return 200 with broken JSON ("json") or a stream with a garbage frame mid-way ("sse")."""
         if kind not in ("json", "sse"):
@@ -715,7 +723,7 @@ class FakeUpstream:
         Cut faults only make sense for streams, so non-stream calls skip past them."""
         with self._lock:
             for i, fault in enumerate(queue):
-                if fault.model in ("*", model) and (fault.action != "cut" or stream):
+                if fault.model in ("*", model) and (fault.action not in ("cut", "pace") or stream):
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:
