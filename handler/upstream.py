@@ -46,20 +46,38 @@ def _status_of(exc: BaseException) -> int | None:
 
 
 def _retry_after(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or getattr(exc, "headers", None) or {}
-    try:
-        value = headers.get("retry-after")
-    except AttributeError:
-        return None
-    return str(value) if value else None
+    for headers in (getattr(exc, "litellm_response_headers", None),
+                    getattr(getattr(exc, "response", None), "headers", None)):
+        value = headers.get("retry-after") if hasattr(headers, "get") else None
+        if value:
+            return str(value)
+    return None
+
+
+_EXCEPTION_PREFIX = re.compile(r"^(litellm\.\w+: )?(\w+: )?(\w+Exception - )?")
+
+
+def upstream_message(exc: BaseException) -> str:
+    """The provider's own words, without litellm's class-name prefixes or JSON wrapping."""
+    text = _EXCEPTION_PREFIX.sub("", str(getattr(exc, "message", None) or exc), count=1)
+    if text.startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return text
+        error = document.get("error") if isinstance(document, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(error, str):
+            return error
+    return text
 
 
 def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> GatewayError:
     """An upstream failure as the Anthropic error a client expects (pure)."""
     if isinstance(exc, GatewayError):
         return exc
-    message = redact(str(getattr(exc, "message", None) or exc), secrets)
+    message = redact(upstream_message(exc), secrets)
     if isinstance(exc, (asyncio.TimeoutError, litellm.Timeout)) or "timed out" in message.lower():
         return GatewayError(504, "The upstream model did not answer in time.")
     status = _status_of(exc)
