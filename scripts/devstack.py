@@ -1,0 +1,112 @@
+"""The local stack behind scripts/serve, all on loopback.
+
+A moto server stands in for AWS (the gateway reaches it through
+AWS_ENDPOINT_URL, the same code path as AWS); secrets and the usage table are
+created in it; a demo key is issued; providers are the real ones when their
+API keys are in the environment, else the offline fake upstream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def start_aws(port: int) -> str:
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every call otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound = server.get_host_and_port()
+    endpoint = f"http://{host}:{bound}"
+    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1",
+                      AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
+    return endpoint
+
+
+def providers_document() -> tuple[dict, str]:
+    real = {}
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        real["anthropic"] = {"api_key": os.environ["ANTHROPIC_API_KEY"]}
+    if os.environ.get("OPENAI_API_KEY"):
+        real["openai"] = {"api_key": os.environ["OPENAI_API_KEY"]}
+    if real:
+        return {"providers": real}, "real providers: " + ", ".join(sorted(real))
+    from tests.support.fake_upstream import FakeUpstream
+    from tests.support.stack import TEST_MODELS
+
+    fake = FakeUpstream().start()
+    document = {
+        "providers": {
+            "anthropic": {"api_key": "sk-ant-local-fake", "api_base": fake.url},
+            "openai": {"api_key": "sk-openai-local-fake", "api_base": fake.url + "/v1"},
+        },
+        "models": TEST_MODELS,
+    }
+    return document, f"offline fake provider at {fake.url}"
+
+
+def create_table(name: str) -> None:
+    import boto3
+
+    dynamodb = boto3.client("dynamodb")
+    if name in dynamodb.list_tables()["TableNames"]:
+        return
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expires_at"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")))
+    parser.add_argument("--aws-port", type=int, default=0, help="moto server port (default: any free)")
+    args = parser.parse_args()
+
+    endpoint = start_aws(args.aws_port)
+    from handler import aws
+    from handler.admin import create_key
+    from handler.config import Settings
+
+    settings = Settings.from_env()
+    document, provider_note = providers_document()
+    aws.write_json_secret(settings.providers_secret_id, document)
+    aws.write_json_secret(settings.keys_secret_id, {"keys": []})
+    create_table(settings.usage_table)
+    demo = create_key(settings, name="demo", models=None, limits={})
+
+    model = "anthropic/claude-sonnet-4-5"
+    base = f"http://127.0.0.1:{args.port}"
+    print(f"""
+  AWS (moto):  {endpoint}
+  providers:   {provider_note}
+  demo key:    {demo['key']}
+  gateway:     {base}/v3/v1/messages
+
+  curl -s {base}/v3/v1/messages \\
+    -H 'content-type: application/json' -H 'authorization: Bearer {demo['key']}' \\
+    -d '{{"model": "{model}", "max_tokens": 100, "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+  Anthropic SDK: anthropic.Anthropic(base_url="{base}/v3", api_key="{demo['key']}")
+""", flush=True)
+
+    import uvicorn
+
+    uvicorn.run("handler.app:app", host="127.0.0.1", port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""gateway-admin manages keys against whatever AWS endpoint boto3 is configured for.
+
+Run as a real subprocess against the moto server; the key it creates then
+authenticates against a gateway reading the same secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from handler import aws
+from handler.keys import hash_key
+from tests.support.stack import new_stack, serve
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("gateway-admin")
+
+
+def admin(*args: str, secret_id: str, entry=(sys.executable, "-m", "handler.admin")) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GATEWAY_KEYS_SECRET_ID": secret_id}
+    return subprocess.run([*entry, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.fixture
+def secret_id(moto_endpoint):
+    return f"admin-test/{uuid.uuid4().hex[:8]}/keys"
+
+
+def test_keys_create_prints_the_key_once_and_stores_only_its_hash(secret_id):
+    result = admin("keys", "create", "--name", "team-a", "--models", "anthropic/*", "openai/gpt-4o*",
+                   "--rpm", "60", "--monthly-usd", "50", "--json", secret_id=secret_id)
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert created["key"].startswith("egw_")
+    stored = aws.read_json_secret(secret_id)["keys"]
+    assert stored == [{
+        "key_id": created["key_id"], "hash": hash_key(created["key"]), "name": "team-a", "status": "active",
+        "created_at": created["created_at"], "models": ["anthropic/*", "openai/gpt-4o*"],
+        "limits": {"rpm": 60, "monthly_usd": 50.0},
+    }]
+    assert created["key"] not in json.dumps(stored)
+
+
+def test_keys_list_never_shows_secrets_or_hashes(secret_id):
+    key = json.loads(admin("keys", "create", "--name", "a", "--json", secret_id=secret_id).stdout)["key"]
+    listing = admin("keys", "list", "--json", secret_id=secret_id)
+    entries = json.loads(listing.stdout)
+    assert [e["name"] for e in entries] == ["a"]
+    assert key not in listing.stdout and "sha256:" not in listing.stdout
+    assert "a" in admin("keys", "list", secret_id=secret_id).stdout
+
+
+def test_keys_revoke_marks_the_key_revoked(secret_id):
+    created = json.loads(admin("keys", "create", "--name", "a", "--json", secret_id=secret_id).stdout)
+    assert admin("keys", "revoke", created["key_id"], secret_id=secret_id).returncode == 0
+    assert aws.read_json_secret(secret_id)["keys"][0]["status"] == "revoked"
+
+
+def test_revoking_an_unknown_key_fails_clearly(secret_id):
+    admin("keys", "create", "--name", "a", secret_id=secret_id)
+    result = admin("keys", "revoke", "k_missing", secret_id=secret_id)
+    assert result.returncode == 1
+    assert "no key with id 'k_missing'" in result.stderr
+
+
+def test_an_unreachable_aws_endpoint_fails_without_a_traceback(secret_id):
+    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    result = subprocess.run([sys.executable, "-m", "handler.admin", "keys", "list"], capture_output=True,
+                            text=True, env={**env, "GATEWAY_KEYS_SECRET_ID": secret_id}, timeout=60)
+    assert result.returncode == 2
+    assert "AWS call failed" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_created_key_authenticates_at_the_gateway(moto_endpoint, fake):
+    stack = new_stack(fake.url)
+    created = json.loads(admin("keys", "create", "--name", "cli", "--json",
+                               secret_id=stack.settings.keys_secret_id).stdout)
+    with serve(stack) as server:
+        client = anthropic.Anthropic(api_key=created["key"], base_url=server.url + "/v3", max_retries=0)
+        message = client.messages.create(model="anthropic/claude-sonnet-4-5", max_tokens=10,
+                                         messages=[{"role": "user", "content": "hi"}])
+    assert message.content
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="package not installed (scripts/test installs it)")
+def test_the_console_script_is_installed(secret_id):
+    result = admin("keys", "create", "--name", "script", secret_id=secret_id, entry=(str(CONSOLE_SCRIPT),))
+    assert result.returncode == 0, result.stderr
+    assert "egw_" in result.stdout

@@ -1,0 +1,98 @@
+"""The Lambda entry point serves API Gateway events through Mangum.
+
+Invoked in-process with real-shaped HTTP API (v2) and REST API (v1) events
+and a Lambda context; responses are buffered, so a stream arrives as one
+complete, valid SSE body.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from handler.app import app as module_app
+from handler.lambda_function import lambda_handler, strip_stage
+from tests.support.lambda_events import LambdaContext, http_api_event, rest_api_event
+from tests.support.stack import Stack, providers_document
+
+MESSAGES_PATH = "/v3/v1/messages"
+BODY = {"model": "anthropic/claude-sonnet-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def lambda_key(moto_endpoint, _fake_session):
+    """Secrets under the names the module-level app (the one Lambda serves) reads."""
+    stack = Stack(module_app.state.settings, _fake_session.url)
+    stack.put_providers(providers_document(_fake_session.url))
+    return stack.add_key(name="lambda")
+
+
+def invoke(event) -> dict:
+    return lambda_handler(event, LambdaContext())
+
+
+def body_of(response) -> bytes:
+    body = response["body"]
+    return base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+
+
+@pytest.mark.parametrize("make_event", [http_api_event, rest_api_event])
+@pytest.mark.parametrize("base64_body", [False, True])
+def test_a_message_through_api_gateway_events(lambda_key, make_event, base64_body):
+    response = invoke(make_event("POST", MESSAGES_PATH, body=BODY, base64_body=base64_body,
+                                 headers={"x-api-key": lambda_key}))
+    assert response["statusCode"] == 200, response
+    message = json.loads(body_of(response))
+    assert message["content"][0]["text"] == "Hello from claude-sonnet-4-5: hi"
+    assert message["model"] == "anthropic/claude-sonnet-4-5"
+    headers = {k.lower(): v for k, v in response["headers"].items()}
+    assert headers["request-id"].startswith("req_")
+
+
+def test_a_named_stage_in_an_http_api_path_is_stripped(lambda_key):
+    event = http_api_event("POST", MESSAGES_PATH, body=BODY, stage="prod", headers={"authorization": f"Bearer {lambda_key}"})
+    assert event["rawPath"] == "/prod/v3/v1/messages"
+    assert invoke(event)["statusCode"] == 200
+
+
+def test_strip_stage_leaves_stage_free_paths_alone():
+    event = rest_api_event("GET", "/health", stage="prod")
+    assert strip_stage(event)["path"] == "/health"
+    prefixed = {**event, "path": "/prod/health"}
+    assert strip_stage(prefixed)["path"] == "/health"
+    assert strip_stage(http_api_event("GET", "/health"))["rawPath"] == "/health"
+
+
+def test_a_stream_is_one_complete_valid_sse_body(lambda_key):
+    response = invoke(http_api_event("POST", MESSAGES_PATH, body={**BODY, "stream": True},
+                                     headers={"x-api-key": lambda_key}))
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"].startswith("text/event-stream")
+    blocks = body_of(response).decode().strip().split("\n\n")
+    names = [block.split("\n")[0].removeprefix("event: ") for block in blocks]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    for block in blocks:
+        json.loads(block.split("\n")[1].removeprefix("data: "))
+
+
+def test_errors_keep_anthropics_envelope_through_lambda(lambda_key):
+    unauthorized = invoke(rest_api_event("POST", MESSAGES_PATH, body=BODY))
+    assert unauthorized["statusCode"] == 401
+    assert json.loads(body_of(unauthorized))["error"]["type"] == "authentication_error"
+    invalid = invoke(http_api_event("POST", MESSAGES_PATH, body={"model": "x"}, headers={"x-api-key": lambda_key}))
+    assert invalid["statusCode"] == 422
+    assert json.loads(body_of(invalid))["detail"][0]["loc"] == ["body", "messages"]
+
+
+def test_health_and_unknown_routes(lambda_key):
+    assert invoke(http_api_event("GET", "/health"))["statusCode"] == 200
+    missing = invoke(rest_api_event("GET", "/nope"))
+    assert missing["statusCode"] == 404
+    assert json.loads(body_of(missing))["type"] == "error"
+
+
+def test_many_warm_invocations_in_one_process(lambda_key):
+    event = http_api_event("POST", MESSAGES_PATH, body=BODY, headers={"x-api-key": lambda_key})
+    assert all(invoke(event)["statusCode"] == 200 for _ in range(10))
