@@ -7,13 +7,18 @@ touches the network at import: secrets are read on the first request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import secrets
+from datetime import datetime, timezone
 
 import litellm
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from botocore.exceptions import BotoCoreError, ClientError
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import aws
@@ -22,6 +27,7 @@ from .cache import RefreshingValue
 from .config import Settings
 from .errors import GatewayError, error_body
 from .gateway import Gateway
+from .ledger import Ledger
 from .keys import KeyStore, parse_keys_secret, presented_key
 from .providers import Catalogue, build_catalogue
 from .schemas import AnthropicMessagesBody, AnthropicMessagesResponse
@@ -29,6 +35,7 @@ from .schemas import AnthropicMessagesBody, AnthropicMessagesResponse
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "request-id"
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 def new_request_id() -> str:
@@ -101,7 +108,9 @@ def _catalogue_cache(settings: Settings) -> RefreshingValue[Catalogue]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     keys = KeyStore(_keys_cache(settings))
-    gateway = Gateway(_catalogue_cache(settings), deadline=settings.request_deadline)
+    ledger = Ledger(settings.usage_table, ttl_days=settings.usage_ttl_days, queue_url=settings.ledger_queue_url)
+    gateway = Gateway(_catalogue_cache(settings), ledger, deadline=settings.request_deadline,
+                      stream_timeout=settings.stream_timeout)
 
     app = FastAPI(
         title="Eden AI Anthropic Messages gateway",
@@ -112,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     app.state.gateway = gateway
+    app.state.ledger = ledger
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
 
@@ -145,7 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         document = parse_json(raw)
         validate(AnthropicMessagesBody, document)
         outcome = await gateway.create_message(
-            key, document, anthropic_beta=request.headers.get("anthropic-beta")
+            key, document, anthropic_beta=request.headers.get("anthropic-beta"),
+            request_id=request.state.request_id,
         )
         if outcome.stream is not None:
             return StreamingResponse(
@@ -153,7 +164,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 media_type="text/event-stream",
                 headers={**outcome.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
             )
-        return JSONResponse(outcome.message, headers=outcome.headers())
+        return JSONResponse(outcome.message, headers=outcome.headers(), background=BackgroundTask(outcome.finish))
+
+    @app.get("/v3/usage", summary="This key's metered usage for a month, with per-day rows")
+    async def usage(request: Request, month: str | None = None) -> dict:
+        key = await authenticate(request)
+        month = month or datetime.now(timezone.utc).strftime("%Y-%m")
+        if not MONTH.fullmatch(month):
+            raise GatewayError(400, "month must look like YYYY-MM.")
+        try:
+            return await asyncio.to_thread(ledger.month_report, key.key_id, month)
+        except (BotoCoreError, ClientError):
+            raise GatewayError(503, "Usage cannot be read right now; try again shortly.") from None
 
     return app
 

@@ -38,6 +38,11 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     # Every upstream attempt ends before API Gateway's 29 s integration timeout.
     request_deadline: float = 27.0
+    # A stream is read to its end (even after the client left, to meter it) for at most this long.
+    stream_timeout: float = 600.0
+    usage_ttl_days: int = 400
+    # SQS queue for ledger entries DynamoDB would not take (gateway-admin usage replay).
+    ledger_queue_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -51,4 +56,7 @@ class Settings:
             providers_cache_ttl=_float("GATEWAY_PROVIDERS_CACHE_TTL", 300.0),
             max_body_bytes=_int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024),
             request_deadline=_float("GATEWAY_REQUEST_DEADLINE", 27.0),
+            stream_timeout=_float("GATEWAY_STREAM_TIMEOUT", 600.0),
+            usage_ttl_days=_int("GATEWAY_USAGE_TTL_DAYS", 400),
+            ledger_queue_url=os.environ.get("GATEWAY_LEDGER_QUEUE_URL") or None,
         )

@@ -1,31 +1,38 @@
-"""The request pipeline between HTTP and the upstream: plan, call, relay.
+"""The request pipeline between HTTP and the upstream: limits, attempts, metering.
 
 Knows nothing of FastAPI or Lambda: it takes an authenticated key and a
 validated body and returns either a complete message or a stream that is
 already known to have started, so every failure before the first byte
-reaches the caller as a real HTTP error.
+reaches the caller as a real HTTP error. Every request that reached the
+upstream is metered, whatever its end.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 from . import upstream
 from .cache import RefreshingValue
 from .errors import GatewayError
 from .keys import ApiKey
+from .ledger import Ledger, RateInfo
+from .metering import Estimate, LedgerEntry, Limits, estimate
+from .pricing import cost_of, price_of
 from .providers import Catalogue, Model
 from .upstream_request import build_call
+from .usage import Usage
+
+log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 MODEL_HEADER = "x-edenai-model"
 ATTEMPTS_HEADER = "x-edenai-attempts"
-
-
-def attempts_header(attempts: list["Attempt"]) -> str:
-    return ", ".join(attempt.header_value() for attempt in attempts)
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,13 @@ class Attempt:
     def header_value(self) -> str:
         return f"{self.model_id};status={self.status};ms={self.latency_ms}"
 
+    def as_dict(self) -> dict:
+        return {"model": self.model_id, "status": self.status, "latency_ms": self.latency_ms}
+
+
+def attempts_header(attempts: list[Attempt]) -> str:
+    return ", ".join(attempt.header_value() for attempt in attempts)
+
 
 @dataclass
 class Outcome:
@@ -44,9 +58,15 @@ class Outcome:
     attempts: list[Attempt]
     message: dict[str, Any] | None = None
     stream: upstream.StreamRelay | None = None
+    rate: RateInfo | None = None
+    # Non-streamed: the ledger write, for the caller to run once the response is sent.
+    finish: Callable[[], Awaitable[None]] | None = None
 
     def headers(self) -> dict[str, str]:
-        return {MODEL_HEADER: self.model.id, ATTEMPTS_HEADER: attempts_header(self.attempts)}
+        headers = {MODEL_HEADER: self.model.id, ATTEMPTS_HEADER: attempts_header(self.attempts)}
+        if self.rate is not None:
+            headers.update(self.rate.headers())
+        return headers
 
 
 def plan_models(catalogue: Catalogue, key: ApiKey, requested: str, fallbacks: list[str] | None) -> list[Model]:
@@ -61,58 +81,137 @@ def plan_models(catalogue: Catalogue, key: ApiKey, requested: str, fallbacks: li
     return models
 
 
+@dataclass
+class _Request:
+    """One request's metering context."""
+
+    key: ApiKey
+    body: dict[str, Any]
+    request_id: str
+    at: datetime
+    reserved: Estimate = field(default_factory=lambda: Estimate(0, Decimal(0)))
+    attempts: list[Attempt] = field(default_factory=list)
+
+
 class Gateway:
     def __init__(
         self,
         catalogue: RefreshingValue[Catalogue],
+        ledger: Ledger,
         *,
         deadline: float,
+        stream_timeout: float = 600.0,
         send: Callable[[dict[str, Any]], Awaitable[Any]] = upstream.send,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self._catalogue = catalogue
+        self._ledger = ledger
         self._deadline = deadline
+        self._stream_timeout = stream_timeout
         self._send = send
         self._clock = clock
+        self._now = now
 
-    async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None) -> Outcome:
+    async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None,
+                             request_id: str) -> Outcome:
         catalogue = await self._catalogue.get()
         models = plan_models(catalogue, key, body["model"], body.get("fallbacks"))
+        request = _Request(key, body, request_id, self._now())
+        rate = await self._reserve(request, models)
+        try:
+            outcome = await self._attempts(request, models, anthropic_beta)
+        except GatewayError as error:
+            await asyncio.to_thread(self._ledger.record, self._entry(request, None, Usage(), "error"))
+            if request.attempts:
+                error.headers[ATTEMPTS_HEADER] = attempts_header(request.attempts)
+            if rate is not None:
+                error.headers.update(rate.headers())
+            raise
+        except BaseException:
+            # Cancelled before any attempt finished: give the reservation back.
+            await asyncio.shield(asyncio.to_thread(self._ledger.release, key.key_id, request.at, request.reserved))
+            raise
+        outcome.rate = rate
+        return outcome
+
+    async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:
+        limits = Limits.of(request.key.limits)
+        if not limits.any:
+            return None
+        request.reserved = estimate(request.body, [price_of(m.info) for m in models])
+        return await asyncio.to_thread(self._ledger.reserve, request.key.key_id, request.at, limits,
+                                       request.reserved)
+
+    async def _attempts(self, request: _Request, models: list[Model], anthropic_beta: str | None) -> Outcome:
         started = self._clock()
-        attempts: list[Attempt] = []
         last_error: GatewayError | None = None
         for model in models:
             remaining = self._deadline - (self._clock() - started)
             if remaining <= 0.5:
                 last_error = GatewayError(504, "The request's deadline passed before a model answered.")
                 break
-            call = build_call(body, model, anthropic_beta=anthropic_beta, timeout=remaining)
+            call = build_call(request.body, model, anthropic_beta=anthropic_beta, timeout=remaining)
             attempt_started = self._clock()
             try:
-                outcome = await self._attempt(model, call)
+                outcome = await self._attempt(request, model, call, attempt_started)
             except GatewayError as error:
-                attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
+                request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
                 last_error = error
                 if error.status not in RETRYABLE_STATUSES:
                     break
                 continue
-            attempts.append(Attempt(model.id, 200, self._ms_since(attempt_started)))
-            outcome.attempts = attempts
             return outcome
         assert last_error is not None
-        if attempts:
-            last_error.headers[ATTEMPTS_HEADER] = attempts_header(attempts)
         raise last_error
 
-    async def _attempt(self, model: Model, call: dict[str, Any]) -> Outcome:
+    async def _attempt(self, request: _Request, model: Model, call: dict[str, Any], started: float) -> Outcome:
         result = await self._send(call)
         if call["stream"]:
-            relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,))
+            earlier = list(request.attempts)
+
+            async def meter_stream(relay: upstream.StreamRelay) -> None:
+                latency = int((relay.first_event_seconds or 0) * 1000)
+                status = 200 if relay.error is None else relay.error.status
+                request.attempts = [*earlier, Attempt(model.id, status, latency)]
+                state = "ok" if relay.error is None else "stream_error"
+                if relay.error is None and not relay.delivered:
+                    state = "client_disconnected"
+                entry = self._entry(request, model, relay.usage, state)
+                await asyncio.to_thread(self._ledger.record, entry)
+
+            relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,),
+                                         on_finish=meter_stream, drain_timeout=self._stream_timeout)
             await relay.first()
-            return Outcome(model, [], stream=relay)
-        message = dict(result) if not isinstance(result, dict) else result
+            request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
+            return Outcome(model, request.attempts, stream=relay)
+        message = result if isinstance(result, dict) else dict(result)
         message["model"] = model.id
-        return Outcome(model, [], message=message)
+        request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
+        entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")
+
+        async def finish() -> None:
+            await asyncio.to_thread(self._ledger.record, entry)
+
+        return Outcome(model, request.attempts, message=message, finish=finish)
+
+    def _entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:
+        price = price_of(model.info) if model is not None else None
+        return LedgerEntry(
+            key_id=request.key.key_id,
+            request_id=request.request_id,
+            at=request.at.isoformat(),
+            requested_model=request.body["model"],
+            served_model=model.id if model is not None else None,
+            attempts=[attempt.as_dict() for attempt in request.attempts],
+            usage=usage,
+            cost_usd=cost_of(usage, price),
+            priced=price is not None or model is None,
+            stream=bool(request.body.get("stream")),
+            status=status,
+            reserved_tokens=request.reserved.tokens,
+            reserved_usd=request.reserved.usd,
+        )
 
     def _ms_since(self, start: float) -> int:
         return int((self._clock() - start) * 1000)

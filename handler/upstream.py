@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import re
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import litellm
 
@@ -41,8 +41,12 @@ def redact(message: str, secrets: Iterable[str | None]) -> str:
 
 
 def _status_of(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None)
-    return status if isinstance(status, int) else None
+    """The provider's own status: litellm reports Anthropic's 529 as a 500 and keeps the 529 aside."""
+    for attribute in ("provider_status_code", "status_code"):
+        status = getattr(exc, attribute, None)
+        if isinstance(status, int):
+            return status
+    return None
 
 
 def _retry_after(exc: BaseException) -> str | None:
@@ -120,54 +124,107 @@ async def send(kwargs: dict[str, Any]) -> Any:
         raise map_exception(exc, secrets=(kwargs.get("api_key"),)) from exc
 
 
-class StreamRelay:
-    """Relays one upstream stream; `usage`, `stop_reason` and `error` are known at its end."""
+_END = object()
 
-    def __init__(self, upstream: AsyncIterator[Any], *, model_id: str, secrets: Iterable[str | None] = ()):
-        self._upstream = upstream.__aiter__()
+
+class StreamRelay:
+    """Relays one upstream stream through a queue filled by its own reader task.
+
+    The reader runs apart from the response, so a client that goes away does
+    not stop it: the upstream is read to its end (bounded by the timeout)
+    and `on_finish` meters what the upstream really produced. The response
+    waits for `on_finish` before it ends, so a Lambda invocation does not
+    return before the ledger is written.
+    """
+
+    def __init__(
+        self,
+        upstream: AsyncIterator[Any],
+        *,
+        model_id: str,
+        secrets: Iterable[str | None] = (),
+        on_finish: Callable[["StreamRelay"], Awaitable[None]] | None = None,
+        drain_timeout: float = 60.0,
+    ) -> None:
+        self._upstream = upstream
         self._model_id = model_id
         self._secrets = tuple(secrets)
+        self._on_finish = on_finish
+        self._drain_timeout = drain_timeout
         self._parser = sse.Parser()
-        self._pending: list[bytes] = []
-        self._started = False
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._reader: asyncio.Task | None = None
+        self._head: Any = None
+        self.started = False
         self.usage = Usage()
         self.stop_reason: str | None = None
         self.error: GatewayError | None = None
         self.completed = False
+        self.delivered = False
+        self.first_event_seconds: float | None = None
 
     async def first(self) -> None:
-        """Read until the first event is ready, so an early failure is an HTTP error, not a 200."""
-        while not self._pending:
-            chunk = await self._next_chunk()
-            if chunk is None:
-                raise GatewayError(502, "The upstream model ended the stream before it began.",
-                                   error_type="api_error")
-            self._pending.extend(self._consume(chunk))
+        """Start reading and wait for the first event: an earlier failure raises, so it can
+        become an HTTP error (or a fallback) instead of a 200 that carries only an error."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._reader = loop.create_task(self._read())
+        self._head = await self._queue.get()
+        if isinstance(self._head, GatewayError):
+            raise self._head
+        self.first_event_seconds = loop.time() - started
 
-    async def _next_chunk(self) -> bytes | None:
+    async def _read(self) -> None:
         try:
-            chunk = await self._upstream.__anext__()
-        except StopAsyncIteration:
-            return None
-        except GatewayError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise map_exception(exc, secrets=self._secrets) from exc
+            async with asyncio.timeout(self._drain_timeout):
+                async for chunk in self._upstream:
+                    self._consume(chunk)
+            for event in self._parser.flush():
+                self._emit(self._relay_event(event))
+            if not self.completed and self.error is None:
+                self._fail(GatewayError(502, "The upstream stream ended before message_stop.",
+                                        error_type="api_error"))
+        except GatewayError as error:
+            self._fail(error)
+        except Exception as exc:  # noqa: BLE001 - every upstream failure is relayed
+            self._fail(map_exception(exc, secrets=self._secrets))
+        finally:
+            self._queue.put_nowait(_END)
+            await self._finish()
+
+    def _emit(self, item: bytes) -> None:
+        self.started = True
+        self._queue.put_nowait(item)
+
+    def _fail(self, error: GatewayError) -> None:
+        if not self.started:
+            self._queue.put_nowait(error)  # first() raises it
+            return
+        self.error = error
+        log.warning("upstream stream failed after it started: %s", error.message)
+        self._queue.put_nowait(error_event(error))
+
+    async def _finish(self) -> None:
+        if not self.started or self._on_finish is None:
+            return
+        try:
+            await self._on_finish(self)
+        except Exception:  # noqa: BLE001 - metering must never break the stream
+            log.exception("metering a finished stream failed")
+
+    def _consume(self, chunk: Any) -> None:
         if isinstance(chunk, str):
             chunk = chunk.encode()
         elif isinstance(chunk, dict):
             chunk = sse.encode(chunk.get("type", "message"), chunk)
-        return chunk
-
-    def _consume(self, chunk: bytes) -> list[bytes]:
-        return [self._relay_event(event) for event in self._parser.feed(chunk)]
+        for event in self._parser.feed(chunk):
+            self._emit(self._relay_event(event))
 
     def _relay_event(self, event: sse.Event) -> bytes:
         if event.name == "message_start":
             data = event.json()
             data.setdefault("message", {})["model"] = self._model_id
             self.usage.update(data["message"].get("usage"))
-            self._started = True
             return sse.encode("message_start", data)
         if event.name == "message_delta":
             data = event.json()
@@ -177,30 +234,19 @@ class StreamRelay:
             self.completed = True
         elif event.name == "error":
             data = event.json().get("error") or {}
-            self.error = GatewayError(502, redact(str(data.get("message", "")), self._secrets),
-                                      error_type=str(data.get("type") or "api_error"))
-            return error_event(self.error)
+            raise GatewayError(502, redact(str(data.get("message", "")), self._secrets),
+                               error_type=str(data.get("type") or "api_error"))
         return event.raw
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        for item in self._pending:
-            yield item
-        self._pending.clear()
+        item = self._head
         while True:
-            try:
-                chunk = await self._next_chunk()
-            except GatewayError as error:
-                self.error = error
-                log.warning("upstream stream failed after it started: %s", error.message)
-                yield error_event(error)
-                return
-            if chunk is None:
-                for event in self._parser.flush():
-                    yield self._relay_event(event)
-                if not self.completed and self.error is None:
-                    self.error = GatewayError(502, "The upstream stream ended before message_stop.",
-                                              error_type="api_error")
-                    yield error_event(self.error)
-                return
-            for item in self._consume(chunk):
-                yield item
+            if item is None:
+                item = await self._queue.get()
+            if item is _END:
+                break
+            yield item
+            item = None
+        self.delivered = True
+        if self._reader is not None:
+            await self._reader  # metering done before the response ends

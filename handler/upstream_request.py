@@ -17,6 +17,17 @@ from .providers import Model
 
 # Body fields that go upstream as they are (the spec's fields minus ours).
 PASSTHROUGH_FIELDS = ("temperature", "top_p", "top_k", "stop_sequences", "tools", "tool_choice", "thinking")
+# litellm forwards these to OpenAI-compatible servers untranslated (top_k) or sends the
+# call to another API (thinking goes to /responses): they only reach Anthropic models.
+ANTHROPIC_ONLY_FIELDS = frozenset({"top_k", "thinking"})
+
+# Where each dialect's calls go when the providers secret names no api_base. Always
+# passing one keeps litellm from reading ANTHROPIC_BASE_URL / OPENAI_BASE_URL from the
+# environment (which, on a developer's machine, may point back at this gateway).
+DEFAULT_API_BASE = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
+# litellm falls back to the environment's key when given none: a provider configured
+# without a key (a local server) gets this instead.
+NO_CREDENTIAL = "none"
 
 # Header names a caller may never set upstream: credentials, routing, framing.
 _FORBIDDEN_HEADERS = {
@@ -84,16 +95,17 @@ def build_call(
         "messages": messages,
         "max_tokens": body.get("max_tokens") or 1024,
         "stream": bool(body.get("stream")),
-        "api_key": provider.api_key,
+        "api_key": provider.api_key or NO_CREDENTIAL,
         "timeout": timeout,
         "max_retries": 0,
     }
-    if provider.api_base:
-        kwargs["api_base"] = provider.api_base
+    api_base = provider.api_base or DEFAULT_API_BASE.get(provider.type)
+    if api_base:
+        kwargs["api_base"] = api_base
     if system:
         kwargs["system"] = system
     for name in PASSTHROUGH_FIELDS:
-        if body.get(name) is not None:
+        if body.get(name) is not None and (provider.speaks_anthropic or name not in ANTHROPIC_ONLY_FIELDS):
             kwargs[name] = body[name]
     user_id = (body.get("metadata") or {}).get("user_id")
     if isinstance(user_id, str) and user_id:

@@ -226,3 +226,25 @@ def test_header_injection_through_extra_headers_is_refused(client, fake, value):
         client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(),
                                extra_body={"extra_headers": {"x-trace-id": value}})
     assert fake.count() == 0
+
+
+def test_anthropic_only_fields_do_not_reach_an_openai_provider(client, fake):
+    client.messages.create(model=GPT, max_tokens=2000, messages=ask(),
+                           thinking={"type": "enabled", "budget_tokens": 1024}, extra_body={"top_k": 5})
+    sent = fake.last()
+    assert sent.path == "/v1/chat/completions"
+    assert "top_k" not in sent.body and "thinking" not in sent.body
+
+
+def test_a_provider_without_api_base_never_reads_base_urls_from_the_environment():
+    from handler.providers import Model, Provider
+    from handler.upstream_request import build_call
+
+    body = {"model": "anthropic/x", "messages": [{"role": "user", "content": "hi"}]}
+    anthropic_call = build_call(body, Model("anthropic/x", Provider("anthropic", "anthropic"), "x"),
+                                anthropic_beta=None, timeout=5)
+    openai_call = build_call(body, Model("openai/x", Provider("openai", "openai"), "x"),
+                             anthropic_beta=None, timeout=5)
+    assert anthropic_call["api_base"] == "https://api.anthropic.com"
+    assert openai_call["api_base"] == "https://api.openai.com/v1"
+    assert anthropic_call["api_key"] == "none"  # never empty: litellm would take the environment's

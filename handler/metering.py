@@ -1,0 +1,296 @@
+"""The usage ledger's shape: request records, aggregates and limit reservations.
+
+Pure: everything here builds DynamoDB requests or reads their answers; the
+I/O lives in ledger.py. One table, `pk`/`sk` strings:
+
+  KEY#<key_id> / REQ#<iso time>#<request_id>   one record per request, expires by TTL
+  KEY#<key_id> / DAY#<yyyy-mm-dd>              daily aggregate (atomic ADDs)
+  KEY#<key_id> / MONTH#<yyyy-mm>               monthly aggregate, plus the limit state:
+      budget_tokens, budget_usd   settled usage plus in-flight reservations
+      rpm_window, rpm_count       the current minute's request count
+
+A record and its aggregates are written in one transaction conditioned on the
+record's absence, so a retried or replayed write cannot count twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Mapping
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from .pricing import Price
+from .usage import Usage
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+REPORT_FIELDS = ("requests", *TOKEN_FIELDS, "cost_usd")
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_item(values: Mapping[str, Any]) -> dict:
+    return {name: _serializer.serialize(value) for name, value in values.items()}
+
+
+def from_item(item: Mapping[str, Any]) -> dict:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def key_pk(key_id: str) -> str:
+    return f"KEY#{key_id}"
+
+
+def day_sk(at: datetime) -> str:
+    return f"DAY#{at:%Y-%m-%d}"
+
+
+def month_sk(at: datetime) -> str:
+    return f"MONTH#{at:%Y-%m}"
+
+
+def minute_window(at: datetime) -> str:
+    return f"{at:%Y-%m-%dT%H:%M}"
+
+
+def seconds_to_next_minute(at: datetime) -> int:
+    return max(1, 60 - at.second)
+
+
+def next_minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def seconds_to_next_month(at: datetime) -> int:
+    first = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return max(1, math.ceil((following - at).total_seconds()))
+
+
+@dataclass
+class LedgerEntry:
+    """Everything metered about one request that reached the upstream."""
+
+    key_id: str
+    request_id: str
+    at: str  # ISO 8601 UTC
+    requested_model: str
+    served_model: str | None
+    attempts: list[dict]
+    usage: Usage
+    cost_usd: Decimal
+    priced: bool
+    stream: bool
+    status: str  # ok | error | stream_error | client_disconnected
+    reserved_tokens: int = 0
+    reserved_usd: Decimal = Decimal(0)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromisoformat(self.at)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.usage.as_dict().values())
+
+    def to_json(self) -> str:
+        document = asdict(self)
+        document["cost_usd"] = str(self.cost_usd)
+        document["reserved_usd"] = str(self.reserved_usd)
+        return json.dumps(document, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "LedgerEntry":
+        document = json.loads(text)
+        document["usage"] = Usage(**document["usage"])
+        document["cost_usd"] = Decimal(document["cost_usd"])
+        document["reserved_usd"] = Decimal(document["reserved_usd"])
+        return cls(**document)
+
+
+def request_record(entry: LedgerEntry, ttl_days: int) -> dict:
+    expires = int(entry.time.timestamp()) + ttl_days * 86400
+    return {
+        "pk": key_pk(entry.key_id),
+        "sk": f"REQ#{entry.at}#{entry.request_id}",
+        "key_id": entry.key_id,
+        "request_id": entry.request_id,
+        "at": entry.at,
+        "requested_model": entry.requested_model,
+        "served_model": entry.served_model or "",
+        "attempts": entry.attempts,
+        **entry.usage.as_dict(),
+        "cost_usd": entry.cost_usd,
+        "priced": entry.priced,
+        "stream": entry.stream,
+        "status": entry.status,
+        "expires_at": expires,
+        **entry.extra,
+    }
+
+
+def _aggregate_update(table: str, pk: str, sk: str, entry: LedgerEntry, *, settle_budget: bool) -> dict:
+    values: dict[str, Any] = {
+        ":one": 1,
+        ":errors": 0 if entry.status == "ok" else 1,
+        ":unpriced": 0 if entry.priced else 1,
+        ":cost": entry.cost_usd,
+        ":key": entry.key_id,
+        **{f":{name}": getattr(entry.usage, name) for name in TOKEN_FIELDS},
+    }
+    adds = ["requests :one", "errors :errors", "unpriced_requests :unpriced", "cost_usd :cost",
+            *(f"{name} :{name}" for name in TOKEN_FIELDS)]
+    if settle_budget:
+        # The reservation made before the call is replaced by what was really used.
+        values[":budget_tokens"] = entry.total_tokens - entry.reserved_tokens
+        values[":budget_usd"] = entry.cost_usd - entry.reserved_usd
+        adds += ["budget_tokens :budget_tokens", "budget_usd :budget_usd"]
+    return {"Update": {
+        "TableName": table,
+        "Key": to_item({"pk": pk, "sk": sk}),
+        "UpdateExpression": "SET key_id = :key ADD " + ", ".join(adds),
+        "ExpressionAttributeValues": to_item(values),
+    }}
+
+
+def ledger_transaction(table: str, entry: LedgerEntry, ttl_days: int) -> list[dict]:
+    """Record + day + month, all or nothing, and nothing at all if the record exists."""
+    pk = key_pk(entry.key_id)
+    return [
+        {"Put": {
+            "TableName": table,
+            "Item": to_item(request_record(entry, ttl_days)),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }},
+        _aggregate_update(table, pk, day_sk(entry.time), entry, settle_budget=False),
+        _aggregate_update(table, pk, month_sk(entry.time), entry, settle_budget=True),
+    ]
+
+
+# ---------------------------------------------------------------- limits
+
+
+@dataclass(frozen=True)
+class Limits:
+    rpm: int | None = None
+    monthly_tokens: int | None = None
+    monthly_usd: Decimal | None = None
+
+    @classmethod
+    def of(cls, limits: Mapping[str, Any]) -> "Limits":
+        def positive(name, kind):
+            value = limits.get(name)
+            return kind(str(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return cls(positive("rpm", int), positive("monthly_tokens", int), positive("monthly_usd", Decimal))
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.rpm, self.monthly_tokens, self.monthly_usd))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An upper bound of what a request may use, reserved against monthly caps."""
+
+    tokens: int
+    usd: Decimal
+
+
+@dataclass(frozen=True)
+class Refusal:
+    limit: str  # rpm | monthly_tokens | monthly_usd
+    retry_after: int
+    message: str
+
+
+def reservation_update(table: str, key_id: str, at: datetime, limits: Limits, estimate: Estimate,
+                       *, same_window: bool) -> dict:
+    """UpdateItem kwargs that count this request and reserve its estimate, if every limit allows.
+
+    DynamoDB conditions cannot add, so the room left is computed here
+    (`budget <= cap - estimate`). The rpm window is a fixed minute kept on the
+    month item: `same_window` increments it, otherwise it starts a new one.
+    """
+    names, values, conditions, sets, adds = {}, {":tok": estimate.tokens, ":usd": estimate.usd}, [], [], []
+    adds += ["budget_tokens :tok", "budget_usd :usd"]
+    if limits.rpm is not None:
+        values[":w"] = minute_window(at)
+        values[":one"] = 1
+        if same_window:
+            values[":rpm"] = limits.rpm
+            conditions.append("rpm_window = :w AND rpm_count < :rpm")
+            sets.append("rpm_window = :w")
+            adds.append("rpm_count :one")
+        else:
+            conditions.append("(attribute_not_exists(rpm_window) OR rpm_window <> :w)")
+            sets += ["rpm_window = :w", "rpm_count = :one"]
+    if limits.monthly_tokens is not None:
+        values[":tok_room"] = limits.monthly_tokens - estimate.tokens
+        conditions.append("(attribute_not_exists(budget_tokens) OR budget_tokens <= :tok_room)")
+    if limits.monthly_usd is not None:
+        values[":usd_room"] = limits.monthly_usd - estimate.usd
+        conditions.append("(attribute_not_exists(budget_usd) OR budget_usd <= :usd_room)")
+    values[":key"] = key_id
+    sets.append("key_id = :key")
+    request = {
+        "TableName": table,
+        "Key": to_item({"pk": key_pk(key_id), "sk": month_sk(at)}),
+        "UpdateExpression": "SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
+        "ExpressionAttributeValues": to_item(values),
+        "ReturnValues": "UPDATED_NEW",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if conditions:
+        request["ConditionExpression"] = " AND ".join(conditions)
+    if names:
+        request["ExpressionAttributeNames"] = names
+    return request
+
+
+def refusal_reason(old: Mapping[str, Any], at: datetime, limits: Limits, estimate: Estimate) -> Refusal | None:
+    """Why a reservation was refused, from the item as it was; None if only the rpm window moved on."""
+    if limits.monthly_tokens is not None:
+        if estimate.tokens > limits.monthly_tokens or old.get("budget_tokens", 0) > limits.monthly_tokens - estimate.tokens:
+            return Refusal("monthly_tokens", seconds_to_next_month(at),
+                           f"This key's monthly token limit ({limits.monthly_tokens}) would be exceeded.")
+    if limits.monthly_usd is not None:
+        if old.get("budget_usd", Decimal(0)) > limits.monthly_usd - estimate.usd:
+            return Refusal("monthly_usd", seconds_to_next_month(at),
+                           f"This key's monthly spend limit (${limits.monthly_usd}) would be exceeded.")
+    if limits.rpm is not None and old.get("rpm_window") == minute_window(at) and old.get("rpm_count", 0) >= limits.rpm:
+        return Refusal("rpm", seconds_to_next_minute(at),
+                       f"This key's rate limit ({limits.rpm} requests per minute) is reached.")
+    return None
+
+
+def release_update(table: str, key_id: str, at: datetime, estimate: Estimate) -> dict:
+    """Give a reservation back when the request never reached the upstream."""
+    return {
+        "TableName": table,
+        "Key": to_item({"pk": key_pk(key_id), "sk": month_sk(at)}),
+        "UpdateExpression": "ADD budget_tokens :tok, budget_usd :usd",
+        "ExpressionAttributeValues": to_item({":tok": -estimate.tokens, ":usd": -estimate.usd}),
+    }
+
+
+def estimate(body: Mapping[str, Any], prices: list[Price | None]) -> Estimate:
+    """An upper bound: input from the request's size (about 3 bytes a token, priced as a
+    cache write when that costs more), output at max_tokens, at the dearest candidate model."""
+    sized = json.dumps([body.get("system"), body.get("messages"), body.get("tools")], separators=(",", ":"))
+    input_tokens = math.ceil(len(sized.encode()) / 3)
+    output_tokens = int(body.get("max_tokens") or 1024)
+    usd = max((input_tokens * max(p.input, p.cache_write) + output_tokens * p.output
+               for p in prices if p is not None), default=Decimal(0))
+    return Estimate(input_tokens + output_tokens, usd.quantize(Decimal("1e-12")))
+
+
+def report_row(item: Mapping[str, Any]) -> dict:
+    row = {name: int(item.get(name, 0)) for name in REPORT_FIELDS if name != "cost_usd"}
+    row["cost_usd"] = float(item.get("cost_usd", 0))
+    return row

@@ -1,0 +1,58 @@
+"""What a request cost, from litellm's local price map (or the providers secret's prices).
+
+Anthropic's `input_tokens` excludes cache reads and writes, so each of the
+four figures is priced once at its own rate; litellm's own cost helpers
+expect prompt tokens that include the cached ones, which double counts them.
+Decimal arithmetic keeps sums across millions of requests exact to the cent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping
+
+from .usage import Usage
+
+_QUANTUM = Decimal("1e-12")
+
+
+@dataclass(frozen=True)
+class Price:
+    input: Decimal
+    output: Decimal
+    cache_write: Decimal
+    cache_read: Decimal
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        return None
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
+def price_of(info: Mapping[str, Any]) -> Price | None:
+    """Per-token prices; None when the model has no input or output price (unpriced)."""
+    input_price = _decimal(info.get("input_cost_per_token"))
+    output_price = _decimal(info.get("output_cost_per_token"))
+    if input_price is None or output_price is None:
+        return None
+    # Without explicit cache prices a cache token costs what an input token does.
+    cache_write = _decimal(info.get("cache_creation_input_token_cost"))
+    cache_read = _decimal(info.get("cache_read_input_token_cost"))
+    return Price(input_price, output_price,
+                 input_price if cache_write is None else cache_write,
+                 input_price if cache_read is None else cache_read)
+
+
+def cost_of(usage: Usage, price: Price | None) -> Decimal:
+    if price is None:
+        return Decimal(0)
+    total = (usage.input_tokens * price.input
+             + usage.output_tokens * price.output
+             + usage.cache_creation_input_tokens * price.cache_write
+             + usage.cache_read_input_tokens * price.cache_read)
+    return total.quantize(_QUANTUM)
