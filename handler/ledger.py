@@ -21,6 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import aws
 from .errors import GatewayError
 from .metering import (
+    TABLE_KEYS,
+    TTL_ATTRIBUTE,
     Estimate,
     LedgerEntry,
     Limits,
@@ -213,6 +215,20 @@ class Ledger:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             if counts["failed"]:
                 return counts
+
+    def create_table(self) -> None:
+        """The table as template.yaml declares it: for local stacks and tests (moto)."""
+        dynamodb = self._dynamodb()
+        if self.table in dynamodb.list_tables()["TableNames"]:
+            return
+        dynamodb.create_table(
+            TableName=self.table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in TABLE_KEYS],
+            KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in TABLE_KEYS.items()],
+        )
+        dynamodb.update_time_to_live(TableName=self.table, TimeToLiveSpecification={
+            "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
 
     # ---------------------------------------------------------- reports
 

@@ -30,6 +30,10 @@ from .usage import Usage
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 REPORT_FIELDS = ("requests", *TOKEN_FIELDS, "cost_usd")
 
+TTL_ATTRIBUTE = "expires_at"
+# The table's key schema: template.yaml declares the same (a test compares them).
+TABLE_KEYS = {"pk": "HASH", "sk": "RANGE"}
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -130,7 +134,7 @@ def request_record(entry: LedgerEntry, ttl_days: int) -> dict:
         "priced": entry.priced,
         "stream": entry.stream,
         "status": entry.status,
-        "expires_at": expires,
+        TTL_ATTRIBUTE: expires,
         **entry.extra,
     }
 

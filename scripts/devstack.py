@@ -54,22 +54,6 @@ def providers_document() -> tuple[dict, str]:
     return document, f"offline fake provider at {fake.url}"
 
 
-def create_table(name: str) -> None:
-    import boto3
-
-    dynamodb = boto3.client("dynamodb")
-    if name in dynamodb.list_tables()["TableNames"]:
-        return
-    dynamodb.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
-    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
-        "Enabled": True, "AttributeName": "expires_at"})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")))
@@ -80,12 +64,13 @@ def main() -> None:
     from handler import aws
     from handler.admin import create_key
     from handler.config import Settings
+    from handler.ledger import Ledger
 
     settings = Settings.from_env()
     document, provider_note = providers_document()
     aws.write_json_secret(settings.providers_secret_id, document)
     aws.write_json_secret(settings.keys_secret_id, {"keys": []})
-    create_table(settings.usage_table)
+    Ledger(settings.usage_table).create_table()
     demo = create_key(settings, name="demo", models=None, limits={})
 
     model = "anthropic/claude-sonnet-4-5"

@@ -277,6 +277,40 @@ def _sse(data, event: str | None = None) -> bytes:
     return (f"event: {event}\n" if event else "").encode() + f"data: {payload}\n\n".encode()
 
 
+# --------------------------------------------------------------------------- reported usage
+
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def _frame_json(frame: bytes):
+    """The JSON of one SSE frame (None for [DONE] or garbage)."""
+    for line in frame.decode(errors="replace").splitlines():
+        if line.startswith("data: "):
+            try:
+                return json.loads(line[6:])
+            except ValueError:
+                return None
+    return None
+
+
+def reported_usage(payloads: list) -> dict:
+    """The usage a client was told, in Anthropic's terms, from the payloads it received.
+
+    Later figures replace earlier ones (Anthropic's message_delta is cumulative);
+    OpenAI's prompt_tokens/completion_tokens map to input/output."""
+    usage = dict.fromkeys(USAGE_FIELDS, 0)
+    for payload in payloads:
+        if not isinstance(payload, dict):
+            continue
+        found = payload.get("usage") or (payload.get("message") or {}).get("usage")
+        if not found:
+            continue
+        if "prompt_tokens" in found:
+            found = {"input_tokens": found["prompt_tokens"], "output_tokens": found["completion_tokens"]}
+        usage.update({k: v for k, v in found.items() if k in USAGE_FIELDS})
+    return usage
+
+
 # --------------------------------------------------------------------------- Anthropic wire format
 
 def _anthropic_usage(r: _Reply, output_tokens: int) -> dict:
@@ -478,13 +512,16 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = _anthropic_prompt(body, cache_read) if dialect == ANTHROPIC else _openai_prompt(body)
         reply = self.server.fake._reply(prompt, dialect)
         if not stream:
-            return self._send_json(200, (_anthropic_message if dialect == ANTHROPIC else _openai_completion)(reply))
+            payload = (_anthropic_message if dialect == ANTHROPIC else _openai_completion)(reply)
+            self.server.fake._report(model, [payload])
+            return self._send_json(200, payload)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         frames = _anthropic_frames(reply) if dialect == ANTHROPIC else _openai_frames(reply, include_usage)
         if action == "malformed":
             frames.insert(len(frames) // 2, GARBAGE_FRAMES[dialect])
-        self._send_stream(frames, fault.args["after_events"] if action == "cut" else None,
-                          fault.args["seconds"] if action == "pace" else 0.0)
+        cut = fault.args["after_events"] if action == "cut" else None
+        self.server.fake._report(model, [_frame_json(frame) for frame in frames[:cut]])
+        self._send_stream(frames, cut, fault.args["seconds"] if action == "pace" else 0.0)
 
     def _control(self, path: str, body: dict | None):
         """Out-of-process control: queue faults, clear state, list recorded requests."""
@@ -602,6 +639,7 @@ class FakeUpstream:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host, self.port = host, port
         self.requests: list[Recorded] = []
+        self.reported: list[tuple[str, dict]] = []  # (model, usage the client was sent)
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._delays: list[_Fault] = []
@@ -665,10 +703,24 @@ class FakeUpstream:
         requests = self.snapshot()
         return len(requests) if model is None else sum(1 for r in requests if r.model == model)
 
+    def _report(self, model: str, payloads: list) -> None:
+        with self._lock:
+            self.reported.append((model, reported_usage(payloads)))
+
+    def reported_totals(self) -> dict:
+        """Sum of every usage figure this fake reported since clear()."""
+        with self._lock:
+            totals = dict.fromkeys(USAGE_FIELDS, 0)
+            for _, usage in self.reported:
+                for name in USAGE_FIELDS:
+                    totals[name] += usage[name]
+            return totals
+
     def clear(self) -> None:
-        """Forget recorded requests (faults are kept; see clear_faults)."""
+        """Forget recorded requests and reported usage (faults are kept; see clear_faults)."""
         with self._lock:
             self.requests.clear()
+            self.reported.clear()
 
     # faults
     def fail(self, model: str, status: int = 500, times: int | None = 1, body=None, headers: dict | None = None):

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,8 @@ from handler import aws
 from handler.app import create_app
 from handler.config import Settings
 from handler.keys import hash_key, new_key, new_key_id
+from handler.ledger import Ledger
+from handler.metering import from_item
 
 ANTHROPIC_TEST_KEY = "sk-ant-fake-provider-credential-0001"
 OPENAI_TEST_KEY = "sk-openai-fake-provider-credential-0002"
@@ -124,6 +127,32 @@ class Stack:
         self.put_keys()
         return key
 
+    def ledger(self, **options) -> Ledger:
+        return Ledger(self.settings.usage_table, **options)
+
+    def items(self, key: str, prefix: str) -> list[dict]:
+        answer = boto3.client("dynamodb").query(
+            TableName=self.settings.usage_table, ConsistentRead=True,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": f"KEY#{self.key_id(key)}"}, ":prefix": {"S": prefix}})
+        return [from_item(item) for item in answer["Items"]]
+
+    def records(self, key: str, count: int, timeout: float = 10.0) -> list[dict]:
+        """The key's request records, once `count` of them are written (metering runs after the response)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.items(key, "REQ#")
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+    def month(self, key: str) -> dict:
+        found = self.items(key, "MONTH#")
+        return found[0] if found else {}
+
+    def key_id(self, key: str) -> str:
+        return next(entry["key_id"] for entry in self.keys if entry["hash"] == hash_key(key))
+
     def revoke(self, key: str) -> None:
         for entry in self.keys:
             if entry["hash"] == hash_key(key):
@@ -141,6 +170,7 @@ def new_stack(upstream_url: str, **settings_overrides) -> Stack:
         **settings_overrides,
     )
     stack = Stack(settings, upstream_url)
+    Ledger(settings.usage_table).create_table()
     stack.put_keys()
     stack.put_providers(providers_document(upstream_url))
     return stack
