@@ -1,4 +1,4 @@
-"""gateway-admin: the operator's CLI for keys (and, later, usage).
+"""gateway-admin: the operator's CLI for keys and metered usage.
 
 Talks to whatever AWS endpoint boto3 is configured for (AWS_ENDPOINT_URL
 points it at a moto server locally). A new key is printed once and only its
@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import aws
 from .config import Settings
 from .keys import hash_key, new_key, new_key_id
+from .ledger import Ledger
 
 
 def _now() -> str:
@@ -63,6 +64,30 @@ def revoke_key(settings: Settings, key_id: str) -> dict:
     raise LookupError(f"no key with id {key_id!r}")
 
 
+def usage_reports(settings: Settings, *, key_id: str | None, month: str) -> list[dict]:
+    ledger = Ledger(settings.usage_table)
+    key_ids = [key_id] if key_id else [entry["key_id"] for entry in list_keys(settings)]
+    return [ledger.month_report(k, month) for k in key_ids]
+
+
+def replay(settings: Settings) -> dict:
+    if not settings.ledger_queue_url:
+        raise LookupError("GATEWAY_LEDGER_QUEUE_URL is not set: no fallback queue to replay")
+    return Ledger(settings.usage_table, ttl_days=settings.usage_ttl_days,
+                  queue_url=settings.ledger_queue_url).replay()
+
+
+def _usage_text(reports: list[dict]) -> str:
+    lines = [f"{'key_id':20} {'month':8} {'requests':>9} {'input':>12} {'output':>12} "
+             f"{'cache_write':>12} {'cache_read':>12} {'cost_usd':>12}"]
+    for report in reports:
+        t = report["totals"]
+        lines.append(f"{report['key_id']:20} {report['month']:8} {t['requests']:>9} {t['input_tokens']:>12} "
+                     f"{t['output_tokens']:>12} {t['cache_creation_input_tokens']:>12} "
+                     f"{t['cache_read_input_tokens']:>12} {t['cost_usd']:>12.6f}")
+    return "\n".join(lines)
+
+
 def _limits(args: argparse.Namespace) -> dict:
     limits = {"rpm": args.rpm, "monthly_tokens": args.monthly_tokens, "monthly_usd": args.monthly_usd}
     return {name: value for name, value in limits.items() if value is not None}
@@ -85,6 +110,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
     revoke.add_argument("--json", action="store_true")
+    usage = commands.add_parser("usage", help="metered usage per key, or replay the fallback queue")
+    usage.add_argument("--key-id", help="one key (default: every key)")
+    usage.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
+    usage.add_argument("--json", action="store_true")
+    usage.add_argument("action", nargs="?", choices=["replay"],
+                       help="replay: write back ledger entries queued while DynamoDB failed")
     return parser
 
 
@@ -96,7 +127,15 @@ def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> 
     args = _parser().parse_args(argv)
     settings = settings or Settings.from_env()
     try:
-        if args.action == "create":
+        if args.command == "usage":
+            if args.action == "replay":
+                counts = replay(settings)
+                _print(counts, args.json, ", ".join(f"{k}: {v}" for k, v in counts.items()))
+                return 0 if not counts["failed"] else 3
+            month = args.month or datetime.now(timezone.utc).strftime("%Y-%m")
+            reports = usage_reports(settings, key_id=args.key_id, month=month)
+            _print(reports if not args.key_id else reports[0], args.json, _usage_text(reports))
+        elif args.action == "create":
             created = create_key(settings, name=args.name, models=args.models, limits=_limits(args))
             _print(created, args.json,
                    f"key_id: {created['key_id']}\nkey:    {created['key']}\n"

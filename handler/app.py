@@ -105,10 +105,11 @@ def _catalogue_cache(settings: Settings) -> RefreshingValue[Catalogue]:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     keys = KeyStore(_keys_cache(settings))
-    ledger = Ledger(settings.usage_table, ttl_days=settings.usage_ttl_days, queue_url=settings.ledger_queue_url)
+    ledger = ledger or Ledger(settings.usage_table, ttl_days=settings.usage_ttl_days,
+                              queue_url=settings.ledger_queue_url)
     gateway = Gateway(_catalogue_cache(settings), ledger, deadline=settings.request_deadline,
                       stream_timeout=settings.stream_timeout)
 

@@ -128,6 +128,9 @@ class Ledger:
 
         Fails closed: if DynamoDB cannot answer, a key with limits gets 503.
         """
+        alone = refusal_reason({}, at, limits, estimate)
+        if alone is not None:  # this request would pass the cap on an empty month
+            raise GatewayError(429, alone.message, headers={"retry-after": str(alone.retry_after)})
         dynamodb = self._dynamodb()
         same_window = True
         for _ in range(4):

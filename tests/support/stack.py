@@ -177,8 +177,8 @@ def new_stack(upstream_url: str, **settings_overrides) -> Stack:
 
 
 @contextmanager
-def serve(stack: Stack) -> Iterator[UvicornThread]:
-    server = UvicornThread(create_app(stack.settings)).start()
+def serve(stack: Stack, **app_options) -> Iterator[UvicornThread]:
+    server = UvicornThread(create_app(stack.settings, **app_options)).start()
     try:
         yield server
     finally:

@@ -1,0 +1,91 @@
+"""Usage reporting: a key's own month over HTTP, any key's month for operators.
+
+Totals and each day carry requests, input_tokens (as Anthropic counts them:
+cache tokens excluded), output_tokens, both cache figures and cost_usd.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import anthropic
+import httpx
+import pytest
+
+from tests.support.stack import new_stack, serve
+
+CLAUDE = "anthropic/claude-sonnet-4-5"
+FIELDS = {"requests", "input_tokens", "output_tokens", "cache_creation_input_tokens",
+          "cache_read_input_tokens", "cost_usd"}
+
+
+def this_month() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m")
+
+
+@pytest.fixture
+def used(client, stack, api_key):
+    for words in ("one", "one two", "one two three"):
+        client.messages.create(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": words}])
+    stack.records(api_key, 3)
+    return api_key
+
+
+def test_a_key_reads_its_own_month(server, used):
+    report = httpx.get(f"{server.url}/v3/usage", params={"month": this_month()}, headers={"x-api-key": used}).json()
+    assert report["month"] == this_month() and report["key_id"].startswith("k_")
+    assert set(report["totals"]) == FIELDS
+    assert report["totals"]["requests"] == 3 and report["totals"]["input_tokens"] == 6
+    assert report["totals"]["cost_usd"] > 0
+    [day] = report["days"]
+    assert day["date"] == datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert {k: v for k, v in day.items() if k != "date"} == report["totals"]
+
+
+def test_the_month_defaults_to_the_current_one_and_other_months_are_empty(server, used):
+    current = httpx.get(f"{server.url}/v3/usage", headers={"x-api-key": used}).json()
+    assert current["month"] == this_month() and current["totals"]["requests"] == 3
+    old = httpx.get(f"{server.url}/v3/usage", params={"month": "2020-01"}, headers={"x-api-key": used}).json()
+    assert old["totals"]["requests"] == 0 and old["days"] == []
+
+
+def test_a_key_never_sees_another_keys_usage(moto_endpoint, fake):
+    stack = new_stack(fake.url)
+    busy, idle = stack.add_key(name="busy"), stack.add_key(name="idle")
+    with serve(stack) as server:
+        anthropic.Anthropic(api_key=busy, base_url=server.url + "/v3", max_retries=0).messages.create(
+            model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+        stack.records(busy, 1)
+        report = httpx.get(f"{server.url}/v3/usage", headers={"x-api-key": idle}).json()
+    assert report["key_id"] == stack.key_id(idle) and report["totals"]["requests"] == 0
+
+
+@pytest.mark.parametrize("month", ["2026-13", "26-01", "2026-1", "latest"])
+def test_a_malformed_month_is_a_400(server, used, month):
+    response = httpx.get(f"{server.url}/v3/usage", params={"month": month}, headers={"x-api-key": used})
+    assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_usage_needs_a_key(server):
+    assert httpx.get(f"{server.url}/v3/usage").status_code == 401
+
+
+def admin_usage(stack, *args):
+    env = {**os.environ, "GATEWAY_KEYS_SECRET_ID": stack.settings.keys_secret_id,
+           "GATEWAY_USAGE_TABLE": stack.settings.usage_table}
+    return subprocess.run([sys.executable, "-m", "handler.admin", "usage", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+def test_operators_report_one_key_or_every_key(stack, used):
+    key_id = stack.key_id(used)
+    one = json.loads(admin_usage(stack, "--key-id", key_id, "--json").stdout)
+    assert one["key_id"] == key_id and one["totals"]["requests"] == 3
+    every = json.loads(admin_usage(stack, "--month", this_month(), "--json").stdout)
+    assert {r["key_id"] for r in every} == {entry["key_id"] for entry in stack.keys}
+    table = admin_usage(stack).stdout
+    assert key_id in table and "cost_usd" in table
