@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import aws
 from .body import check_content_type, parse_json, read_limited, validate
+from .breaker import ModelHealth
 from .cache import RefreshingValue
 from .config import Settings
 from .errors import GatewayError, error_body
@@ -111,7 +112,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     ledger = ledger or Ledger(settings.usage_table, ttl_days=settings.usage_ttl_days,
                               queue_url=settings.ledger_queue_url)
     gateway = Gateway(_catalogue_cache(settings), ledger, deadline=settings.request_deadline,
-                      stream_timeout=settings.stream_timeout)
+                      stream_timeout=settings.stream_timeout, policy=settings.router_policy,
+                      health=ModelHealth(threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown))
 
     app = FastAPI(
         title="Eden AI Anthropic Messages gateway",

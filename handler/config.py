@@ -43,6 +43,16 @@ class Settings:
     usage_ttl_days: int = 400
     # SQS queue for ledger entries DynamoDB would not take (gateway-admin usage replay).
     ledger_queue_url: str | None = None
+    # @edenai ranking (routing.POLICIES) and the circuit breaker that drops failing models.
+    router_policy: str = "cheapest"
+    breaker_threshold: int = 3
+    breaker_cooldown: float = 30.0
+
+    def __post_init__(self) -> None:
+        from .routing import POLICIES
+
+        if self.router_policy not in POLICIES:
+            raise ValueError(f"GATEWAY_ROUTER_POLICY must be one of {', '.join(POLICIES)}, not {self.router_policy!r}")
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -59,4 +69,7 @@ class Settings:
             stream_timeout=_float("GATEWAY_STREAM_TIMEOUT", 600.0),
             usage_ttl_days=_int("GATEWAY_USAGE_TTL_DAYS", 400),
             ledger_queue_url=os.environ.get("GATEWAY_LEDGER_QUEUE_URL") or None,
+            router_policy=os.environ.get("GATEWAY_ROUTER_POLICY") or "cheapest",
+            breaker_threshold=_int("GATEWAY_BREAKER_THRESHOLD", 3),
+            breaker_cooldown=_float("GATEWAY_BREAKER_COOLDOWN", 30.0),
         )

@@ -27,6 +27,10 @@ ERROR_TYPE_BY_STATUS = {
 }
 
 
+# Failures another model may not have: overload, rate limits, provider faults, timeouts.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+
+
 def error_type_for(status: int) -> str:
     if status in ERROR_TYPE_BY_STATUS:
         return ERROR_TYPE_BY_STATUS[status]
@@ -43,12 +47,15 @@ class GatewayError(Exception):
         *,
         error_type: str | None = None,
         headers: Mapping[str, str] | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or error_type_for(status)
         self.headers = dict(headers or {})
+        # Whether another model may succeed where this one failed (fallbacks).
+        self.retryable = status in RETRYABLE_STATUSES if retryable is None else retryable
 
     def body(self) -> dict:
         return error_body(self.error_type, self.message)

@@ -22,17 +22,19 @@ from .cache import RefreshingValue
 from .errors import GatewayError
 from .keys import ApiKey
 from .ledger import Ledger, RateInfo
-from .metering import Estimate, LedgerEntry, Limits, estimate
+from .breaker import ModelHealth
+from .metering import Estimate, LedgerEntry, Limits, estimate, input_token_estimate
 from .pricing import cost_of, price_of
-from .providers import Catalogue, Model
+from .providers import EDENAI_ROUTER, Catalogue, Model
+from .routing import candidates_for, needs_of, route
 from .upstream_request import build_call
 from .usage import Usage
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 MODEL_HEADER = "x-edenai-model"
 ATTEMPTS_HEADER = "x-edenai-attempts"
+ROUTE_HEADER = "x-edenai-route"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Outcome:
     message: dict[str, Any] | None = None
     stream: upstream.StreamRelay | None = None
     rate: RateInfo | None = None
+    route_reason: str | None = None
     # Non-streamed: the ledger write, for the caller to run once the response is sent.
     finish: Callable[[], Awaitable[None]] | None = None
 
@@ -66,19 +69,43 @@ class Outcome:
         headers = {MODEL_HEADER: self.model.id, ATTEMPTS_HEADER: attempts_header(self.attempts)}
         if self.rate is not None:
             headers.update(self.rate.headers())
+        if self.route_reason:
+            headers[ROUTE_HEADER] = self.route_reason
         return headers
 
 
-def plan_models(catalogue: Catalogue, key: ApiKey, requested: str, fallbacks: list[str] | None) -> list[Model]:
-    """The primary model then each fallback, resolved and checked against the key's allow-list."""
-    names = [requested, *(fallbacks or [])]
+@dataclass(frozen=True)
+class Plan:
+    """The models to try, in order, and for @edenai why the first was chosen."""
+
+    models: list[Model]
+    route_reason: str | None = None
+
+
+def _resolve_all(catalogue: Catalogue, key: ApiKey, names: list[str], field_name: str) -> list[Model]:
     if len(set(names)) != len(names):
-        raise GatewayError(400, "fallbacks: a model may appear only once among model and fallbacks.")
+        raise GatewayError(400, f"{field_name}: a model may appear only once among model and fallbacks.")
     models = [catalogue.resolve(name) for name in names]
     for model in models:
         if not key.may_use(model.id):
             raise GatewayError(403, f"This API key may not use model {model.id!r}.")
     return models
+
+
+def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, policy: str,
+                 health: ModelHealth) -> Plan:
+    """The primary model then each fallback; for @edenai, the routed choice, the explicit
+    fallbacks, then the next routed candidates."""
+    requested, fallbacks = body["model"], list(body.get("fallbacks") or [])
+    if requested != EDENAI_ROUTER:
+        return Plan(_resolve_all(catalogue, key, [requested, *fallbacks], "fallbacks"))
+    explicit = _resolve_all(catalogue, key, fallbacks, "fallbacks")
+    candidates, dropped = candidates_for(catalogue, body.get("router_candidates"), key.may_use)
+    needs = needs_of(body, input_token_estimate(body))
+    routed = route(candidates, dropped, needs, policy=policy, is_open=health.is_open, latency_ms=health.latency_ms)
+    order = [routed.models[0], *explicit, *routed.models[1:]]
+    unique = list({model.id: model for model in reversed(order)}.values())[::-1]
+    return Plan(unique, routed.reason)
 
 
 @dataclass
@@ -101,6 +128,8 @@ class Gateway:
         *,
         deadline: float,
         stream_timeout: float = 600.0,
+        policy: str = "cheapest",
+        health: ModelHealth | None = None,
         send: Callable[[dict[str, Any]], Awaitable[Any]] = upstream.send,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -109,6 +138,8 @@ class Gateway:
         self._ledger = ledger
         self._deadline = deadline
         self._stream_timeout = stream_timeout
+        self._policy = policy
+        self.health = health or ModelHealth()
         self._send = send
         self._clock = clock
         self._now = now
@@ -116,7 +147,8 @@ class Gateway:
     async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None,
                              request_id: str) -> Outcome:
         catalogue = await self._catalogue.get()
-        models = plan_models(catalogue, key, body["model"], body.get("fallbacks"))
+        plan = plan_request(catalogue, key, body, policy=self._policy, health=self.health)
+        models = plan.models
         request = _Request(key, body, request_id, self._now())
         rate = await self._reserve(request, models)
         try:
@@ -125,6 +157,8 @@ class Gateway:
             await asyncio.to_thread(self._ledger.record, self._entry(request, None, Usage(), "error"))
             if request.attempts:
                 error.headers[ATTEMPTS_HEADER] = attempts_header(request.attempts)
+            if plan.route_reason:
+                error.headers[ROUTE_HEADER] = plan.route_reason
             if rate is not None:
                 error.headers.update(rate.headers())
             raise
@@ -133,6 +167,7 @@ class Gateway:
             await asyncio.shield(asyncio.to_thread(self._ledger.release, key.key_id, request.at, request.reserved))
             raise
         outcome.rate = rate
+        outcome.route_reason = plan.route_reason
         return outcome
 
     async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:
@@ -158,9 +193,11 @@ class Gateway:
             except GatewayError as error:
                 request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
                 last_error = error
-                if error.status not in RETRYABLE_STATUSES:
+                if not error.retryable:
                     break
+                self.health.record_failure(model.id)
                 continue
+            self.health.record_success(model.id, request.attempts[-1].latency_ms)
             return outcome
         assert last_error is not None
         raise last_error

@@ -283,11 +283,16 @@ def release_update(table: str, key_id: str, at: datetime, estimate: Estimate) ->
     }
 
 
+def input_token_estimate(body: Mapping[str, Any]) -> int:
+    """Input tokens, over-estimated from the request's size: about 3 bytes a token."""
+    sized = json.dumps([body.get("system"), body.get("messages"), body.get("tools")], separators=(",", ":"))
+    return math.ceil(len(sized.encode()) / 3)
+
+
 def estimate(body: Mapping[str, Any], prices: list[Price | None]) -> Estimate:
     """An upper bound: input from the request's size (about 3 bytes a token, priced as a
     cache write when that costs more), output at max_tokens, at the dearest candidate model."""
-    sized = json.dumps([body.get("system"), body.get("messages"), body.get("tools")], separators=(",", ":"))
-    input_tokens = math.ceil(len(sized.encode()) / 3)
+    input_tokens = input_token_estimate(body)
     output_tokens = int(body.get("max_tokens") or 1024)
     usd = max((input_tokens * max(p.input, p.cache_write) + output_tokens * p.output
                for p in prices if p is not None), default=Decimal(0))

@@ -98,6 +98,10 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> 
                             error_type="api_error")
     if status in (408, 504):
         return GatewayError(504, "The upstream model did not answer in time.")
+    if isinstance(exc, litellm.ContextWindowExceededError) or "context window" in message.lower() \
+            or "context length" in message.lower():
+        # The request is fine; this model is too small for it: a larger one may take it.
+        return GatewayError(400, f"The prompt is too long for this model: {message}", retryable=True)
     if status == 413:
         return GatewayError(413, f"Request too large for the upstream model: {message}")
     if 400 <= status < 500:

@@ -13,6 +13,7 @@ import re
 from typing import Any, Mapping
 
 from .errors import GatewayError
+from .history import adapt_messages
 from .providers import Model
 
 # Body fields that go upstream as they are (the spec's fields minus ours).
@@ -86,10 +87,11 @@ def build_call(
     timeout: float,
 ) -> dict[str, Any]:
     """litellm.anthropic.messages.acreate(**kwargs) for one attempt on `model`."""
+    provider = model.provider
     messages, system = split_system(body["messages"], body.get("system"))
+    messages = adapt_messages(messages, anthropic=provider.speaks_anthropic)
     if not messages:
         raise GatewayError(400, "messages: at least one user or assistant message is required.")
-    provider = model.provider
     kwargs: dict[str, Any] = {
         "model": model.litellm_model,
         "messages": messages,

@@ -78,7 +78,7 @@ def test_a_monthly_token_cap_counts_requests_in_flight(server, stack, fake):
     refused = next(r for r in responses if r.status_code == 429)
     assert "monthly token limit" in refused.json()["error"]["message"]
     stack.records(key, len(admitted))
-    month = stack.month(key)
+    month = stack.month(key, requests=len(admitted))
     used = sum(month[n] for n in ("input_tokens", "output_tokens"))
     assert month["budget_tokens"] == used  # every reservation settled to the real figure
     assert post(server, key, max_tokens=100).status_code == 200  # room again after settlement

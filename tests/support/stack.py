@@ -146,9 +146,18 @@ class Stack:
                 return found
             time.sleep(0.02)
 
-    def month(self, key: str) -> dict:
-        found = self.items(key, "MONTH#")
-        return found[0] if found else {}
+    def month(self, key: str, requests: int | None = None, timeout: float = 10.0) -> dict:
+        """The key's month aggregate; with `requests`, once it counts that many.
+
+        moto applies a transaction's writes one after another, so a reader can
+        see the request record a moment before the aggregates (DynamoDB cannot)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.items(key, "MONTH#")
+            month = found[0] if found else {}
+            if requests is None or month.get("requests") == requests or time.monotonic() > deadline:
+                return month
+            time.sleep(0.02)
 
     def key_id(self, key: str) -> str:
         return next(entry["key_id"] for entry in self.keys if entry["hash"] == hash_key(key))
