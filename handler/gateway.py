@@ -104,8 +104,8 @@ def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, pol
     needs = needs_of(body, input_token_estimate(body))
     routed = route(candidates, dropped, needs, policy=policy, is_open=health.is_open, latency_ms=health.latency_ms)
     order = [routed.models[0], *explicit, *routed.models[1:]]
-    unique = list({model.id: model for model in reversed(order)}.values())[::-1]
-    return Plan(unique, routed.reason)
+    first_occurrences = list({model.id: model for model in order}.values())
+    return Plan(first_occurrences, routed.reason)
 
 
 @dataclass
@@ -208,7 +208,7 @@ class Gateway:
             earlier = list(request.attempts)
 
             async def meter_stream(relay: upstream.StreamRelay) -> None:
-                latency = int((relay.first_event_seconds or 0) * 1000)
+                latency = int((relay.first_content_seconds or 0) * 1000)
                 status = 200 if relay.error is None else relay.error.status
                 request.attempts = [*earlier, Attempt(model.id, status, latency)]
                 state = "ok" if relay.error is None else "stream_error"

@@ -129,11 +129,16 @@ async def send(kwargs: dict[str, Any]) -> Any:
 
 
 _END = object()
+# Events that come before any content: a failure after them can still fall back invisibly.
+PRELUDE_EVENTS = frozenset({"message_start", "ping", "content_block_start"})
 
 
 class StreamRelay:
     """Relays one upstream stream through a queue filled by its own reader task.
 
+    Nothing is released until the first content arrives (the prelude —
+    message_start, ping, content_block_start — is held), so a failure before
+    that point raises from `first()` and the caller can try another model.
     The reader runs apart from the response, so a client that goes away does
     not stop it: the upstream is read to its end (bounded by the timeout)
     and `on_finish` meters what the upstream really produced. The response
@@ -158,25 +163,25 @@ class StreamRelay:
         self._parser = sse.Parser()
         self._queue: asyncio.Queue = asyncio.Queue()
         self._reader: asyncio.Task | None = None
-        self._head: Any = None
+        self._held: list[bytes] = []
+        self._ready: asyncio.Future | None = None
         self.started = False
         self.usage = Usage()
         self.stop_reason: str | None = None
         self.error: GatewayError | None = None
         self.completed = False
         self.delivered = False
-        self.first_event_seconds: float | None = None
+        self.first_content_seconds: float | None = None
 
     async def first(self) -> None:
-        """Start reading and wait for the first event: an earlier failure raises, so it can
+        """Start reading and wait for the first content: an earlier failure raises, so it can
         become an HTTP error (or a fallback) instead of a 200 that carries only an error."""
         loop = asyncio.get_running_loop()
         started = loop.time()
+        self._ready = loop.create_future()
         self._reader = loop.create_task(self._read())
-        self._head = await self._queue.get()
-        if isinstance(self._head, GatewayError):
-            raise self._head
-        self.first_event_seconds = loop.time() - started
+        await self._ready
+        self.first_content_seconds = loop.time() - started
 
     async def _read(self) -> None:
         try:
@@ -184,7 +189,7 @@ class StreamRelay:
                 async for chunk in self._upstream:
                     self._consume(chunk)
             for event in self._parser.flush():
-                self._emit(self._relay_event(event))
+                self._emit(event.name, self._relay_event(event))
             if not self.completed and self.error is None:
                 self._fail(GatewayError(502, "The upstream stream ended before message_stop.",
                                         error_type="api_error"))
@@ -196,13 +201,24 @@ class StreamRelay:
             self._queue.put_nowait(_END)
             await self._finish()
 
-    def _emit(self, item: bytes) -> None:
+    def _emit(self, name: str, item: bytes) -> None:
+        if self.started:
+            self._queue.put_nowait(item)
+            return
+        self._held.append(item)
+        if name in PRELUDE_EVENTS:
+            return
         self.started = True
-        self._queue.put_nowait(item)
+        for held in self._held:
+            self._queue.put_nowait(held)
+        self._held.clear()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
 
     def _fail(self, error: GatewayError) -> None:
         if not self.started:
-            self._queue.put_nowait(error)  # first() raises it
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(error)  # first() raises it
             return
         self.error = error
         log.warning("upstream stream failed after it started: %s", error.message)
@@ -222,7 +238,7 @@ class StreamRelay:
         elif isinstance(chunk, dict):
             chunk = sse.encode(chunk.get("type", "message"), chunk)
         for event in self._parser.feed(chunk):
-            self._emit(self._relay_event(event))
+            self._emit(event.name, self._relay_event(event))
 
     def _relay_event(self, event: sse.Event) -> bytes:
         if event.name == "message_start":
@@ -243,14 +259,8 @@ class StreamRelay:
         return event.raw
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        item = self._head
-        while True:
-            if item is None:
-                item = await self._queue.get()
-            if item is _END:
-                break
+        while (item := await self._queue.get()) is not _END:
             yield item
-            item = None
         self.delivered = True
         if self._reader is not None:
             await self._reader  # metering done before the response ends

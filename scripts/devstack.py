@@ -17,21 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def start_aws(port: int) -> str:
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every call otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    host, bound = server.get_host_and_port()
-    endpoint = f"http://{host}:{bound}"
-    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
-    return endpoint
-
-
 def providers_document() -> tuple[dict, str]:
     real = {}
     if os.environ.get("ANTHROPIC_API_KEY"):
@@ -60,7 +45,9 @@ def main() -> None:
     parser.add_argument("--aws-port", type=int, default=0, help="moto server port (default: any free)")
     args = parser.parse_args()
 
-    endpoint = start_aws(args.aws_port)
+    from tests.support.stack import start_moto
+
+    _, endpoint = start_moto(args.aws_port)
     from handler import aws
     from handler.admin import create_key
     from handler.config import Settings

@@ -125,7 +125,7 @@ def test_a_client_that_leaves_mid_stream_is_still_metered_in_full(server, stack,
 
 
 def test_a_stream_that_fails_after_it_began_meters_what_was_produced(server, stack, api_key, fake):
-    fake.cut_stream("claude-sonnet-4-5", after_events=3)
+    fake.cut_stream("claude-sonnet-4-5", after_events=4)  # message_start, ping, block start, first delta
     payload = {"model": CLAUDE, "max_tokens": 100, "messages": ask("one two three"), "stream": True}
     with httpx.stream("POST", f"{server.url}/v3/v1/messages", json=payload, headers={"x-api-key": api_key}) as r:
         body = r.read().decode()
