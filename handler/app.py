@@ -31,11 +31,23 @@ from .gateway import Gateway
 from .ledger import Ledger
 from .keys import KeyStore, parse_keys_secret, presented_key
 from .providers import Catalogue, build_catalogue
-from .schemas import AnthropicMessagesBody, AnthropicMessagesResponse
+from .model_list import find, page, visible_models
+from .providers import EDENAI_ROUTER
+from .schemas import (
+    AnthropicMessagesBody,
+    AnthropicMessagesResponse,
+    CountTokensBody,
+    CountTokensResponse,
+    ModelInfo,
+    ModelList,
+)
+from .upstream import count_tokens
+from .upstream_request import build_count_call
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "request-id"
+TOKEN_COUNT_METHOD_HEADER = "x-edenai-token-count-method"
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
@@ -128,6 +140,10 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
 
+    async def read_body(request: Request):
+        check_content_type(request.headers.get("content-type"))
+        return parse_json(await read_limited(request.headers, request.stream(), settings.max_body_bytes))
+
     async def authenticate(request: Request):
         return await keys.authenticate(
             presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
@@ -153,9 +169,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     )
     async def create_message(request: Request) -> Response:
         key = await authenticate(request)
-        check_content_type(request.headers.get("content-type"))
-        raw = await read_limited(request.headers, request.stream(), settings.max_body_bytes)
-        document = parse_json(raw)
+        document = await read_body(request)
         validate(AnthropicMessagesBody, document)
         outcome = await gateway.create_message(
             key, document, anthropic_beta=request.headers.get("anthropic-beta"),
@@ -168,6 +182,33 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
                 headers={**outcome.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
             )
         return JSONResponse(outcome.message, headers=outcome.headers(), background=BackgroundTask(outcome.finish))
+
+    @app.post("/v3/v1/messages/count_tokens", response_model=CountTokensResponse,
+              summary="Count the input tokens of a message request",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": {"$ref": "#/components/schemas/CountTokensBody"}}}}})
+    async def count_message_tokens(request: Request) -> Response:
+        await authenticate(request)
+        document = await read_body(request)
+        validate(CountTokensBody, document)
+        catalogue = await gateway.catalogue()
+        if document["model"] == EDENAI_ROUTER:
+            raise GatewayError(400, "count_tokens needs a concrete model: token counts differ per model.")
+        model = catalogue.resolve(document["model"])
+        tokens, method = await count_tokens(build_count_call(document, model))
+        return JSONResponse({"input_tokens": tokens}, headers={TOKEN_COUNT_METHOD_HEADER: method})
+
+    @app.get("/v3/v1/models", response_model=ModelList, summary="The models this key may use")
+    async def list_models(request: Request, before_id: str | None = None, after_id: str | None = None,
+                          limit: int = 20) -> dict:
+        key = await authenticate(request)
+        entries = visible_models(await gateway.catalogue(), key)
+        return page(entries, before_id=before_id, after_id=after_id, limit=limit)
+
+    @app.get("/v3/v1/models/{model_id:path}", response_model=ModelInfo, summary="One model")
+    async def get_model(request: Request, model_id: str) -> dict:
+        key = await authenticate(request)
+        return find(visible_models(await gateway.catalogue(), key), model_id)
 
     @app.get("/v3/usage", summary="This key's metered usage for a month, with per-day rows")
     async def usage(request: Request, month: str | None = None) -> dict:

@@ -144,6 +144,9 @@ class Gateway:
         self._clock = clock
         self._now = now
 
+    async def catalogue(self) -> Catalogue:
+        return await self._catalogue.get()
+
     async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None,
                              request_id: str) -> Outcome:
         catalogue = await self._catalogue.get()

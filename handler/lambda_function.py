@@ -12,6 +12,7 @@ from typing import Any
 from mangum import Mangum
 
 from .app import app
+from . import snapstart  # noqa: F401  SnapStart: restore hooks registered at init
 
 _mangum = Mangum(app, lifespan="off")
 

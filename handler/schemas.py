@@ -101,3 +101,37 @@ class AnthropicMessagesResponse(_Open):
         None, description="Custom stop sequence that triggered the stop, if any."
     )
     usage: AnthropicUsage = Field(description="Token usage for the request.")
+
+
+class CountTokensBody(_Open):
+    """POST /v3/v1/messages/count_tokens: the parts of a message request that take input tokens."""
+
+    model: str
+    messages: list[AnthropicMessage]
+    system: str | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+
+
+class CountTokensResponse(BaseModel):
+    input_tokens: int
+
+
+class ModelInfo(BaseModel):
+    """Anthropic's model object, plus what a router caller wants to know."""
+
+    type: Literal["model"] = "model"
+    id: str
+    display_name: str
+    created_at: str
+    max_input_tokens: int | None = None
+    max_tokens: int | None = None
+    capabilities: dict[str, bool] = Field(default_factory=dict)
+
+
+class ModelList(BaseModel):
+    data: list[ModelInfo]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None

@@ -27,6 +27,9 @@ litellm.use_chat_completions_url_for_anthropic_messages = True
 litellm.suppress_debug_info = True
 litellm.telemetry = False
 litellm.drop_params = True
+# OpenAI-compatible streams otherwise start with input_tokens 0 in message_start; the real
+# figure still arrives in message_delta, and metering takes that one.
+litellm.anthropic_messages_estimate_initial_input_tokens = True
 
 _MAX_RELAYED_MESSAGE = 500
 
@@ -131,6 +134,18 @@ async def send(kwargs: dict[str, Any]) -> Any:
 _END = object()
 # Events that come before any content: a failure after them can still fall back invisibly.
 PRELUDE_EVENTS = frozenset({"message_start", "ping", "content_block_start"})
+
+
+async def count_tokens(kwargs: dict[str, Any]) -> tuple[int, str]:
+    """Input tokens and how they were counted (litellm's tokenizer_type, e.g. anthropic_api)."""
+    try:
+        result = await litellm.acount_tokens(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - every upstream failure is mapped
+        raise map_exception(exc, secrets=(kwargs.get("api_key"),)) from exc
+    if getattr(result, "error", False):
+        raise GatewayError(502, f"Token counting failed: {redact(str(result.error_message), [kwargs.get('api_key')])}",
+                           error_type="api_error")
+    return int(result.total_tokens), str(result.tokenizer_type or "unknown")
 
 
 class StreamRelay:

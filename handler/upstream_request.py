@@ -79,6 +79,27 @@ def split_system(messages: list[dict], system: Any) -> tuple[list[dict], Any]:
     return [m for m in messages if m.get("role") != "system"], blocks
 
 
+def _connection(provider) -> dict[str, Any]:
+    """Credential and endpoint: always from the providers secret, never from the caller."""
+    connection = {"api_key": provider.api_key or NO_CREDENTIAL}
+    api_base = provider.api_base or DEFAULT_API_BASE.get(provider.type)
+    if api_base:
+        connection["api_base"] = api_base
+    return connection
+
+
+def build_count_call(body: Mapping[str, Any], model: Model) -> dict[str, Any]:
+    """litellm.acount_tokens(**kwargs): the provider's own counting where it has one."""
+    messages, system = split_system(body["messages"], body.get("system"))
+    messages = adapt_messages(messages, anthropic=model.provider.speaks_anthropic)
+    kwargs: dict[str, Any] = {"model": model.litellm_model, "messages": messages, **_connection(model.provider)}
+    if system:
+        kwargs["system"] = system
+    if body.get("tools"):
+        kwargs["tools"] = body["tools"]
+    return kwargs
+
+
 def build_call(
     body: Mapping[str, Any],
     model: Model,
@@ -97,13 +118,10 @@ def build_call(
         "messages": messages,
         "max_tokens": body.get("max_tokens") or 1024,
         "stream": bool(body.get("stream")),
-        "api_key": provider.api_key or NO_CREDENTIAL,
         "timeout": timeout,
         "max_retries": 0,
+        **_connection(provider),
     }
-    api_base = provider.api_base or DEFAULT_API_BASE.get(provider.type)
-    if api_base:
-        kwargs["api_base"] = api_base
     if system:
         kwargs["system"] = system
     for name in PASSTHROUGH_FIELDS:

@@ -1,0 +1,69 @@
+"""SnapStart: nothing that must be unique per environment outlives a restore.
+
+Lambda restores one snapshot of the initialized process into many execution
+environments. Whatever init created with a connection or a seed would be
+shared by all of them: boto3 clients (pooled connections, cached
+credentials), litellm's cached HTTP clients, `random`'s state. Request ids
+come from `secrets` (the OS) at each call and need nothing. `forget_process_state`
+drops the rest; the next request builds fresh ones.
+
+Buffered mode: the Python runtime runs `snapshot_restore_py`'s hooks (it ships
+with Lambda's runtime, not on PyPI; without it this is not a SnapStart runtime).
+Streaming mode: uvicorn runs in a process the runtime never sees, so the Lambda
+Web Adapter POSTs to AFTER_RESTORE_PATH instead (the adapter refuses that path
+to outside callers); `streaming_app` answers it in front of the gateway's app.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+from . import aws
+from .app import app
+
+BEFORE_SNAPSHOT_PATH = "/_lambda/snapstart/before-snapshot"
+AFTER_RESTORE_PATH = "/_lambda/snapstart/after-restore"
+
+
+def forget_process_state() -> None:
+    aws.reset_clients()
+    litellm = sys.modules.get("litellm")
+    if litellm is not None:
+        attributes = vars(litellm)  # only what exists: reading would create it
+        cache = attributes.get("in_memory_llm_clients_cache")
+        if cache is not None:
+            cache.flush_cache()
+        for name in ("module_level_aclient", "module_level_client"):
+            attributes.pop(name, None)  # recreated on next use
+    random.seed()  # from os.urandom
+
+
+def register_runtime_hooks() -> bool:
+    """Registered with Lambda's Python runtime when it is there; False elsewhere."""
+    try:
+        from snapshot_restore_py import register_after_restore, register_before_snapshot
+    except ImportError:
+        return False
+    register_before_snapshot(forget_process_state)
+    register_after_restore(forget_process_state)
+    return True
+
+
+def with_snapstart_hooks(inner):
+    """ASGI app: the adapter's hook paths answered here, everything else by `inner`."""
+
+    async def app_with_hooks(scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST" \
+                and scope["path"] in (BEFORE_SNAPSHOT_PATH, AFTER_RESTORE_PATH):
+            forget_process_state()
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await inner(scope, receive, send)
+
+    return app_with_hooks
+
+
+streaming_app = with_snapstart_hooks(app)
+register_runtime_hooks()
