@@ -31,6 +31,7 @@ from .gateway import Gateway
 from .ledger import Ledger
 from .keys import KeyStore, parse_keys_secret, presented_key
 from .providers import Catalogue, build_catalogue
+from .openapi import install as install_openapi
 from .model_list import find, page, visible_models
 from .providers import EDENAI_ROUTER
 from .schemas import (
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         docs_url=None,
         redoc_url=None,
     )
+    install_openapi(app, [AnthropicMessagesBody, CountTokensBody])
     app.state.settings = settings
     app.state.keys = keys
     app.state.gateway = gateway

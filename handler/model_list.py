@@ -15,38 +15,61 @@ from .keys import ApiKey
 from .providers import EDENAI_ROUTER, Catalogue, Model
 
 UNKNOWN_RELEASE = "1970-01-01T00:00:00Z"
-CAPABILITIES = {
-    "tools": "supports_function_calling",
-    "vision": "supports_vision",
-    "pdf_input": "supports_pdf_input",
-    "extended_thinking": "supports_reasoning",
-    "prompt_caching": "supports_prompt_caching",
-}
+
+
+def _supported(flag: bool) -> dict:
+    return {"supported": bool(flag)}
+
+
+def capabilities(infos: list) -> dict:
+    """Anthropic's capability object, from litellm's flags (any of `infos` for the router).
+
+    Server-side features the gateway does not offer (batches, code execution,
+    context management, effort levels, server tools) are reported unsupported;
+    `tool_use` is ours (every Claude model has it, other providers may not).
+    """
+    def has(field: str) -> bool:
+        return any(bool(info.get(field)) for info in infos)
+
+    thinking = has("supports_reasoning")
+    no = _supported(False)
+    return {
+        "batch": no, "citations": no, "code_execution": no, "structured_outputs": no,
+        "context_management": {"supported": False},
+        "effort": {"supported": False, "high": no, "low": no, "max": no, "medium": no},
+        "server_tools": {"supported": False, "code_execution": no, "web_search": no},
+        "image_input": _supported(has("supports_vision")),
+        "pdf_input": _supported(has("supports_pdf_input")),
+        "thinking": {"supported": thinking, "types": {
+            "enabled": _supported(thinking), "disabled": _supported(True),
+            "adaptive": no, "between_tools": no}},
+        "tool_use": _supported(has("supports_function_calling")),
+    }
+
+
+def _entry(model_id: str, display_name: str, infos: list) -> dict:
+    def largest(*fields: str) -> int | None:
+        values = [info.get(f) for info in infos for f in fields if isinstance(info.get(f), int)]
+        return max(values) if values else None
+
+    return {
+        "type": "model",
+        "id": model_id,
+        "display_name": display_name,
+        "created_at": UNKNOWN_RELEASE,
+        "lifecycle": "active",
+        "max_input_tokens": largest("max_input_tokens"),
+        "max_tokens": largest("max_output_tokens", "max_tokens"),
+        "capabilities": capabilities(infos),
+    }
 
 
 def model_info(model: Model) -> dict:
-    info = model.info
-    return {
-        "type": "model",
-        "id": model.id,
-        "display_name": f"{model.name} ({model.provider.name})",
-        "created_at": UNKNOWN_RELEASE,
-        "max_input_tokens": info.get("max_input_tokens"),
-        "max_tokens": info.get("max_output_tokens") or info.get("max_tokens"),
-        "capabilities": {name: bool(info.get(field)) for name, field in CAPABILITIES.items()},
-    }
+    return _entry(model.id, f"{model.name} ({model.provider.name})", [model.info])
 
 
 def router_info(models: list[Model]) -> dict:
-    return {
-        "type": "model",
-        "id": EDENAI_ROUTER,
-        "display_name": "Eden AI router (picks a model per request)",
-        "created_at": UNKNOWN_RELEASE,
-        "max_input_tokens": max((m.info.get("max_input_tokens") or 0 for m in models), default=None) or None,
-        "max_tokens": max((m.info.get("max_output_tokens") or 0 for m in models), default=None) or None,
-        "capabilities": {name: any(bool(m.info.get(field)) for m in models) for name, field in CAPABILITIES.items()},
-    }
+    return _entry(EDENAI_ROUTER, "Eden AI router (picks a model per request)", [m.info for m in models])
 
 
 def visible_models(catalogue: Catalogue, key: ApiKey) -> list[dict]:

@@ -119,15 +119,16 @@ class CountTokensResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """Anthropic's model object, plus what a router caller wants to know."""
+    """Anthropic's model object (capabilities as Anthropic nests them)."""
 
     type: Literal["model"] = "model"
     id: str
     display_name: str
     created_at: str
+    lifecycle: Literal["active", "deprecated", "retired"] = "active"
     max_input_tokens: int | None = None
     max_tokens: int | None = None
-    capabilities: dict[str, bool] = Field(default_factory=dict)
+    capabilities: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelList(BaseModel):

@@ -1,0 +1,65 @@
+"""/openapi.json describes the seed endpoint with the seed's own schemas.
+
+Compared field by field with the vendored seed specification: names, types
+(nullable or not), bounds, defaults, required fields, additionalProperties,
+and the 422 HTTPValidationError answer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+SEED = yaml.safe_load((Path(__file__).parent / "data" / "seed-openapi-create-anthropic-message.yaml").read_text())
+SEED_SCHEMAS = SEED["components"]["schemas"]
+SEED_OPERATION = SEED["paths"]["/v3/v1/messages"]["post"]
+
+
+@pytest.fixture(scope="module")
+def document(moto_endpoint, _fake_session):
+    from handler.app import create_app
+
+    return create_app().openapi()
+
+
+def normalized(schema: dict) -> dict:
+    """A schema without prose (title, description) and without `default: null`, which says
+    nothing an optional nullable field does not; alternatives in a stable order."""
+    out = {k: v for k, v in schema.items() if k not in ("title", "description")}
+    if "default" in out and out["default"] is None:
+        del out["default"]
+    if "anyOf" in out:
+        out["anyOf"] = sorted((normalized(option) for option in out["anyOf"]), key=lambda o: json.dumps(o, sort_keys=True))
+    if isinstance(out.get("items"), dict):
+        out["items"] = normalized(out["items"])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SEED_SCHEMAS))
+def test_every_seed_schema_is_in_the_document_as_specified(document, name):
+    ours, seed = document["components"]["schemas"][name], SEED_SCHEMAS[name]
+    assert set(ours["properties"]) == set(seed["properties"])
+    assert set(ours.get("required", [])) == set(seed.get("required", []))
+    assert ours.get("additionalProperties") == seed.get("additionalProperties")
+    for field, spec in seed["properties"].items():
+        assert normalized(ours["properties"][field]) == normalized(spec), f"{name}.{field}"
+
+
+def test_the_operation_matches_the_seed(document):
+    operation = document["paths"]["/v3/v1/messages"]["post"]
+    assert operation["operationId"] == SEED_OPERATION["operationId"]
+    assert operation["summary"] == SEED_OPERATION["summary"]
+    assert operation["requestBody"] == SEED_OPERATION["requestBody"]
+    for status in ("200", "422"):
+        assert operation["responses"][status]["content"] == SEED_OPERATION["responses"][status]["content"]
+    assert {"AuthBearer": []} in operation["security"]
+    assert document["components"]["securitySchemes"]["AuthBearer"] == SEED["components"]["securitySchemes"]["AuthBearer"]
+
+
+def test_the_document_is_served_without_a_key(server):
+    served = httpx.get(f"{server.url}/openapi.json").json()
+    assert "/v3/v1/messages" in served["paths"] and "/v3/v1/messages/count_tokens" in served["paths"]
