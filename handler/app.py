@@ -26,6 +26,7 @@ from .body import check_content_type, parse_json, read_limited, validate
 from .breaker import ModelHealth
 from .cache import RefreshingValue
 from .config import Settings
+from .content import check_body
 from .errors import GatewayError, error_body
 from .gateway import Gateway
 from .ledger import Ledger
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         key = await authenticate(request)
         document = await read_body(request)
         validate(AnthropicMessagesBody, document)
+        check_body(document)
         outcome = await gateway.create_message(
             key, document, anthropic_beta=request.headers.get("anthropic-beta"),
             request_id=request.state.request_id,
@@ -193,6 +195,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         await authenticate(request)
         document = await read_body(request)
         validate(CountTokensBody, document)
+        check_body(document)
         catalogue = await gateway.catalogue()
         if document["model"] == EDENAI_ROUTER:
             raise GatewayError(400, "count_tokens needs a concrete model: token counts differ per model.")

@@ -53,6 +53,20 @@ def _no_constants(name: str) -> Any:
     raise GatewayError(400, f"Malformed JSON: {name} is not a JSON number.")
 
 
+INT64 = 2**63
+
+
+def _int64(text: str) -> int:
+    """Integers beyond 64 bits parse in Python but overflow every other parser upstream."""
+    try:
+        value = int(text)
+    except ValueError:  # more digits than Python will convert
+        raise GatewayError(400, "Malformed JSON: an integer has too many digits.") from None
+    if not -INT64 <= value < INT64:
+        raise GatewayError(400, f"Malformed JSON: {text[:30]} does not fit in 64 bits.")
+    return value
+
+
 def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise GatewayError(400, "Request body is empty; a JSON object is required.")
@@ -61,7 +75,8 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise GatewayError(400, f"Request body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants,
+                          parse_int=_int64)
     except json.JSONDecodeError as exc:
         raise GatewayError(400, f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
     except RecursionError:

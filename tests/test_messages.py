@@ -172,9 +172,7 @@ def test_sampling_parameters_reach_the_provider(client, fake):
 
 
 def test_only_metadata_user_id_goes_upstream(client, fake):
-    client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(),
-                           metadata={"user_id": "user-42"},
-                           extra_body={"metadata": {"user_id": "user-42", "api_base": "http://evil.example"}})
+    client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(), metadata={"user_id": "user-42"})
     assert fake.last().body["metadata"] == {"user_id": "user-42"}
 
 
@@ -196,14 +194,19 @@ def test_the_anthropic_beta_header_does_not_reach_an_openai_provider(client, fak
     {"api_key": "sk-attacker"},
     {"custom_llm_provider": "openai"},
     {"litellm_params": {"api_base": "http://127.0.0.1:9/evil"}},
+    {"metadata": {"user_id": "u", "api_base": "http://127.0.0.1:9/evil"}},
 ])
-def test_connection_settings_in_the_body_cannot_redirect_the_call(client, fake, smuggled):
-    message = client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(), extra_body=smuggled)
-    assert message.content[0].text.startswith("Hello from claude-sonnet-4-5")
-    sent = fake.last()
-    assert sent.path == "/v1/messages"
-    assert sent.headers["x-api-key"] == ANTHROPIC_TEST_KEY
-    assert not set(smuggled) & set(sent.body)
+def test_connection_settings_in_the_body_are_refused_before_any_upstream_call(client, fake, smuggled):
+    with pytest.raises(anthropic.BadRequestError, match="may not be set by the caller"):
+        client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(), extra_body=smuggled)
+    assert fake.count() == 0
+
+
+def test_unknown_metadata_stays_at_the_gateway(client, fake):
+    client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(),
+                           extra_body={"metadata": {"user_id": "u", "team": "blue"}})
+    assert fake.last().body["metadata"] == {"user_id": "u"}
+    assert fake.last().headers["x-api-key"] == ANTHROPIC_TEST_KEY
 
 
 @pytest.mark.parametrize("header", ["x-api-key", "Authorization", "host", "api-key", "x-goog-api-key"])

@@ -1,0 +1,82 @@
+"""Checks on what a body carries beyond the spec's shapes, before anything goes upstream.
+
+The spec types a content block's `type` as any string and allows extra
+fields everywhere; a gateway cannot forward just anything. Unknown block
+types, images that are not valid base64 of an accepted media type, and
+fields that would steer litellm's connection (api_base, api_key, ...) are
+refused with a 400 that names them, so no upstream call is spent on them.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import Any, Iterable, Mapping
+
+from .errors import GatewayError
+
+# Anthropic's request-side content block types.
+BLOCK_TYPES = frozenset({
+    "text", "image", "document", "search_result", "tool_use", "tool_result", "thinking",
+    "redacted_thinking", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
+    "code_execution_tool_result", "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result", "mcp_tool_use", "mcp_tool_result", "container_upload",
+})
+IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# Names litellm would read as connection settings if they ever reached it.
+CONNECTION_FIELDS = frozenset({
+    "api_base", "base_url", "api_key", "api_version", "custom_llm_provider", "litellm_params",
+    "organization", "deployment_id", "headers", "extra_body", "mock_response", "client",
+    "use_litellm_proxy", "model_info", "provider_specific_header", "aws_access_key_id",
+    "aws_secret_access_key", "aws_session_token", "aws_region_name", "vertex_credentials",
+    "vertex_project", "vertex_location", "azure_ad_token", "proxy_base_url",
+})
+
+
+def _connection_fields(document: Mapping[str, Any], where: str) -> None:
+    found = sorted(CONNECTION_FIELDS & set(document))
+    if found:
+        raise GatewayError(400, f"{where}: {', '.join(found)} may not be set by the caller; "
+                                "the gateway chooses the provider, endpoint and credentials.")
+
+
+def _blocks(messages: Iterable[Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if not isinstance(content, list):
+            continue
+        for j, block in enumerate(content):
+            yield f"messages.{i}.content.{j}", block
+            nested = block.get("content") if isinstance(block, Mapping) else None
+            if block.get("type") == "tool_result" and isinstance(nested, list):
+                for k, inner in enumerate(nested):
+                    yield f"messages.{i}.content.{j}.content.{k}", inner
+
+
+def _check_image(where: str, source: Any) -> None:
+    if not isinstance(source, Mapping):
+        raise GatewayError(400, f"{where}: an image needs a source.")
+    if source.get("type") != "base64":
+        return  # url and file sources are the provider's to fetch
+    if source.get("media_type") not in IMAGE_MEDIA_TYPES:
+        raise GatewayError(400, f"{where}: media_type must be one of {', '.join(sorted(IMAGE_MEDIA_TYPES))}.")
+    data = source.get("data")
+    try:
+        if not isinstance(data, str) or not data:
+            raise ValueError
+        binascii.a2b_base64(data.encode("ascii"), strict_mode=True)
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        raise GatewayError(400, f"{where}: image data is not valid base64.") from None
+
+
+def check_body(document: Mapping[str, Any]) -> None:
+    """Raise 400 for anything the schema admits but the gateway must not forward."""
+    _connection_fields(document, "body")
+    metadata = document.get("metadata")
+    if isinstance(metadata, Mapping):
+        _connection_fields(metadata, "metadata")
+    for where, block in _blocks(document.get("messages") or []):
+        kind = block.get("type")
+        if kind not in BLOCK_TYPES:
+            raise GatewayError(400, f"{where}: unknown content block type {kind!r}.")
+        if kind == "image":
+            _check_image(where, block.get("source"))
