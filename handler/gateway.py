@@ -225,7 +225,7 @@ class Gateway:
             await relay.first()
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
             return Outcome(model, request.attempts, stream=relay)
-        message = result if isinstance(result, dict) else dict(result)
+        message = upstream.checked_message(result, secrets=(model.provider.api_key,))
         message["model"] = model.id
         request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")

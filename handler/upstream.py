@@ -121,6 +121,24 @@ def error_event(error: GatewayError) -> bytes:
     return sse.encode("error", error_body(error.error_type, error.message))
 
 
+_STATUS_OF_ERROR_TYPE = {"overloaded_error": 529, "rate_limit_error": 429, "timeout_error": 504}
+
+
+def checked_message(result: Any, *, secrets: Iterable[str | None] = ()) -> dict[str, Any]:
+    """A non-streamed answer, or the failure it really is: providers sometimes send an
+    error body with a 200, and litellm hands it over as if it were a message."""
+    message = result if isinstance(result, dict) else dict(result)
+    if message.get("type") == "error" or isinstance(message.get("error"), dict):
+        error = message.get("error") or {}
+        status = _STATUS_OF_ERROR_TYPE.get(error.get("type"), 502)
+        text = redact(str(error.get("message") or "error"), secrets)
+        raise GatewayError(status, f"The upstream model answered with an error: {text}",
+                           error_type="api_error" if status == 502 else None)
+    if not isinstance(message.get("content"), list):
+        raise GatewayError(502, "The upstream model's answer has no content.", error_type="api_error")
+    return message
+
+
 async def send(kwargs: dict[str, Any]) -> Any:
     """One upstream attempt; failures come out as GatewayError."""
     try:
@@ -256,19 +274,24 @@ class StreamRelay:
             self._emit(event.name, self._relay_event(event))
 
     def _relay_event(self, event: sse.Event) -> bytes:
-        if event.name == "message_start":
+        try:
             data = event.json()
+        except ValueError:
+            raise GatewayError(502, f"The upstream stream sent a malformed {event.name or 'unnamed'} event.",
+                               error_type="api_error") from None
+        if not isinstance(data, dict):
+            raise GatewayError(502, "The upstream stream sent an event that is not an object.", error_type="api_error")
+        if event.name == "message_start":
             data.setdefault("message", {})["model"] = self._model_id
             self.usage.update(data["message"].get("usage"))
             return sse.encode("message_start", data)
         if event.name == "message_delta":
-            data = event.json()
             self.usage.update(data.get("usage"))
             self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
         elif event.name == "message_stop":
             self.completed = True
         elif event.name == "error":
-            data = event.json().get("error") or {}
+            data = data.get("error") or {}
             raise GatewayError(502, redact(str(data.get("message", "")), self._secrets),
                                error_type=str(data.get("type") or "api_error"))
         return event.raw
