@@ -12,3 +12,14 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ["LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS"] = "True"
 os.environ["LITELLM_OFFLINE_MODE"] = "true"
 os.environ.setdefault("LITELLM_LOG", "ERROR")
+
+import logging as _logging
+
+# botocore logs request and response bodies at DEBUG (Secrets Manager values
+# included) and litellm logs every prompt: a root logger at DEBUG must not turn
+# either on. GATEWAY_LOG_PROMPTS is the switch for prompts.
+_QUIET = {"botocore": _logging.INFO, "boto3": _logging.INFO, "urllib3": _logging.INFO,
+          "LiteLLM": _logging.WARNING, "LiteLLM Router": _logging.WARNING, "LiteLLM Proxy": _logging.WARNING}
+for _name, _level in _QUIET.items():
+    if _logging.getLogger(_name).level == _logging.NOTSET:
+        _logging.getLogger(_name).setLevel(_level)

@@ -8,6 +8,7 @@ touches the network at import: secrets are read on the first request.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import secrets
@@ -179,6 +180,10 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
             key, document, anthropic_beta=request.headers.get("anthropic-beta"),
             request_id=request.state.request_id,
         )
+        if settings.log_prompts:
+            log.info("prompt %s %s", request.state.request_id, json.dumps(
+                {"model": document["model"], "system": document.get("system"), "messages": document["messages"],
+                 "completion": outcome.message["content"] if outcome.message else "(streamed)"}))
         if outcome.stream is not None:
             return StreamingResponse(
                 outcome.stream,

@@ -47,6 +47,8 @@ class Settings:
     router_policy: str = "cheapest"
     breaker_threshold: int = 3
     breaker_cooldown: float = 30.0
+    # Prompts and completions stay out of the logs unless the operator asks for them.
+    log_prompts: bool = False
 
     def __post_init__(self) -> None:
         from .routing import POLICIES
@@ -72,4 +74,5 @@ class Settings:
             router_policy=os.environ.get("GATEWAY_ROUTER_POLICY") or "cheapest",
             breaker_threshold=_int("GATEWAY_BREAKER_THRESHOLD", 3),
             breaker_cooldown=_float("GATEWAY_BREAKER_COOLDOWN", 30.0),
+            log_prompts=os.environ.get("GATEWAY_LOG_PROMPTS", "").lower() in ("1", "true", "yes"),
         )

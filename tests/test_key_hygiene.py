@@ -1,0 +1,97 @@
+"""Secrets stay secret: no caller key or provider credential in any log line or answer,
+no prompt in the logs unless the operator turns that on, and random keys cannot
+become Secrets Manager traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import anthropic
+import httpx
+import pytest
+
+from handler.app import create_app
+from handler.keys import new_key
+from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, new_stack, serve
+
+CLAUDE = "anthropic/claude-sonnet-4-5"
+GPT = "openai/gpt-4o-mini"
+SECRET_PROMPT = "the launch code is swordfish"
+
+
+def exercise(server, key, revoked, fake):
+    """Successes, failures, fallbacks, streams, bad keys: everything that might log."""
+    client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0)
+    client.messages.create(model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": SECRET_PROMPT}])
+    with client.messages.stream(model=GPT, max_tokens=10, messages=[{"role": "user", "content": SECRET_PROMPT}]) as s:
+        s.get_final_message()
+    fake.fail("claude-sonnet-4-5", status=400, body={"type": "error", "error": {
+        "type": "invalid_request_error", "message": f"bad credential {ANTHROPIC_TEST_KEY}"}})
+    fake.fail("gpt-4o-mini", status=401, body={"error": {"message": f"Incorrect API key {OPENAI_TEST_KEY}"}})
+    fake.reset_connection("claude-haiku-4-5")
+    answers = []
+    for model in (CLAUDE, GPT, "anthropic/claude-haiku-4-5"):
+        try:
+            client.messages.create(model=model, max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        except anthropic.APIStatusError as error:
+            answers.append(error.response.text)
+    for bad in (revoked, "egw_" + "A" * 43, f"Bearer {key}x"):
+        answers.append(httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": bad},
+                                  json={"model": CLAUDE, "messages": []}).text)
+    return answers
+
+
+def test_no_key_or_credential_appears_in_logs_or_answers(moto_endpoint, fake, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    stack = new_stack(fake.url)
+    key, revoked = stack.add_key(), stack.add_key(name="old")
+    stack.revoke(revoked)
+    with serve(stack) as server:
+        answers = exercise(server, key, revoked, fake)
+    captured = capfd.readouterr()
+    # The test's own SDK client (logger "anthropic...") logs what it sends; that is the caller's side.
+    gateway_log = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records if not r.name.startswith("anthropic"))
+    text = "\n".join([gateway_log, captured.out, captured.err, *answers])
+    assert len(gateway_log) > 1000, "the scenario logged little: the check would prove nothing"
+    for secret in (key, revoked, ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY):
+        assert secret not in text
+        assert secret[:12] + secret[12:20] not in text  # nor a long prefix of it
+    assert SECRET_PROMPT not in gateway_log + captured.err, "prompts are not logged by default"
+
+
+def test_prompts_are_logged_only_when_the_operator_turns_that_on(moto_endpoint, fake, caplog):
+    caplog.set_level(logging.INFO)
+    stack = new_stack(fake.url, log_prompts=True)
+    key = stack.add_key()
+    with serve(stack) as server:
+        anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0).messages.create(
+            model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": SECRET_PROMPT}])
+    assert SECRET_PROMPT in caplog.text
+    assert key not in caplog.text
+
+
+def test_10000_requests_with_random_keys_cause_a_handful_of_secrets_manager_calls(moto_endpoint, fake):
+    stack = new_stack(fake.url)
+    stack.add_key()
+    app = create_app(stack.settings)
+    cache = app.state.keys._secret
+
+    async def flood() -> set[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            statuses = set()
+            for _ in range(100):
+                batch = [http.post("/v3/v1/messages", headers={"x-api-key": new_key()},
+                                   json={"model": CLAUDE, "messages": []}) for _ in range(100)]
+                statuses |= {r.status_code for r in await asyncio.gather(*batch)}
+            return statuses
+
+    started = time.monotonic()
+    assert asyncio.run(flood()) == {401}
+    elapsed = time.monotonic() - started
+    # One load at the first request, then at most one per refresh gap.
+    assert cache.loads <= 2 + elapsed / stack.settings.secret_refresh_gap
+    assert fake.count() == 0
