@@ -7,6 +7,7 @@ stripped per event rather than fixed at deploy time.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from mangum import Mangum
@@ -15,6 +16,22 @@ from .app import app
 from . import snapstart  # noqa: F401  SnapStart: restore hooks registered at init
 
 _mangum = Mangum(app, lifespan="off")
+_loop = asyncio.new_event_loop()
+
+
+def _current_loop() -> asyncio.AbstractEventLoop:
+    """One event loop for every invocation of this process, set as current each time.
+
+    Mangum runs the app on `asyncio.get_event_loop()`, which fails once anything
+    has closed the current loop (asyncio.run does); the caches' locks and
+    litellm's HTTP clients belong to the loop they were made on, so it must
+    also be the same loop each time.
+    """
+    global _loop
+    if _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(_loop)
+    return _loop
 
 
 def strip_stage(event: dict[str, Any]) -> dict[str, Any]:
@@ -38,4 +55,5 @@ def strip_stage(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    _current_loop()
     return _mangum(strip_stage(event), context)

@@ -96,3 +96,12 @@ def test_health_and_unknown_routes(lambda_key):
 def test_many_warm_invocations_in_one_process(lambda_key):
     event = http_api_event("POST", MESSAGES_PATH, body=BODY, headers={"x-api-key": lambda_key})
     assert all(invoke(event)["statusCode"] == 200 for _ in range(10))
+
+
+def test_invocations_survive_a_closed_event_loop(lambda_key):
+    """Anything in the process that closes the current loop (asyncio.run does) must not break the handler."""
+    import asyncio
+
+    asyncio.run(asyncio.sleep(0))
+    event = http_api_event("POST", MESSAGES_PATH, body=BODY, headers={"x-api-key": lambda_key})
+    assert invoke(event)["statusCode"] == 200
