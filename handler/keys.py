@@ -75,14 +75,20 @@ def parse_keys_secret(document: dict) -> dict[str, ApiKey]:
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
-    """The key from `x-api-key` (Anthropic SDKs) or `Authorization: Bearer` (the seed)."""
-    if x_api_key:
-        return x_api_key.strip()
+    """The key from `x-api-key` (Anthropic SDKs) or `Authorization: Bearer` (the seed).
+
+    Both at once must agree: a request carrying two different credentials is
+    ambiguous, and ambiguity in authentication fails closed.
+    """
+    bearer = None
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    return None
+            bearer = value.strip()
+    header = x_api_key.strip() if x_api_key else None
+    if header and authorization and bearer != header:
+        raise GatewayError(401, "Conflicting credentials: x-api-key and Authorization name different keys.")
+    return header or bearer
 
 
 class KeyStore:

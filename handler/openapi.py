@@ -34,6 +34,32 @@ VALIDATION_ERROR = {
     "required": ["loc", "msg", "type"],
     "title": "ValidationError",
 }
+ERROR_RESPONSE = {
+    "properties": {
+        "type": {"type": "string", "const": "error"},
+        "error": {"properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+                  "required": ["type", "message"], "type": "object"},
+    },
+    "required": ["type", "error"],
+    "type": "object",
+    "title": "ErrorResponse",
+    "description": "Anthropic's error envelope; every response also carries a request-id header.",
+}
+ERROR_STATUSES = {
+    "400": "Invalid request (malformed JSON, unknown model, refused fields)",
+    "401": "Missing, unknown or revoked API key",
+    "403": "The key may not use this model",
+    "404": "Not found",
+    "413": "Request body over 10 MB",
+    "415": "Content-Type is not JSON",
+    "429": "A limit of this key, or the provider's; see retry-after",
+    "500": "Internal error",
+    "502": "The upstream provider failed or could not be reached",
+    "503": "A store the gateway needs (keys, providers, limits) is unavailable; see retry-after",
+    "504": "No model answered before the deadline",
+    "529": "The upstream model is overloaded; see retry-after",
+}
+EVENT_STREAM = {"text/event-stream": {"schema": {"type": "string", "description": "Anthropic's SSE events"}}}
 SECURITY_SCHEMES = {
     "AuthBearer": {"type": "http", "scheme": "bearer"},
     "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
@@ -56,7 +82,8 @@ def install(app: FastAPI, body_models: list[type[BaseModel]]) -> None:
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for model in body_models:
             schemas.update(_schemas_of(model))
-        schemas.update(HTTPValidationError=HTTP_VALIDATION_ERROR, ValidationError=VALIDATION_ERROR)
+        schemas.update(HTTPValidationError=HTTP_VALIDATION_ERROR, ValidationError=VALIDATION_ERROR,
+                       ErrorResponse=ERROR_RESPONSE)
         document["components"]["securitySchemes"] = SECURITY_SCHEMES
         for path, operations in document.get("paths", {}).items():
             for operation in operations.values():
@@ -64,6 +91,12 @@ def install(app: FastAPI, body_models: list[type[BaseModel]]) -> None:
                     operation["responses"].setdefault("422", VALIDATION_ERROR_RESPONSE)
                 if path not in PUBLIC_PATHS:
                     operation["security"] = [{"AuthBearer": []}, {"ApiKey": []}]
+                    for status, description in ERROR_STATUSES.items():
+                        operation["responses"].setdefault(status, {"description": description, "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}})
+        streamed = document["paths"].get("/v3/v1/messages", {}).get("post")
+        if streamed:  # stream: true answers 200 with Anthropic's event stream
+            streamed["responses"]["200"]["content"].update(EVENT_STREAM)
         app.openapi_schema = document
         return document
 

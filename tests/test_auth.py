@@ -57,6 +57,15 @@ def test_missing_or_unknown_keys_get_401(server, fake, headers, needle):
     assert fake.count() == 0
 
 
+def test_two_different_credentials_are_refused(server, api_key, fake):
+    response = httpx.post(f"{server.url}/v3/v1/messages", json={"model": MODEL, "messages": HELLO},
+                          headers={"x-api-key": api_key, "authorization": "Bearer egw_someone-else"})
+    assert response.status_code == 401 and "Conflicting credentials" in response.json()["error"]["message"]
+    same = httpx.post(f"{server.url}/v3/v1/messages", json={"model": MODEL, "max_tokens": 5, "messages": HELLO},
+                      headers={"x-api-key": api_key, "authorization": f"Bearer {api_key}"})
+    assert same.status_code == 200
+
+
 def test_auth_is_checked_before_the_body(server):
     response = httpx.post(f"{server.url}/v3/v1/messages", content=b"not json",
                           headers={"content-type": "application/json"})
