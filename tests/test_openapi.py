@@ -55,7 +55,11 @@ def test_the_operation_matches_the_seed(document):
     assert operation["summary"] == SEED_OPERATION["summary"]
     assert operation["requestBody"] == SEED_OPERATION["requestBody"]
     for status in ("200", "422"):
-        assert operation["responses"][status]["content"] == SEED_OPERATION["responses"][status]["content"]
+        seed_json = SEED_OPERATION["responses"][status]["content"]["application/json"]
+        assert operation["responses"][status]["content"]["application/json"] == seed_json
+    assert "text/event-stream" in operation["responses"]["200"]["content"]  # stream: true
+    assert operation["responses"]["429"]["content"]["application/json"]["schema"] == \
+        {"$ref": "#/components/schemas/ErrorResponse"}
     assert {"AuthBearer": []} in operation["security"]
     assert document["components"]["securitySchemes"]["AuthBearer"] == SEED["components"]["securitySchemes"]["AuthBearer"]
 
