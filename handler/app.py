@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import secrets
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
 import litellm
@@ -19,7 +20,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from botocore.exceptions import BotoCoreError, ClientError
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import aws
@@ -130,7 +130,13 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
                       stream_timeout=settings.stream_timeout, policy=settings.router_policy,
                       health=ModelHealth(threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown))
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await gateway.drain()  # ledger writes still under way when the server stops
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Eden AI Anthropic Messages gateway",
         version="3.0.0",
         docs_url=None,
@@ -190,7 +196,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
                 media_type="text/event-stream",
                 headers={**outcome.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
             )
-        return JSONResponse(outcome.message, headers=outcome.headers(), background=BackgroundTask(outcome.finish))
+        gateway.spawn(outcome.finish())
+        return JSONResponse(outcome.message, headers=outcome.headers())
 
     @app.post("/v3/v1/messages/count_tokens", response_model=CountTokensResponse,
               summary="Count the input tokens of a message request",

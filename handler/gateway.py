@@ -62,7 +62,7 @@ class Outcome:
     stream: upstream.StreamRelay | None = None
     rate: RateInfo | None = None
     route_reason: str | None = None
-    # Non-streamed: the ledger write, for the caller to run once the response is sent.
+    # Non-streamed: the ledger write, for the caller to spawn as the response goes out.
     finish: Callable[[], Awaitable[None]] | None = None
 
     def headers(self) -> dict[str, str]:
@@ -140,12 +140,27 @@ class Gateway:
         self._stream_timeout = stream_timeout
         self._policy = policy
         self.health = health or ModelHealth()
+        self._pending: set[asyncio.Future] = set()
         self._send = send
         self._clock = clock
         self._now = now
 
     async def catalogue(self) -> Catalogue:
         return await self._catalogue.get()
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run work (a ledger write, a stream's reader) without holding the response for it.
+
+        Tracked so that `drain()` can wait for it: the Lambda handler drains after
+        every invocation (a frozen environment would lose it), uvicorn at shutdown.
+        """
+        task = asyncio.ensure_future(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None,
                              request_id: str) -> Outcome:
@@ -222,6 +237,7 @@ class Gateway:
 
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,),
                                          on_finish=meter_stream, drain_timeout=self._stream_timeout)
+            self.spawn(relay.start())
             await relay.first()
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
             return Outcome(model, request.attempts, stream=relay)

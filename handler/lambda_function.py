@@ -55,5 +55,9 @@ def strip_stage(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    _current_loop()
-    return _mangum(strip_stage(event), context)
+    loop = _current_loop()
+    response = _mangum(strip_stage(event), context)
+    # Ledger writes run beside the response; Lambda freezes the process once this
+    # returns, so they finish first.
+    loop.run_until_complete(app.state.gateway.drain())
+    return response

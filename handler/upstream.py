@@ -174,9 +174,9 @@ class StreamRelay:
     that point raises from `first()` and the caller can try another model.
     The reader runs apart from the response, so a client that goes away does
     not stop it: the upstream is read to its end (bounded by the timeout)
-    and `on_finish` meters what the upstream really produced. The response
-    waits for `on_finish` before it ends, so a Lambda invocation does not
-    return before the ledger is written.
+    and `on_finish` meters what the upstream really produced. The reader is
+    the task `start()` returns: the caller keeps it, so a Lambda invocation
+    does not return before the ledger is written.
     """
 
     def __init__(
@@ -196,6 +196,7 @@ class StreamRelay:
         self._parser = sse.Parser()
         self._queue: asyncio.Queue = asyncio.Queue()
         self._reader: asyncio.Task | None = None
+        self._started_at = 0.0
         self._held: list[bytes] = []
         self._ready: asyncio.Future | None = None
         self.started = False
@@ -206,15 +207,21 @@ class StreamRelay:
         self.delivered = False
         self.first_content_seconds: float | None = None
 
-    async def first(self) -> None:
-        """Start reading and wait for the first content: an earlier failure raises, so it can
-        become an HTTP error (or a fallback) instead of a 200 that carries only an error."""
+    def start(self) -> asyncio.Task:
+        """The reader task, started: it outlives the response if the client leaves."""
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        self._started_at = loop.time()
         self._ready = loop.create_future()
         self._reader = loop.create_task(self._read())
+        return self._reader
+
+    async def first(self) -> None:
+        """Wait for the first content: an earlier failure raises, so it can become an HTTP
+        error (or a fallback) instead of a 200 that carries only an error."""
+        if self._reader is None:
+            self.start()
         await self._ready
-        self.first_content_seconds = loop.time() - started
+        self.first_content_seconds = asyncio.get_running_loop().time() - self._started_at
 
     async def _read(self) -> None:
         try:
@@ -300,5 +307,3 @@ class StreamRelay:
         while (item := await self._queue.get()) is not _END:
             yield item
         self.delivered = True
-        if self._reader is not None:
-            await self._reader  # metering done before the response ends

@@ -34,6 +34,7 @@ def gateway(moto_endpoint, _fake_session):
     stack = new_stack(_fake_session.url)
     key = stack.add_key(name="schemathesis")
     _fake_session.clear_faults()
+    _fake_session.clear()  # count only this run's upstream calls
     with serve(stack) as server:
         yield stack, key, server
 

@@ -9,7 +9,6 @@ with the official anthropic SDK.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import socket
@@ -24,6 +23,7 @@ import boto3
 import uvicorn
 
 from handler import aws
+from tests.support import moto_dynamodb
 from handler.app import create_app
 from handler.config import Settings
 from handler.keys import hash_key, new_key, new_key_id
@@ -41,31 +41,6 @@ TEST_MODELS = {
 }
 
 
-def serialise_moto_dynamodb_writes() -> None:
-    """Give moto's DynamoDB the atomicity DynamoDB has.
-
-    moto applies UpdateItem and TransactWriteItems as unlocked
-    read-modify-writes, so two concurrent ADDs to one item can lose one
-    (seen here: 24 records, 23 counted). DynamoDB never does; the ledger
-    relies on that, so writes to moto are serialised.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-        if getattr(original, "serialised", False):
-            continue
-
-        @functools.wraps(original)
-        def locked(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        locked.serialised = True
-        setattr(DynamoDBBackend, name, locked)
-
-
 def start_moto(port: int = 0) -> tuple[object, str]:
     """A ThreadedMotoServer on a loopback port (any free one by default), and boto3 pointed at it."""
     import logging
@@ -73,7 +48,7 @@ def start_moto(port: int = 0) -> tuple[object, str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every call otherwise
-    serialise_moto_dynamodb_writes()
+    moto_dynamodb.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -113,7 +88,7 @@ class UvicornThread:
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -161,11 +136,11 @@ class Stack:
         return Ledger(self.settings.usage_table, **options)
 
     def items(self, key: str, prefix: str) -> list[dict]:
-        answer = boto3.client("dynamodb").query(
+        pages = boto3.client("dynamodb").get_paginator("query").paginate(
             TableName=self.settings.usage_table, ConsistentRead=True,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={":pk": {"S": f"KEY#{self.key_id(key)}"}, ":prefix": {"S": prefix}})
-        return [from_item(item) for item in answer["Items"]]
+        return [from_item(item) for page in pages for item in page["Items"]]
 
     def records(self, key: str, count: int, timeout: float = 10.0) -> list[dict]:
         """The key's request records, once `count` of them are written (metering runs after the response)."""
