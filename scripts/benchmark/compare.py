@@ -1,0 +1,91 @@
+"""What the figures mean against each other: added latency, ratios to LiteLLM Proxy, the issue's goals.
+
+Ratios are target / LiteLLM Proxy, so below 1 is better for latency, time to
+first byte and memory, and above 1 is better for throughput. The goals are
+the ones issue 7 sets for the gateway with metering on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .stats import added, ratio
+
+
+def _scenario(doc: dict, target: str, scenario: str) -> dict:
+    return doc["targets"].get(target, {}).get("scenarios", {}).get(scenario) or {}
+
+
+def _throughput(doc: dict, target: str) -> float | None:
+    return _scenario(doc, target, "nonstream_c16").get("throughput_rps")
+
+
+def _ttfb(doc: dict, target: str) -> float | None:
+    return (_scenario(doc, target, "stream_c1").get("ttfb_ms") or {}).get("p50")
+
+
+def _rss(doc: dict, target: str) -> float | None:
+    return doc["targets"].get(target, {}).get("peak_rss_mb")
+
+
+def comparisons(doc: dict[str, Any]) -> None:
+    """Fill doc["added"], doc["vs_proxy"], doc["vs_floor"] and doc["goals"] from the measured figures."""
+    targets = doc["targets"]
+    doc["added"] = {
+        name: {"nonstream_c1_p50_ms": added(targets, name, "nonstream_c1"),
+               "nonstream_c16_p50_ms": added(targets, name, "nonstream_c16"),
+               "stream_c1_ttfb_p50_ms": added(targets, name, "stream_c1", "ttfb_ms")}
+        for name in targets if name != "direct"
+    }
+    for reference, key in (("proxy", "vs_proxy"), ("floor", "vs_floor")):
+        if reference not in targets:
+            continue
+        doc[key] = {
+            name: {
+                "added_p50_c1": ratio(doc["added"][name]["nonstream_c1_p50_ms"],
+                                      doc["added"][reference]["nonstream_c1_p50_ms"]),
+                "throughput_c16": ratio(_throughput(doc, name), _throughput(doc, reference)),
+                "ttfb_p50_stream_c1": ratio(_ttfb(doc, name), _ttfb(doc, reference)),
+                "peak_rss": ratio(_rss(doc, name), _rss(doc, reference)),
+            }
+            for name in targets if name not in ("direct", reference)
+        }
+    doc["goals"] = goals(doc)
+
+
+def _goal(text: str, value: float | None, limit: float, *, at_least: bool = False, unit: str = "x") -> dict:
+    met = None if value is None else (value >= limit if at_least else value <= limit)
+    shown = "n/a" if value is None else (f"{value:.2f}{unit}" if unit == "x" else f"{value:.0f} {unit}")
+    return {"goal": text, "measured": shown, "value": value, "met": met}
+
+
+def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    vs_proxy = doc.get("vs_proxy", {}).get("gateway", {})
+    vs_floor = doc.get("vs_floor", {}).get("gateway", {})
+    found = [
+        _goal("added p50 at c=1 <= 0.5x LiteLLM Proxy's", vs_proxy.get("added_p50_c1"), 0.5),
+        _goal("added p50 at c=1 <= 1.5x the bare-litellm floor's", vs_floor.get("added_p50_c1"), 1.5),
+        _goal("throughput at c=16 >= 2.5x LiteLLM Proxy's", vs_proxy.get("throughput_c16"), 2.5, at_least=True),
+        _goal("streamed TTFB p50 at c=1 <= 0.5x LiteLLM Proxy's", vs_proxy.get("ttfb_p50_stream_c1"), 0.5),
+        _goal("peak RSS under load <= 300 MB", _rss(doc, "gateway"), 300, unit="MB"),
+    ]
+    cold = doc.get("cold_start")
+    if cold:
+        found.append(_goal("cold start: import <= 1.1x bare `import litellm`", cold["ratio_import"], 1.1))
+        found.append(_goal("cold start: import + first request <= 1.1x bare litellm's",
+                           cold["ratio_import_and_first_request"], 1.1))
+    for target, checks in doc.get("aws_calls", {}).items():
+        # A key with limits: one reservation before, one write after; the first request of a new
+        # minute needs a second UpdateItem to open the rpm window, hence the small allowance.
+        for check, expected, allowance in (("no_limits", 1, 0.0), ("with_limits", 2, 0.1)):
+            measured = checks.get(check, {}).get("dynamodb")
+            goal = f"{target}: DynamoDB calls per request, key {check.replace('_', ' ')} == {expected}"
+            met = None if measured is None else expected - 1e-9 <= measured <= expected + allowance + 1e-9
+            found.append({"goal": goal, "measured": "n/a" if measured is None else f"{measured:.2f}",
+                          "value": measured, "met": met})
+        secrets = [c.get("secretsmanager") for c in checks.values() if c.get("secretsmanager") is not None]
+        worst = max(secrets) if secrets else None
+        found.append({"goal": f"{target}: Secrets Manager calls per request when warm == 0",
+                      "measured": "n/a" if worst is None else f"{worst:.2f}", "value": worst,
+                      "met": None if worst is None else worst == 0})
+    return found

@@ -1,0 +1,63 @@
+"""The Lambda path: `handler.lambda_function.lambda_handler` invoked in-process, no HTTP server.
+
+One invocation at a time, as in one Lambda execution environment, with
+API Gateway HTTP API (payload 2.0) events. The worker is both client and
+server, so its CPU per request is the handler's (event building is a dict
+copy). DynamoDB and Secrets Manager calls are counted with a botocore hook on
+the handler's own clients and returned with every batch.
+
+    python -m scripts.benchmark.lambda_worker     (speaks scripts.benchmark.protocol)
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+
+from .awscalls import count_aws_calls
+from .protocol import Channel, Samples, looks_complete
+
+
+def main() -> None:
+    channel = Channel()
+    from handler.lambda_function import lambda_handler
+    from tests.support.lambda_events import LambdaContext, http_api_event
+
+    counted = count_aws_calls()
+    channel.send({"event": "ready"})
+
+    def batch(event: dict, count: int, expect: str) -> Samples:
+        samples = Samples()
+        started = time.perf_counter()
+        for _ in range(count):
+            begun = time.perf_counter()
+            try:
+                response = lambda_handler(dict(event), LambdaContext())
+            except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+                samples.failed(f"{type(exc).__name__}: {exc}")
+                continue
+            elapsed = time.perf_counter() - begun
+            body = response.get("body") or ""
+            raw = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+            if response.get("statusCode") == 200 and looks_complete(raw, expect):
+                samples.ok(elapsed, elapsed)  # Mangum buffers: the first byte comes with the last
+            else:
+                samples.failed(f"HTTP {response.get('statusCode')}: {raw[:200]!r}")
+        samples.wall_s = time.perf_counter() - started
+        return samples
+
+    while (job := channel.receive()) is not None and job.get("cmd") == "run":
+        event = http_api_event("POST", job["path"], body=job["body"].encode(), headers=job["headers"])
+        batch(event, job["warmup"], job["expect"])
+        channel.send({"event": "warmed"})
+        if (channel.receive() or {}).get("cmd") != "go":
+            break
+        counted.clear()
+        samples = batch(event, job["requests"], job["expect"])
+        channel.send({**samples.message(), "aws_calls": dict(counted)})
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

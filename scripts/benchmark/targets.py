@@ -1,0 +1,172 @@
+"""The things measured, each started in its own process and described the same way.
+
+A target knows how to start, which processes are its cost (CPU, memory),
+and what request it serves: all of them answer the same Messages request
+for the same model, routed to the same fake upstream.
+
+    direct   the fake upstream itself, called the way litellm calls it (the baseline)
+    floor    a bare FastAPI app calling litellm.anthropic.messages.acreate (the issue's floor)
+    gateway  this gateway under uvicorn, metering on (moto)
+    proxy    LiteLLM Proxy 1.110.2, no database, its /v1/messages endpoint
+    lambda   handler.lambda_function.lambda_handler with API Gateway events, metering on
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .aws_stack import AwsStack
+from .procs import Process, free_port
+from .proxy_env import MASTER_KEY, ensure_proxy_venv, write_config
+from .worker import Worker
+
+ALL = ("direct", "floor", "gateway", "proxy", "lambda")
+LABELS = {"direct": "direct (fake upstream)", "floor": "bare litellm floor", "gateway": "gateway (uvicorn)",
+          "proxy": "LiteLLM Proxy", "lambda": "gateway (Lambda, in-process)"}
+PROMPT = "Say hello in a few words, please."
+MAX_TOKENS = 64
+
+
+@dataclass
+class Context:
+    root: Path
+    log_dir: Path
+    env: dict[str, str]  # every child's environment: offline litellm, AWS at moto
+    upstream_url: str
+    model: str  # catalogue id: anthropic/claude-sonnet-4-5 or openai/gpt-4o-mini
+    aws: AwsStack | None = None
+
+
+@dataclass
+class Target:
+    name: str
+    server: Process | None  # whose CPU and memory are the target's (None: direct)
+    driver: Worker | None  # the lambda target drives itself; HTTP targets share the load generator
+    port: int | None
+    path: str
+    headers: dict[str, str]
+    request_model: str
+    dialect: str = "anthropic"  # what the target speaks to us: direct OpenAI is chat completions
+    max_concurrency: int = 1_000
+    software: str = ""
+    ready_s: float | None = None  # seconds from spawn to answering (direct: the fake, started first)
+    aws_calls_url: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.name]
+
+    def body(self, stream: bool) -> str:
+        document = {"model": self.request_model, "max_tokens": MAX_TOKENS, "stream": stream,
+                    "messages": [{"role": "user", "content": PROMPT}]}
+        if self.dialect == "openai" and stream:
+            document["stream_options"] = {"include_usage": True}
+        return json.dumps(document)
+
+    def expect(self, stream: bool) -> str:
+        """A marker only a complete answer holds."""
+        if self.dialect == "openai":
+            return "[DONE]" if stream else '"choices"'
+        return "message_stop" if stream else '"content"'
+
+    def stop(self) -> None:
+        if self.driver is not None:
+            self.driver.stop()
+        if self.server is not None:
+            self.server.stop()
+
+
+def package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+def _uvicorn_here() -> str:
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"uvicorn {package_version('uvicorn')} ({loop}, {http}), FastAPI {package_version('fastapi')}"
+
+
+def start_direct(ctx: Context) -> Target:
+    provider, model = ctx.model.split("/", 1)
+    if provider == "openai":
+        return Target("direct", None, None, _port(ctx.upstream_url), "/v1/chat/completions",
+                      {"content-type": "application/json", "authorization": "Bearer sk-openai-bench-fake"},
+                      model, dialect="openai", software="stdlib ThreadingHTTPServer")
+    return Target("direct", None, None, _port(ctx.upstream_url), "/v1/messages",
+                  {"content-type": "application/json", "x-api-key": "sk-ant-bench-fake",
+                   "anthropic-version": "2023-06-01"}, model, software="stdlib ThreadingHTTPServer")
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _serve(ctx: Context, name: str, argv: list[str], ready_path: str, *, env: dict | None = None,
+           timeout: float = 90) -> tuple[Process, int, float]:
+    port = free_port()
+    started = time.monotonic()
+    process = Process(name, [*argv, "--port", str(port)], env=env or ctx.env, cwd=ctx.root, log_dir=ctx.log_dir)
+    process.wait_http(f"http://127.0.0.1:{port}{ready_path}", timeout)
+    return process, port, time.monotonic() - started
+
+
+def start_gateway(ctx: Context) -> Target:
+    process, port, ready = _serve(ctx, "gateway", [sys.executable, "-m", "scripts.benchmark.gateway_server"],
+                                  "/health")
+    return Target("gateway", process, None, port, "/v3/v1/messages",
+                  {"content-type": "application/json", "authorization": f"Bearer {ctx.aws.key}"}, ctx.model,
+                  software=_uvicorn_here(), ready_s=ready,
+                  aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls")
+
+
+def start_floor(ctx: Context) -> Target:
+    process, port, ready = _serve(
+        ctx, "floor", [sys.executable, "-m", "uvicorn", "scripts.benchmark.floor_app:app", "--host", "127.0.0.1"],
+        "/health", env={**ctx.env, "BENCH_UPSTREAM_URL": ctx.upstream_url})
+    return Target("floor", process, None, port, "/v1/messages", {"content-type": "application/json"},
+                  ctx.model, software=_uvicorn_here(), ready_s=ready)
+
+
+def start_proxy(ctx: Context) -> Target:
+    python = ensure_proxy_venv(ctx.root)
+    config = write_config(ctx.log_dir, ctx.upstream_url)
+    env = {k: v for k, v in ctx.env.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")}
+    env["LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES"] = "true"
+    process, port, ready = _serve(
+        ctx, "litellm-proxy",
+        [str(python.parent / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--num_workers", "1"],
+        "/health/liveliness", env=env, timeout=180)
+    probe = ("import importlib.metadata as m, importlib.util as u; "
+             "print(m.version('litellm'), m.version('uvicorn'), 'uvloop' if u.find_spec('uvloop') else 'asyncio', "
+             "'httptools' if u.find_spec('httptools') else 'h11')")
+    litellm, uvicorn, loop, http = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
+                                                  check=True).stdout.split()
+    return Target("proxy", process, None, port, "/v1/messages",
+                  {"content-type": "application/json", "authorization": f"Bearer {MASTER_KEY}"}, ctx.model,
+                  software=f"litellm {litellm}, uvicorn {uvicorn} ({loop}, {http})", ready_s=ready,
+                  extra={"litellm": litellm})
+
+
+def start_lambda(ctx: Context) -> Target:
+    started = time.monotonic()
+    worker = Worker.start("lambda", [sys.executable, "-m", "scripts.benchmark.lambda_worker"],
+                          env=ctx.env, cwd=ctx.root, log_dir=ctx.log_dir, timeout=90)
+    return Target("lambda", worker.process, worker, None, "/v3/v1/messages",
+                  {"authorization": f"Bearer {ctx.aws.key}"}, ctx.model, max_concurrency=1,
+                  software=f"Mangum {package_version('mangum')}, API Gateway v2 events, no HTTP",
+                  ready_s=time.monotonic() - started)
+
+
+STARTERS = {"direct": start_direct, "floor": start_floor, "gateway": start_gateway, "proxy": start_proxy,
+            "lambda": start_lambda}

@@ -1,0 +1,80 @@
+"""scripts/bench cannot rot: its quick mode runs end to end and its numbers are sane.
+
+The benchmark is not a test (CI does not run it, and never installs LiteLLM
+Proxy); this runs its smoke mode on the direct, gateway and Lambda targets
+as a subprocess, exactly as a person would, and checks the JSON it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOADS = {"nonstream_c1", "nonstream_c16", "stream_c1"}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GATEWAY_"))}
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "bench"), "--quick", "--targets", "direct,gateway,lambda", "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert done.returncode == 0, f"scripts/bench failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    assert "### non-streamed, c=1" in done.stdout  # the markdown report
+    return json.loads(out.read_text())
+
+
+def test_every_target_ran_every_load_it_serves_without_errors(results):
+    targets = results["targets"]
+    assert set(targets) == {"direct", "gateway", "lambda"}
+    for name, target in targets.items():
+        expected = LOADS - {"nonstream_c16"} if name == "lambda" else LOADS
+        assert set(target["scenarios"]) == expected, name
+        for load, summary in target["scenarios"].items():
+            assert summary["requests"] > 0 and summary["errors"] == 0, (name, load, summary["error_samples"])
+            latency = summary["latency_ms"]
+            assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] < 30_000, (name, load)
+            assert 0 < summary["ttfb_ms"]["p50"] <= latency["p99"], (name, load)
+            assert summary["throughput_rps"] > 0, (name, load)
+    assert set(targets["lambda"]["skipped"]) == {"nonstream_c16"}
+
+
+def test_servers_cpu_and_memory_are_measured(results):
+    for name in ("gateway", "lambda"):
+        target = results["targets"][name]
+        assert 20 < target["peak_rss_mb"] < 4096, name
+        cpu = target["scenarios"]["nonstream_c1"]["cpu_ms_per_request"]
+        assert cpu["server"] > 0 and "upstream" in cpu and "moto" in cpu, name
+    assert "client" in results["targets"]["gateway"]["scenarios"]["nonstream_c1"]["cpu_ms_per_request"]
+    assert results["shared"]["fake upstream"] > 0
+
+
+def test_metering_costs_one_dynamodb_call_without_limits_two_with(results):
+    for name in ("gateway", "lambda"):
+        checks = results["aws_calls"][name]
+        for check in checks.values():
+            assert check["errors"] == 0 and check["requests"] > 0, (name, check)
+        assert checks["no_limits"]["dynamodb"] == 1, (name, checks["no_limits"])
+        assert checks["no_limits_stream"]["dynamodb"] == 1, (name, checks["no_limits_stream"])
+        limited = checks["with_limits"]
+        # One reservation before, one write after; a new minute's first request opens the rpm window
+        # with a second UpdateItem.
+        assert limited["operations"].get("dynamodb.TransactWriteItems") == limited["requests"], (name, limited)
+        assert limited["operations"].get("dynamodb.UpdateItem") in (limited["requests"], limited["requests"] + 1)
+        assert limited["secretsmanager"] == 0, (name, limited)
+
+
+def test_added_latency_cold_start_and_goals_are_reported(results):
+    assert results["added"]["gateway"]["nonstream_c1_p50_ms"] is not None
+    cold = results["cold_start"]
+    assert cold["gateway"]["all_ok"] and cold["litellm"]["all_ok"]
+    assert cold["gateway"]["median"]["import_s"] > 0 and cold["ratio_import"] > 0
+    assert any("DynamoDB" in goal["goal"] for goal in results["goals"])
+    assert results["meta"]["machine"]["nproc"] >= 1 and results["meta"]["versions"]["litellm"] != "-"
