@@ -19,6 +19,7 @@ from . import aws
 from .config import Settings
 from .keys import hash_key, new_key, new_key_id
 from .ledger import Ledger
+from .providers import build_catalogue
 
 
 def _now() -> str:
@@ -62,6 +63,34 @@ def revoke_key(settings: Settings, key_id: str) -> dict:
             aws.write_json_secret(settings.keys_secret_id, document)
             return {k: v for k, v in entry.items() if k != "hash"}
     raise LookupError(f"no key with id {key_id!r}")
+
+
+def set_providers(settings: Settings, document: dict) -> dict:
+    """Check the providers document as the gateway will read it, then store it."""
+    import litellm  # the price map: only this command needs it
+
+    catalogue = build_catalogue(document, litellm.model_cost)
+    if not catalogue.providers:
+        raise LookupError("the document configures no provider")
+    if not catalogue.models:
+        raise LookupError("no model is served: list `models` or configure a provider litellm prices")
+    aws.write_json_secret(settings.providers_secret_id, document)
+    return describe_providers(catalogue)
+
+
+def show_providers(settings: Settings) -> dict:
+    import litellm
+
+    return describe_providers(build_catalogue(aws.read_json_secret(settings.providers_secret_id), litellm.model_cost))
+
+
+def describe_providers(catalogue) -> dict:
+    """Providers and models, never credentials."""
+    return {
+        "providers": {name: {"type": p.type, "api_base": p.api_base, "api_key": "set" if p.api_key else "none"}
+                      for name, p in catalogue.providers.items()},
+        "models": sorted(catalogue.models),
+    }
 
 
 def usage_reports(settings: Settings, *, key_id: str | None, month: str) -> list[dict]:
@@ -110,6 +139,13 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
     revoke.add_argument("--json", action="store_true")
+    providers = commands.add_parser("providers", help="set or show the providers secret")
+    provider_commands = providers.add_subparsers(dest="action", required=True)
+    setting = provider_commands.add_parser("set", help="check a providers document and store it")
+    setting.add_argument("--file", required=True, help="JSON document (see README: Secrets)")
+    setting.add_argument("--json", action="store_true")
+    showing = provider_commands.add_parser("show", help="providers and models (never keys)")
+    showing.add_argument("--json", action="store_true")
     usage = commands.add_parser("usage", help="metered usage per key, or replay the fallback queue")
     usage.add_argument("--key-id", help="one key (default: every key)")
     usage.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
@@ -127,6 +163,17 @@ def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> 
     args = _parser().parse_args(argv)
     settings = settings or Settings.from_env()
     try:
+        if args.command == "providers":
+            if args.action == "set":
+                with open(args.file, encoding="utf-8") as handle:
+                    described = set_providers(settings, json.load(handle))
+            else:
+                described = show_providers(settings)
+            _print(described, args.json, "\n".join(
+                [f"provider {n}: type={d['type']} api_base={d['api_base'] or 'default'} key={d['api_key']}"
+                 for n, d in described["providers"].items()]
+                + [f"{len(described['models'])} models"]))
+            return 0
         if args.command == "usage":
             if args.action == "replay":
                 counts = replay(settings)
@@ -147,7 +194,7 @@ def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> 
         elif args.action == "revoke":
             revoked = revoke_key(settings, args.key_id)
             _print(revoked, args.json, f"revoked {revoked['key_id']}")
-    except LookupError as exc:
+    except (LookupError, ValueError, OSError) as exc:
         print(f"gateway-admin: {exc}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as exc:

@@ -94,3 +94,29 @@ def test_the_console_script_is_installed(secret_id):
     result = admin("keys", "create", "--name", "script", secret_id=secret_id, entry=(str(CONSOLE_SCRIPT),))
     assert result.returncode == 0, result.stderr
     assert "egw_" in result.stdout
+
+
+def test_providers_set_checks_the_document_then_stores_it(moto_endpoint, tmp_path):
+    secret_id = f"admin-test/{uuid.uuid4().hex[:8]}/providers"
+    document = {"providers": {"anthropic": {"api_key": "sk-ant-operator-secret"}},
+                "models": {"anthropic/claude-sonnet-4-5": {}}}
+    path = tmp_path / "providers.json"
+    path.write_text(json.dumps(document))
+    env = {**os.environ, "GATEWAY_PROVIDERS_SECRET_ID": secret_id}
+    result = subprocess.run([sys.executable, "-m", "handler.admin", "providers", "set", "--file", str(path), "--json"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["models"] == ["anthropic/claude-sonnet-4-5"]
+    assert aws.read_json_secret(secret_id) == document
+    shown = subprocess.run([sys.executable, "-m", "handler.admin", "providers", "show"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert "provider anthropic" in shown.stdout and "sk-ant-operator-secret" not in shown.stdout + result.stdout
+
+
+def test_providers_set_refuses_a_document_that_serves_nothing(moto_endpoint, tmp_path):
+    path = tmp_path / "providers.json"
+    path.write_text(json.dumps({"providers": {}}))
+    env = {**os.environ, "GATEWAY_PROVIDERS_SECRET_ID": f"admin-test/{uuid.uuid4().hex[:8]}/providers"}
+    result = subprocess.run([sys.executable, "-m", "handler.admin", "providers", "set", "--file", str(path)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1 and "no provider" in result.stderr
