@@ -30,7 +30,7 @@ import pytest
 
 from handler import snapstart
 from tests.support.lambda_events import http_api_event
-from tests.support.stack import new_stack
+from tests.support.stack import new_stack, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPROMISED_LITELLM = {"1.82.7", "1.82.8"}
@@ -248,16 +248,7 @@ def streaming_mode(host_artifact, moto_endpoint, fake, tmp_path):
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"run.sh did not come up: {process.stdout.read().decode()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_healthy(url, process, timeout=120)
         yield url, key
     finally:
         process.terminate()

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from tests.support.stack import new_stack
+from tests.support.stack import new_stack, wait_until_healthy
 
 REQUESTS = int(os.environ.get("GATEWAY_SOAK_REQUESTS", "2000"))
 CONCURRENCY = 32
@@ -48,15 +48,7 @@ def gateway_process(settings):
                                 "--port", str(port), "--log-level", "warning"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, "the gateway did not start"
-            time.sleep(0.1)
+        wait_until_healthy(url, process, timeout=60)
         yield url, process.pid
     finally:
         process.terminate()

@@ -199,5 +199,22 @@ def serve(stack: Stack, **app_options) -> Iterator[UvicornThread]:
         server.stop()
 
 
+def wait_until_healthy(url: str, process, timeout: float) -> None:
+    """Poll `url`/health until the server in `process` answers; fail with its output if it dies."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            output = process.stdout.read().decode()[-3000:] if process.stdout else ""
+            raise AssertionError(f"{url} did not come up: {output}")
+        time.sleep(0.1)
+
+
 def dump(obj) -> str:
     return json.dumps(obj, indent=1, sort_keys=True)
