@@ -63,7 +63,3 @@ class GatewayError(Exception):
 
 def error_body(error_type: str, message: str) -> dict:
     return {"type": "error", "error": {"type": error_type, "message": message}}
-
-
-def invalid_request(message: str) -> GatewayError:
-    return GatewayError(400, message)

@@ -9,7 +9,6 @@ with the official anthropic SDK.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import threading
@@ -214,7 +213,3 @@ def wait_until_healthy(url: str, process, timeout: float) -> None:
             output = process.stdout.read().decode()[-3000:] if process.stdout else ""
             raise AssertionError(f"{url} did not come up: {output}")
         time.sleep(0.1)
-
-
-def dump(obj) -> str:
-    return json.dumps(obj, indent=1, sort_keys=True)
