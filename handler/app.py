@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from botocore.exceptions import BotoCoreError, ClientError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import aws
+from . import anthropic_api, aws
 from .body import check_content_type, parse_json, read_limited, validate
 from .breaker import ModelHealth
 from .cache import RefreshingValue
@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def lifespan(_: FastAPI):
         yield
         await gateway.drain()  # ledger writes still under way when the server stops
+        await anthropic_api.close_client()
 
     app = FastAPI(
         lifespan=lifespan,

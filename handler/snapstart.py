@@ -24,7 +24,7 @@ import importlib
 import random
 import sys
 
-from . import aws
+from . import anthropic_api, aws
 from .app import app
 
 BEFORE_SNAPSHOT_PATH = "/_lambda/snapstart/before-snapshot"
@@ -53,6 +53,7 @@ def import_first_call_modules() -> None:
 
 def forget_process_state() -> None:
     aws.reset_clients()
+    anthropic_api.forget_clients()
     litellm = sys.modules.get("litellm")
     if litellm is not None:
         attributes = vars(litellm)  # only what exists: reading would create it

@@ -1,8 +1,9 @@
-"""The litellm call, its failures in Anthropic's terms, and the stream relay.
+"""The upstream call, its failures in Anthropic's terms, and the stream relay.
 
-litellm raises openai-style exceptions carrying the upstream's status; the
-caller must see Anthropic's status and error type instead, with provider
-credentials redacted from any relayed message. A stream is relayed event by
+Anthropic-type providers are called directly (`anthropic_api`), every other
+one through litellm's Anthropic interface. Either raises exceptions carrying
+the upstream's status; the caller must see Anthropic's status and error type
+instead, with provider credentials redacted from any relayed message. A stream is relayed event by
 event: upstream bytes pass through untouched except message_start, whose
 `model` becomes the catalogue id, while usage is tracked for metering.
 """
@@ -15,9 +16,10 @@ import logging
 import re
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
+import httpx
 import litellm
 
-from . import sse
+from . import anthropic_api, sse
 from .errors import GatewayError, error_body
 from .usage import Usage
 
@@ -53,6 +55,8 @@ def _status_of(exc: BaseException) -> int | None:
 
 
 def _retry_after(exc: BaseException) -> str | None:
+    if getattr(exc, "retry_after", None):
+        return str(exc.retry_after)
     for headers in (getattr(exc, "litellm_response_headers", None),
                     getattr(getattr(exc, "response", None), "headers", None)):
         value = headers.get("retry-after") if hasattr(headers, "get") else None
@@ -80,12 +84,16 @@ def upstream_message(exc: BaseException) -> str:
     return text
 
 
+_CONTEXT_WINDOW_HINTS = ("context window", "context length", "prompt is too long")
+
+
 def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> GatewayError:
     """An upstream failure as the Anthropic error a client expects (pure)."""
     if isinstance(exc, GatewayError):
         return exc
     message = redact(upstream_message(exc), secrets)
-    if isinstance(exc, (asyncio.TimeoutError, litellm.Timeout)) or "timed out" in message.lower():
+    if isinstance(exc, (asyncio.TimeoutError, litellm.Timeout, httpx.TimeoutException)) \
+            or "timed out" in message.lower():
         return GatewayError(504, "The upstream model did not answer in time.")
     status = _status_of(exc)
     if isinstance(exc, litellm.APIConnectionError) or status is None:
@@ -101,8 +109,8 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> 
                             error_type="api_error")
     if status in (408, 504):
         return GatewayError(504, "The upstream model did not answer in time.")
-    if isinstance(exc, litellm.ContextWindowExceededError) or "context window" in message.lower() \
-            or "context length" in message.lower():
+    if isinstance(exc, litellm.ContextWindowExceededError) \
+            or any(hint in message.lower() for hint in _CONTEXT_WINDOW_HINTS):
         # The request is fine; this model is too small for it: a larger one may take it.
         return GatewayError(400, f"The prompt is too long for this model: {message}", retryable=True)
     if status == 413:
@@ -142,7 +150,14 @@ def checked_message(result: Any, *, secrets: Iterable[str | None] = ()) -> dict[
 async def send(kwargs: dict[str, Any]) -> Any:
     """One upstream attempt; failures come out as GatewayError."""
     try:
-        return await litellm.anthropic.messages.acreate(**kwargs)
+        if not anthropic_api.speaks_directly(kwargs):
+            return await litellm.anthropic.messages.acreate(**kwargs)
+        result = await anthropic_api.send(kwargs)
+        if kwargs.get("stream") and isinstance(result, dict):
+            checked_message(result, secrets=(kwargs.get("api_key"),))  # raises for an error body
+            raise GatewayError(502, "The upstream model answered a stream request without a stream.",
+                               error_type="api_error")
+        return result
     except GatewayError:
         raise
     except Exception as exc:  # noqa: BLE001 - every upstream failure is mapped
@@ -238,8 +253,18 @@ class StreamRelay:
         except Exception as exc:  # noqa: BLE001 - every upstream failure is relayed
             self._fail(map_exception(exc, secrets=self._secrets))
         finally:
+            await self._close_upstream()
             self._queue.put_nowait(_END)
             await self._finish()
+
+    async def _close_upstream(self) -> None:
+        """Give the connection back now, not when the iterator is collected."""
+        close = getattr(self._upstream, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - a failing close loses nothing already read
+                log.debug("closing the upstream stream failed", exc_info=True)
 
     def _emit(self, name: str, item: bytes) -> None:
         if self.started:
