@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 from . import upstream
 from .cache import RefreshingValue
 from .errors import GatewayError
+from .group_commit import GroupCommit
 from .keys import ApiKey
 from .ledger import Ledger, RateInfo
 from .breaker import ModelHealth
@@ -136,6 +137,7 @@ class Gateway:
     ) -> None:
         self._catalogue = catalogue
         self._ledger = ledger
+        self._commits = GroupCommit(ledger)
         self._deadline = deadline
         self._stream_timeout = stream_timeout
         self._policy = policy
@@ -172,7 +174,7 @@ class Gateway:
         try:
             outcome = await self._attempts(request, models, anthropic_beta)
         except GatewayError as error:
-            await asyncio.to_thread(self._ledger.record, self._entry(request, None, Usage(), "error"))
+            await self._commits.record(self._entry(request, None, Usage(), "error"))
             if request.attempts:
                 error.headers[ATTEMPTS_HEADER] = attempts_header(request.attempts)
             if plan.route_reason:
@@ -233,7 +235,7 @@ class Gateway:
                 if relay.error is None and not relay.delivered:
                     state = "client_disconnected"
                 entry = self._entry(request, model, relay.usage, state)
-                await asyncio.to_thread(self._ledger.record, entry)
+                await self._commits.record(entry)
 
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,),
                                          on_finish=meter_stream, drain_timeout=self._stream_timeout)
@@ -247,7 +249,7 @@ class Gateway:
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")
 
         async def finish() -> None:
-            await asyncio.to_thread(self._ledger.record, entry)
+            await self._commits.record(entry)
 
         return Outcome(model, request.attempts, message=message, finish=finish)
 

@@ -171,7 +171,7 @@ class Ledger:
 
     def write(self, entry: LedgerEntry) -> str:
         """Record + aggregates, exactly once: 'written' or 'duplicate'; raises if DynamoDB keeps failing."""
-        items = ledger_transaction(self.table, entry, self.ttl_days)
+        items = ledger_transaction(self.table, [entry], self.ttl_days)
         try:
             self._with_retries(lambda: self._dynamodb().transact_write_items(TransactItems=items),
                                self._write_attempts)
@@ -186,8 +186,34 @@ class Ledger:
         try:
             return self.write(entry)
         except (BotoCoreError, ClientError) as exc:
-            log.error("ledger write failed after retries (%s); queueing request %s",
-                      type(exc).__name__, entry.request_id)
+            return self._keep(entry, exc)
+
+    def record_batch(self, entries: list[LedgerEntry]) -> list[str]:
+        """record() for entries that arrived together, in one transaction when they can be.
+
+        A record that is already there (or any other refusal) cancels the whole
+        transaction, so then each is written alone; DynamoDB still failing after
+        the retries sends them all to the queue, without trying each in turn.
+        """
+        if len(entries) == 1:
+            return [self.record(entries[0])]
+        items = ledger_transaction(self.table, entries, self.ttl_days)
+        try:
+            self._with_retries(lambda: self._dynamodb().transact_write_items(TransactItems=items),
+                               self._write_attempts)
+            return ["written"] * len(entries)
+        except ClientError as exc:
+            if not _retryable(exc):
+                return [self.record(entry) for entry in entries]
+            failure: Exception = exc
+        except BotoCoreError as exc:
+            failure = exc
+        return [self._keep(entry, failure) for entry in entries]
+
+    def _keep(self, entry: LedgerEntry, failure: Exception) -> str:
+        """An entry DynamoDB would not take: to the queue, else whole to the log."""
+        log.error("ledger write failed after retries (%s); queueing request %s",
+                  type(failure).__name__, entry.request_id)
         if self.queue_url:
             try:
                 self._sqs().send_message(QueueUrl=self.queue_url, MessageBody=entry.to_json())

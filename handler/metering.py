@@ -10,7 +10,8 @@ I/O lives in ledger.py. One table, `pk`/`sk` strings:
       rpm_window, rpm_count       the current minute's request count
 
 A record and its aggregates are written in one transaction conditioned on the
-record's absence, so a retried or replayed write cannot count twice.
+record's absence, so a retried or replayed write cannot count twice; records
+that arrive together share one transaction and one ADD per aggregate.
 """
 
 from __future__ import annotations
@@ -139,21 +140,22 @@ def request_record(entry: LedgerEntry, ttl_days: int) -> dict:
     }
 
 
-def _aggregate_update(table: str, pk: str, sk: str, entry: LedgerEntry, *, settle_budget: bool) -> dict:
+def _aggregate_update(table: str, pk: str, sk: str, entries: list[LedgerEntry], *, settle_budget: bool) -> dict:
+    """One aggregate item's ADDs for every entry that counts toward it."""
     values: dict[str, Any] = {
-        ":one": 1,
-        ":errors": 0 if entry.status == "ok" else 1,
-        ":unpriced": 0 if entry.priced else 1,
-        ":cost": entry.cost_usd,
-        ":key": entry.key_id,
-        **{f":{name}": getattr(entry.usage, name) for name in TOKEN_FIELDS},
+        ":one": len(entries),
+        ":errors": sum(entry.status != "ok" for entry in entries),
+        ":unpriced": sum(not entry.priced for entry in entries),
+        ":cost": sum((entry.cost_usd for entry in entries), Decimal(0)),
+        ":key": entries[0].key_id,
+        **{f":{name}": sum(getattr(entry.usage, name) for entry in entries) for name in TOKEN_FIELDS},
     }
     adds = ["requests :one", "errors :errors", "unpriced_requests :unpriced", "cost_usd :cost",
             *(f"{name} :{name}" for name in TOKEN_FIELDS)]
     if settle_budget:
         # The reservation made before the call is replaced by what was really used.
-        values[":budget_tokens"] = entry.total_tokens - entry.reserved_tokens
-        values[":budget_usd"] = entry.cost_usd - entry.reserved_usd
+        values[":budget_tokens"] = sum(entry.total_tokens - entry.reserved_tokens for entry in entries)
+        values[":budget_usd"] = sum((entry.cost_usd - entry.reserved_usd for entry in entries), Decimal(0))
         adds += ["budget_tokens :budget_tokens", "budget_usd :budget_usd"]
     return {"Update": {
         "TableName": table,
@@ -163,17 +165,30 @@ def _aggregate_update(table: str, pk: str, sk: str, entry: LedgerEntry, *, settl
     }}
 
 
-def ledger_transaction(table: str, entry: LedgerEntry, ttl_days: int) -> list[dict]:
-    """Record + day + month, all or nothing, and nothing at all if the record exists."""
-    pk = key_pk(entry.key_id)
+# DynamoDB allows 100 actions per transaction; a batch of 32 entries needs at most 96.
+MAX_BATCH = 32
+
+
+def ledger_transaction(table: str, entries: list[LedgerEntry], ttl_days: int) -> list[dict]:
+    """Records + their day and month aggregates, all or nothing, and nothing at all if any
+    record exists. Entries of one key and day share one aggregate update (a transaction
+    may touch an item only once), so concurrent requests can be committed together."""
+    if not 0 < len(entries) <= MAX_BATCH:
+        raise ValueError(f"a ledger transaction holds 1 to {MAX_BATCH} entries, not {len(entries)}")
+    puts = [{"Put": {
+        "TableName": table,
+        "Item": to_item(request_record(entry, ttl_days)),
+        "ConditionExpression": "attribute_not_exists(pk)",
+    }} for entry in entries]
+    days: dict[tuple[str, str], list[LedgerEntry]] = {}
+    months: dict[tuple[str, str], list[LedgerEntry]] = {}
+    for entry in entries:
+        days.setdefault((key_pk(entry.key_id), day_sk(entry.time)), []).append(entry)
+        months.setdefault((key_pk(entry.key_id), month_sk(entry.time)), []).append(entry)
     return [
-        {"Put": {
-            "TableName": table,
-            "Item": to_item(request_record(entry, ttl_days)),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }},
-        _aggregate_update(table, pk, day_sk(entry.time), entry, settle_budget=False),
-        _aggregate_update(table, pk, month_sk(entry.time), entry, settle_budget=True),
+        *puts,
+        *(_aggregate_update(table, pk, sk, group, settle_budget=False) for (pk, sk), group in days.items()),
+        *(_aggregate_update(table, pk, sk, group, settle_budget=True) for (pk, sk), group in months.items()),
     ]
 
 
