@@ -15,7 +15,7 @@ from typing import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws
+from . import aws, price_map
 from .config import Settings
 from .keys import hash_key, new_key, new_key_id
 from .ledger import Ledger
@@ -67,9 +67,7 @@ def revoke_key(settings: Settings, key_id: str) -> dict:
 
 def set_providers(settings: Settings, document: dict) -> dict:
     """Check the providers document as the gateway will read it, then store it."""
-    import litellm  # the price map: only this command needs it
-
-    catalogue = build_catalogue(document, litellm.model_cost)
+    catalogue = build_catalogue(document, price_map.load())
     if not catalogue.providers:
         raise LookupError("the document configures no provider")
     if not catalogue.models:
@@ -79,9 +77,7 @@ def set_providers(settings: Settings, document: dict) -> dict:
 
 
 def show_providers(settings: Settings) -> dict:
-    import litellm
-
-    return describe_providers(build_catalogue(aws.read_json_secret(settings.providers_secret_id), litellm.model_cost))
+    return describe_providers(build_catalogue(aws.read_json_secret(settings.providers_secret_id), price_map.load()))
 
 
 def describe_providers(catalogue) -> dict:

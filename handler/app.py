@@ -15,14 +15,13 @@ import secrets
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
-import litellm
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from botocore.exceptions import BotoCoreError, ClientError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import anthropic_api, aws
+from . import anthropic_api, aws, price_map
 from .body import check_content_type, parse_json, read_limited, validate
 from .breaker import ModelHealth
 from .cache import RefreshingValue
@@ -113,7 +112,7 @@ def _keys_cache(settings: Settings) -> RefreshingValue:
 
 def _catalogue_cache(settings: Settings) -> RefreshingValue[Catalogue]:
     return RefreshingValue(
-        lambda: build_catalogue(aws.read_json_secret(settings.providers_secret_id), litellm.model_cost),
+        lambda: build_catalogue(aws.read_json_secret(settings.providers_secret_id), price_map.load()),
         name="providers",
         ttl=settings.providers_cache_ttl,
         min_gap=settings.secret_refresh_gap,

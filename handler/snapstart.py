@@ -7,9 +7,11 @@ credentials), litellm's cached HTTP clients, `random`'s state. Request ids
 come from `secrets` (the OS) at each call and need nothing. `forget_process_state`
 drops the rest; the next request builds fresh ones.
 
-Init also imports what litellm would otherwise import on its first call
-(FIRST_CALL_MODULES), so the snapshot holds it and a restored environment's
-first request does not pay for it.
+When init is a snapshot's (or provisioned concurrency's), it also imports
+what the first requests would (FIRST_CALL_MODULES: litellm above all), so
+the snapshot holds it. An on-demand init imports none of it: a request that
+needs litellm (a provider that does not speak Anthropic's API) imports it
+then, and one that does not never pays for it.
 
 Buffered mode: the Python runtime runs `snapshot_restore_py`'s hooks (it ships
 with Lambda's runtime, not on PyPI; without it this is not a SnapStart runtime).
@@ -21,6 +23,7 @@ to outside callers); `streaming_app` answers it in front of the gateway's app.
 from __future__ import annotations
 
 import importlib
+import os
 import random
 import sys
 
@@ -30,20 +33,24 @@ from .app import app
 BEFORE_SNAPSHOT_PATH = "/_lambda/snapstart/before-snapshot"
 AFTER_RESTORE_PATH = "/_lambda/snapstart/after-restore"
 
-# Imported by litellm on its first call, not by `import litellm`: about 480
-# modules and 1.7 s of the first streamed request, measured. All local files.
+# Imported by the first calls, not at import: litellm (about 2 s) and what it loads on its
+# first call (about 480 modules more), the HTTP client's transport. All local files.
 FIRST_CALL_MODULES = (
-    "litellm.llms.anthropic.messages.native.streaming_iterator",  # litellm.proxy pass-through, soundfile, numpy
-    "litellm.proxy.pass_through_endpoints.streaming_handler",
-    "litellm.llms.anthropic.completion.transformation",
-    "litellm.anthropic_interface.exceptions",
+    "handler.litellm_route",  # litellm itself
     "litellm.litellm_core_utils.default_encoding",  # tiktoken's bundled encodings
     "litellm.litellm_core_utils.logging_callback_manager",
     "litellm.rust_bridge.token_counter",
     "litellm.llms.openai.chat.gpt_audio_transformation",  # the /chat/completions route's first call
     "litellm.proxy.openai_files_endpoints.common_utils",
-    "anyio._backends._asyncio",  # Starlette's worker threads
+    "httpcore",  # the direct Anthropic route's transport
+    "anyio._backends._asyncio",  # Starlette's worker threads, httpx's streams
 )
+# Lambda's init types that run before any request arrives: worth preparing for it.
+PREPARED_INITS = frozenset({"snap-start", "provisioned-concurrency"})
+
+
+def init_is_prepared() -> bool:
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in PREPARED_INITS
 
 
 def import_first_call_modules() -> None:
@@ -92,5 +99,6 @@ def with_snapstart_hooks(inner):
 
 
 streaming_app = with_snapstart_hooks(app)
-import_first_call_modules()
+if init_is_prepared():
+    import_first_call_modules()
 register_runtime_hooks()

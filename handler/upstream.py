@@ -11,13 +11,14 @@ event: upstream bytes pass through untouched except message_start, whose
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import re
+import sys
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
-import litellm
 
 from . import anthropic_api, sse
 from .errors import GatewayError, error_body
@@ -25,13 +26,16 @@ from .usage import Usage
 
 log = logging.getLogger(__name__)
 
-litellm.use_chat_completions_url_for_anthropic_messages = True
-litellm.suppress_debug_info = True
-litellm.telemetry = False
-litellm.drop_params = True
-# OpenAI-compatible streams otherwise start with input_tokens 0 in message_start; the real
-# figure still arrives in message_delta, and metering takes that one.
-litellm.anthropic_messages_estimate_initial_input_tokens = True
+
+def litellm_route():
+    """handler.litellm_route, imported on first use (it imports litellm)."""
+    return importlib.import_module(".litellm_route", __package__)
+
+
+def _is_litellm_error(exc: BaseException, *names: str) -> bool:
+    """isinstance against litellm's exception classes, without importing litellm to ask."""
+    litellm = sys.modules.get("litellm")
+    return litellm is not None and isinstance(exc, tuple(getattr(litellm, name) for name in names))
 
 _MAX_RELAYED_MESSAGE = 500
 
@@ -92,11 +96,11 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> 
     if isinstance(exc, GatewayError):
         return exc
     message = redact(upstream_message(exc), secrets)
-    if isinstance(exc, (asyncio.TimeoutError, litellm.Timeout, httpx.TimeoutException)) \
+    if isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException)) or _is_litellm_error(exc, "Timeout") \
             or "timed out" in message.lower():
         return GatewayError(504, "The upstream model did not answer in time.")
     status = _status_of(exc)
-    if isinstance(exc, litellm.APIConnectionError) or status is None:
+    if _is_litellm_error(exc, "APIConnectionError") or status is None:
         return GatewayError(502, f"Could not reach the upstream model: {message}", error_type="api_error")
     if status == 529 or "overloaded" in message.lower():
         return GatewayError(529, "The upstream model is overloaded.", headers=_retry_headers(exc, "5"))
@@ -109,7 +113,7 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> 
                             error_type="api_error")
     if status in (408, 504):
         return GatewayError(504, "The upstream model did not answer in time.")
-    if isinstance(exc, litellm.ContextWindowExceededError) \
+    if _is_litellm_error(exc, "ContextWindowExceededError") \
             or any(hint in message.lower() for hint in _CONTEXT_WINDOW_HINTS):
         # The request is fine; this model is too small for it: a larger one may take it.
         return GatewayError(400, f"The prompt is too long for this model: {message}", retryable=True)
@@ -151,7 +155,7 @@ async def send(kwargs: dict[str, Any]) -> Any:
     """One upstream attempt; failures come out as GatewayError."""
     try:
         if not anthropic_api.speaks_directly(kwargs):
-            return await litellm.anthropic.messages.acreate(**kwargs)
+            return await litellm_route().create(kwargs)
         result = await anthropic_api.send(kwargs)
         if kwargs.get("stream") and isinstance(result, dict):
             checked_message(result, secrets=(kwargs.get("api_key"),))  # raises for an error body
@@ -172,7 +176,7 @@ PRELUDE_EVENTS = frozenset({"message_start", "ping", "content_block_start"})
 async def count_tokens(kwargs: dict[str, Any]) -> tuple[int, str]:
     """Input tokens and how they were counted (litellm's tokenizer_type, e.g. anthropic_api)."""
     try:
-        result = await litellm.acount_tokens(**kwargs)
+        result = await litellm_route().count_tokens(kwargs)
     except Exception as exc:  # noqa: BLE001 - every upstream failure is mapped
         raise map_exception(exc, secrets=(kwargs.get("api_key"),)) from exc
     if getattr(result, "error", False):

@@ -9,6 +9,9 @@ gateway registers there.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
 import random
 import sys
 import types
@@ -18,7 +21,7 @@ import litellm
 import pytest
 from litellm.llms.custom_httpx.http_handler import get_async_httpx_client
 
-from handler import aws, snapstart
+from handler import anthropic_api, aws, snapstart
 
 
 def test_forgetting_process_state_drops_aws_and_litellm_clients_and_reseeds_random(moto_endpoint):
@@ -72,7 +75,34 @@ def test_everything_else_reaches_the_gateway(moto_endpoint):
     assert wrong_method.status_code in (404, 405) and wrong_method.json()["type"] == "error"
 
 
-def test_init_imports_what_litellms_first_call_would():
-    import handler.lambda_function  # noqa: F401  (the Lambda entry point imports snapstart)
+def modules_after_init(**env) -> set[str]:
+    """The modules a fresh process holds after importing the Lambda entry point."""
+    probe = "import json, sys, handler.lambda_function; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **env}, check=True)
+    return set(json.loads(result.stdout))
 
-    assert all(name in sys.modules for name in snapstart.FIRST_CALL_MODULES)
+
+def test_an_on_demand_init_imports_nothing_the_first_requests_could_import_themselves():
+    modules = modules_after_init(AWS_LAMBDA_INITIALIZATION_TYPE="on-demand")
+    assert "litellm" not in modules and "handler.litellm_route" not in modules
+
+
+@pytest.mark.parametrize("init_type", sorted(snapstart.PREPARED_INITS))
+def test_a_snapshot_or_provisioned_init_imports_what_the_first_requests_would(init_type):
+    modules = modules_after_init(AWS_LAMBDA_INITIALIZATION_TYPE=init_type)
+    assert set(snapstart.FIRST_CALL_MODULES) <= modules and "litellm" in modules
+
+
+def test_forgetting_process_state_drops_the_direct_anthropic_client():
+    loop = asyncio.new_event_loop()
+
+    async def current_client():
+        return anthropic_api.client()
+
+    try:
+        before = loop.run_until_complete(current_client())
+        snapstart.forget_process_state()
+        assert loop.run_until_complete(current_client()) is not before
+    finally:
+        loop.close()

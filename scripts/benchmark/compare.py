@@ -75,12 +75,14 @@ def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
         found.append(_goal("cold start: import + first request <= 1.1x bare litellm's",
                            cold["ratio_import_and_first_request"], 1.1))
     for target, checks in doc.get("aws_calls", {}).items():
-        # A key with limits: one reservation before, one write after; the first request of a new
-        # minute needs a second UpdateItem to open the rpm window, hence the small allowance.
-        for check, expected, allowance in (("no_limits", 1, 0.0), ("with_limits", 2, 0.1)):
+        # At most one write per request: a write that overlaps another's shares its transaction
+        # (group commit), so under uvicorn it is often less. A key with limits adds its reservation,
+        # one UpdateItem per request (a new minute's first request needs a second, hence the allowance).
+        # Below the floor, a write or a reservation went missing.
+        for check, floor, ceiling in (("no_limits", 0.01, 1.0), ("with_limits", 1.0, 2.1)):
             measured = checks.get(check, {}).get("dynamodb")
-            goal = f"{target}: DynamoDB calls per request, key {check.replace('_', ' ')} == {expected}"
-            met = None if measured is None else expected - 1e-9 <= measured <= expected + allowance + 1e-9
+            goal = f"{target}: DynamoDB calls per request, key {check.replace('_', ' ')} <= {round(ceiling)}"
+            met = None if measured is None else floor - 1e-9 <= measured <= ceiling + 1e-9
             found.append({"goal": goal, "measured": "n/a" if measured is None else f"{measured:.2f}",
                           "value": measured, "met": met})
         secrets = [c.get("secretsmanager") for c in checks.values() if c.get("secretsmanager") is not None]

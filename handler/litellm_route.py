@@ -1,0 +1,29 @@
+"""The litellm route: every provider that does not speak Anthropic's API.
+
+Imported on the first call that needs it (`import litellm` costs about 2 s
+and 150 MB), so a gateway that serves only Anthropic-type providers never
+pays for it; SnapStart imports it at init instead (snapstart.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import litellm
+
+litellm.use_chat_completions_url_for_anthropic_messages = True
+litellm.suppress_debug_info = True
+litellm.telemetry = False
+litellm.drop_params = True
+# OpenAI-compatible streams otherwise start with input_tokens 0 in message_start; the real
+# figure still arrives in message_delta, and metering takes that one.
+litellm.anthropic_messages_estimate_initial_input_tokens = True
+
+
+async def create(kwargs: dict[str, Any]) -> Any:
+    """A message (or its stream) in Anthropic's format, whatever the provider speaks."""
+    return await litellm.anthropic.messages.acreate(**kwargs)
+
+
+async def count_tokens(kwargs: dict[str, Any]) -> Any:
+    return await litellm.acount_tokens(**kwargs)
