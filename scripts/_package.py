@@ -3,10 +3,11 @@ platform, the handler, and the streaming run script, minus what the function
 never loads.
 
 Why this and not `sam build`'s own pip workflow: that one installs for the
-build machine unless it runs in Docker, and litellm with the modules its
-native Anthropic streaming imports is over Lambda's 250 MB unpacked limit
-unless it is pruned. Here pip's cross-platform options fetch the wheels of the
-target (no Docker), and every prune rule says why the function cannot miss it.
+build machine unless it runs in Docker, and it ships litellm whole (its proxy
+server's admin UI, every botocore service model, test suites, unstripped
+libraries) when the function loads a fraction of it. Here pip's cross-platform
+options fetch the wheels of the target (no Docker), and every prune rule says
+why the function cannot miss it.
 
     python scripts/_package.py                      # Lambda: arm64, Python 3.12 -> build/lambda, build/lambda.zip
     python scripts/_package.py --arch host --out D  # this machine's platform, same pruning (the tests run it)
@@ -70,14 +71,6 @@ BOTOCORE_SERVICES = frozenset({
     "kms", "s3", "sagemaker-runtime", "bedrock-runtime", "bedrock-agent-runtime",
 })
 
-# numpy is here only because litellm's pass-through logging imports soundfile,
-# which imports numpy's core. These subpackages load only when touched by name
-# (numpy.__getattr__), nothing in the function does, and the extension modules
-# named *_tests and _simd exist for numpy's own test suite.
-NUMPY_UNUSED = ("random", "fft", "polynomial", "ma", "f2py", "_pyinstaller", "_core/include", "_core/lib")
-NUMPY_TEST_EXTENSIONS = ("_multiarray_tests", "_umath_tests", "_rational_tests", "_struct_ufunc_tests",
-                         "_operand_flag_tests", "_simd")
-
 
 @dataclass(frozen=True)
 class Target:
@@ -130,8 +123,9 @@ def requirements_for(target: Target, lock_text: str) -> str:
     """The lock's entries whose environment markers hold on the target, markers removed.
 
     pip evaluates markers against the interpreter that runs it, not against
-    --python-version: on a 3.11 build machine it would pick the lock's
-    numpy for Python < 3.12 for a 3.12 Lambda. So the choice is made here.
+    --python-version: on a 3.11 build machine it would pick a pin marked
+    `python_full_version < '3.12'` for a 3.12 Lambda (or drop one marked
+    `>= '3.12'`). So the choice is made here.
     """
     environment = target.marker_environment()
     selected = []
@@ -212,11 +206,6 @@ def prune(site: Path, strip_tool: str | None) -> Pruned:
     for model in sorted((site / "botocore/data").iterdir()):
         if model.is_dir() and model.name not in BOTOCORE_SERVICES:
             remove(model, "botocore models of AWS services nothing here calls", pruned)
-    for sub in NUMPY_UNUSED:
-        remove(site / "numpy" / sub, "numpy parts nothing here loads", pruned)
-    for name in NUMPY_TEST_EXTENSIONS:
-        for extension in (site / "numpy/_core").glob(f"{name}.*.so"):
-            remove(extension, "numpy parts nothing here loads", pruned)
     for record in sorted(site.glob("*.dist-info/RECORD")):
         remove(record, "wheel RECORD and SBOM files (for installers and auditors; METADATA stays)", pruned)
     for sbom in sorted(site.glob("*.dist-info/sboms")):
@@ -261,8 +250,8 @@ def strip_shared_objects(site: Path, strip_tool: str, pruned: Pruned) -> None:
 
     Some wheels ship unstripped libraries (tokenizers, yaml, aiohttp...). Left
     alone: libraries auditwheel rewrote with patchelf (vendored into *.libs, or
-    given an RPATH to them), because stripping those misaligned numpy's load
-    segments on x86_64. Each stripped library must keep its dynamic table and
+    given an RPATH to them), because stripping such a library once misaligned
+    its load segments on x86_64. Each stripped library must keep its dynamic table and
     symbols and pass the loader's alignment check, or the original is put back.
     """
     tool_dir = Path(strip_tool).parent
