@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
                               queue_url=settings.ledger_queue_url)
     gateway = Gateway(_catalogue_cache(settings), ledger, deadline=settings.request_deadline,
                       stream_timeout=settings.stream_timeout, policy=settings.router_policy,
+                      meter_before_response_end=settings.meter_before_response_end,
                       health=ModelHealth(threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown))
 
     @asynccontextmanager
@@ -196,7 +197,10 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
                 media_type="text/event-stream",
                 headers={**outcome.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
             )
-        gateway.spawn(outcome.finish())
+        if settings.meter_before_response_end:
+            await outcome.finish()
+        else:
+            gateway.spawn(outcome.finish())
         return JSONResponse(outcome.message, headers=outcome.headers())
 
     @app.post("/v3/v1/messages/count_tokens", response_model=CountTokensResponse,

@@ -15,6 +15,10 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
+def _bool(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw not in (None, "") else default
@@ -49,6 +53,10 @@ class Settings:
     breaker_cooldown: float = 30.0
     # Prompts and completions stay out of the logs unless the operator asks for them.
     log_prompts: bool = False
+    # Under the Lambda Web Adapter an invocation ends with its response, and a frozen
+    # environment would hold (or, if reclaimed, lose) a ledger write still under way:
+    # there, a response ends only once its usage is written (template.yaml sets it).
+    meter_before_response_end: bool = False
 
     def __post_init__(self) -> None:
         from .routing import POLICIES
@@ -74,5 +82,6 @@ class Settings:
             router_policy=os.environ.get("GATEWAY_ROUTER_POLICY") or "cheapest",
             breaker_threshold=_int("GATEWAY_BREAKER_THRESHOLD", 3),
             breaker_cooldown=_float("GATEWAY_BREAKER_COOLDOWN", 30.0),
-            log_prompts=os.environ.get("GATEWAY_LOG_PROMPTS", "").lower() in ("1", "true", "yes"),
+            log_prompts=_bool("GATEWAY_LOG_PROMPTS"),
+            meter_before_response_end=_bool("GATEWAY_METER_BEFORE_RESPONSE_END"),
         )

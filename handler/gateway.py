@@ -129,6 +129,7 @@ class Gateway:
         *,
         deadline: float,
         stream_timeout: float = 600.0,
+        meter_before_response_end: bool = False,
         policy: str = "cheapest",
         health: ModelHealth | None = None,
         send: Callable[[dict[str, Any]], Awaitable[Any]] = upstream.send,
@@ -140,6 +141,7 @@ class Gateway:
         self._commits = GroupCommit(ledger)
         self._deadline = deadline
         self._stream_timeout = stream_timeout
+        self.meter_before_response_end = meter_before_response_end
         self._policy = policy
         self.health = health or ModelHealth()
         self._pending: set[asyncio.Future] = set()
@@ -238,7 +240,8 @@ class Gateway:
                 await self._commits.record(entry)
 
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,),
-                                         on_finish=meter_stream, drain_timeout=self._stream_timeout)
+                                         on_finish=meter_stream, drain_timeout=self._stream_timeout,
+                                         meter_before_end=self.meter_before_response_end)
             self.spawn(relay.start())
             await relay.first()
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))

@@ -7,6 +7,8 @@ pays for it; SnapStart imports it at init instead (snapstart.py).
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 import litellm
@@ -18,6 +20,17 @@ litellm.drop_params = True
 # OpenAI-compatible streams otherwise start with input_tokens 0 in message_start; the real
 # figure still arrives in message_delta, and metering takes that one.
 litellm.anthropic_messages_estimate_initial_input_tokens = True
+
+
+# litellm's Anthropic-to-OpenAI adapter asks for LiteLLM Proxy's router on every call
+# (`from litellm.proxy.proxy_server import llm_router`, litellm/llms/anthropic/messages/
+# adapters/handler.py). Outside the proxy that import fails (its extra is not installed),
+# and a failed import is tried again each time: proxy_server.py was compiled anew on every
+# request, a third of the gateway's CPU on this route (py-spy). The gateway is not the
+# proxy and has no proxy router: this module says so once.
+NOT_THE_PROXY = types.ModuleType("litellm.proxy.proxy_server", "Stand-in: this process is not LiteLLM Proxy.")
+NOT_THE_PROXY.llm_router = None
+sys.modules.setdefault(NOT_THE_PROXY.__name__, NOT_THE_PROXY)
 
 
 async def create(kwargs: dict[str, Any]) -> Any:

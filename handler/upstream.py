@@ -193,7 +193,8 @@ class StreamRelay:
     that point raises from `first()` and the caller can try another model.
     The reader runs apart from the response, so a client that goes away does
     not stop it: the upstream is read to its end (bounded by the timeout)
-    and `on_finish` meters what the upstream really produced. The reader is
+    and `on_finish` meters what the upstream really produced, after the
+    response ends or, with `meter_before_end`, before it does. The reader is
     the task `start()` returns: the caller keeps it, so a Lambda invocation
     does not return before the ledger is written.
     """
@@ -206,12 +207,14 @@ class StreamRelay:
         secrets: Iterable[str | None] = (),
         on_finish: Callable[["StreamRelay"], Awaitable[None]] | None = None,
         drain_timeout: float = 60.0,
+        meter_before_end: bool = False,
     ) -> None:
         self._upstream = upstream
         self._model_id = model_id
         self._secrets = tuple(secrets)
         self._on_finish = on_finish
         self._drain_timeout = drain_timeout
+        self._meter_before_end = meter_before_end
         self._parser = sse.Parser()
         self._queue: asyncio.Queue = asyncio.Queue()
         self._reader: asyncio.Task | None = None
@@ -258,8 +261,11 @@ class StreamRelay:
             self._fail(map_exception(exc, secrets=self._secrets))
         finally:
             await self._close_upstream()
+            if self._meter_before_end:
+                await self._finish()
             self._queue.put_nowait(_END)
-            await self._finish()
+            if not self._meter_before_end:
+                await self._finish()
 
     async def _close_upstream(self) -> None:
         """Give the connection back now, not when the iterator is collected."""

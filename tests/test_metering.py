@@ -9,6 +9,7 @@ when the client leaves mid-way or the upstream fails after it began.
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -17,6 +18,7 @@ import anthropic
 import httpx
 import pytest
 
+from handler.ledger import Ledger
 from handler.metering import LedgerEntry
 from handler.usage import Usage
 from tests.support.stack import TEST_MODELS, new_stack, providers_document, serve
@@ -218,3 +220,28 @@ def test_a_mixed_parallel_run_meters_exactly_what_the_upstream_reported(server, 
     assert month["cost_usd"] == sum(r["cost_usd"] for r in records)
     days = stack.items(api_key, "DAY#")
     assert sum(d["requests"] for d in days) == 24
+
+
+class SlowLedger(Ledger):
+    """A ledger whose writes take a while, as a real table's can."""
+
+    def record_batch(self, entries):
+        time.sleep(0.3)
+        return super().record_batch(entries)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_with_meter_before_response_end_a_response_ends_only_once_its_usage_is_written(moto_endpoint, fake, stream):
+    """What the Lambda Web Adapter needs: the invocation ends with the response, and then
+    the environment may be frozen or reclaimed, so nothing may still be in flight."""
+    stack = new_stack(fake.url, meter_before_response_end=True)
+    key = stack.add_key()
+    with serve(stack, ledger=SlowLedger(stack.settings.usage_table)) as server:
+        client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0)
+        if stream:
+            with client.messages.stream(model=CLAUDE, max_tokens=20, messages=ask()) as events:
+                events.get_final_message()
+        else:
+            client.messages.create(model=CLAUDE, max_tokens=20, messages=ask())
+        written_when_the_response_ended = stack.items(key, "REQ#")
+    assert len(written_when_the_response_ended) == 1
