@@ -7,7 +7,9 @@ build machine unless it runs in Docker, and it ships litellm whole (its proxy
 server's admin UI, every botocore service model, test suites, unstripped
 libraries) when the function loads a fraction of it. Here pip's cross-platform
 options fetch the wheels of the target (no Docker), and every prune rule says
-why the function cannot miss it.
+why the function cannot miss it. Then the code is compiled to bytecode for the
+target's Python, since Lambda's /var/task is read-only: without shipped .pyc
+files every cold start compiles every module it imports from source.
 
     python scripts/_package.py                      # Lambda: arm64, Python 3.12 -> build/lambda, build/lambda.zip
     python scripts/_package.py --arch host --out D  # this machine's platform, same pruning (the tests run it)
@@ -16,7 +18,9 @@ why the function cannot miss it.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
 import platform
 import re
 import shutil
@@ -25,6 +29,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +75,22 @@ BOTOCORE_SERVICES = frozenset({
     "sts", "sso", "sso-oidc",
     "kms", "s3", "sagemaker-runtime", "bedrock-runtime", "bedrock-agent-runtime",
 })
+
+
+# Shipped as source only. Bytecode for everything would add 72.1 MiB (33.4 MiB
+# zipped: 220.5 / 80.6 MiB in all, over both budgets); litellm and the openai
+# SDK (imported only with it) are 52.0 MiB of that (24.7 zipped), and even the
+# 2,130 of their modules a SnapStart init loads would not fit the zipped budget
+# with the rest. The function imports them only at a SnapStart or provisioned-
+# concurrency init, which runs before any request (at version publishing, or
+# ahead of traffic), or in an on-demand environment at the first request to a
+# provider that does not speak Anthropic's API (handler.snapstart). Everything
+# else (+20.1 MiB, 8.7 zipped) is compiled: all an on-demand init and the
+# Anthropic route load, and the streaming mode's uvicorn.
+BYTECODE_SKIPPED = frozenset({"litellm", "openai"})
+# Where a CPython of another minor version than the build's may be (besides PATH).
+PYTHON_GLOBS = ("{pyenv}/versions/{version}.*/bin/python{version}",
+                "{home}/.local/share/uv/python/cpython-{version}.*/bin/python{version}")
 
 
 @dataclass(frozen=True)
@@ -191,7 +212,7 @@ def prune(site: Path, strip_tool: str | None) -> Pruned:
     """Remove what the function never loads; each rule is named in the report."""
     pruned = Pruned()
     for cache in sorted(site.rglob("__pycache__"), reverse=True):
-        remove(cache, "bytecode caches (for the build machine's Python, not Lambda's)", pruned)
+        remove(cache, "bytecode caches shipped in wheels (compiled afresh below, for the target's Python)", pruned)
     for tests in sorted(p for p in site.rglob("tests") if p.is_dir()):
         remove(tests, "packages' own test suites", pruned)
     remove(site / "bin", "console scripts (their shebangs point at the build machine)", pruned)
@@ -277,6 +298,88 @@ def find_strip_tool() -> str | None:
     return tool if tool and shutil.which("llvm-readelf") else None
 
 
+# --------------------------------------------------------------------------- bytecode
+
+@dataclass
+class Bytecode:
+    """What `compile_bytecode` did, for the report."""
+
+    python: str  # the target's major.minor
+    interpreter: str | None  # None: no CPython of that version here, nothing compiled
+    added_bytes: int = 0
+    skipped: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        if self.interpreter is None:
+            return (f"  ! NO BYTECODE: no CPython {self.python} found (the build runs {python_version()}; "
+                    f"looked for python{self.python} on PATH, under pyenv and uv): every cold start "
+                    f"compiles the modules it imports from source")
+        return (f"  + {self.added_bytes / MB:6.1f} MB  bytecode for Python {self.python} (unchecked-hash), "
+                f"all but {', '.join(self.skipped) or 'nothing'} ({self.interpreter}, {self.seconds:.1f} s)")
+
+
+def python_version(executable: str | None = None) -> str:
+    """major.minor of a CPython ("" if it does not run or is another implementation)."""
+    if executable is None:
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
+    try:
+        result = subprocess.run([executable, "-c", "import sys; print(sys.implementation.name, "
+                                 "'%d.%d' % sys.version_info[:2])"],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    name, _, version = result.stdout.strip().partition(" ")
+    return version if result.returncode == 0 and name == "cpython" else ""
+
+
+def find_python(version: str) -> str | None:
+    """A CPython whose major.minor is `version`: bytecode is only valid for its own version.
+
+    The build's own interpreter if it is that version, else python3.X on PATH
+    (a pyenv shim there fails when that version is not selected, so each
+    candidate is run), else one installed by pyenv or uv.
+    """
+    if sys.implementation.name == "cpython" and python_version() == version:
+        return sys.executable
+    home = os.path.expanduser("~")
+    pyenv = os.environ.get("PYENV_ROOT") or os.path.join(home, ".pyenv")
+    candidates = [shutil.which(f"python{version}")]
+    for pattern in PYTHON_GLOBS:
+        candidates += sorted(glob.glob(pattern.format(pyenv=pyenv, home=home, version=version)), reverse=True)
+    return next((c for c in candidates if c and python_version(c) == version), None)
+
+
+def compile_bytecode(site: Path, target: Target, skipped=BYTECODE_SKIPPED) -> Bytecode:
+    """__pycache__/*.cpython-3XX.pyc next to every module, but for `skipped` packages.
+
+    Unchecked-hash pycs (PEP 552): the import system loads them without
+    comparing them with the source's mtime (which unzipping changes) or hash,
+    so they hold for any 3.X.y. Optimization level 0: some libraries read
+    docstrings and rely on asserts at run time (FastAPI's OpenAPI descriptions).
+    Paths in code objects are written as /var/task (Lambda's task root), not
+    this build's directory; Python replaces them with the file's real path on
+    import anyway.
+    """
+    interpreter = find_python(target.python)
+    if interpreter is None:
+        return Bytecode(target.python, None)
+    roots = sorted(str(path) for path in site.iterdir()
+                   if path.name.split(".")[0] not in skipped and (
+                       path.suffix == ".py" or (path.is_dir() and not path.name.endswith((".dist-info", ".libs"))
+                                                and path.name != "__pycache__")))
+    before, started = tree_size(site), time.monotonic()
+    result = subprocess.run([interpreter, "-m", "compileall", "-q", "-j", "0",
+                             "--invalidation-mode", "unchecked-hash", "-s", str(site), "-p", "/var/task",
+                             *roots], capture_output=True, text=True)
+    if result.returncode != 0:
+        # Not fatal for an unimportable file nothing imports, but it is named.
+        print(f"warning: compileall ({interpreter}) failed for some files:\n"
+              f"{(result.stdout + result.stderr)[-4000:]}", file=sys.stderr)
+    return Bytecode(target.python, interpreter, tree_size(site) - before,
+                    tuple(sorted(skipped)), time.monotonic() - started)
+
+
 # --------------------------------------------------------------------------- the artifact
 
 def add_function_code(site: Path) -> None:
@@ -312,12 +415,15 @@ class Report:
     unpacked_bytes: int
     zipped_bytes: int | None
     pruned: dict[str, int]
+    bytecode: Bytecode | None = None
 
     def lines(self) -> list[str]:
         out = [f"target: linux {self.target.arch}, Python {self.target.python} (MB = 2**20 bytes, as Lambda counts)",
                f"installed (before pruning): {self.installed_bytes / MB:7.1f} MB"]
         out += [f"  - {size / MB:6.1f} MB  {rule}" for rule, size in
                 sorted(self.pruned.items(), key=lambda item: -item[1])]
+        if self.bytecode is not None:
+            out.append(self.bytecode.line())
         out.append(f"unpacked: {self.unpacked_bytes / MB:7.1f} MB (budget {BUDGET_UNPACKED / MB:.0f} MB)")
         if self.zipped_bytes is not None:
             out.append(f"zipped:   {self.zipped_bytes / MB:7.1f} MB (budget {BUDGET_ZIPPED / MB:.0f} MB)")
@@ -327,8 +433,12 @@ class Report:
         return self.unpacked_bytes <= BUDGET_UNPACKED and (self.zipped_bytes or 0) <= BUDGET_ZIPPED
 
 
-def build(target: Target, out: Path, zip_path: Path | None, *, pruning: bool = True) -> Report:
-    """Install, add the code, prune, zip; `out`'s previous contents are removed."""
+def build(target: Target, out: Path, zip_path: Path | None, *, pruning: bool = True,
+          bytecode: bool = True) -> Report:
+    """Install, add the code, prune, compile, zip; `out`'s previous contents are removed.
+
+    Without pruning, nothing is compiled either: that is pip's install as it came.
+    """
     out.mkdir(parents=True, exist_ok=True)
     for previous in out.iterdir():  # emptied, not replaced: sam build hands over ARTIFACTS_DIR
         shutil.rmtree(previous) if previous.is_dir() and not previous.is_symlink() else previous.unlink()
@@ -339,11 +449,12 @@ def build(target: Target, out: Path, zip_path: Path | None, *, pruning: bool = T
     add_function_code(out)
     installed = tree_size(out)
     pruned = prune(out, find_strip_tool()) if pruning else Pruned()
+    compiled = compile_bytecode(out, target) if pruning and bytecode else None  # after stripping
     zipped = None
     if zip_path is not None:
         write_zip(out, zip_path)
         zipped = zip_path.stat().st_size
-    return Report(target, installed, tree_size(out), zipped, pruned.removed)
+    return Report(target, installed, tree_size(out), zipped, pruned.removed, compiled)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,19 +464,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "lambda")
     parser.add_argument("--zip", type=Path, default=ROOT / "build" / "lambda.zip")
     parser.add_argument("--no-zip", action="store_true", help="only the directory (sam build zips it)")
-    parser.add_argument("--no-prune", action="store_true", help="measure the unpruned install")
+    parser.add_argument("--no-prune", action="store_true",
+                        help="measure the unpruned install (no bytecode either)")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="ship sources only (cold starts compile what they import)")
     parser.add_argument("--report", type=Path, help="also write the sizes as JSON here")
     args = parser.parse_args(argv)
 
     target = host_target() if args.arch == "host" else Target(args.arch, args.python_version)
     report = build(target, args.out.resolve(), None if args.no_zip else args.zip.resolve(),
-                   pruning=not args.no_prune)
+                   pruning=not args.no_prune, bytecode=not args.no_bytecode)
     print("\n".join(report.lines()))
     if args.report:
         args.report.write_text(json.dumps({
             "arch": target.arch, "python": target.python, "installed_bytes": report.installed_bytes,
             "unpacked_bytes": report.unpacked_bytes, "zipped_bytes": report.zipped_bytes,
-            "pruned": report.pruned}, indent=1))
+            "pruned": report.pruned, "bytecode": report.bytecode and {
+                "python": report.bytecode.python, "interpreter": report.bytecode.interpreter,
+                "added_bytes": report.bytecode.added_bytes, "skipped": list(report.bytecode.skipped)}},
+            indent=1))
     if args.arch != "host" and not args.no_prune and not report.within_budget():
         print("error: over budget", file=sys.stderr)
         return 1

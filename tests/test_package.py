@@ -1,13 +1,15 @@
 """The Lambda artifact scripts/package builds: within budget, exactly the lock,
-and, pruned, still everything the gateway loads.
+compiled for Lambda's Python, and, pruned, still everything the gateway loads.
 
 Built twice per session: for Lambda (linux/arm64, Python 3.12), whose size and
-contents are checked; and for this machine with the same pruning, which is
-run in fresh interpreters that see only the artifact and the standard library
-(`python -S`: no site-packages; `-B`: no bytecode written, as /var/task is
-read-only): once as the buffered Lambda handler, once as the streaming mode's
-run.sh under uvicorn. The AWS side is the session's moto server, the
-providers the session's fake upstream.
+contents are checked; and for this machine with the same pruning and bytecode
+(for this machine's Python), which is run in fresh interpreters that see only
+the artifact and the standard library (`python -S`: no site-packages; `-B`:
+the artifact's bytecode is read but none written, as /var/task is read-only,
+so what ships as source is compiled at each start as on Lambda and the
+session's artifact stays as built): once as the buffered Lambda handler, once
+as the streaming mode's run.sh under uvicorn. The AWS side is the session's
+moto server, the providers the session's fake upstream.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPROMISED_LITELLM = {"1.82.7", "1.82.8"}
 ALLOWED_PTH: frozenset[str] = frozenset()  # the lock's packages ship none; a .pth runs code at start-up
 ELF_MACHINE = {"arm64": 0xB7, "x86_64": 0x3E}
+PYC_UNCHECKED_HASH = 0b01  # PEP 552 flags word: bit 0 hash-based, bit 1 check_source
+PYC_3_12 = re.compile(r"(?:(.+)/)?__pycache__/([^/.]+)\.cpython-312\.pyc")
 MESSAGES = "/v3/v1/messages"
 BODY = {"model": "anthropic/claude-sonnet-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -131,7 +135,7 @@ def test_the_lambda_artifact_is_within_budget(lambda_artifact):
     assert unpacked == report.unpacked_bytes
     assert unpacked <= packager.BUDGET_UNPACKED, f"{unpacked / packager.MB:.1f} MB unpacked"
     assert archive.stat().st_size <= packager.BUDGET_ZIPPED, f"{archive.stat().st_size / packager.MB:.1f} MB zipped"
-    assert report.installed_bytes - unpacked > 60 * packager.MB  # the pruning did its part
+    assert report.installed_bytes - (unpacked - report.bytecode.added_bytes) > 60 * packager.MB  # pruning's part
 
 
 def test_the_lambda_artifact_is_for_python_3_12_on_arm64(lambda_artifact):
@@ -159,7 +163,66 @@ def test_the_zip_is_the_directory_with_run_sh_executable(lambda_artifact):
     assert set(names) == {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
     assert stat.S_IMODE(names["run.sh"].external_attr >> 16) == 0o755
     assert "handler/lambda_function.py" in names and "handler/snapstart.py" in names
-    assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+    # Bytecode only for Python 3.12, in __pycache__, next to its source (tracebacks keep their lines).
+    for name in (name for name in names if "__pycache__" in name or name.endswith(".pyc")):
+        match = PYC_3_12.fullmatch(name)
+        assert match, name
+        assert "/".join(filter(None, (match[1], match[2] + ".py"))) in names, name
+
+
+# Run by the target's interpreter: the pycs are the ones it would load for the shipped sources.
+CHECK_PYCS = r"""
+import importlib.util, json, marshal, os, sys
+site, failures = sys.argv[1], []
+for pyc in sys.stdin.read().split():
+    data = open(pyc, "rb").read()
+    head, source = os.path.split(os.path.dirname(pyc))[0], os.path.basename(pyc).split(".")[0] + ".py"
+    source = os.path.join(head, source)
+    code = marshal.loads(data[16:])
+    if data[:4] != importlib.util.MAGIC_NUMBER or data[8:16] != importlib.util.source_hash(open(source, "rb").read()) \
+            or code.co_filename != "/var/task/" + os.path.relpath(source, site):
+        failures.append(pyc)
+print(json.dumps(failures))
+"""
+
+
+def test_the_lambda_artifact_ships_bytecode_for_python_3_12(lambda_artifact):
+    report, site, _ = lambda_artifact
+    python = report.bytecode.interpreter
+    if python is None:  # the build does not fail without one; its report says so
+        pytest.skip("no CPython 3.12 on this machine, so the artifact ships sources only: "
+                    + report.bytecode.line().strip())
+    assert any("bytecode for Python 3.12 (unchecked-hash), all but litellm, openai" in line
+               for line in report.lines()), report.lines()
+    assert report.bytecode.added_bytes > 10 * packager.MB
+
+    # Every module has its bytecode but the packages shipped as source (see BYTECODE_SKIPPED).
+    sources = sorted(site.rglob("*.py"))
+    compiled = {source: source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc" for source in sources}
+    skipped = {source for source in sources
+               if source.relative_to(site).parts[0].split(".")[0] in packager.BYTECODE_SKIPPED}
+    assert skipped and not [pyc for source, pyc in compiled.items() if source in skipped and pyc.exists()]
+    assert [source for source, pyc in compiled.items() if source not in skipped and not pyc.exists()] == []
+    for module in ("handler/lambda_function.py", "handler/snapstart.py", "handler/app.py",
+                   "fastapi/applications.py", "starlette/routing.py", "pydantic/main.py", "mangum/adapter.py"):
+        assert compiled[site / module].is_file(), module
+    pycs = sorted(site.rglob("*.pyc"))
+    assert sorted(compiled[source] for source in sources if source not in skipped) == pycs
+
+    # Headers (PEP 552): 3.12's magic number, then flags 0b01: hash-based, source never checked,
+    # so unzipping's mtimes do not matter; the hash is of the source shipped next to it.
+    magic = bytes.fromhex(subprocess.run(
+        [python, "-c", "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
+        capture_output=True, text=True, check=True).stdout)
+    # 3.12's magic numbers are 3500-3549 (importlib/_bootstrap_external.py), 3531 since 3.12.0.
+    assert magic[2:] == b"\r\n" and int.from_bytes(magic[:2], "little") in range(3500, 3550)
+    headers = {pyc: pyc.read_bytes()[:8] for pyc in pycs}
+    assert [pyc for pyc, head in headers.items() if head[:4] != magic] == []
+    assert {int.from_bytes(head[4:8], "little") for head in headers.values()} == {PYC_UNCHECKED_HASH}
+    checked = subprocess.run([python, "-I", "-c", CHECK_PYCS, str(site)], input="\n".join(map(str, pycs)),
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr[-4000:]
+    assert json.loads(checked.stdout) == []
 
 
 @pytest.mark.parametrize("which", ["lambda", "host"])
@@ -173,7 +236,7 @@ def test_no_pth_file_and_no_compromised_litellm(request, which):
 # --------------------------------------------------------------------------- the pruned code, run
 
 DRIVER = r"""
-import json, os, sys, sysconfig, types
+import importlib.util, json, os, sys, sysconfig, types
 artifact = os.path.realpath(sys.argv[1])
 assert not any("site-packages" in entry for entry in sys.path), sys.path
 
@@ -198,6 +261,8 @@ print(json.dumps({
                              for f in loaded if f.startswith(artifact + os.sep)}),
     "elsewhere": sorted(f for f in loaded if not f.startswith(artifact + os.sep)
                         and not any(f.startswith(d + os.sep) for d in stdlib)),
+    "from_source": sorted(os.path.relpath(f, artifact) for f in loaded if f.startswith(artifact + os.sep)
+                          and f.endswith(".py") and not os.path.exists(importlib.util.cache_from_source(f))),
 }))
 """
 
@@ -255,6 +320,8 @@ def test_the_pruned_artifact_serves_a_message_and_a_stream_as_the_lambda_handler
     top_level = {p.name: p.name.split("-")[0].split(".")[0].lower() for p in host_artifact.iterdir()}
     assert [name for name, package in top_level.items() if package in gone] == []
     assert report["elsewhere"] == []
+    # Compiled at start only what ships as source: litellm and openai, which this init imports.
+    assert {path.split(os.sep)[0] for path in report["from_source"]} == packager.BYTECODE_SKIPPED
     assert len(stack.records(key, 2)) == 2  # metered through the artifact's boto3
     # Init did the importing, which is what SnapStart captures: without handler.snapstart's
     # FIRST_CALL_MODULES (an on-demand init) the first request imports about 80 modules
