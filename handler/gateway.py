@@ -141,7 +141,7 @@ class Gateway:
         self._commits = GroupCommit(ledger)
         self._deadline = deadline
         self._stream_timeout = stream_timeout
-        self.meter_before_response_end = meter_before_response_end
+        self._meter_before_response_end = meter_before_response_end
         self._policy = policy
         self.health = health or ModelHealth()
         self._pending: set[asyncio.Future] = set()
@@ -241,7 +241,7 @@ class Gateway:
 
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,),
                                          on_finish=meter_stream, drain_timeout=self._stream_timeout,
-                                         meter_before_end=self.meter_before_response_end)
+                                         meter_before_end=self._meter_before_response_end)
             self.spawn(relay.start())
             await relay.first()
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))

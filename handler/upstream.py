@@ -3,9 +3,10 @@
 Anthropic-type providers are called directly (`anthropic_api`), every other
 one through litellm's Anthropic interface. Either raises exceptions carrying
 the upstream's status; the caller must see Anthropic's status and error type
-instead, with provider credentials redacted from any relayed message. A stream is relayed event by
-event: upstream bytes pass through untouched except message_start, whose
-`model` becomes the catalogue id, while usage is tracked for metering.
+instead, with provider credentials redacted from any relayed message. A
+stream is relayed event by event: upstream bytes pass through untouched
+except message_start, whose `model` becomes the catalogue id, while usage is
+tracked for metering.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def _is_litellm_error(exc: BaseException, *names: str) -> bool:
     """isinstance against litellm's exception classes, without importing litellm to ask."""
     litellm = sys.modules.get("litellm")
     return litellm is not None and isinstance(exc, tuple(getattr(litellm, name) for name in names))
+
 
 _MAX_RELAYED_MESSAGE = 500
 
