@@ -77,26 +77,14 @@ def forget_clients() -> None:
 
 
 class UpstreamStatus(Exception):
-    """A non-2xx answer: its status, the provider's message and its retry-after."""
+    """A non-2xx answer: its status, its body (upstream.upstream_message reads the
+    provider's words out of it) and its retry-after."""
 
     def __init__(self, status_code: int, message: str, retry_after: str | None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
         self.retry_after = retry_after
-
-
-def error_message(raw: bytes) -> str:
-    """The provider's own words from an error body (Anthropic's envelope, or any text)."""
-    text = raw.decode("utf-8", "replace").strip()
-    try:
-        document = json.loads(text)
-    except ValueError:
-        return text or "no error message"
-    error = document.get("error") if isinstance(document, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return error["message"]
-    return text
 
 
 async def _fail_with(response: httpx.Response) -> None:
@@ -106,8 +94,8 @@ async def _fail_with(response: httpx.Response) -> None:
         if len(raw) > _MAX_ERROR_BODY:
             break
     await response.aclose()
-    raise UpstreamStatus(response.status_code, error_message(raw[:_MAX_ERROR_BODY]),
-                         response.headers.get("retry-after"))
+    text = raw[:_MAX_ERROR_BODY].decode("utf-8", "replace").strip() or f"HTTP {response.status_code}"
+    raise UpstreamStatus(response.status_code, text, response.headers.get("retry-after"))
 
 
 async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -126,9 +114,10 @@ async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]
     `upstream.map_exception` to put in Anthropic's terms.
     """
     url, headers, body = request_parts(call)
-    request = client().build_request("POST", url, headers=headers, content=json.dumps(body).encode(),
-                                     timeout=call.get("timeout"))
-    response = await client().send(request, stream=True)
+    http = client()
+    request = http.build_request("POST", url, headers=headers, content=json.dumps(body).encode(),
+                                 timeout=call.get("timeout"))
+    response = await http.send(request, stream=True)
     if response.status_code >= 300:
         await _fail_with(response)
     if body.get("stream") and response.headers.get("content-type", "").startswith("text/event-stream"):
