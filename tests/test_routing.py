@@ -113,7 +113,7 @@ def test_plan_for_edenai_defaults_to_every_model_the_key_may_use():
 
 @pytest.mark.parametrize("body, status, needle", [
     ({"router_candidates": ["openai/mini", "openai/mini"]}, 400, "only once"),
-    ({"router_candidates": ["openai/nope"]}, 400, "not in this gateway's catalogue"),
+    ({"router_candidates": ["openai/nope"]}, 404, "not in this gateway's catalogue"),
     ({"router_candidates": ["mini-without-provider/"]}, 400, "Malformed model id"),
     ({"fallbacks": ["openai/mini", "openai/mini"]}, 400, "only once"),
 ])
