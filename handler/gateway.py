@@ -27,7 +27,7 @@ from .breaker import ModelHealth
 from .metering import Estimate, LedgerEntry, Limits, estimate, input_token_estimate
 from .pricing import cost_of, price_of
 from .providers import EDENAI_ROUTER, Catalogue, Model
-from .routing import candidates_for, needs_of, route
+from .routing import candidates_for, fallback_names, needs_of, route
 from .upstream_request import build_call
 from .usage import Usage
 
@@ -97,7 +97,7 @@ def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, pol
                  health: ModelHealth) -> Plan:
     """The primary model then each fallback; for @edenai, the routed choice, the explicit
     fallbacks, then the next routed candidates."""
-    requested, fallbacks = body["model"], list(body.get("fallbacks") or [])
+    requested, fallbacks = body["model"], fallback_names(body)
     if requested != EDENAI_ROUTER:
         return Plan(_resolve_all(catalogue, key, [requested, *fallbacks], "fallbacks"))
     explicit = _resolve_all(catalogue, key, fallbacks, "fallbacks")
