@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 from . import upstream
+from .adaptation import adapt
 from .cache import RefreshingValue
 from .errors import GatewayError
 from .group_commit import GroupCommit
@@ -63,6 +64,8 @@ class Outcome:
     stream: upstream.StreamRelay | None = None
     rate: RateInfo | None = None
     route_reason: str | None = None
+    # How the serving model's call departed from the body (clamped, dropped): adaptation.py.
+    adapted: dict[str, str] = field(default_factory=dict)
     # Non-streamed: the ledger write, for the caller to spawn as the response goes out.
     finish: Callable[[], Awaitable[None]] | None = None
 
@@ -72,6 +75,7 @@ class Outcome:
             headers.update(self.rate.headers())
         if self.route_reason:
             headers[ROUTE_HEADER] = self.route_reason
+        headers.update(self.adapted)
         return headers
 
 
@@ -190,6 +194,7 @@ class Gateway:
             raise
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
+        outcome.adapted = adapt(body, outcome.model).headers()
         return outcome
 
     async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:

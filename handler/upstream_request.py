@@ -18,12 +18,11 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from .adaptation import GATEWAY_FIELDS, Adaptation, adapt, structured_format
 from .errors import GatewayError
 from .history import adapt_messages
 from .providers import Model
 
-# The gateway's own body fields: they steer the gateway and never go upstream.
-GATEWAY_FIELDS = frozenset({"fallbacks", "router_candidates", "extra_headers"})
 # The beta under which Anthropic takes system-role messages where they stand.
 MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-"
 # Body fields litellm translates for providers that do not speak Anthropic's API. (It
@@ -118,7 +117,8 @@ def _user_metadata(metadata: Any) -> dict[str, str] | None:
     return {"user_id": user_id} if isinstance(user_id, str) and user_id else None
 
 
-def anthropic_body(body: Mapping[str, Any], model: Model, *, anthropic_beta: str | None) -> dict[str, Any]:
+def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation, *,
+                   anthropic_beta: str | None) -> dict[str, Any]:
     """The caller's body for an Anthropic-type provider: every field, known or not, except
     the gateway's own, unset (null) ones and metadata beyond `user_id`; the history adapted
     to Anthropic (history.py); system-role messages hoisted unless the beta keeps them."""
@@ -132,7 +132,7 @@ def anthropic_body(body: Mapping[str, Any], model: Model, *, anthropic_beta: str
     if system:
         sent["system"] = system
     sent["model"] = model.name
-    sent["max_tokens"] = body.get("max_tokens") or 1024
+    sent["max_tokens"] = adaptation.max_tokens
     sent["stream"] = bool(body.get("stream"))
     if "metadata" in sent:
         metadata = _user_metadata(sent.pop("metadata"))
@@ -141,13 +141,15 @@ def anthropic_body(body: Mapping[str, Any], model: Model, *, anthropic_beta: str
     return sent
 
 
-def litellm_arguments(body: Mapping[str, Any], model: Model) -> dict[str, Any]:
-    """litellm.anthropic.messages.acreate's request fields for a provider it translates to."""
+def litellm_arguments(body: Mapping[str, Any], adaptation: Adaptation) -> dict[str, Any]:
+    """litellm.anthropic.messages.acreate's request fields for a provider it translates to:
+    what has an equivalent there (adaptation.py says which); litellm turns
+    `output_config.format` into a JSON-schema response_format."""
     messages, system = split_system(body["messages"], body.get("system"))
     messages = adapt_messages(messages, anthropic=False)
     if not messages:
         raise GatewayError(400, "messages: at least one user or assistant message is required.")
-    arguments: dict[str, Any] = {"messages": messages, "max_tokens": body.get("max_tokens") or 1024}
+    arguments: dict[str, Any] = {"messages": messages, "max_tokens": adaptation.max_tokens}
     if system:
         arguments["system"] = system
     for name in PASSTHROUGH_FIELDS:
@@ -156,6 +158,10 @@ def litellm_arguments(body: Mapping[str, Any], model: Model) -> dict[str, Any]:
     metadata = _user_metadata(body.get("metadata"))
     if metadata:
         arguments["metadata"] = metadata
+    if adaptation.keeps_format:
+        arguments["output_config"] = {"format": structured_format(body)}
+    if adaptation.reasoning_effort:
+        arguments["reasoning_effort"] = adaptation.reasoning_effort
     return arguments
 
 
@@ -182,8 +188,9 @@ def build_call(
         headers["anthropic-beta"] = anthropic_beta
     if headers:
         call["extra_headers"] = headers
+    adaptation = adapt(body, model)
     if provider.speaks_anthropic:
-        call["body"] = anthropic_body(body, model, anthropic_beta=anthropic_beta)
+        call["body"] = anthropic_body(body, model, adaptation, anthropic_beta=anthropic_beta)
     else:
-        call.update(litellm_arguments(body, model))
+        call.update(litellm_arguments(body, adaptation))
     return call

@@ -48,7 +48,12 @@ CATALOGUE = Catalogue(MappingProxyType({"anthropic": ANTHROPIC, "openai": OPENAI
     (TEXT_ONLY, Needs(documents=True), "no document input"),
     (MINI, Needs(thinking=True), "no extended thinking"),
     (TEXT_ONLY, Needs(input_tokens=7_500, max_tokens=1_000), "context window 8000 < 7500 input + 1000 max_tokens"),
-    (MINI, Needs(max_tokens=20_000), "max_tokens above its limit of 16384"),
+    (MINI, Needs(max_tokens=20_000), None),  # clamped to its 16384, not dropped
+    (TEXT_ONLY, Needs(input_tokens=3_000, max_tokens=32_000), None),  # 3000 + 4096 (clamped) fit in 8000
+    (MINI, Needs(structured=True), "structured output unknown"),
+    (model("openai/old", OPENAI, supports_response_schema=False), Needs(structured=True),
+     "no structured output (JSON schema)"),
+    (model("openai/new", OPENAI, supports_response_schema=True), Needs(structured=True), None),
     (SONNET, Needs(tools=True, images=True, documents=True, thinking=True, input_tokens=100_000), None),
     (TEXT_ONLY, Needs(input_tokens=10, max_tokens=100), None),
 ])
