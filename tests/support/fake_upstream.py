@@ -89,6 +89,7 @@ class _Prompt:
     thinking: bool = False
     cache: str | None = None  # "creation" | "read" | None
     tool_schema: dict | None = None  # the picked tool's input schema
+    latest: str = ""  # the last text of the last user turn (a client puts its prompt last)
     answer_schema: dict | None = None  # a JSON-schema output format the answer must satisfy
 
 
@@ -232,9 +233,10 @@ def _anthropic_prompt(body: dict, cache_read: bool = False) -> _Prompt:
     cached = any(_has_cache_control(body.get(k)) for k in ("system", "messages", "tools"))
     thinking = body.get("thinking")
     echo = " ".join(_texts(results or content))[:MAX_ECHO]
-    tool = _picked_tool(body, echo)
+    latest = (_texts(content) or [""])[-1]
+    tool = _picked_tool(body, latest)
     return _Prompt(
-        model=str(body.get("model", "")), echo=echo,
+        model=str(body.get("model", "")), echo=echo, latest=latest,
         tool_result=bool(results), input_words=_input_words(texts, body),
         tool=tool and _tool_name(tool), tool_schema=tool and _tool_schema(tool), answer_schema=_answer_schema(body),
         stop=_stop_list(body.get("stop_sequences")), max_tokens=_int_or_none(body.get("max_tokens")),
@@ -253,9 +255,10 @@ def _openai_prompt(body: dict) -> _Prompt:
         first -= 1  # parallel tool calls: echo every trailing tool message
     echo = " ".join(t for m in messages[first:last + 1] for t in _texts(m.get("content"))) if last >= 0 else ""
     limit = _int_or_none(body.get("max_completion_tokens"))
-    tool = _picked_tool(body, echo[:MAX_ECHO])
+    latest = (_texts(messages[last].get("content")) or [""])[-1] if last >= 0 else ""
+    tool = _picked_tool(body, latest)
     return _Prompt(
-        model=str(body.get("model", "")), echo=echo[:MAX_ECHO],
+        model=str(body.get("model", "")), echo=echo[:MAX_ECHO], latest=latest,
         tool_result=tool_result, tool_schema=tool and _tool_schema(tool), answer_schema=_answer_schema(body),
         input_words=_input_words(texts, body), tool=tool and _tool_name(tool), stop=_stop_list(body.get("stop")),
         max_tokens=limit if limit is not None else _int_or_none(body.get("max_tokens")))
@@ -325,13 +328,13 @@ def _build_reply(p: _Prompt, reply_id: str, new_tool_id: Callable[[], str]) -> _
     call = None if p.tool_result else p.tool
     text = f"Tool said: {p.echo}" if p.tool_result else f"Hello from {p.model}: {p.echo}"
     if p.answer_schema is not None and not call:
-        text = json.dumps(example(p.answer_schema, p.echo))
+        text = json.dumps(example(p.answer_schema, p.latest or p.echo))
     text = f"Calling {call}." if call else text
     text, seq = _cut_at_stop(text, p.stop)
     blocks.append({"type": "text", "text": text})
     if call and not seq:
         blocks.append({"type": "tool_use", "id": new_tool_id(), "name": call,
-                       "input": _tool_input(p.tool_schema, p.echo)})
+                       "input": _tool_input(p.tool_schema, p.latest or p.echo)})
     reason = "stop_sequence" if seq else "tool_use" if call else "end_turn"
     blocks, truncated = _truncate(blocks, p.max_tokens)
     if truncated:
