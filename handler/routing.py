@@ -41,6 +41,7 @@ class Needs:
     input_tokens: int = 0
     max_tokens: int = 1024
     structured: bool = False
+    adaptive_thinking: bool = False
 
 
 def _blocks(body: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
@@ -62,6 +63,7 @@ def needs_of(body: Mapping[str, Any], input_tokens: int) -> Needs:
         documents="document" in kinds,
         thinking=thinking.get("type") == "enabled",
         structured=structured_format(body) is not None,
+        adaptive_thinking=thinking.get("type") == "adaptive",
         input_tokens=input_tokens,
         max_tokens=int(body.get("max_tokens") or 1024),
     )
@@ -85,6 +87,8 @@ def unfit_reason(model: Model, needs: Needs) -> str | None:
         return "no document input"
     if needs.thinking and not info.get("supports_reasoning"):
         return "no extended thinking"
+    if needs.adaptive_thinking and model.provider.speaks_anthropic and info.get("supports_adaptive_thinking") is not True:
+        return "no adaptive thinking"  # an Anthropic model answers 400; elsewhere it is dropped visibly
     if needs.structured and not can_structure(model):
         return "no structured output (JSON schema)" if can_structure(model) is False else "structured output unknown"
     window, max_tokens = info.get("max_input_tokens"), clamped_max_tokens(model, needs.max_tokens)

@@ -107,3 +107,14 @@ def test_edenai_leaves_out_models_that_cannot_honour_a_structured_output(stack, 
                      extra_body={"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}})
     assert raw.parse().model == CLAUDE, "gpt-4o-mini is cheaper but cannot answer in the schema"
     assert "openai/gpt-4o-mini: no structured output (JSON schema)" in raw.headers["x-edenai-route"]
+
+
+def test_edenai_sends_adaptive_thinking_only_to_claude_models_that_have_it(stack, fake):
+    stack.put_providers(providers_document(stack.upstream_url, {CLAUDE: {}, "anthropic/claude-opus-4-8": {}}))
+    key = stack.add_key()
+    with serve(stack) as running:
+        client = anthropic.Anthropic(api_key=key, base_url=running.url + "/v3", max_retries=0)
+        raw = create(client, model="@edenai", max_tokens=100, extra_body=CLAUDE_CODE_FIELDS)
+    assert raw.parse().model == "anthropic/claude-opus-4-8", "Sonnet 4.5 is cheaper but answers adaptive with a 400"
+    assert f"{CLAUDE}: no adaptive thinking" in raw.headers["x-edenai-route"]
+    assert fake.last().body["thinking"] == {"type": "adaptive"}

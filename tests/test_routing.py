@@ -54,6 +54,9 @@ CATALOGUE = Catalogue(MappingProxyType({"anthropic": ANTHROPIC, "openai": OPENAI
     (model("openai/old", OPENAI, supports_response_schema=False), Needs(structured=True),
      "no structured output (JSON schema)"),
     (model("openai/new", OPENAI, supports_response_schema=True), Needs(structured=True), None),
+    (SONNET, Needs(adaptive_thinking=True), "no adaptive thinking"),
+    (model("anthropic/opus", supports_adaptive_thinking=True), Needs(adaptive_thinking=True), None),
+    (MINI, Needs(adaptive_thinking=True), None),  # dropped visibly from its call instead
     (SONNET, Needs(tools=True, images=True, documents=True, thinking=True, input_tokens=100_000), None),
     (TEXT_ONLY, Needs(input_tokens=10, max_tokens=100), None),
 ])
