@@ -56,7 +56,10 @@ def clamped_max_tokens(model: Model, requested: int | None) -> int:
 def structured_format(body: Mapping[str, Any]) -> Any:
     """The JSON-schema format the caller asked for, in either of Anthropic's two places."""
     config = body.get("output_config")
-    return body.get("output_format") or (config.get("format") if isinstance(config, Mapping) else None)
+    for form in (body.get("output_format"), config.get("format") if isinstance(config, Mapping) else None):
+        if isinstance(form, Mapping):
+            return form
+    return None
 
 
 def can_structure(model: Model) -> bool | None:

@@ -118,3 +118,23 @@ def test_edenai_sends_adaptive_thinking_only_to_claude_models_that_have_it(stack
     assert raw.parse().model == "anthropic/claude-opus-4-8", "Sonnet 4.5 is cheaper but answers adaptive with a 400"
     assert f"{CLAUDE}: no adaptive thinking" in raw.headers["x-edenai-route"]
     assert fake.last().body["thinking"] == {"type": "adaptive"}
+
+
+@pytest.mark.parametrize("fields, dropped", [
+    ({"output_format": "json please"}, ("output_format",)),
+    ({"output_config": "high"}, ("output_config",)),
+    ({"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}, "task_budget": 5}},
+     ("output_config.task_budget",)),
+    ({"thinking": {"type": "disabled"}}, ()),
+    ({"fallbacks": [GPT], "router_candidates": [GPT], "extra_headers": {}}, ()),
+])
+def test_malformed_or_partial_fields_are_dropped_visibly_never_sent_half(fields, dropped):
+    from types import MappingProxyType
+
+    from handler.adaptation import adapt
+    from handler.providers import Model, Provider
+
+    gpt = Model(GPT, Provider("openai", "openai"), "gpt-4o-mini", MappingProxyType({"supports_response_schema": True}))
+    adaptation = adapt({"model": GPT, "messages": ask(), **fields}, gpt)
+    assert adaptation.dropped == dropped
+    assert adaptation.keeps_format == ("format" in str(fields.get("output_config")))
