@@ -32,9 +32,10 @@ DEFAULT_MAX_TOKENS = 1024  # the seed's default
 
 # Never upstream, never "dropped": they are addressed to the gateway.
 GATEWAY_FIELDS = frozenset({"fallbacks", "router_candidates", "extra_headers"})
-# Fields litellm translates into Chat Completions (model and stream are the call's own).
-TRANSLATED_FIELDS = frozenset({"model", "messages", "system", "max_tokens", "stream", "temperature", "top_p",
-                               "stop_sequences", "tools", "tool_choice", "metadata"})
+# Fields litellm translates into Chat Completions as they are given to it...
+LITELLM_AS_IS = ("temperature", "top_p", "stop_sequences", "tools", "tool_choice")
+# ...and with the ones the call builds itself (upstream_request.litellm_arguments).
+TRANSLATED_FIELDS = frozenset({"model", "messages", "system", "max_tokens", "stream", "metadata", *LITELLM_AS_IS})
 # Anthropic thinking budgets as OpenAI reasoning effort (litellm's buckets).
 _EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}

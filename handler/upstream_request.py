@@ -18,16 +18,13 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from .adaptation import GATEWAY_FIELDS, Adaptation, adapt, structured_format
+from .adaptation import GATEWAY_FIELDS, LITELLM_AS_IS, Adaptation, adapt, structured_format
 from .errors import GatewayError
 from .history import adapt_messages
 from .providers import Model
 
 # The beta under which Anthropic takes system-role messages where they stand.
 MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-"
-# Body fields litellm translates for providers that do not speak Anthropic's API. (It
-# would forward top_k untranslated and send `thinking` to another API, /responses.)
-PASSTHROUGH_FIELDS = ("temperature", "top_p", "stop_sequences", "tools", "tool_choice")
 
 # Where each dialect's calls go when the providers secret names no api_base. Always
 # passing one keeps litellm from reading ANTHROPIC_BASE_URL / OPENAI_BASE_URL from the
@@ -152,7 +149,7 @@ def litellm_arguments(body: Mapping[str, Any], adaptation: Adaptation) -> dict[s
     arguments: dict[str, Any] = {"messages": messages, "max_tokens": adaptation.max_tokens}
     if system:
         arguments["system"] = system
-    for name in PASSTHROUGH_FIELDS:
+    for name in LITELLM_AS_IS:  # not top_k (litellm forwards it untranslated) nor thinking (-> /responses)
         if body.get(name) is not None:
             arguments[name] = body[name]
     metadata = _user_metadata(body.get("metadata"))
