@@ -95,11 +95,15 @@ class Adaptation:
     dropped: tuple[str, ...] = ()
     reasoning_effort: str | None = None
     keeps_format: bool = False
+    # A thinking budget lowered with max_tokens (Anthropic wants it below max_tokens).
+    budget_tokens: int | None = None
 
     def headers(self) -> dict[str, str]:
         headers = {}
         if self.max_tokens != self.requested_max_tokens:
             headers[CLAMPED_HEADER] = f"{self.max_tokens}; requested={self.requested_max_tokens}"
+            if self.budget_tokens is not None:
+                headers[CLAMPED_HEADER] += f"; thinking.budget_tokens={self.budget_tokens}"
         if self.dropped:
             headers[DROPPED_HEADER] = ", ".join(self.dropped)
         return headers
@@ -110,11 +114,23 @@ def _extra_metadata(body: Mapping[str, Any]) -> list[str]:
     return [f"metadata.{name}" for name in metadata if name != "user_id"] if isinstance(metadata, Mapping) else []
 
 
+def _lowered_budget(body: Mapping[str, Any], max_tokens: int, requested: int) -> int | None:
+    """The thinking budget our clamp still leaves room for, when the caller's no longer fits
+    (a caller's own budget above its own max_tokens goes as sent: Anthropic's 400 is theirs)."""
+    thinking = body.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, Mapping) else None
+    if max_tokens == requested or not isinstance(budget, int) or budget < max_tokens \
+            or thinking.get("type") != "enabled":
+        return None
+    return max_tokens - 1
+
+
 def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
     requested = body.get("max_tokens") or DEFAULT_MAX_TOKENS
     max_tokens = clamped_max_tokens(model, requested)
     if model.provider.speaks_anthropic:
-        return Adaptation(max_tokens, requested, tuple(_extra_metadata(body)))
+        return Adaptation(max_tokens, requested, tuple(_extra_metadata(body)),
+                          budget_tokens=_lowered_budget(body, max_tokens, requested))
     reasons = model.info.get("supports_reasoning") is True
     effort = _reasoning_effort(body) if reasons else None
     keeps_format = structured_format(body) is not None and can_structure(model) is not False

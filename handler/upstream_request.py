@@ -130,6 +130,8 @@ def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation
         sent["system"] = system
     sent["model"] = model.name
     sent["max_tokens"] = adaptation.max_tokens
+    if adaptation.budget_tokens is not None:
+        sent["thinking"] = {**body["thinking"], "budget_tokens": adaptation.budget_tokens}
     sent["stream"] = bool(body.get("stream"))
     if "metadata" in sent:
         metadata = _user_metadata(sent.pop("metadata"))

@@ -138,3 +138,16 @@ def test_malformed_or_partial_fields_are_dropped_visibly_never_sent_half(fields,
     adaptation = adapt({"model": GPT, "messages": ask(), **fields}, gpt)
     assert adaptation.dropped == dropped
     assert adaptation.keeps_format == ("format" in str(fields.get("output_config")))
+
+
+def test_a_thinking_budget_our_clamp_leaves_no_room_for_is_lowered_with_it(stack, fake):
+    stack.put_providers(providers_document(stack.upstream_url, {CLAUDE: {"max_output_tokens": 8000}}))
+    key = stack.add_key()
+    with serve(stack) as running:
+        client = anthropic.Anthropic(api_key=key, base_url=running.url + "/v3", max_retries=0, timeout=20)
+        raw = create(client, model=CLAUDE, max_tokens=32000,
+                     extra_body={"thinking": {"type": "enabled", "budget_tokens": 31999}})
+    sent = fake.last().body
+    assert (sent["max_tokens"], sent["thinking"]["budget_tokens"]) == (8000, 7999), \
+        "Anthropic refuses a budget that is not below max_tokens"
+    assert raw.headers["x-edenai-max-tokens-clamped"] == "8000; requested=32000; thinking.budget_tokens=7999"
