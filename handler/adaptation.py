@@ -57,8 +57,8 @@ def clamped_max_tokens(model: Model, requested: int | None) -> int:
 def structured_format(body: Mapping[str, Any]) -> Any:
     """The JSON-schema format the caller asked for, in either of Anthropic's two places."""
     config = body.get("output_config")
-    for form in (body.get("output_format"), config.get("format") if isinstance(config, Mapping) else None):
-        if isinstance(form, Mapping):
+    for form in (body.get("output_format"), config.get("format") if isinstance(config, dict) else None):
+        if isinstance(form, dict):
             return form
     return None
 
@@ -71,8 +71,8 @@ def can_structure(model: Model) -> bool | None:
 
 def _reasoning_effort(body: Mapping[str, Any]) -> str | None:
     """`output_config.effort`, else the thinking budget bucketed; None when no reasoning is asked."""
-    thinking = body.get("thinking") if isinstance(body.get("thinking"), Mapping) else {}
-    config = body.get("output_config") if isinstance(body.get("output_config"), Mapping) else {}
+    thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+    config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
     effort = _EFFORTS.get(str(config.get("effort")))
     if thinking.get("type") == "disabled":
         return None
@@ -111,14 +111,14 @@ class Adaptation:
 
 def _extra_metadata(body: Mapping[str, Any]) -> list[str]:
     metadata = body.get("metadata")
-    return [f"metadata.{name}" for name in metadata if name != "user_id"] if isinstance(metadata, Mapping) else []
+    return [f"metadata.{name}" for name in metadata if name != "user_id"] if isinstance(metadata, dict) else []
 
 
 def _lowered_budget(body: Mapping[str, Any], max_tokens: int, requested: int) -> int | None:
     """The thinking budget our clamp still leaves room for, when the caller's no longer fits
     (a caller's own budget above its own max_tokens goes as sent: Anthropic's 400 is theirs)."""
     thinking = body.get("thinking")
-    budget = thinking.get("budget_tokens") if isinstance(thinking, Mapping) else None
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
     if max_tokens == requested or not isinstance(budget, int) or budget < max_tokens \
             or thinking.get("type") != "enabled":
         return None
@@ -144,7 +144,7 @@ def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
             if value.get("type") != "disabled" and not reasons:
                 dropped.append(name)
             continue
-        if name == "output_config" and isinstance(value, Mapping):
+        if name == "output_config" and isinstance(value, dict):
             for key in value:
                 if key == "format" and keeps_format or key == "effort" and reasons:
                     continue

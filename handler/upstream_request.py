@@ -110,7 +110,7 @@ def keeps_system_in_place(anthropic_beta: str | None) -> bool:
 
 
 def _user_metadata(metadata: Any) -> dict[str, str] | None:
-    user_id = metadata.get("user_id") if isinstance(metadata, Mapping) else None
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
     return {"user_id": user_id} if isinstance(user_id, str) and user_id else None
 
 
