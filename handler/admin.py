@@ -19,7 +19,7 @@ from . import aws, price_map
 from .config import Settings
 from .keys import hash_key, new_key, new_key_id
 from .ledger import Ledger
-from .providers import build_catalogue
+from .providers import build_catalogue, checked_aliases
 
 
 def _now() -> str:
@@ -72,6 +72,9 @@ def set_providers(settings: Settings, document: dict) -> dict:
         raise LookupError("the document configures no provider")
     if not catalogue.models:
         raise LookupError("no model is served: list `models` or configure a provider litellm prices")
+    _, problems = checked_aliases(document, catalogue)
+    if problems:
+        raise ValueError("; ".join(problems))
     aws.write_json_secret(settings.providers_secret_id, document)
     return describe_providers(catalogue)
 

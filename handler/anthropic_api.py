@@ -5,8 +5,8 @@ bytes, but around each call it builds a logging object, prices the answer
 and runs its success callbacks: about 1.5 ms of CPU per request, measured,
 for work the gateway does itself (metering) or does not want (callbacks).
 So calls to an `anthropic`-type provider go out here, over one pooled HTTP
-client per event loop; the body is the allow-listed call `build_call`
-made, and the connection comes from the providers secret, as for litellm.
+client per event loop; the body is the caller's, as `build_call` prepared
+it, and the connection comes from the providers secret, as for litellm.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import httpx
 from .errors import GatewayError
 
 ANTHROPIC_VERSION = "2023-06-01"
-# The call's keys that say how to reach the provider rather than what to ask it.
-CONNECTION_KEYS = frozenset({"model", "api_key", "api_base", "timeout", "max_retries", "extra_headers"})
 _MAX_ERROR_BODY = 64 * 1024
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
@@ -39,9 +37,9 @@ def messages_url(api_base: str) -> str:
 
 
 def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """URL, headers and JSON body of one call (pure)."""
-    body = {name: value for name, value in call.items() if name not in CONNECTION_KEYS}
-    body["model"] = str(call["model"]).partition("/")[2]
+    """URL, headers and JSON body of one call (pure): the body is the call's `body`, kept
+    apart from the connection so no caller field can be mistaken for one."""
+    body = {**call["body"], "model": str(call["model"]).partition("/")[2]}
     headers = {
         **(call.get("extra_headers") or {}),
         "x-api-key": call["api_key"],

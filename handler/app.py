@@ -33,7 +33,7 @@ from .ledger import Ledger
 from .keys import KeyStore, parse_keys_secret, presented_key
 from .providers import Catalogue, build_catalogue
 from .openapi import install as install_openapi
-from .model_list import find, page, visible_models
+from .model_list import find, page, resolve_for, visible_models
 from .providers import EDENAI_ROUTER
 from .schemas import (
     AnthropicMessagesBody,
@@ -208,14 +208,14 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"$ref": "#/components/schemas/CountTokensBody"}}}}})
     async def count_message_tokens(request: Request) -> Response:
-        await authenticate(request)
+        key = await authenticate(request)
         document = await read_body(request)
         validate(CountTokensBody, document)
         check_body(document)
         catalogue = await gateway.catalogue()
         if document["model"] == EDENAI_ROUTER:
             raise GatewayError(400, "count_tokens needs a concrete model: token counts differ per model.")
-        model = catalogue.resolve(document["model"])
+        model = resolve_for(catalogue, key, document["model"])
         tokens, method = await count_tokens(build_count_call(document, model))
         return JSONResponse({"input_tokens": tokens}, headers={TOKEN_COUNT_METHOD_HEADER: method})
 
@@ -229,7 +229,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     @app.get("/v3/v1/models/{model_id:path}", response_model=ModelInfo, summary="One model")
     async def get_model(request: Request, model_id: str) -> dict:
         key = await authenticate(request)
-        return find(visible_models(await gateway.catalogue(), key), model_id)
+        return find(await gateway.catalogue(), key, model_id)
 
     @app.get("/v3/usage", summary="This key's metered usage for a month, with per-day rows")
     async def usage(request: Request, month: str | None = None) -> dict:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 from . import upstream
+from .adaptation import adapt
 from .cache import RefreshingValue
 from .errors import GatewayError
 from .group_commit import GroupCommit
@@ -27,7 +28,7 @@ from .breaker import ModelHealth
 from .metering import Estimate, LedgerEntry, Limits, estimate, input_token_estimate
 from .pricing import cost_of, price_of
 from .providers import EDENAI_ROUTER, Catalogue, Model
-from .routing import candidates_for, needs_of, route
+from .routing import candidates_for, fallback_names, needs_of, route
 from .upstream_request import build_call
 from .usage import Usage
 
@@ -63,6 +64,8 @@ class Outcome:
     stream: upstream.StreamRelay | None = None
     rate: RateInfo | None = None
     route_reason: str | None = None
+    # How the serving model's call departed from the body (clamped, dropped): adaptation.py.
+    adapted: dict[str, str] = field(default_factory=dict)
     # Non-streamed: the ledger write, for the caller to spawn as the response goes out.
     finish: Callable[[], Awaitable[None]] | None = None
 
@@ -72,6 +75,7 @@ class Outcome:
             headers.update(self.rate.headers())
         if self.route_reason:
             headers[ROUTE_HEADER] = self.route_reason
+        headers.update(self.adapted)
         return headers
 
 
@@ -97,7 +101,7 @@ def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, pol
                  health: ModelHealth) -> Plan:
     """The primary model then each fallback; for @edenai, the routed choice, the explicit
     fallbacks, then the next routed candidates."""
-    requested, fallbacks = body["model"], list(body.get("fallbacks") or [])
+    requested, fallbacks = body["model"], fallback_names(body)
     if requested != EDENAI_ROUTER:
         return Plan(_resolve_all(catalogue, key, [requested, *fallbacks], "fallbacks"))
     explicit = _resolve_all(catalogue, key, fallbacks, "fallbacks")
@@ -190,6 +194,7 @@ class Gateway:
             raise
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
+        outcome.adapted = adapt(body, outcome.model).headers()
         return outcome
 
     async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import litellm
 
+from . import openai_shape
+
 litellm.use_chat_completions_url_for_anthropic_messages = True
 litellm.suppress_debug_info = True
 litellm.telemetry = False
@@ -34,8 +36,13 @@ sys.modules.setdefault(NOT_THE_PROXY.__name__, NOT_THE_PROXY)
 
 
 async def create(kwargs: dict[str, Any]) -> Any:
-    """A message (or its stream) in Anthropic's format, whatever the provider speaks."""
-    return await litellm.anthropic.messages.acreate(**kwargs)
+    """A message (or its stream) in Anthropic's format and ids, whatever the provider speaks."""
+    result = await litellm.anthropic.messages.acreate(**kwargs)
+    if isinstance(result, dict):
+        return openai_shape.message(result)
+    if hasattr(result, "__aiter__"):
+        return openai_shape.stream(result)
+    return openai_shape.message(dict(result))
 
 
 async def count_tokens(kwargs: dict[str, Any]) -> Any:

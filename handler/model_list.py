@@ -8,8 +8,6 @@ dates, so `created_at` is the Unix epoch rather than an invented date.
 
 from __future__ import annotations
 
-from typing import Iterable
-
 from .errors import GatewayError
 from .keys import ApiKey
 from .providers import EDENAI_ROUTER, Catalogue, Model
@@ -102,8 +100,20 @@ def page(entries: list[dict], *, before_id: str | None, after_id: str | None, li
     }
 
 
-def find(entries: Iterable[dict], model_id: str) -> dict:
-    for entry in entries:
-        if entry["id"] == model_id:
-            return entry
-    raise GatewayError(404, f"Model {model_id!r} is not available to this API key.")
+def find(catalogue: Catalogue, key: ApiKey, model_id: str) -> dict:
+    """One model, named as /messages names it (catalogue id, alias, bare or dated name):
+    unknown 404, not this key's 403, as /messages answers."""
+    if model_id == EDENAI_ROUTER:
+        models = [m for m in catalogue.models.values() if key.may_use(m.id)]
+        if not models:
+            raise GatewayError(403, "This API key may not use any model.")
+        return router_info(sorted(models, key=lambda m: m.id))
+    return model_info(resolve_for(catalogue, key, model_id))
+
+
+def resolve_for(catalogue: Catalogue, key: ApiKey, name: str) -> Model:
+    """The model a name means (Catalogue.resolve), if this key may use it (else 403)."""
+    model = catalogue.resolve(name)
+    if not key.may_use(model.id):
+        raise GatewayError(403, f"This API key may not use model {model.id!r}.")
+    return model

@@ -5,12 +5,19 @@ immutable catalogue out. A model id is `provider/model`; the provider's
 `type` (default: its own name) is the litellm provider that speaks its
 dialect, so `{"my-vllm": {"type": "openai", "api_base": ...}}` serves any
 OpenAI-compatible server.
+
+Names resolve as Anthropic's API resolves them: a dated id
+(`claude-haiku-4-5-20251001`) and its undated alias (`claude-haiku-4-5`) are
+the same model, whichever of the two the catalogue lists, because clients
+(Claude Code among them) send either. The secret's `aliases` add names of the
+operator's own (`{"opus": "anthropic/claude-opus-4-5"}`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -19,6 +26,19 @@ from .errors import GatewayError
 log = logging.getLogger(__name__)
 
 EDENAI_ROUTER = "@edenai"
+# Anthropic's snapshot suffix: `claude-sonnet-4-5-20250929` is a snapshot of `claude-sonnet-4-5`.
+_DATED = re.compile(r"^(?P<base>.+)-(?P<date>20\d{6})$")
+
+
+def undated(name: str) -> str:
+    match = _DATED.match(name)
+    return match["base"] if match else name
+
+
+def same_model(listed: str, requested: str) -> bool:
+    """One name is the other's dated snapshot: two different dates are two different models."""
+    return listed != requested and undated(listed) == undated(requested) \
+        and (undated(listed) == listed or undated(requested) == requested)
 
 
 @dataclass(frozen=True)
@@ -49,25 +69,61 @@ class Model:
 class Catalogue:
     providers: Mapping[str, Provider]
     models: Mapping[str, Model]
+    aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def resolve(self, requested: str) -> Model:
-        """A catalogue id, or a bare model name when exactly one provider has it."""
+        """A catalogue id, an operator's alias, or a name (bare or `provider/name`, dated or
+        not) that exactly one model answers to. Unknown: 404, as Anthropic answers."""
         if requested in self.models:
             return self.models[requested]
+        if requested in self.aliases:
+            return self.models[self.aliases[requested]]
         provider, slash, name = requested.partition("/")
         if slash:
             if not provider or not name:
                 raise GatewayError(400, f"Malformed model id {requested!r}: expected 'provider/model'.")
             if provider not in self.providers:
-                raise GatewayError(400, f"Model {requested!r}: provider {provider!r} is not configured.")
-            raise GatewayError(400, f"Model {requested!r} is not in this gateway's catalogue.")
-        matches = [m for m in self.models.values() if m.name == requested]
+                raise GatewayError(404, f"Model {requested!r}: provider {provider!r} is not configured.")
+            candidates = [m for m in self.models.values() if m.provider.name == provider]
+        else:
+            candidates, name = list(self.models.values()), requested
+        matches = [m for m in candidates if m.name == name] or [m for m in candidates if same_model(m.name, name)]
         if len(matches) == 1:
             return matches[0]
         if matches:
             ids = ", ".join(sorted(m.id for m in matches))
             raise GatewayError(400, f"Model {requested!r} is ambiguous: use one of {ids}.")
-        raise GatewayError(400, f"Model {requested!r} is not in this gateway's catalogue.")
+        raise GatewayError(404, f"Model {requested!r} is not in this gateway's catalogue.")
+
+
+def checked_aliases(document: Mapping[str, Any], catalogue: Catalogue) -> tuple[dict[str, str], list[str]]:
+    """The secret's `aliases` that resolve (alias -> catalogue id), and what is wrong with
+    the others: an alias must name a model this catalogue resolves, and may not hide a
+    catalogue id or @edenai."""
+    aliases = document.get("aliases")
+    if aliases is None:
+        return {}, []
+    if not isinstance(aliases, Mapping):
+        return {}, ["aliases: must be an object mapping a name to a model id"]
+    kept, problems = {}, []
+    for alias, target in aliases.items():
+        if not alias or alias == EDENAI_ROUTER or alias in catalogue.models:
+            problems.append(f"aliases: {alias!r} may not be an alias (empty, @edenai or a catalogue id)")
+        elif not isinstance(target, str):
+            problems.append(f"aliases: {alias!r} must name a model id")
+        else:
+            try:
+                kept[alias] = catalogue.resolve(target).id
+            except GatewayError as error:
+                problems.append(f"aliases: {alias!r} -> {error.message}")
+    return kept, problems
+
+
+def _aliases(document: Mapping[str, Any], catalogue: Catalogue) -> dict[str, str]:
+    kept, problems = checked_aliases(document, catalogue)
+    for problem in problems:
+        log.error("%s: skipped", problem)
+    return kept
 
 
 def parse_providers(document: Mapping[str, Any]) -> dict[str, Provider]:
@@ -116,4 +172,5 @@ def build_catalogue(document: Mapping[str, Any], cost_map: Mapping[str, Any]) ->
                     continue
                 model_id = f"{provider.name}/{name}"
                 models.setdefault(model_id, Model(model_id, provider, name, MappingProxyType(dict(info))))
-    return Catalogue(MappingProxyType(providers), MappingProxyType(models))
+    catalogue = Catalogue(MappingProxyType(providers), MappingProxyType(models))
+    return replace(catalogue, aliases=MappingProxyType(_aliases(document, catalogue)))

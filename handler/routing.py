@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
+from .adaptation import can_structure, clamped_max_tokens, structured_format
 from .errors import GatewayError
 from .pricing import price_of
 from .providers import Catalogue, Model
@@ -39,6 +40,8 @@ class Needs:
     thinking: bool = False
     input_tokens: int = 0
     max_tokens: int = 1024
+    structured: bool = False
+    adaptive_thinking: bool = False
 
 
 def _blocks(body: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
@@ -59,9 +62,16 @@ def needs_of(body: Mapping[str, Any], input_tokens: int) -> Needs:
         images="image" in kinds,
         documents="document" in kinds,
         thinking=thinking.get("type") == "enabled",
+        structured=structured_format(body) is not None,
+        adaptive_thinking=thinking.get("type") == "adaptive",
         input_tokens=input_tokens,
         max_tokens=int(body.get("max_tokens") or 1024),
     )
+
+
+def fallback_names(body: Mapping[str, Any]) -> list[str]:
+    """`fallbacks` as model names: the seed's strings and the SDK's {"model": ...} objects."""
+    return [entry["model"] if isinstance(entry, dict) else entry for entry in body.get("fallbacks") or []]
 
 
 def unfit_reason(model: Model, needs: Needs) -> str | None:
@@ -77,12 +87,13 @@ def unfit_reason(model: Model, needs: Needs) -> str | None:
         return "no document input"
     if needs.thinking and not info.get("supports_reasoning"):
         return "no extended thinking"
-    window = info.get("max_input_tokens")
-    if isinstance(window, int) and needs.input_tokens + needs.max_tokens > window:
-        return f"context window {window} < {needs.input_tokens} input + {needs.max_tokens} max_tokens"
-    max_output = info.get("max_output_tokens")
-    if isinstance(max_output, int) and needs.max_tokens > max_output:
-        return f"max_tokens above its limit of {max_output}"
+    if needs.adaptive_thinking and model.provider.speaks_anthropic and info.get("supports_adaptive_thinking") is not True:
+        return "no adaptive thinking"  # an Anthropic model answers 400; elsewhere it is dropped visibly
+    if needs.structured and not can_structure(model):
+        return "no structured output (JSON schema)" if can_structure(model) is False else "structured output unknown"
+    window, max_tokens = info.get("max_input_tokens"), clamped_max_tokens(model, needs.max_tokens)
+    if isinstance(window, int) and needs.input_tokens + max_tokens > window:
+        return f"context window {window} < {needs.input_tokens} input + {max_tokens} max_tokens"
     return None
 
 
@@ -90,7 +101,7 @@ def estimated_cost(model: Model, needs: Needs) -> Decimal | None:
     price = price_of(model.info)
     if price is None:
         return None
-    return needs.input_tokens * price.input + needs.max_tokens * price.output
+    return needs.input_tokens * price.input + clamped_max_tokens(model, needs.max_tokens) * price.output
 
 
 @dataclass
@@ -149,5 +160,5 @@ def route(candidates: list[Model], dropped: dict[str, str], needs: Needs, *, pol
         why += f" (estimated ${cost:.6f})"
     why += f" of {len(fit)} fit"
     if dropped:
-        why += f"; dropped {len(dropped)}"
+        why += f"; dropped {len(dropped)} ({'; '.join(f'{m}: {r}' for m, r in sorted(dropped.items()))})"
     return Route(ranked, dropped, why)

@@ -41,13 +41,22 @@ class AnthropicMessage(_Open):
     content: str | list[AnthropicContentBlock]
 
 
+class FallbackModel(BaseModel):
+    """A fallback in the Anthropic SDK's own shape, `{"model": "..."}`. Other keys (the SDK's
+    per-fallback overrides) are refused rather than ignored: the gateway does not apply them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    model: str
+
+
 class AnthropicMessagesBody(_Open):
-    fallbacks: list[str] | None = Field(
+    fallbacks: list[str | FallbackModel] | None = Field(
         None,
         max_length=3,
         description=(
             "List of fallback model IDs to try if the primary model fails. Models are tried "
-            "in order. Example: ['anthropic/claude-3-opus', 'openai/gpt-4o']"
+            "in order. Example: ['anthropic/claude-3-opus', 'openai/gpt-4o']. An entry may "
+            "also be {'model': 'openai/gpt-4o'}, the Anthropic SDK's shape."
         ),
     )
     router_candidates: list[str] | None = Field(

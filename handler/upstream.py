@@ -72,11 +72,17 @@ def _retry_after(exc: BaseException) -> str | None:
 
 
 _EXCEPTION_PREFIX = re.compile(r"^(litellm\.\w+: )?(\w+: )?(\w+Exception - )?")
+# litellm nests its class names: "litellm.MidStreamFallbackError: litellm.APIConnectionError: ..."
+_NESTED_PREFIX = re.compile(r"^(litellm\.\w+: |\w+(Error|Exception): |\w+Exception - )+")
 
 
-def upstream_message(exc: BaseException) -> str:
-    """The provider's own words, without litellm's class-name prefixes or JSON wrapping."""
-    text = _EXCEPTION_PREFIX.sub("", str(getattr(exc, "message", None) or exc), count=1)
+def upstream_message(exc: BaseException | str) -> str:
+    """The provider's own words, without litellm's class-name prefixes or JSON wrapping; for a
+    failure that carries none (a reset connection), what kind of failure it was."""
+    raw = exc if isinstance(exc, str) else str(getattr(exc, "message", None) or exc)
+    text = _NESTED_PREFIX.sub("", _EXCEPTION_PREFIX.sub("", raw, count=1)).strip()
+    if not text and not isinstance(exc, str):
+        text = f"{type(exc).__name__} with no message (the connection failed or closed early)"
     if text.startswith("{"):
         try:
             document = json.loads(text)
@@ -336,7 +342,8 @@ class StreamRelay:
             self.completed = True
         elif event.name == "error":
             data = data.get("error") or {}
-            raise GatewayError(502, redact(str(data.get("message", "")), self._secrets),
+            said = redact(upstream_message(str(data.get("message") or "")), self._secrets) or "no reason given"
+            raise GatewayError(502, f"The upstream model failed mid-stream: {said}",
                                error_type=str(data.get("type") or "api_error"))
         return event.raw
 

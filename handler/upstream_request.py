@@ -1,10 +1,16 @@
-"""The caller's body, rebuilt from an allow-list into litellm's call arguments.
+"""One upstream attempt's arguments, built from the caller's body.
+
+Anthropic-type providers get the caller's body as sent, less the gateway's
+own fields: Anthropic adds request fields every month (context_management,
+output_config, container, ...), and an allow-list silently dropped each new
+one while the matching beta header went through. Other providers go through
+litellm's translation, from the fields it knows.
 
 Nothing the caller sends can choose where the call goes or which credential
-it carries: the model's provider supplies `api_key` and `api_base`; body
-fields such as `api_base`, `base_url`, `api_key` or `custom_llm_provider` are
-never read; `metadata` contributes only `user_id`; caller headers are
-checked against a deny-list of credentials and routing headers.
+it carries: the model's provider supplies `api_key` and `api_base` outside
+the body; connection fields in the body are refused before this point
+(content.py); `metadata` keeps only `user_id`; caller headers are checked
+against a deny-list of credentials and routing headers.
 """
 
 from __future__ import annotations
@@ -12,15 +18,13 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from .adaptation import GATEWAY_FIELDS, LITELLM_AS_IS, Adaptation, adapt, structured_format
 from .errors import GatewayError
 from .history import adapt_messages
 from .providers import Model
 
-# Body fields that go upstream as they are (the spec's fields minus ours).
-PASSTHROUGH_FIELDS = ("temperature", "top_p", "top_k", "stop_sequences", "tools", "tool_choice", "thinking")
-# litellm forwards these to OpenAI-compatible servers untranslated (top_k) or sends the
-# call to another API (thinking goes to /responses): they only reach Anthropic models.
-ANTHROPIC_ONLY_FIELDS = frozenset({"top_k", "thinking"})
+# The beta under which Anthropic takes system-role messages where they stand.
+MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-"
 
 # Where each dialect's calls go when the providers secret names no api_base. Always
 # passing one keeps litellm from reading ANTHROPIC_BASE_URL / OPENAI_BASE_URL from the
@@ -100,6 +104,66 @@ def build_count_call(body: Mapping[str, Any], model: Model) -> dict[str, Any]:
     return kwargs
 
 
+def keeps_system_in_place(anthropic_beta: str | None) -> bool:
+    """Whether the caller opted into system-role messages in the conversation itself."""
+    return any(beta.strip().startswith(MID_CONVERSATION_SYSTEM_BETA) for beta in (anthropic_beta or "").split(","))
+
+
+def _user_metadata(metadata: Any) -> dict[str, str] | None:
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    return {"user_id": user_id} if isinstance(user_id, str) and user_id else None
+
+
+def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation, *,
+                   anthropic_beta: str | None) -> dict[str, Any]:
+    """The caller's body for an Anthropic-type provider: every field, known or not, except
+    the gateway's own, unset (null) ones and metadata beyond `user_id`; the history adapted
+    to Anthropic (history.py); system-role messages hoisted unless the beta keeps them."""
+    sent = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS and value is not None}
+    messages, system = body["messages"], body.get("system")
+    if not keeps_system_in_place(anthropic_beta):
+        messages, system = split_system(messages, system)
+    sent["messages"] = adapt_messages(messages, anthropic=True)
+    if not sent["messages"]:
+        raise GatewayError(400, "messages: at least one user or assistant message is required.")
+    if system:
+        sent["system"] = system
+    sent["model"] = model.name
+    sent["max_tokens"] = adaptation.max_tokens
+    if adaptation.budget_tokens is not None:
+        sent["thinking"] = {**body["thinking"], "budget_tokens": adaptation.budget_tokens}
+    sent["stream"] = bool(body.get("stream"))
+    if "metadata" in sent:
+        metadata = _user_metadata(sent.pop("metadata"))
+        if metadata:
+            sent["metadata"] = metadata
+    return sent
+
+
+def litellm_arguments(body: Mapping[str, Any], adaptation: Adaptation) -> dict[str, Any]:
+    """litellm.anthropic.messages.acreate's request fields for a provider it translates to:
+    what has an equivalent there (adaptation.py says which); litellm turns
+    `output_config.format` into a JSON-schema response_format."""
+    messages, system = split_system(body["messages"], body.get("system"))
+    messages = adapt_messages(messages, anthropic=False)
+    if not messages:
+        raise GatewayError(400, "messages: at least one user or assistant message is required.")
+    arguments: dict[str, Any] = {"messages": messages, "max_tokens": adaptation.max_tokens}
+    if system:
+        arguments["system"] = system
+    for name in LITELLM_AS_IS:  # not top_k (litellm forwards it untranslated) nor thinking (-> /responses)
+        if body.get(name) is not None:
+            arguments[name] = body[name]
+    metadata = _user_metadata(body.get("metadata"))
+    if metadata:
+        arguments["metadata"] = metadata
+    if adaptation.keeps_format:
+        arguments["output_config"] = {"format": structured_format(body)}
+    if adaptation.reasoning_effort:
+        arguments["reasoning_effort"] = adaptation.reasoning_effort
+    return arguments
+
+
 def build_call(
     body: Mapping[str, Any],
     model: Model,
@@ -107,33 +171,25 @@ def build_call(
     anthropic_beta: str | None,
     timeout: float,
 ) -> dict[str, Any]:
-    """litellm.anthropic.messages.acreate(**kwargs) for one attempt on `model`."""
+    """One attempt on `model`: for an Anthropic-type provider the connection plus the `body`
+    to post (anthropic_api.send), else litellm.anthropic.messages.acreate(**kwargs)."""
     provider = model.provider
-    messages, system = split_system(body["messages"], body.get("system"))
-    messages = adapt_messages(messages, anthropic=provider.speaks_anthropic)
-    if not messages:
-        raise GatewayError(400, "messages: at least one user or assistant message is required.")
-    kwargs: dict[str, Any] = {
+    call: dict[str, Any] = {
         "model": model.litellm_model,
-        "messages": messages,
-        "max_tokens": body.get("max_tokens") or 1024,
         "stream": bool(body.get("stream")),
         "timeout": timeout,
         "max_retries": 0,
         **_connection(provider),
     }
-    if system:
-        kwargs["system"] = system
-    for name in PASSTHROUGH_FIELDS:
-        if body.get(name) is not None and (provider.speaks_anthropic or name not in ANTHROPIC_ONLY_FIELDS):
-            kwargs[name] = body[name]
-    user_id = (body.get("metadata") or {}).get("user_id")
-    if isinstance(user_id, str) and user_id:
-        kwargs["metadata"] = {"user_id": user_id}
     headers = caller_headers(body.get("extra_headers"))
     if anthropic_beta and provider.speaks_anthropic:
         check_header("anthropic-beta", anthropic_beta, source="request headers")
         headers["anthropic-beta"] = anthropic_beta
     if headers:
-        kwargs["extra_headers"] = headers
-    return kwargs
+        call["extra_headers"] = headers
+    adaptation = adapt(body, model)
+    if provider.speaks_anthropic:
+        call["body"] = anthropic_body(body, model, adaptation, anthropic_beta=anthropic_beta)
+    else:
+        call.update(litellm_arguments(body, adaptation))
+    return call

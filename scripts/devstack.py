@@ -16,6 +16,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# The names current Claude Code sends with no --model (claude-opus-4-8) and for its aliases
+# (claude-sonnet-5, claude-haiku-4-5-20251001, claude-sonnet-4-5-20250929: dated names resolve
+# to the undated entries), with prices and limits of their own so the demo does not depend
+# on the installed litellm's price map knowing models newer than it.
+_NEW_CLAUDE = {"max_input_tokens": 1_000_000, "max_output_tokens": 128_000, "supports_reasoning": True,
+               "supports_function_calling": True, "supports_vision": True, "supports_pdf_input": True,
+               "supports_response_schema": True, "litellm_provider": "anthropic", "mode": "chat"}
+CLAUDE_CODE_MODELS = {
+    "anthropic/claude-opus-4-8": {**_NEW_CLAUDE, "input_cost_per_token": 5e-6, "output_cost_per_token": 2.5e-5},
+    "anthropic/claude-sonnet-5": {**_NEW_CLAUDE, "input_cost_per_token": 2e-6, "output_cost_per_token": 1e-5},
+}
+
+
+def demo_models(test_models: dict) -> dict:
+    return {**test_models, **CLAUDE_CODE_MODELS}
+
 
 def providers_document() -> tuple[dict, str]:
     real = {}
@@ -34,7 +50,7 @@ def providers_document() -> tuple[dict, str]:
             "anthropic": {"api_key": "sk-ant-local-fake", "api_base": fake.url},
             "openai": {"api_key": "sk-openai-local-fake", "api_base": fake.url + "/v1"},
         },
-        "models": TEST_MODELS,
+        "models": demo_models(TEST_MODELS),
     }
     return document, f"offline fake provider at {fake.url}"
 

@@ -33,14 +33,15 @@ def test_the_messages_url_is_the_base_plus_v1_messages_once(api_base, url):
     assert messages_url(api_base) == url
 
 
-def test_only_what_asks_the_model_goes_in_the_body_and_the_connection_goes_in_headers():
-    call = {"model": "anthropic/claude-x", "messages": ask(), "max_tokens": 10, "stream": True,
-            "timeout": 9.5, "max_retries": 0, "api_key": "sk-provider", "api_base": "http://up",
-            "extra_headers": {"anthropic-beta": "b1", "x-trace": "t"}, "metadata": {"user_id": "u"}}
+def test_the_body_is_the_calls_body_and_the_connection_goes_in_headers():
+    call = {"model": "anthropic/claude-x", "stream": True, "timeout": 9.5, "max_retries": 0,
+            "api_key": "sk-provider", "api_base": "http://up",
+            "extra_headers": {"anthropic-beta": "b1", "x-trace": "t"},
+            "body": {"model": "claude-x", "messages": ask(), "max_tokens": 10, "stream": True,
+                     "metadata": {"user_id": "u"}, "timeout": 3, "api_base_hint": "x"}}
     url, headers, body = request_parts(call)
     assert url == "http://up/v1/messages"
-    assert body == {"model": "claude-x", "messages": ask(), "max_tokens": 10, "stream": True,
-                    "metadata": {"user_id": "u"}}
+    assert body == call["body"], "a caller's field named like a connection setting stays a body field"
     assert headers["x-api-key"] == "sk-provider" and headers["anthropic-version"] == "2023-06-01"
     assert headers["anthropic-beta"] == "b1" and headers["x-trace"] == "t"
     assert headers["accept"] == "text/event-stream"

@@ -225,3 +225,23 @@ def test_edenai_streams_too(client):
     with client.messages.stream(model="@edenai", max_tokens=50, messages=ask()) as stream:
         message = stream.get_final_message()
     assert message.model == GPT
+
+
+def test_fallbacks_take_the_sdks_model_objects_mixed_with_strings(client, fake):
+    fake.fail("claude-sonnet-4-5", status=529)
+    fake.fail("claude-haiku-4-5", status=529)
+    raw = create(client, fallbacks=({"model": HAIKU}, GPT))
+    assert raw.parse().model == GPT
+    assert [a.split(";")[0] for a in raw.headers["x-edenai-attempts"].split(", ")] == [CLAUDE, HAIKU, GPT]
+
+
+@pytest.mark.parametrize("fallbacks, needle", [
+    ([{"model": HAIKU}, GPT, {"model": GPT4O}, "anthropic/claude-opus-4-5"], "at most 3"),
+    ([{"model": HAIKU, "max_tokens": 10}], "Extra inputs are not permitted"),
+    ([{"name": HAIKU}], "Field required"),
+])
+def test_fallback_objects_beyond_the_model_are_refused_not_ignored(server, api_key, fake, fallbacks, needle):
+    response = httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": api_key}, json={
+        "model": CLAUDE, "max_tokens": 10, "messages": ask(), "fallbacks": fallbacks})
+    assert response.status_code == 422 and needle in response.text, response.text
+    assert fake.count() == 0

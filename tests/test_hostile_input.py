@@ -109,4 +109,4 @@ def test_a_valid_image_is_accepted(server, api_key, fake):
 
 def test_a_model_naming_an_unconfigured_provider(send):
     response = send(body(model="mistral/mistral-large"))
-    assert response.status_code == 400 and "not configured" in response.json()["error"]["message"]
+    assert response.status_code == 404 and "not configured" in response.json()["error"]["message"]

@@ -60,12 +60,18 @@ def test_a_bare_model_name_resolves_when_one_provider_has_it(client, fake):
 @pytest.mark.parametrize("model, needle", [
     ("anthropic/claude-nonexistent", "not in this gateway's catalogue"),
     ("nosuchprovider/model", "provider 'nosuchprovider' is not configured"),
-    ("anthropic/", "Malformed model id"),
     ("no-such-model", "not in this gateway's catalogue"),
 ])
-def test_unknown_or_malformed_models_get_400(client, fake, model, needle):
-    with pytest.raises(anthropic.BadRequestError, match=needle):
+def test_unknown_models_are_404_not_found_as_anthropic_answers(client, fake, model, needle):
+    with pytest.raises(anthropic.NotFoundError, match=needle) as caught:
         client.messages.create(model=model, max_tokens=10, messages=ask())
+    assert caught.value.body["error"]["type"] == "not_found_error"
+    assert fake.count() == 0
+
+
+def test_a_malformed_model_id_is_a_400(client, fake):
+    with pytest.raises(anthropic.BadRequestError, match="Malformed model id"):
+        client.messages.create(model="anthropic/", max_tokens=10, messages=ask())
     assert fake.count() == 0
 
 

@@ -46,7 +46,20 @@ def test_every_seed_schema_is_in_the_document_as_specified(document, name):
     assert set(ours.get("required", [])) == set(seed.get("required", []))
     assert ours.get("additionalProperties") == seed.get("additionalProperties")
     for field, spec in seed["properties"].items():
+        if (name, field) == ("AnthropicMessagesBody", "fallbacks"):
+            continue  # widened on purpose: test_fallbacks_are_the_seeds_strings_or_the_sdks_objects
         assert normalized(ours["properties"][field]) == normalized(spec), f"{name}.{field}"
+
+
+def test_fallbacks_are_the_seeds_strings_or_the_sdks_objects(document):
+    """The one deliberate widening: every body the seed accepts is still accepted."""
+    ours = document["components"]["schemas"]["AnthropicMessagesBody"]["properties"]["fallbacks"]
+    array = next(option for option in ours["anyOf"] if option.get("type") == "array")
+    assert array["maxItems"] == 3 and {"type": "null"} in ours["anyOf"]
+    assert {"type": "string"} in array["items"]["anyOf"]
+    ref = next(item["$ref"] for item in array["items"]["anyOf"] if "$ref" in item)
+    fallback = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert fallback["required"] == ["model"] and fallback["additionalProperties"] is False
 
 
 def test_the_operation_matches_the_seed(document):

@@ -48,7 +48,15 @@ CATALOGUE = Catalogue(MappingProxyType({"anthropic": ANTHROPIC, "openai": OPENAI
     (TEXT_ONLY, Needs(documents=True), "no document input"),
     (MINI, Needs(thinking=True), "no extended thinking"),
     (TEXT_ONLY, Needs(input_tokens=7_500, max_tokens=1_000), "context window 8000 < 7500 input + 1000 max_tokens"),
-    (MINI, Needs(max_tokens=20_000), "max_tokens above its limit of 16384"),
+    (MINI, Needs(max_tokens=20_000), None),  # clamped to its 16384, not dropped
+    (TEXT_ONLY, Needs(input_tokens=3_000, max_tokens=32_000), None),  # 3000 + 4096 (clamped) fit in 8000
+    (MINI, Needs(structured=True), "structured output unknown"),
+    (model("openai/old", OPENAI, supports_response_schema=False), Needs(structured=True),
+     "no structured output (JSON schema)"),
+    (model("openai/new", OPENAI, supports_response_schema=True), Needs(structured=True), None),
+    (SONNET, Needs(adaptive_thinking=True), "no adaptive thinking"),
+    (model("anthropic/opus", supports_adaptive_thinking=True), Needs(adaptive_thinking=True), None),
+    (MINI, Needs(adaptive_thinking=True), None),  # dropped visibly from its call instead
     (SONNET, Needs(tools=True, images=True, documents=True, thinking=True, input_tokens=100_000), None),
     (TEXT_ONLY, Needs(input_tokens=10, max_tokens=100), None),
 ])
@@ -113,7 +121,7 @@ def test_plan_for_edenai_defaults_to_every_model_the_key_may_use():
 
 @pytest.mark.parametrize("body, status, needle", [
     ({"router_candidates": ["openai/mini", "openai/mini"]}, 400, "only once"),
-    ({"router_candidates": ["openai/nope"]}, 400, "not in this gateway's catalogue"),
+    ({"router_candidates": ["openai/nope"]}, 404, "not in this gateway's catalogue"),
     ({"router_candidates": ["mini-without-provider/"]}, 400, "Malformed model id"),
     ({"fallbacks": ["openai/mini", "openai/mini"]}, 400, "only once"),
 ])

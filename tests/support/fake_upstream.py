@@ -88,6 +88,9 @@ class _Prompt:
     max_tokens: int | None
     thinking: bool = False
     cache: str | None = None  # "creation" | "read" | None
+    tool_schema: dict | None = None  # the picked tool's input schema
+    latest: str = ""  # the last text of the last user turn (a client puts its prompt last)
+    answer_schema: dict | None = None  # a JSON-schema output format the answer must satisfy
 
 
 def _words(text: str) -> int:
@@ -113,18 +116,93 @@ def _input_words(texts: list[str], body: dict) -> int:
     return max(1, sum(map(_words, texts)) + 10 * len(body.get("tools") or []))
 
 
-def _picked_tool(body: dict) -> str | None:
-    """The tool a tool-calling reply should use: forced by tool_choice, else the first one."""
-    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
-    names = [t.get("name") or (t.get("function") or {}).get("name") for t in tools]
+# A request carrying more tools than this is an agent's toolbox (Claude Code sends 24): a model
+# calls one of those only when the prompt names it, so `claude -p "hi"` answers in text.
+MAX_UNNAMED_TOOLS = 4
+
+
+def _tool_name(tool: dict) -> str | None:
+    return tool.get("name") or (tool.get("function") or {}).get("name")
+
+
+def _tool_schema(tool: dict) -> dict:
+    schema = tool.get("input_schema") or (tool.get("function") or {}).get("parameters")
+    return schema if isinstance(schema, dict) else {}
+
+
+def _picked_tool(body: dict, prompt: str = "") -> dict | None:
+    """The tool a tool-calling reply should use: forced by tool_choice, else the one the
+    prompt names, else the first of a few."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and _tool_name(t)]
     choice = body.get("tool_choice")
     if choice == "none" or (isinstance(choice, dict) and choice.get("type") == "none"):
         return None
     if isinstance(choice, dict):
         forced = choice.get("name") or (choice.get("function") or {}).get("name")
         if forced:
-            return forced
-    return next((n for n in names if n), None)
+            return next((t for t in tools if _tool_name(t) == forced), {"name": forced})
+    words = set(re.findall(r"[\w-]+", prompt))
+    named = next((t for t in tools if _tool_name(t) in words), None)
+    return named or (tools[0] if 0 < len(tools) <= MAX_UNNAMED_TOOLS else None)
+
+
+def _answer_schema(body: dict) -> dict | None:
+    """The JSON schema the answer must satisfy: Anthropic's output_config.format or beta
+    output_format, OpenAI's response_format."""
+    config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
+    for form in (body.get("output_format"), config.get("format")):
+        if isinstance(form, dict) and form.get("type") == "json_schema" and isinstance(form.get("schema"), dict):
+            return form["schema"]
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else None
+    return None
+
+
+_PATH = re.compile(r"(?<!\S)/[\w.~/-]+")
+
+
+def example(schema: dict, text: str, name: str = "", defs: dict | None = None):
+    """A value that satisfies `schema` (required properties, types, enums), built from the
+    prompt's text: strings are the text, or a path in it for a property named like a path."""
+    defs = defs if defs is not None else {**schema.get("$defs", {}), **schema.get("definitions", {})}
+    if "$ref" in schema:
+        return example(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), text, name, defs)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            options = [o for o in schema[key] if o.get("type") != "null"] or schema[key]
+            return example(options[0], text, name, defs)
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        return {key: example(properties.get(key) or {}, text, key, defs) for key in schema.get("required") or []}
+    if kind == "array":
+        return [example(schema.get("items") or {}, text, name, defs) for _ in range(schema.get("minItems") or 0)]
+    if kind in ("integer", "number"):
+        value = max(1, schema.get("minimum") or 0)
+        return value if kind == "integer" else float(value)
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    path = _PATH.search(text) if re.search(r"path|file|dir", name, re.I) else None
+    value = path.group(0) if path else text
+    return value[:schema["maxLength"]] if isinstance(schema.get("maxLength"), int) else value
+
+
+def _tool_input(schema: dict | None, text: str) -> dict:
+    """The tool call's input: its required fields, or `query` for a tool that requires none."""
+    schema = schema or {}
+    if schema.get("required"):
+        return example(schema, text)
+    properties = schema.get("properties") or {}
+    return {"query": text} if not properties or "query" in properties else {}
 
 
 def _has_cache_control(obj) -> bool:
@@ -154,9 +232,13 @@ def _anthropic_prompt(body: dict, cache_read: bool = False) -> _Prompt:
         if isinstance(content, list) else []
     cached = any(_has_cache_control(body.get(k)) for k in ("system", "messages", "tools"))
     thinking = body.get("thinking")
+    echo = " ".join(_texts(results or content))[:MAX_ECHO]
+    latest = (_texts(content) or [""])[-1]
+    tool = _picked_tool(body, latest)
     return _Prompt(
-        model=str(body.get("model", "")), echo=" ".join(_texts(results or content))[:MAX_ECHO],
-        tool_result=bool(results), input_words=_input_words(texts, body), tool=_picked_tool(body),
+        model=str(body.get("model", "")), echo=echo, latest=latest,
+        tool_result=bool(results), input_words=_input_words(texts, body),
+        tool=tool and _tool_name(tool), tool_schema=tool and _tool_schema(tool), answer_schema=_answer_schema(body),
         stop=_stop_list(body.get("stop_sequences")), max_tokens=_int_or_none(body.get("max_tokens")),
         thinking=isinstance(thinking, dict) and thinking.get("type") == "enabled",
         cache=("read" if cache_read else "creation") if cached else None)
@@ -173,10 +255,12 @@ def _openai_prompt(body: dict) -> _Prompt:
         first -= 1  # parallel tool calls: echo every trailing tool message
     echo = " ".join(t for m in messages[first:last + 1] for t in _texts(m.get("content"))) if last >= 0 else ""
     limit = _int_or_none(body.get("max_completion_tokens"))
+    latest = (_texts(messages[last].get("content")) or [""])[-1] if last >= 0 else ""
+    tool = _picked_tool(body, latest)
     return _Prompt(
-        model=str(body.get("model", "")), echo=echo[:MAX_ECHO],
-        tool_result=tool_result,
-        input_words=_input_words(texts, body), tool=_picked_tool(body), stop=_stop_list(body.get("stop")),
+        model=str(body.get("model", "")), echo=echo[:MAX_ECHO], latest=latest,
+        tool_result=tool_result, tool_schema=tool and _tool_schema(tool), answer_schema=_answer_schema(body),
+        input_words=_input_words(texts, body), tool=tool and _tool_name(tool), stop=_stop_list(body.get("stop")),
         max_tokens=limit if limit is not None else _int_or_none(body.get("max_tokens")))
 
 
@@ -243,11 +327,14 @@ def _build_reply(p: _Prompt, reply_id: str, new_tool_id: Callable[[], str]) -> _
         blocks.append({"type": "thinking", "thinking": f"Let me think about: {p.echo}", "signature": ""})
     call = None if p.tool_result else p.tool
     text = f"Tool said: {p.echo}" if p.tool_result else f"Hello from {p.model}: {p.echo}"
+    if p.answer_schema is not None and not call:
+        text = json.dumps(example(p.answer_schema, p.latest or p.echo))
     text = f"Calling {call}." if call else text
     text, seq = _cut_at_stop(text, p.stop)
     blocks.append({"type": "text", "text": text})
     if call and not seq:
-        blocks.append({"type": "tool_use", "id": new_tool_id(), "name": call, "input": {"query": p.echo}})
+        blocks.append({"type": "tool_use", "id": new_tool_id(), "name": call,
+                       "input": _tool_input(p.tool_schema, p.latest or p.echo)})
     reason = "stop_sequence" if seq else "tool_use" if call else "end_turn"
     blocks, truncated = _truncate(blocks, p.max_tokens)
     if truncated:

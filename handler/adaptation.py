@@ -1,0 +1,154 @@
+"""What one model is sent from a caller's body, and what it cannot be sent.
+
+Pure. Two things change a body on its way to a model, and both are said in a
+response header rather than done silently:
+
+- `max_tokens` above the serving model's output limit (the catalogue's
+  `max_output_tokens`) is lowered to it: Claude Code asks 32000 of every
+  model, gpt-4o-mini takes 16384, and a real provider answers 400, so a
+  fallback from Claude to it would fail. Header `x-edenai-max-tokens-clamped`.
+- A provider that does not speak Anthropic's API gets what litellm can
+  translate: `output_config.format` (or the beta `output_format`) becomes a
+  JSON-schema response format, `output_config.effort` and `thinking` become
+  reasoning effort where the model reasons. Everything else (top_k,
+  context_management, cache_control, service_tier, container, mcp_servers,
+  speed, fields the gateway has never heard of, ...) has no equivalent there
+  and is listed in `x-edenai-dropped-fields`.
+
+Anthropic-type providers get every field as sent (upstream_request.py); only
+metadata beyond `user_id` stays at the gateway, and is listed too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .providers import Model
+
+DROPPED_HEADER = "x-edenai-dropped-fields"
+CLAMPED_HEADER = "x-edenai-max-tokens-clamped"
+DEFAULT_MAX_TOKENS = 1024  # the seed's default
+
+# Never upstream, never "dropped": they are addressed to the gateway.
+GATEWAY_FIELDS = frozenset({"fallbacks", "router_candidates", "extra_headers"})
+# Fields litellm translates into Chat Completions as they are given to it...
+LITELLM_AS_IS = ("temperature", "top_p", "stop_sequences", "tools", "tool_choice")
+# ...and with the ones the call builds itself (upstream_request.litellm_arguments).
+TRANSLATED_FIELDS = frozenset({"model", "messages", "system", "max_tokens", "stream", "metadata", *LITELLM_AS_IS})
+# Anthropic thinking budgets as OpenAI reasoning effort (litellm's buckets).
+_EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
+
+
+def max_output(model: Model) -> int | None:
+    for name in ("max_output_tokens", "max_tokens"):
+        value = model.info.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def clamped_max_tokens(model: Model, requested: int | None) -> int:
+    limit, wanted = max_output(model), requested or DEFAULT_MAX_TOKENS
+    return min(wanted, limit) if limit else wanted
+
+
+def structured_format(body: Mapping[str, Any]) -> Any:
+    """The JSON-schema format the caller asked for, in either of Anthropic's two places."""
+    config = body.get("output_config")
+    for form in (body.get("output_format"), config.get("format") if isinstance(config, dict) else None):
+        if isinstance(form, dict):
+            return form
+    return None
+
+
+def can_structure(model: Model) -> bool | None:
+    """Whether the model takes a JSON-schema output format (None: the catalogue does not say)."""
+    flag = model.info.get("supports_response_schema")
+    return None if flag is None else bool(flag)
+
+
+def _reasoning_effort(body: Mapping[str, Any]) -> str | None:
+    """`output_config.effort`, else the thinking budget bucketed; None when no reasoning is asked."""
+    thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+    config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
+    effort = _EFFORTS.get(str(config.get("effort")))
+    if thinking.get("type") == "disabled":
+        return None
+    if effort:
+        return effort
+    if thinking.get("type") == "adaptive":
+        return "medium"
+    if thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens") if isinstance(thinking.get("budget_tokens"), int) else 0
+        return next((name for limit, name in _EFFORT_BY_BUDGET if budget < limit), "high")
+    return None
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """How one model's call departs from the caller's body."""
+
+    max_tokens: int
+    requested_max_tokens: int
+    dropped: tuple[str, ...] = ()
+    reasoning_effort: str | None = None
+    keeps_format: bool = False
+    # A thinking budget lowered with max_tokens (Anthropic wants it below max_tokens).
+    budget_tokens: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.max_tokens != self.requested_max_tokens:
+            headers[CLAMPED_HEADER] = f"{self.max_tokens}; requested={self.requested_max_tokens}"
+            if self.budget_tokens is not None:
+                headers[CLAMPED_HEADER] += f"; thinking.budget_tokens={self.budget_tokens}"
+        if self.dropped:
+            headers[DROPPED_HEADER] = ", ".join(self.dropped)
+        return headers
+
+
+def _extra_metadata(body: Mapping[str, Any]) -> list[str]:
+    metadata = body.get("metadata")
+    return [f"metadata.{name}" for name in metadata if name != "user_id"] if isinstance(metadata, dict) else []
+
+
+def _lowered_budget(body: Mapping[str, Any], max_tokens: int, requested: int) -> int | None:
+    """The thinking budget our clamp still leaves room for, when the caller's no longer fits
+    (a caller's own budget above its own max_tokens goes as sent: Anthropic's 400 is theirs)."""
+    thinking = body.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if max_tokens == requested or not isinstance(budget, int) or budget < max_tokens \
+            or thinking.get("type") != "enabled":
+        return None
+    return max_tokens - 1
+
+
+def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
+    requested = body.get("max_tokens") or DEFAULT_MAX_TOKENS
+    max_tokens = clamped_max_tokens(model, requested)
+    if model.provider.speaks_anthropic:
+        return Adaptation(max_tokens, requested, tuple(_extra_metadata(body)),
+                          budget_tokens=_lowered_budget(body, max_tokens, requested))
+    reasons = model.info.get("supports_reasoning") is True
+    effort = _reasoning_effort(body) if reasons else None
+    keeps_format = structured_format(body) is not None and can_structure(model) is not False
+    dropped = _extra_metadata(body)
+    for name, value in body.items():
+        if name in GATEWAY_FIELDS or name in TRANSLATED_FIELDS or value is None:
+            continue
+        if name == "output_format" and keeps_format:
+            continue
+        if name == "thinking":
+            if value.get("type") != "disabled" and not reasons:
+                dropped.append(name)
+            continue
+        if name == "output_config" and isinstance(value, dict):
+            for key in value:
+                if key == "format" and keeps_format or key == "effort" and reasons:
+                    continue
+                dropped.append(f"output_config.{key}")
+            continue
+        dropped.append(name)
+    return Adaptation(max_tokens, requested, tuple(dropped), effort, keeps_format)

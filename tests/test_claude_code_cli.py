@@ -1,0 +1,83 @@
+"""The real Claude Code CLI, pointed at the gateway with nothing but a base URL and a key.
+
+scripts/claude-code installs the pinned @anthropic-ai/claude-code (2.1.197)
+into .cache/claude-code, never globally, and runs it offline-safe. Here it
+runs in print mode against the local stack with scripts/serve's demo
+catalogue and no `--model`: a plain prompt, the stream-json output an IDE
+integration reads, and a tool round trip (the fake calls Claude Code's Read
+tool, Claude Code reads the file, the answer quotes it). Skipped, saying why,
+where node is missing or npm cannot install the pinned package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack import TEST_MODELS, providers_document, serve
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "claude-code"
+
+
+@pytest.fixture(scope="session")
+def claude_code():
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are not on this machine: the Claude Code CLI cannot run (CI has node 20)")
+    installed = subprocess.run([str(SCRIPT), "--install-only"], capture_output=True, text=True, timeout=300)
+    if installed.returncode != 0:
+        pytest.skip(f"npm could not install the pinned @anthropic-ai/claude-code: {installed.stderr[-500:]}")
+    return installed.stdout.strip()
+
+
+@pytest.fixture
+def gateway(claude_code, stack):
+    from tests.test_model_names import _devstack
+
+    stack.put_providers(providers_document(stack.upstream_url, _devstack().demo_models(TEST_MODELS)))
+    key = stack.add_key(name="claude-code")
+    with serve(stack) as running:
+        yield {"ANTHROPIC_BASE_URL": running.url + "/v3", "ANTHROPIC_API_KEY": key}
+
+
+def claude(gateway, *args, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, **gateway}
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=90, cwd=cwd, env=env)
+
+
+def test_claude_code_answers_a_plain_prompt_with_its_default_model(gateway, fake, tmp_path):
+    result = claude(gateway, "-p", "hello there", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Hello from claude-opus-4-8" in result.stdout, "Claude Code's default model was not served"
+    sent = fake.last("/v1/messages")
+    assert sent.body["model"] == "claude-opus-4-8"
+    assert "context_management" in sent.body, "Claude Code's context management never reached the model"
+    assert "claude-code-20250219" in sent.headers["anthropic-beta"]
+
+
+def test_claude_code_streams_json_events(gateway, tmp_path):
+    result = claude(gateway, "-p", "hello there", "--output-format", "stream-json", "--verbose", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert events[0]["type"] == "system" and events[-1]["type"] == "result"
+    assert events[-1]["subtype"] == "success" and not events[-1]["is_error"], events[-1]
+    assert any(e["type"] == "assistant" and e["message"]["model"] == "anthropic/claude-opus-4-8" for e in events)
+
+
+def test_claude_code_completes_a_tool_round_trip(gateway, fake, tmp_path):
+    secret = tmp_path / "hello.txt"
+    secret.write_text("the secret word is pineapple\n")
+    result = claude(gateway, "-p", f"Use the Read tool to read {secret}", "--output-format", "stream-json",
+                    "--verbose", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    calls = [block for e in events if e["type"] == "assistant" for block in e["message"]["content"]
+             if block["type"] == "tool_use"]
+    assert [(c["name"], c["input"]) for c in calls] == [("Read", {"file_path": str(secret)})]
+    assert "pineapple" in events[-1]["result"], "the tool's result never made it back through the gateway"
+    assert events[-1]["num_turns"] == 2

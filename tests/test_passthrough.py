@@ -1,0 +1,88 @@
+"""Anthropic-type providers get the caller's body as sent.
+
+Every field except the gateway's own (`fallbacks`, `router_candidates`,
+`extra_headers`) reaches the provider unchanged, including fields this
+gateway has never heard of: Anthropic adds request fields every month, and a
+real Claude model would accept them (with the matching beta header, which is
+forwarded) and silently skip the feature if the gateway dropped them.
+"""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+CLAUDE = "anthropic/claude-sonnet-4-5"
+
+# What Claude Code, the SDK's structured outputs and today's Anthropic API send.
+TODAYS_FIELDS = {
+    "output_config": {"effort": "high", "format": {"type": "json_schema", "schema": {
+        "type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}}},
+    "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    "output_format": {"type": "json_schema", "schema": {"type": "object", "properties": {}}},
+    "cache_control": {"type": "ephemeral"},
+    "service_tier": "auto",
+    "container": "container_011CZ",
+    "mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "example"}],
+    "speed": "fast",
+    "inference_geo": "us",
+    "a_field_anthropic_adds_next_month": {"nested": [1, 2, {"deep": True}]},
+}
+
+
+def ask(text="hello"):
+    return [{"role": "user", "content": text}]
+
+
+def test_every_field_the_caller_sends_reaches_an_anthropic_provider_unchanged(client, fake):
+    client.messages.create(model=CLAUDE, max_tokens=100, messages=ask(), extra_body=TODAYS_FIELDS)
+    sent = fake.last("/v1/messages").body
+    lost = {name: value for name, value in TODAYS_FIELDS.items() if sent.get(name) != value}
+    assert not lost, f"the provider never saw {sorted(lost)}: a real Claude model would silently skip them"
+
+
+def test_the_gateways_own_fields_stay_at_the_gateway(client, fake):
+    client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(), extra_body={
+        "fallbacks": ["openai/gpt-4o-mini"], "extra_headers": {"x-trace-id": "t1"}})
+    sent = fake.last("/v1/messages")
+    assert "fallbacks" not in sent.body and "extra_headers" not in sent.body
+    assert sent.headers["x-trace-id"] == "t1"
+
+
+def test_a_streamed_request_carries_every_field_too(client, fake):
+    with client.messages.stream(model=CLAUDE, max_tokens=100, messages=ask(), extra_body=TODAYS_FIELDS) as stream:
+        stream.get_final_message()
+    sent = fake.last("/v1/messages").body
+    assert sent["stream"] is True
+    assert {name: sent.get(name) for name in TODAYS_FIELDS} == TODAYS_FIELDS
+
+
+MID_CONVERSATION = [
+    {"role": "user", "content": "first"},
+    {"role": "system", "content": "a reminder the client inserts mid-way"},
+    {"role": "assistant", "content": "ok"},
+    {"role": "user", "content": "second"},
+]
+
+
+def test_mid_conversation_system_messages_stay_in_place_under_their_beta(client, fake):
+    client.messages.create(model=CLAUDE, max_tokens=10, system="top", messages=MID_CONVERSATION,
+                           extra_headers={"anthropic-beta": "claude-code-20250219,mid-conversation-system-2026-04-07"})
+    sent = fake.last("/v1/messages").body
+    assert sent["messages"] == MID_CONVERSATION, "order (and the prompt-cache prefix) changed"
+    assert sent["system"] == "top"
+
+
+def test_mid_conversation_system_messages_are_hoisted_without_the_beta(client, fake):
+    client.messages.create(model=CLAUDE, max_tokens=10, system="top", messages=MID_CONVERSATION,
+                           extra_headers={"anthropic-beta": "claude-code-20250219"})
+    sent = fake.last("/v1/messages").body
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+    assert [block["text"] for block in sent["system"]] == ["top", "a reminder the client inserts mid-way"]
+
+
+@pytest.mark.parametrize("smuggled", [{"api_base": "http://127.0.0.1:9/evil"}, {"api_key": "sk-attacker"}])
+def test_connection_fields_are_still_refused_with_everything_else_passing(client, fake, smuggled):
+    with pytest.raises(anthropic.BadRequestError, match="may not be set by the caller"):
+        client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(), extra_body={**TODAYS_FIELDS, **smuggled})
+    assert fake.count() == 0
