@@ -195,8 +195,10 @@ class StreamRelay:
     that point raises from `first()` and the caller can try another model.
     The reader runs apart from the response, so a client that goes away does
     not stop it: the upstream is read to its end (bounded by the timeout)
-    and `on_finish` meters what the upstream really produced, after the
-    response ends or, with `meter_before_end`, before it does. The reader is
+    and `on_finish` meters what the upstream really produced once the
+    response has delivered its last event or lost its client (so the entry
+    knows which); with `meter_before_end` the response then waits for that
+    write before it ends. The reader is
     the task `start()` returns: the caller keeps it, so a Lambda invocation
     does not return before the ledger is written.
     """
@@ -223,6 +225,8 @@ class StreamRelay:
         self._started_at = 0.0
         self._held: list[bytes] = []
         self._ready: asyncio.Future | None = None
+        self._consumer_done = asyncio.Event()
+        self._metered = asyncio.Event()
         self.started = False
         self.usage = Usage()
         self.stop_reason: str | None = None
@@ -263,11 +267,22 @@ class StreamRelay:
             self._fail(map_exception(exc, secrets=self._secrets))
         finally:
             await self._close_upstream()
-            if self._meter_before_end:
-                await self._finish()
             self._queue.put_nowait(_END)
-            if not self._meter_before_end:
-                await self._finish()
+            await self._await_consumer()
+            await self._finish()
+            self._metered.set()
+
+    async def _await_consumer(self) -> None:
+        """Wait until the response has handed over every event or gone away, so the entry says
+        which; a response that never iterates (bounded by the drain timeout) counts as gone."""
+        if not self.started:
+            return
+        try:
+            async with asyncio.timeout(self._drain_timeout):
+                await self._consumer_done.wait()
+        except TimeoutError:
+            log.warning("a finished stream was not consumed in %.0f s; metering it as undelivered",
+                        self._drain_timeout)
 
     async def _close_upstream(self) -> None:
         """Give the connection back now, not when the iterator is collected."""
@@ -341,6 +356,11 @@ class StreamRelay:
         return event.raw
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        while (item := await self._queue.get()) is not _END:
-            yield item
-        self.delivered = True
+        try:
+            while (item := await self._queue.get()) is not _END:
+                yield item
+            self.delivered = True
+        finally:
+            self._consumer_done.set()  # delivered, or the client went away (cancelled or closed)
+        if self._meter_before_end:
+            await self._metered.wait()  # the response ends only once its usage is written

@@ -113,6 +113,21 @@ def test_a_fallen_back_request_records_every_attempt(client, stack, api_key, fak
     assert record["served_model"] == HAIKU and record["requested_model"] == CLAUDE
 
 
+@pytest.mark.parametrize("meter_before_response_end", [False, True])
+def test_streams_read_to_their_end_are_recorded_ok_not_as_disconnects(moto_endpoint, fake, meter_before_response_end):
+    stack = new_stack(fake.url, meter_before_response_end=meter_before_response_end)
+    key = stack.add_key()
+    with serve(stack) as server:
+        client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0)
+        for n in range(5):
+            with client.messages.stream(model=CLAUDE, max_tokens=20, messages=ask(f"stream {n}")) as stream:
+                stream.get_final_message()
+        records = stack.records(key, 5)
+    assert [r["status"] for r in records] == ["ok"] * 5, "a delivered stream was metered as a client disconnect"
+    month = stack.month(key, requests=5)
+    assert month["errors"] == 0, "delivered streams were counted among the month's errors"
+
+
 def test_a_client_that_leaves_mid_stream_is_still_metered_in_full(server, stack, api_key, fake):
     fake.pace_stream("claude-sonnet-4-5", seconds=0.05)
     payload = {"model": CLAUDE, "max_tokens": 100, "messages": ask("one two three four five"), "stream": True}
