@@ -34,7 +34,6 @@ from .keys import KeyStore, parse_keys_secret, presented_key
 from .providers import Catalogue, build_catalogue
 from .openapi import install as install_openapi
 from .model_list import find, page, visible_models
-from .providers import EDENAI_ROUTER
 from .schemas import (
     AnthropicMessagesBody,
     AnthropicMessagesResponse,
@@ -43,8 +42,6 @@ from .schemas import (
     ModelInfo,
     ModelList,
 )
-from .upstream import count_tokens
-from .upstream_request import build_count_call
 
 log = logging.getLogger(__name__)
 
@@ -208,16 +205,13 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"$ref": "#/components/schemas/CountTokensBody"}}}}})
     async def count_message_tokens(request: Request) -> Response:
-        await authenticate(request)
+        key = await authenticate(request)
         document = await read_body(request)
         validate(CountTokensBody, document)
         check_body(document)
-        catalogue = await gateway.catalogue()
-        if document["model"] == EDENAI_ROUTER:
-            raise GatewayError(400, "count_tokens needs a concrete model: token counts differ per model.")
-        model = catalogue.resolve(document["model"])
-        tokens, method = await count_tokens(build_count_call(document, model))
-        return JSONResponse({"input_tokens": tokens}, headers={TOKEN_COUNT_METHOD_HEADER: method})
+        tokens, method, rate = await gateway.count_tokens(key, document)
+        headers = {TOKEN_COUNT_METHOD_HEADER: method, **(rate.headers() if rate else {})}
+        return JSONResponse({"input_tokens": tokens}, headers=headers)
 
     @app.get("/v3/v1/models", response_model=ModelList, summary="The models this key may use")
     async def list_models(request: Request, before_id: str | None = None, after_id: str | None = None,

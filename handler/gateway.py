@@ -28,7 +28,7 @@ from .metering import Estimate, LedgerEntry, Limits, estimate, input_token_estim
 from .pricing import cost_of, price_of
 from .providers import EDENAI_ROUTER, Catalogue, Model
 from .routing import candidates_for, needs_of, route
-from .upstream_request import build_call
+from .upstream_request import build_call, build_count_call
 from .usage import Usage
 
 log = logging.getLogger(__name__)
@@ -83,14 +83,19 @@ class Plan:
     route_reason: str | None = None
 
 
+def resolve_allowed(catalogue: Catalogue, key: ApiKey, name: str) -> Model:
+    """The catalogue model `name` names, if this key may use it; the refusal repeats the name
+    as given, never the catalogue id a bare name resolved to (`/models` hides those)."""
+    model = catalogue.resolve(name)
+    if not key.may_use(model.id):
+        raise GatewayError(403, f"This API key may not use model {name!r}.")
+    return model
+
+
 def _resolve_all(catalogue: Catalogue, key: ApiKey, names: list[str], field_name: str) -> list[Model]:
     if len(set(names)) != len(names):
         raise GatewayError(400, f"{field_name}: a model may appear only once among model and fallbacks.")
-    models = [catalogue.resolve(name) for name in names]
-    for model in models:
-        if not key.may_use(model.id):
-            raise GatewayError(403, f"This API key may not use model {model.id!r}.")
-    return models
+    return [resolve_allowed(catalogue, key, name) for name in names]
 
 
 def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, policy: str,
@@ -191,6 +196,21 @@ class Gateway:
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
         return outcome
+
+    async def count_tokens(self, key: ApiKey, body: dict[str, Any]) -> tuple[int, str, RateInfo | None]:
+        """Input tokens for a model the key may use. Counted against the key's rpm: a count
+        is cheap but not free, it spends the provider's rate limit with the gateway's key."""
+        if body["model"] == EDENAI_ROUTER:
+            raise GatewayError(400, "count_tokens needs a concrete model: token counts differ per model.")
+        model = resolve_allowed(await self._catalogue.get(), key, body["model"])
+        call = build_count_call(body, model)
+        rate = None
+        rpm = Limits.of(key.limits).rpm
+        if rpm is not None:
+            rate = await asyncio.to_thread(self._ledger.reserve, key.key_id, self._now(), Limits(rpm=rpm),
+                                           Estimate(0, Decimal(0)))
+        tokens, method = await upstream.count_tokens(call)
+        return tokens, method, rate
 
     async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:
         limits = Limits.of(request.key.limits)

@@ -43,6 +43,8 @@ def test_20_parallel_requests_with_5_left_in_the_rpm_window_let_exactly_5_throug
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["error"]["type"] == "rate_limit_error"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers.get("anthropic-ratelimit-requests-limit") == "5", "a 429 without Anthropic's headers"
+    assert refused.headers["anthropic-ratelimit-requests-remaining"] == "0"
 
 
 def test_responses_to_rpm_keys_carry_anthropic_rate_limit_headers(server, stack):
