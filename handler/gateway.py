@@ -23,7 +23,7 @@ from .errors import GatewayError
 from .group_commit import GroupCommit
 from .keys import ApiKey
 from .ledger import Ledger, RateInfo
-from .breaker import ModelHealth
+from .breaker import ModelHealth, provider_failure
 from .metering import Estimate, LedgerEntry, Limits, estimate, input_token_estimate
 from .pricing import cost_of, price_of
 from .providers import EDENAI_ROUTER, Catalogue, Model
@@ -176,10 +176,14 @@ class Gateway:
         catalogue = await self._catalogue.get()
         plan = plan_request(catalogue, key, body, policy=self._policy, health=self.health)
         models = plan.models
+        # Every call is built (and so the caller's part checked) before anything is reserved:
+        # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
+        calls = [(model, build_call(body, model, anthropic_beta=anthropic_beta, timeout=self._deadline))
+                 for model in models]
         request = _Request(key, body, request_id, self._now())
         rate = await self._reserve(request, models)
         try:
-            outcome = await self._attempts(request, models, anthropic_beta)
+            outcome = await self._attempts(request, calls)
         except GatewayError as error:
             await self._commits.record(self._entry(request, None, Usage(), "error"))
             if request.attempts:
@@ -220,24 +224,25 @@ class Gateway:
         return await asyncio.to_thread(self._ledger.reserve, request.key.key_id, request.at, limits,
                                        request.reserved)
 
-    async def _attempts(self, request: _Request, models: list[Model], anthropic_beta: str | None) -> Outcome:
+    async def _attempts(self, request: _Request, calls: list[tuple[Model, dict[str, Any]]]) -> Outcome:
         started = self._clock()
         last_error: GatewayError | None = None
-        for model in models:
+        for model, call in calls:
             remaining = self._deadline - (self._clock() - started)
             if remaining <= 0.5:
                 last_error = GatewayError(504, "The request's deadline passed before a model answered.")
                 break
-            call = build_call(request.body, model, anthropic_beta=anthropic_beta, timeout=remaining)
+            call = {**call, "timeout": remaining}
             attempt_started = self._clock()
             try:
                 outcome = await self._attempt(request, model, call, attempt_started)
             except GatewayError as error:
                 request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
                 last_error = error
+                if provider_failure(error):
+                    self.health.record_failure(model.id)
                 if not error.retryable:
                     break
-                self.health.record_failure(model.id)
                 continue
             self.health.record_success(model.id, request.attempts[-1].latency_ms)
             return outcome

@@ -97,6 +97,9 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> 
     """An upstream failure as the Anthropic error a client expects (pure)."""
     if isinstance(exc, GatewayError):
         return exc
+    if isinstance(exc, UnicodeEncodeError):
+        # What the caller put in the request could not be sent (a header value, say): not the provider's fault.
+        return GatewayError(400, "The request could not be sent upstream: it holds characters HTTP cannot carry.")
     message = redact(upstream_message(exc), secrets)
     if isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException)) or _is_litellm_error(exc, "Timeout") \
             or "timed out" in message.lower():
