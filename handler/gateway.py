@@ -235,7 +235,16 @@ class Gateway:
             call = {**call, "timeout": remaining}
             attempt_started = self._clock()
             try:
-                outcome = await self._attempt(request, model, call, attempt_started)
+                # httpx's timeout is per read: a provider dripping bytes would never trip it.
+                # This one covers the whole attempt up to its first content, streams included.
+                async with asyncio.timeout(remaining):
+                    outcome = await self._attempt(request, model, call, attempt_started)
+            except TimeoutError:
+                error = GatewayError(504, "The upstream model did not start its answer in time.")
+                request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
+                self.health.record_failure(model.id)
+                last_error = error
+                continue
             except GatewayError as error:
                 request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
                 last_error = error
@@ -268,7 +277,11 @@ class Gateway:
                                          on_finish=meter_stream, drain_timeout=self._stream_timeout,
                                          meter_before_end=self._meter_before_response_end)
             self.spawn(relay.start())
-            await relay.first()
+            try:
+                await relay.first()
+            except asyncio.CancelledError:
+                relay.abandon()  # the deadline (or the client) ended the attempt before the first content
+                raise
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
             return Outcome(model, request.attempts, stream=relay)
         message = upstream.checked_message(result, secrets=(model.provider.api_key,))

@@ -254,6 +254,12 @@ class StreamRelay:
         await self._ready
         self.first_content_seconds = asyncio.get_running_loop().time() - self._started_at
 
+    def abandon(self) -> None:
+        """Stop reading before the first content (the attempt ran out of time): nothing was
+        relayed, so the caller meters the attempt; the connection is given back."""
+        if self._reader is not None and not self.started:
+            self._reader.cancel()
+
     async def _read(self) -> None:
         try:
             async with asyncio.timeout(self._drain_timeout):
