@@ -100,7 +100,7 @@ def test_one_deadline_covers_a_streams_opening_too(moto_endpoint, fake, model):
     deadline must still end the wait for the first content, well before the stream would have."""
     stack = new_stack(fake.url, request_deadline=1.5)
     key = stack.add_key()
-    fake.pace_stream(model.split("/")[1], seconds=0.8)  # first content after ~2.4 s, whole stream ~10 s
+    fake.pace_stream(model.split("/")[1], seconds=2.0)  # no content before 2 s, whole stream ~25 s
     with serve(stack) as server:
         client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
         with pytest.raises(anthropic.APIStatusError) as caught:
