@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -441,6 +442,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeUpstream/1.0"
     _sent = False
+    _gzip = False  # this response is gzip-encoded (fake.gzip on and the client accepts it)
 
     def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
         """Silenced: per-request logging floods test output and slows the benchmark."""
@@ -454,6 +456,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self):
         """Run one request; client disconnects just end the connection, bugs become a 500."""
         self._sent = False
+        self._gzip = False
         try:
             self._route(self.path.split("?", 1)[0], _json_object(self._read_body()))
         except OSError:
@@ -471,6 +474,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._control(path, body)
         headers = {name.lower(): value for name, value in self.headers.items()}
         self.server.fake._record(Recorded(self.command, self.path, headers, body))
+        self._gzip = self.server.fake.gzip and "gzip" in headers.get("accept-encoding", "")
         dialect = OPENAI if path.endswith("/chat/completions") else ANTHROPIC
         llm_route = self.command == "POST" and path.endswith(("/messages", "/count_tokens", "/chat/completions"))
         if self.command == "GET" and path == "/health":
@@ -549,6 +553,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_raw(self, status: int, content_type: str, data: bytes, headers: dict | None = None):
         """A complete body with Content-Length, keeping the connection reusable."""
+        if self._gzip:
+            data, headers = zlib.compress(data, wbits=31), {**(headers or {}), "Content-Encoding": "gzip"}
         self._begin(status, {"Content-Type": content_type, "Content-Length": len(data), **(headers or {})})
         self.wfile.write(data)
 
@@ -565,7 +571,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_stream(self, frames: list[bytes], cut_after: int | None = None, pace: float = 0.0):
         """SSE over chunked encoding (keeps keep-alive); with cut_after, RST after that many events."""
         self._begin(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                          "Transfer-Encoding": "chunked"})
+                          "Transfer-Encoding": "chunked", **({"Content-Encoding": "gzip"} if self._gzip else {})})
+        packer = zlib.compressobj(wbits=31) if self._gzip else None
+        if packer:  # each event flushed on its own, as a compressing proxy in front of an SSE server does
+            frames = [packer.compress(f) + packer.flush(zlib.Z_SYNC_FLUSH) for f in frames]
+            frames[-1] += packer.flush()
         for i, frame in enumerate(frames):
             if i == cut_after:
                 return self._reset()
@@ -646,6 +656,8 @@ class FakeUpstream:
         self._reply_ids = itertools.count(1)
         self._tool_ids = itertools.count(1)
         self._server: _Server | None = None
+        # Compress every response whose request accepts gzip (httpx's default does), as many providers do.
+        self.gzip = False
         self._thread: threading.Thread | None = None
 
     # lifecycle
@@ -761,6 +773,7 @@ class FakeUpstream:
         with self._lock:
             self._faults.clear()
             self._delays.clear()
+            self.gzip = False
 
     def _queue(self, fault: _Fault, queue: list[_Fault] | None = None) -> None:
         """Validate and append a fault; order of arrival is order of consumption."""
