@@ -271,6 +271,8 @@ class Gateway:
                 if relay.error is None and not relay.delivered:
                     state = "client_disconnected"
                 entry = self._entry(request, model, relay.usage, state)
+                if relay.usage_estimated:
+                    entry.extra["usage_estimated"] = True
                 await self._commits.record(entry)
 
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,),

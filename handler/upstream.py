@@ -236,6 +236,9 @@ class StreamRelay:
         self.error: GatewayError | None = None
         self.completed = False
         self.delivered = False
+        self.usage_estimated = False
+        self._produced_bytes = 0
+        self._final_usage_seen = False
         self.first_content_seconds: float | None = None
 
     def start(self) -> asyncio.Task:
@@ -266,7 +269,7 @@ class StreamRelay:
                 async for chunk in self._upstream:
                     self._consume(chunk)
             for event in self._parser.flush():
-                self._emit(event.name, self._relay_event(event))
+                self._handle(event)
             if not self.completed and self.error is None:
                 self._fail(GatewayError(502, "The upstream stream ended before message_stop.",
                                         error_type="api_error"))
@@ -276,6 +279,7 @@ class StreamRelay:
             self._fail(map_exception(exc, secrets=self._secrets))
         finally:
             await self._close_upstream()
+            self._estimate_unreported_output()
             self._queue.put_nowait(_END)
             await self._await_consumer()
             await self._finish()
@@ -339,7 +343,30 @@ class StreamRelay:
         elif isinstance(chunk, dict):
             chunk = sse.encode(chunk.get("type", "message"), chunk)
         for event in self._parser.feed(chunk):
-            self._emit(event.name, self._relay_event(event))
+            self._handle(event)
+
+    def _handle(self, event: sse.Event) -> None:
+        try:
+            item = self._relay_event(event)
+        except GatewayError as error:
+            if not self.started or event.name == "error":
+                raise  # before content: the attempt fails (a fallback may run); after: the provider ended it
+            # A malformed event mid-stream ends the client's stream with an error, but the upstream
+            # is read on: what it goes on producing is billed, so it is metered.
+            if self.error is None:
+                self._fail(error)
+            return
+        if self.error is None:
+            self._emit(event.name, item)
+
+    def _estimate_unreported_output(self) -> None:
+        """A stream cut before its final message_delta never says how much it produced:
+        meter the content relayed so far at 3 bytes a token (the estimate reservations use),
+        rather than the 0 or 1 of message_start, and flag the figure as an estimate."""
+        if self._final_usage_seen or not self._produced_bytes:
+            return
+        self.usage.output_tokens = max(self.usage.output_tokens, -(-self._produced_bytes // 3))
+        self.usage_estimated = True
 
     def _relay_event(self, event: sse.Event) -> bytes:
         try:
@@ -353,7 +380,12 @@ class StreamRelay:
             data.setdefault("message", {})["model"] = self._model_id
             self.usage.update(data["message"].get("usage"))
             return sse.encode("message_start", data)
-        if event.name == "message_delta":
+        if event.name == "content_block_delta":
+            delta = data.get("delta") or {}
+            self._produced_bytes += sum(len(str(delta.get(name, "")).encode())
+                                        for name in ("text", "thinking", "partial_json"))
+        elif event.name == "message_delta":
+            self._final_usage_seen = self._final_usage_seen or bool(data.get("usage"))
             self.usage.update(data.get("usage"))
             self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
         elif event.name == "message_stop":
