@@ -24,7 +24,8 @@ from .group_commit import GroupCommit
 from .keys import ApiKey
 from .ledger import Ledger, RateInfo
 from .breaker import ModelHealth, provider_failure
-from .metering import Estimate, LedgerEntry, Limits, estimate, input_token_estimate
+from .bounds import request_bound
+from .metering import Estimate, LedgerEntry, Limits, input_token_estimate
 from .pricing import cost_of, price_of
 from .providers import EDENAI_ROUTER, Catalogue, Model
 from .routing import candidates_for, needs_of, route
@@ -122,6 +123,7 @@ class _Request:
     body: dict[str, Any]
     request_id: str
     at: datetime
+    anthropic_beta: str | None = None
     reserved: Estimate = field(default_factory=lambda: Estimate(0, Decimal(0)))
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -180,7 +182,7 @@ class Gateway:
         # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
         calls = [(model, build_call(body, model, anthropic_beta=anthropic_beta, timeout=self._deadline))
                  for model in models]
-        request = _Request(key, body, request_id, self._now())
+        request = _Request(key, body, request_id, self._now(), anthropic_beta)
         rate = await self._reserve(request, models)
         try:
             outcome = await self._attempts(request, calls)
@@ -220,7 +222,9 @@ class Gateway:
         limits = Limits.of(request.key.limits)
         if not limits.any:
             return None
-        request.reserved = estimate(request.body, [price_of(m.info) for m in models])
+        bound = request_bound(request.body, [(m.info, m.provider.speaks_anthropic) for m in models],
+                              anthropic_beta=request.anthropic_beta)
+        request.reserved = Estimate(bound.tokens, bound.usd)
         return await asyncio.to_thread(self._ledger.reserve, request.key.key_id, request.at, limits,
                                        request.reserved)
 

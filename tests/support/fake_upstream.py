@@ -89,6 +89,7 @@ class _Prompt:
     max_tokens: int | None
     thinking: bool = False
     cache: str | None = None  # "creation" | "read" | None
+    web_searches: int = 0
 
 
 def _words(text: str) -> int:
@@ -112,6 +113,32 @@ def _texts(content) -> list[str]:
 def _input_words(texts: list[str], body: dict) -> int:
     """Prompt size: words of all text plus 10 per tool definition, never zero."""
     return max(1, sum(map(_words, texts)) + 10 * len(body.get("tools") or []))
+
+
+# What media and server tools cost at worst, as Anthropic bills them: an image scaled to
+# 1092x1092 (~1,590 tokens), a document the fake cannot read taken as a 100-page PDF
+# (~1,500 tokens a page), each web search up to its max_uses, its results read as input.
+IMAGE_TOKENS, UNREAD_DOCUMENT_TOKENS, SEARCH_RESULT_TOKENS = 1_590, 150_000, 2_000
+
+
+def _media_tokens(value) -> int:
+    """Tokens of every image and unreadable document anywhere in a Messages request."""
+    if isinstance(value, list):
+        return sum(map(_media_tokens, value))
+    if not isinstance(value, dict):
+        return 0
+    source = value.get("source") if isinstance(value.get("source"), dict) else {}
+    if value.get("type") == "image":
+        return IMAGE_TOKENS
+    if value.get("type") == "document" and source.get("type") not in ("text", "content"):
+        return UNREAD_DOCUMENT_TOKENS
+    return sum(map(_media_tokens, value.values()))
+
+
+def _web_searches(body: dict) -> int:
+    """A web search tool is used as often as it may be (max_uses, else once)."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and str(t.get("type", "")).startswith("web_search")]
+    return sum(_int_or_none(t.get("max_uses")) or 1 for t in tools)
 
 
 def _picked_tool(body: dict) -> str | None:
@@ -155,9 +182,11 @@ def _anthropic_prompt(body: dict, cache_read: bool = False) -> _Prompt:
         if isinstance(content, list) else []
     cached = any(_has_cache_control(body.get(k)) for k in ("system", "messages", "tools"))
     thinking = body.get("thinking")
+    searches = _web_searches(body)
+    input_words = _input_words(texts, body) + _media_tokens(body.get("messages")) + searches * SEARCH_RESULT_TOKENS
     return _Prompt(
         model=str(body.get("model", "")), echo=" ".join(_texts(results or content))[:MAX_ECHO],
-        tool_result=bool(results), input_words=_input_words(texts, body), tool=_picked_tool(body),
+        tool_result=bool(results), input_words=input_words, tool=_picked_tool(body), web_searches=searches,
         stop=_stop_list(body.get("stop_sequences")), max_tokens=_int_or_none(body.get("max_tokens")),
         thinking=isinstance(thinking, dict) and thinking.get("type") == "enabled",
         cache=("read" if cache_read else "creation") if cached else None)
@@ -317,9 +346,12 @@ def reported_usage(payloads: list) -> dict:
 def _anthropic_usage(r: _Reply, output_tokens: int) -> dict:
     """Usage with half the prompt reported as cache creation/read when cache_control is present."""
     half = r.prompt.input_words // 2 if r.prompt.cache else 0
-    return {"input_tokens": r.prompt.input_words - half, "output_tokens": output_tokens,
-            "cache_creation_input_tokens": half if r.prompt.cache == "creation" else 0,
-            "cache_read_input_tokens": half if r.prompt.cache == "read" else 0}
+    usage = {"input_tokens": r.prompt.input_words - half, "output_tokens": output_tokens,
+             "cache_creation_input_tokens": half if r.prompt.cache == "creation" else 0,
+             "cache_read_input_tokens": half if r.prompt.cache == "read" else 0}
+    if r.prompt.web_searches:
+        usage["server_tool_use"] = {"web_search_requests": r.prompt.web_searches}
+    return usage
 
 
 def _anthropic_message(r: _Reply) -> dict:
@@ -361,7 +393,10 @@ def _anthropic_frames(r: _Reply) -> list[bytes]:
                    for d in _block_deltas(block)]
         frames.append(_sse({"type": "content_block_stop", "index": i}, "content_block_stop"))
     frames.append(_sse({"type": "message_delta", "delta": {"stop_reason": r.stop_reason,
-                        "stop_sequence": r.stop_sequence}, "usage": {"output_tokens": r.output_tokens}},
+                        "stop_sequence": r.stop_sequence}, "usage": {
+                            "output_tokens": r.output_tokens,
+                            **({"server_tool_use": {"web_search_requests": r.prompt.web_searches}}
+                               if r.prompt.web_searches else {})}},
                        "message_delta"))
     frames.append(_sse({"type": "message_stop"}, "message_stop"))
     return frames
