@@ -105,3 +105,31 @@ def test_fifty_parallel_adversarial_requests_never_pass_a_keys_monthly_caps(serv
     assert used <= caps["monthly_tokens"], f"{used} tokens metered against a cap of {caps['monthly_tokens']}"
     assert month["cost_usd"] <= caps["monthly_usd"], f"${month['cost_usd']} metered against a ${caps['monthly_usd']} cap"
     assert month["budget_tokens"] == used, "a reservation was left unsettled"
+
+
+def test_every_real_claude_code_request_reserves_at_least_what_tokenizers_count():
+    """The corpus's requests (Claude Code 2.1.197), counted by the Claude tokenizer litellm
+    bundles and by o200k: the reservation's input part is never below either count."""
+    import json
+    import os
+    from pathlib import Path
+
+    from scripts.reservation_report import CORPUS, TOKENIZERS
+    from tokenizers import Tokenizer
+
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TOKENIZERS))
+    import tiktoken
+
+    counters = [lambda text: len(Tokenizer.from_file(str(TOKENIZERS / "anthropic_tokenizer.json")).encode(text).ids),
+                lambda text: len(tiktoken.get_encoding("o200k_base").encode(text))]
+    checked = 0
+    for line in Path(CORPUS).read_text().splitlines():
+        entry = json.loads(line)
+        body = entry["body"]
+        if "max_tokens" not in body:
+            continue
+        bound = request_bound(body, [(SONNET, True)], anthropic_beta=entry["headers"].get("anthropic-beta"))
+        text = json.dumps([body.get("system"), body.get("messages"), body.get("tools")], ensure_ascii=False)
+        assert bound.tokens - body["max_tokens"] >= max(count(text) for count in counters)
+        checked += 1
+    assert checked >= 20
