@@ -77,6 +77,25 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+class RefuseAmbiguousFraming:
+    """A request with both Content-Length and Transfer-Encoding is refused (RFC 9112 6.3):
+    servers and proxies that disagree on which one wins are how requests get smuggled."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            names = {name for name, _ in scope["headers"]}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                error = GatewayError(400, "A request may not carry both Content-Length and Transfer-Encoding.")
+                response = _error_response(error)
+                response.headers["connection"] = "close"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _error_response(error: GatewayError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
@@ -139,12 +158,16 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         version="3.0.0",
         docs_url=None,
         redoc_url=None,
+        # No 307 to `/v3/v1/messages` on a trailing slash: the redirect is built from the
+        # request's Host, before authentication, and clients that follow it resend their key.
+        redirect_slashes=False,
     )
     install_openapi(app, [AnthropicMessagesBody, CountTokensBody])
     app.state.settings = settings
     app.state.keys = keys
     app.state.gateway = gateway
     app.state.ledger = ledger
+    app.add_middleware(RefuseAmbiguousFraming)
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
 
@@ -154,7 +177,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
 
     async def authenticate(request: Request):
         return await keys.authenticate(
-            presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+            presented_key(request.headers.getlist("authorization"), request.headers.getlist("x-api-key"))
         )
 
     @app.get("/health", include_in_schema=False)

@@ -57,6 +57,8 @@ class Settings:
     # environment would hold (or, if reclaimed, lose) a ledger write still under way:
     # there, a response ends only once its usage is written (template.yaml sets it).
     meter_before_response_end: bool = False
+    # Under uvicorn: a request must arrive whole (headers and body) within this many seconds.
+    request_read_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         from .routing import POLICIES
@@ -84,4 +86,5 @@ class Settings:
             breaker_cooldown=_float("GATEWAY_BREAKER_COOLDOWN", 30.0),
             log_prompts=_bool("GATEWAY_LOG_PROMPTS"),
             meter_before_response_end=_bool("GATEWAY_METER_BEFORE_RESPONSE_END"),
+            request_read_timeout=_float("GATEWAY_REQUEST_READ_TIMEOUT", 30.0),
         )
