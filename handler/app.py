@@ -144,12 +144,13 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     gateway = Gateway(_catalogue_cache(settings), ledger, deadline=settings.request_deadline,
                       stream_timeout=settings.stream_timeout, policy=settings.router_policy,
                       meter_before_response_end=settings.meter_before_response_end,
+                      max_ledger_backlog=settings.ledger_max_backlog,
                       health=ModelHealth(threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
-        await gateway.drain()  # ledger writes still under way when the server stops
+        await gateway.drain(settings.shutdown_grace)  # ledger writes still under way when the server stops
         await anthropic_api.close_client()
 
     app = FastAPI(

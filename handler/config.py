@@ -59,6 +59,11 @@ class Settings:
     meter_before_response_end: bool = False
     # Under uvicorn: a request must arrive whole (headers and body) within this many seconds.
     request_read_timeout: float = 30.0
+    # Under uvicorn: ledger entries waiting for the table past this many go to the fallback
+    # queue instead; at shutdown, work still metering after shutdown_grace seconds is cut
+    # short and its entries go there too (group_commit.py).
+    ledger_max_backlog: int = 1024
+    shutdown_grace: float = 10.0
 
     def __post_init__(self) -> None:
         from .routing import POLICIES
@@ -87,4 +92,6 @@ class Settings:
             log_prompts=_bool("GATEWAY_LOG_PROMPTS"),
             meter_before_response_end=_bool("GATEWAY_METER_BEFORE_RESPONSE_END"),
             request_read_timeout=_float("GATEWAY_REQUEST_READ_TIMEOUT", 30.0),
+            ledger_max_backlog=_int("GATEWAY_LEDGER_MAX_BACKLOG", 1024),
+            shutdown_grace=_float("GATEWAY_SHUTDOWN_GRACE", 10.0),
         )

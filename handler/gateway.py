@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 from . import upstream
 from .cache import RefreshingValue
 from .errors import GatewayError
-from .group_commit import GroupCommit
+from .group_commit import DEFAULT_MAX_BACKLOG, GroupCommit
 from .keys import ApiKey
 from .ledger import Ledger, RateInfo
 from .breaker import ModelHealth, provider_failure
@@ -138,6 +138,7 @@ class Gateway:
         stream_timeout: float = 600.0,
         meter_before_response_end: bool = False,
         policy: str = "cheapest",
+        max_ledger_backlog: int = DEFAULT_MAX_BACKLOG,
         health: ModelHealth | None = None,
         send: Callable[[dict[str, Any]], Awaitable[Any]] = upstream.send,
         clock: Callable[[], float] = time.monotonic,
@@ -145,7 +146,7 @@ class Gateway:
     ) -> None:
         self._catalogue = catalogue
         self._ledger = ledger
-        self._commits = GroupCommit(ledger)
+        self._commits = GroupCommit(ledger, max_backlog=max_ledger_backlog)
         self._deadline = deadline
         self._stream_timeout = stream_timeout
         self._meter_before_response_end = meter_before_response_end
@@ -169,9 +170,28 @@ class Gateway:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def drain(self) -> None:
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for pending work. With `timeout` (a server shutting down), what is still
+        running then is cancelled: stream readers meter what they read so far, and every
+        entry the table has not taken goes to the fallback queue or the log, never nowhere."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self._pending:
+                    # shielded: the timeout must not cancel the work itself before close() below
+                    await asyncio.shield(asyncio.gather(*list(self._pending), return_exceptions=True))
+            return
+        except TimeoutError:
+            log.warning("shutting down with %d requests still metering and %d entries waiting for the "
+                        "table: they go to the fallback queue", len(self._pending), self._commits.backlog)
+        await self._commits.close()
+        for task in list(self._pending):
+            task.cancel()
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    @property
+    def ledger_backlog(self) -> int:
+        return self._commits.backlog
 
     async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None,
                              request_id: str) -> Outcome:

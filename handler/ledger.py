@@ -225,6 +225,11 @@ class Ledger:
         """An entry DynamoDB would not take: to the queue, else whole to the log."""
         log.error("ledger write failed after retries (%s); queueing request %s",
                   type(failure).__name__, entry.request_id)
+        return self.spill(entry)
+
+    def spill(self, entry: LedgerEntry) -> str:
+        """An entry the table cannot take now (failing, or too far behind): to the fallback
+        queue, else whole to the log; `replay` writes queued ones back exactly once."""
         if self.queue_url:
             try:
                 self._sqs().send_message(QueueUrl=self.queue_url, MessageBody=entry.to_json())

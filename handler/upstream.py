@@ -288,8 +288,8 @@ class StreamRelay:
     async def _await_consumer(self) -> None:
         """Wait until the response has handed over every event or gone away, so the entry says
         which; a response that never iterates (bounded by the drain timeout) counts as gone."""
-        if not self.started:
-            return
+        if not self.started or asyncio.current_task().cancelling():
+            return  # cancelled (a server shutting down): meter now, there is no one to wait for
         try:
             async with asyncio.timeout(self._drain_timeout):
                 await self._consumer_done.wait()
