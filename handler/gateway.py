@@ -189,10 +189,6 @@ class Gateway:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    @property
-    def ledger_backlog(self) -> int:
-        return self._commits.backlog
-
     async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None,
                              request_id: str) -> Outcome:
         catalogue = await self._catalogue.get()

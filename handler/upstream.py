@@ -361,8 +361,8 @@ class StreamRelay:
 
     def _estimate_unreported_output(self) -> None:
         """A stream cut before its final message_delta never says how much it produced:
-        meter the content relayed so far at 3 bytes a token (the estimate reservations use),
-        rather than the 0 or 1 of message_start, and flag the figure as an estimate."""
+        meter the content relayed so far at 3 bytes a token (English prose and code run
+        3-4), rather than the 0 or 1 of message_start, and flag the figure as an estimate."""
         if self._final_usage_seen or not self._produced_bytes:
             return
         self.usage.output_tokens = max(self.usage.output_tokens, -(-self._produced_bytes // 3))
