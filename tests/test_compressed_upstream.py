@@ -34,18 +34,18 @@ def test_compressed_answers_and_streams_are_relayed_and_metered(client, stack, a
     assert {int(r["output_tokens"]) for r in records} == {created.usage.output_tokens}
 
 
-def test_a_compressed_prompt_too_long_error_still_falls_back(client, fake):
+TOO_LONG = {"type": "error", "error": {"type": "invalid_request_error",
+                                       "message": "prompt is too long: 210000 tokens > 200000 maximum"}}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_compressed_prompt_too_long_error_still_falls_back(client, fake, stream):
     fake.gzip = True
-    fake.fail("claude-sonnet-4-5", status=400, body={"type": "error", "error": {
-        "type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}})
-    for stream in (False, True):
-        if stream:
-            fake.fail("claude-sonnet-4-5", status=400, body={"type": "error", "error": {
-                "type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}})
-            with client.messages.stream(model=CLAUDE, max_tokens=20, messages=HELLO,
-                                        extra_body={"fallbacks": [HAIKU]}) as events:
-                message = events.get_final_message()
-        else:
-            message = client.messages.create(model=CLAUDE, max_tokens=20, messages=HELLO,
-                                             extra_body={"fallbacks": [HAIKU]})
-        assert message.model == HAIKU, "the compressed error was not recognised as 'prompt is too long'"
+    fake.fail("claude-sonnet-4-5", status=400, body=TOO_LONG)
+    kwargs = dict(model=CLAUDE, max_tokens=20, messages=HELLO, extra_body={"fallbacks": [HAIKU]})
+    if stream:
+        with client.messages.stream(**kwargs) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**kwargs)
+    assert message.model == HAIKU, "the compressed error was not recognised as 'prompt is too long'"
