@@ -85,9 +85,13 @@ class UpstreamStatus(Exception):
         self.retry_after = retry_after
 
 
+# Bodies are read decoded (aiter_bytes): httpx asks for gzip by default, and a provider or
+# a proxy in front of it that compresses would otherwise hand SSE parsing gzip bytes.
+
+
 async def _fail_with(response: httpx.Response) -> None:
     raw = b""
-    async for chunk in response.aiter_raw():
+    async for chunk in response.aiter_bytes():
         raw += chunk
         if len(raw) > _MAX_ERROR_BODY:
             break
@@ -98,7 +102,7 @@ async def _fail_with(response: httpx.Response) -> None:
 
 async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes():
             yield chunk
     finally:
         await response.aclose()

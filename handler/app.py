@@ -33,8 +33,7 @@ from .ledger import Ledger
 from .keys import KeyStore, parse_keys_secret, presented_key
 from .providers import Catalogue, build_catalogue
 from .openapi import install as install_openapi
-from .model_list import find, page, resolve_for, visible_models
-from .providers import EDENAI_ROUTER
+from .model_list import find, page, visible_models
 from .schemas import (
     AnthropicMessagesBody,
     AnthropicMessagesResponse,
@@ -43,8 +42,6 @@ from .schemas import (
     ModelInfo,
     ModelList,
 )
-from .upstream import count_tokens
-from .upstream_request import build_count_call
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +75,25 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class RefuseAmbiguousFraming:
+    """A request with both Content-Length and Transfer-Encoding is refused (RFC 9112 6.3):
+    servers and proxies that disagree on which one wins are how requests get smuggled."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            names = {name for name, _ in scope["headers"]}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                error = GatewayError(400, "A request may not carry both Content-Length and Transfer-Encoding.")
+                response = _error_response(error)
+                response.headers["connection"] = "close"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _error_response(error: GatewayError) -> JSONResponse:
@@ -128,12 +144,13 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     gateway = Gateway(_catalogue_cache(settings), ledger, deadline=settings.request_deadline,
                       stream_timeout=settings.stream_timeout, policy=settings.router_policy,
                       meter_before_response_end=settings.meter_before_response_end,
+                      max_ledger_backlog=settings.ledger_max_backlog,
                       health=ModelHealth(threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
-        await gateway.drain()  # ledger writes still under way when the server stops
+        await gateway.drain(settings.shutdown_grace)  # ledger writes still under way when the server stops
         await anthropic_api.close_client()
 
     app = FastAPI(
@@ -142,12 +159,16 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         version="3.0.0",
         docs_url=None,
         redoc_url=None,
+        # No 307 to `/v3/v1/messages` on a trailing slash: the redirect is built from the
+        # request's Host, before authentication, and clients that follow it resend their key.
+        redirect_slashes=False,
     )
     install_openapi(app, [AnthropicMessagesBody, CountTokensBody])
     app.state.settings = settings
     app.state.keys = keys
     app.state.gateway = gateway
     app.state.ledger = ledger
+    app.add_middleware(RefuseAmbiguousFraming)
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
 
@@ -157,7 +178,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
 
     async def authenticate(request: Request):
         return await keys.authenticate(
-            presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+            presented_key(request.headers.getlist("authorization"), request.headers.getlist("x-api-key"))
         )
 
     @app.get("/health", include_in_schema=False)
@@ -212,12 +233,9 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         document = await read_body(request)
         validate(CountTokensBody, document)
         check_body(document)
-        catalogue = await gateway.catalogue()
-        if document["model"] == EDENAI_ROUTER:
-            raise GatewayError(400, "count_tokens needs a concrete model: token counts differ per model.")
-        model = resolve_for(catalogue, key, document["model"])
-        tokens, method = await count_tokens(build_count_call(document, model))
-        return JSONResponse({"input_tokens": tokens}, headers={TOKEN_COUNT_METHOD_HEADER: method})
+        tokens, method, rate = await gateway.count_tokens(key, document)
+        headers = {TOKEN_COUNT_METHOD_HEADER: method, **(rate.headers() if rate else {})}
+        return JSONResponse({"input_tokens": tokens}, headers=headers)
 
     @app.get("/v3/v1/models", response_model=ModelList, summary="The models this key may use")
     async def list_models(request: Request, before_id: str | None = None, after_id: str | None = None,

@@ -1,9 +1,14 @@
 """Model health per process: a circuit breaker and recent latency, for @edenai routing.
 
-After `threshold` consecutive retryable failures a model is skipped for
+After `threshold` consecutive provider failures a model is skipped for
 `cooldown` seconds; then one request may try it again (half-open), and a
 success closes the circuit. In memory, per process: each Lambda instance
 learns on its own, which is what a cool-down of seconds needs.
+
+The breaker is shared by every key, so only the provider's own failures
+move it: a caller who sends what the provider refuses (a bad header, a
+prompt too long for the model, any other 4xx) must not take a model out of
+everyone else's routing.
 """
 
 from __future__ import annotations
@@ -11,6 +16,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+from .errors import GatewayError
+
+
+def provider_failure(error: GatewayError) -> bool:
+    """5xx, 529, timeouts, connection errors and the provider's 429: the model's health, not the caller's doing."""
+    return error.status == 429 or error.status >= 500
 
 
 @dataclass

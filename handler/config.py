@@ -57,6 +57,13 @@ class Settings:
     # environment would hold (or, if reclaimed, lose) a ledger write still under way:
     # there, a response ends only once its usage is written (template.yaml sets it).
     meter_before_response_end: bool = False
+    # Under uvicorn: a request must arrive whole (headers and body) within this many seconds.
+    request_read_timeout: float = 30.0
+    # Under uvicorn: ledger entries waiting for the table past this many go to the fallback
+    # queue instead; at shutdown, work still metering after shutdown_grace seconds is cut
+    # short and its entries go there too (group_commit.py).
+    ledger_max_backlog: int = 1024
+    shutdown_grace: float = 10.0
 
     def __post_init__(self) -> None:
         from .routing import POLICIES
@@ -84,4 +91,7 @@ class Settings:
             breaker_cooldown=_float("GATEWAY_BREAKER_COOLDOWN", 30.0),
             log_prompts=_bool("GATEWAY_LOG_PROMPTS"),
             meter_before_response_end=_bool("GATEWAY_METER_BEFORE_RESPONSE_END"),
+            request_read_timeout=_float("GATEWAY_REQUEST_READ_TIMEOUT", 30.0),
+            ledger_max_backlog=_int("GATEWAY_LEDGER_MAX_BACKLOG", 1024),
+            shutdown_grace=_float("GATEWAY_SHUTDOWN_GRACE", 10.0),
         )

@@ -21,15 +21,17 @@ from . import upstream
 from .adaptation import adapt
 from .cache import RefreshingValue
 from .errors import GatewayError
-from .group_commit import GroupCommit
+from .group_commit import DEFAULT_MAX_BACKLOG, GroupCommit
 from .keys import ApiKey
 from .ledger import Ledger, RateInfo
-from .breaker import ModelHealth
-from .metering import Estimate, LedgerEntry, Limits, estimate, input_token_estimate
+from .breaker import ModelHealth, provider_failure
+from .bounds import request_bound
+from .metering import Estimate, LedgerEntry, Limits, input_token_estimate
 from .pricing import cost_of, price_of
 from .providers import EDENAI_ROUTER, Catalogue, Model
+from .model_list import resolve_for
 from .routing import candidates_for, fallback_names, needs_of, route
-from .upstream_request import build_call
+from .upstream_request import build_call, build_count_call
 from .usage import Usage
 
 log = logging.getLogger(__name__)
@@ -90,11 +92,7 @@ class Plan:
 def _resolve_all(catalogue: Catalogue, key: ApiKey, names: list[str], field_name: str) -> list[Model]:
     if len(set(names)) != len(names):
         raise GatewayError(400, f"{field_name}: a model may appear only once among model and fallbacks.")
-    models = [catalogue.resolve(name) for name in names]
-    for model in models:
-        if not key.may_use(model.id):
-            raise GatewayError(403, f"This API key may not use model {model.id!r}.")
-    return models
+    return [resolve_for(catalogue, key, name) for name in names]
 
 
 def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, policy: str,
@@ -121,6 +119,7 @@ class _Request:
     body: dict[str, Any]
     request_id: str
     at: datetime
+    anthropic_beta: str | None = None
     reserved: Estimate = field(default_factory=lambda: Estimate(0, Decimal(0)))
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -135,6 +134,7 @@ class Gateway:
         stream_timeout: float = 600.0,
         meter_before_response_end: bool = False,
         policy: str = "cheapest",
+        max_ledger_backlog: int = DEFAULT_MAX_BACKLOG,
         health: ModelHealth | None = None,
         send: Callable[[dict[str, Any]], Awaitable[Any]] = upstream.send,
         clock: Callable[[], float] = time.monotonic,
@@ -142,7 +142,7 @@ class Gateway:
     ) -> None:
         self._catalogue = catalogue
         self._ledger = ledger
-        self._commits = GroupCommit(ledger)
+        self._commits = GroupCommit(ledger, max_backlog=max_ledger_backlog)
         self._deadline = deadline
         self._stream_timeout = stream_timeout
         self._meter_before_response_end = meter_before_response_end
@@ -166,7 +166,22 @@ class Gateway:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def drain(self) -> None:
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for pending work. With `timeout` (a server shutting down), what is still
+        running then is cancelled: stream readers meter what they read so far, and every
+        entry the table has not taken goes to the fallback queue or the log, never nowhere."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self._pending:
+                    # shielded: the timeout must not cancel the work itself before close() below
+                    await asyncio.shield(asyncio.gather(*list(self._pending), return_exceptions=True))
+            return
+        except TimeoutError:
+            log.warning("shutting down with %d requests still metering and %d entries waiting for the "
+                        "table: they go to the fallback queue", len(self._pending), self._commits.backlog)
+        await self._commits.close()
+        for task in list(self._pending):
+            task.cancel()
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
@@ -175,10 +190,14 @@ class Gateway:
         catalogue = await self._catalogue.get()
         plan = plan_request(catalogue, key, body, policy=self._policy, health=self.health)
         models = plan.models
-        request = _Request(key, body, request_id, self._now())
+        # Every call is built (and so the caller's part checked) before anything is reserved:
+        # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
+        calls = [(model, build_call(body, model, anthropic_beta=anthropic_beta, timeout=self._deadline))
+                 for model in models]
+        request = _Request(key, body, request_id, self._now(), anthropic_beta)
         rate = await self._reserve(request, models)
         try:
-            outcome = await self._attempts(request, models, anthropic_beta)
+            outcome = await self._attempts(request, calls)
         except GatewayError as error:
             await self._commits.record(self._entry(request, None, Usage(), "error"))
             if request.attempts:
@@ -197,32 +216,59 @@ class Gateway:
         outcome.adapted = adapt(body, outcome.model).headers()
         return outcome
 
+    async def count_tokens(self, key: ApiKey, body: dict[str, Any]) -> tuple[int, str, RateInfo | None]:
+        """Input tokens for a model the key may use. Counted against the key's rpm: a count
+        is cheap but not free, it spends the provider's rate limit with the gateway's key."""
+        if body["model"] == EDENAI_ROUTER:
+            raise GatewayError(400, "count_tokens needs a concrete model: token counts differ per model.")
+        model = resolve_for(await self._catalogue.get(), key, body["model"])
+        call = build_count_call(body, model)
+        rate = None
+        rpm = Limits.of(key.limits).rpm
+        if rpm is not None:
+            rate = await asyncio.to_thread(self._ledger.reserve, key.key_id, self._now(), Limits(rpm=rpm),
+                                           Estimate(0, Decimal(0)))
+        tokens, method = await upstream.count_tokens(call)
+        return tokens, method, rate
+
     async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:
         limits = Limits.of(request.key.limits)
         if not limits.any:
             return None
-        request.reserved = estimate(request.body, [price_of(m.info) for m in models])
+        bound = request_bound(request.body, [(m.info, m.provider.speaks_anthropic) for m in models],
+                              anthropic_beta=request.anthropic_beta)
+        request.reserved = Estimate(bound.tokens, bound.usd)
         return await asyncio.to_thread(self._ledger.reserve, request.key.key_id, request.at, limits,
                                        request.reserved)
 
-    async def _attempts(self, request: _Request, models: list[Model], anthropic_beta: str | None) -> Outcome:
+    async def _attempts(self, request: _Request, calls: list[tuple[Model, dict[str, Any]]]) -> Outcome:
         started = self._clock()
         last_error: GatewayError | None = None
-        for model in models:
+        for model, call in calls:
             remaining = self._deadline - (self._clock() - started)
             if remaining <= 0.5:
                 last_error = GatewayError(504, "The request's deadline passed before a model answered.")
                 break
-            call = build_call(request.body, model, anthropic_beta=anthropic_beta, timeout=remaining)
+            call = {**call, "timeout": remaining}
             attempt_started = self._clock()
             try:
-                outcome = await self._attempt(request, model, call, attempt_started)
+                # httpx's timeout is per read: a provider dripping bytes would never trip it.
+                # This one covers the whole attempt up to its first content, streams included.
+                async with asyncio.timeout(remaining):
+                    outcome = await self._attempt(request, model, call, attempt_started)
+            except TimeoutError:
+                error = GatewayError(504, "The upstream model did not start its answer in time.")
+                request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
+                self.health.record_failure(model.id)
+                last_error = error
+                continue
             except GatewayError as error:
                 request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
                 last_error = error
+                if provider_failure(error):
+                    self.health.record_failure(model.id)
                 if not error.retryable:
                     break
-                self.health.record_failure(model.id)
                 continue
             self.health.record_success(model.id, request.attempts[-1].latency_ms)
             return outcome
@@ -242,13 +288,19 @@ class Gateway:
                 if relay.error is None and not relay.delivered:
                     state = "client_disconnected"
                 entry = self._entry(request, model, relay.usage, state)
+                if relay.usage_estimated:
+                    entry.extra["usage_estimated"] = True
                 await self._commits.record(entry)
 
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,),
                                          on_finish=meter_stream, drain_timeout=self._stream_timeout,
                                          meter_before_end=self._meter_before_response_end)
             self.spawn(relay.start())
-            await relay.first()
+            try:
+                await relay.first()
+            except asyncio.CancelledError:
+                relay.abandon()  # the deadline (or the client) ended the attempt before the first content
+                raise
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
             return Outcome(model, request.attempts, stream=relay)
         message = upstream.checked_message(result, secrets=(model.provider.api_key,))

@@ -74,12 +74,15 @@ def parse_keys_secret(document: dict) -> dict[str, ApiKey]:
     return keys
 
 
-def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+def presented_key(authorization: str | list[str] | None, x_api_key: str | list[str] | None) -> str | None:
     """The key from `x-api-key` (Anthropic SDKs) or `Authorization: Bearer` (the seed).
 
     Both at once must agree: a request carrying two different credentials is
-    ambiguous, and ambiguity in authentication fails closed.
+    ambiguous, and ambiguity in authentication fails closed. So does a header
+    sent twice (the lists hold every value of each header).
     """
+    authorization = _single(authorization, "Authorization")
+    x_api_key = _single(x_api_key, "x-api-key")
     bearer = None
     if authorization:
         scheme, _, value = authorization.partition(" ")
@@ -89,6 +92,14 @@ def presented_key(authorization: str | None, x_api_key: str | None) -> str | Non
     if header and authorization and bearer != header:
         raise GatewayError(401, "Conflicting credentials: x-api-key and Authorization name different keys.")
     return header or bearer
+
+
+def _single(values: str | list[str] | None, name: str) -> str | None:
+    if not isinstance(values, list):
+        return values
+    if len(values) > 1:
+        raise GatewayError(401, f"Conflicting credentials: {name} is sent more than once.")
+    return values[0] if values else None
 
 
 class KeyStore:

@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,6 +26,7 @@ from .metering import (
     Estimate,
     LedgerEntry,
     Limits,
+    Refusal,
     from_item,
     key_pk,
     ledger_transaction,
@@ -61,6 +62,16 @@ class RateInfo:
             "anthropic-ratelimit-requests-remaining": str(max(0, self.remaining)),
             "anthropic-ratelimit-requests-reset": self.reset.isoformat().replace("+00:00", "Z"),
         }
+
+
+def _refused(refusal: Refusal, at: datetime, limits: Limits, old: Mapping[str, Any]) -> GatewayError:
+    """A 429 as Anthropic sends it: retry-after, and for an rpm key the rate-limit headers."""
+    headers = {"retry-after": str(refusal.retry_after)}
+    if limits.rpm is not None:
+        used = int(old.get("rpm_count", 0)) if old.get("rpm_window") == minute_window(at) else 0
+        remaining = limits.rpm - used
+        headers.update(RateInfo(limits.rpm, remaining, next_minute(at)).headers())
+    return GatewayError(429, refusal.message, headers=headers)
 
 
 class Unavailable(Exception):
@@ -130,7 +141,7 @@ class Ledger:
         """
         alone = refusal_reason({}, at, limits, estimate)
         if alone is not None:  # this request would pass the cap on an empty month
-            raise GatewayError(429, alone.message, headers={"retry-after": str(alone.retry_after)})
+            raise _refused(alone, at, limits, {})
         dynamodb = self._dynamodb()
         same_window = True
         for _ in range(4):
@@ -143,7 +154,7 @@ class Ledger:
                 old = from_item(exc.response.get("Item") or {})
                 refusal = refusal_reason(old, at, limits, estimate)
                 if refusal is not None:
-                    raise GatewayError(429, refusal.message, headers={"retry-after": str(refusal.retry_after)})
+                    raise _refused(refusal, at, limits, old)
                 same_window = old.get("rpm_window") == minute_window(at)
                 continue
             except BotoCoreError as exc:
@@ -214,6 +225,11 @@ class Ledger:
         """An entry DynamoDB would not take: to the queue, else whole to the log."""
         log.error("ledger write failed after retries (%s); queueing request %s",
                   type(failure).__name__, entry.request_id)
+        return self.spill(entry)
+
+    def spill(self, entry: LedgerEntry) -> str:
+        """An entry the table cannot take now (failing, or too far behind): to the fallback
+        queue, else whole to the log; `replay` writes queued ones back exactly once."""
         if self.queue_url:
             try:
                 self._sqs().send_message(QueueUrl=self.queue_url, MessageBody=entry.to_json())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -25,13 +26,14 @@ from typing import Any, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from .pricing import Price
 from .usage import Usage
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 REPORT_FIELDS = ("requests", *TOKEN_FIELDS, "cost_usd")
 
 TTL_ATTRIBUTE = "expires_at"
+# Server tool uses kept in the aggregates (web_search_requests, web_fetch_requests, ...).
+SERVER_TOOL_USE = re.compile(r"[a-z][a-z_]{0,40}_requests")
 # The table's key schema: template.yaml declares the same (a test compares them).
 TABLE_KEYS = {"pk": "HASH", "sk": "RANGE"}
 
@@ -136,6 +138,7 @@ def request_record(entry: LedgerEntry, ttl_days: int) -> dict:
         "stream": entry.stream,
         "status": entry.status,
         TTL_ATTRIBUTE: expires,
+        **({"server_tool_use": entry.usage.server_tool_use} if entry.usage.server_tool_use else {}),
         **entry.extra,
     }
 
@@ -152,17 +155,27 @@ def _aggregate_update(table: str, pk: str, sk: str, entries: list[LedgerEntry], 
     }
     adds = ["requests :one", "errors :errors", "unpriced_requests :unpriced", "cost_usd :cost",
             *(f"{name} :{name}" for name in TOKEN_FIELDS)]
+    names = {}
+    tool_uses = sorted({name for entry in entries for name in entry.usage.server_tool_use
+                        if SERVER_TOOL_USE.fullmatch(name)})
+    for n, name in enumerate(tool_uses):  # e.g. web_search_requests, summed like the tokens
+        names[f"#tool{n}"] = name
+        values[f":tool{n}"] = sum(entry.usage.server_tool_use.get(name, 0) for entry in entries)
+        adds.append(f"#tool{n} :tool{n}")
     if settle_budget:
         # The reservation made before the call is replaced by what was really used.
         values[":budget_tokens"] = sum(entry.total_tokens - entry.reserved_tokens for entry in entries)
         values[":budget_usd"] = sum((entry.cost_usd - entry.reserved_usd for entry in entries), Decimal(0))
         adds += ["budget_tokens :budget_tokens", "budget_usd :budget_usd"]
-    return {"Update": {
+    update = {
         "TableName": table,
         "Key": to_item({"pk": pk, "sk": sk}),
         "UpdateExpression": "SET key_id = :key ADD " + ", ".join(adds),
         "ExpressionAttributeValues": to_item(values),
-    }}
+    }
+    if names:
+        update["ExpressionAttributeNames"] = names
+    return {"Update": update}
 
 
 # DynamoDB allows 100 actions per transaction; a batch of 32 entries needs at most 96.
@@ -299,19 +312,10 @@ def release_update(table: str, key_id: str, at: datetime, estimate: Estimate) ->
 
 
 def input_token_estimate(body: Mapping[str, Any]) -> int:
-    """Input tokens, over-estimated from the request's size: about 3 bytes a token."""
+    """Input tokens, roughly, from the request's size (about 3 bytes a token): for routing
+    (does it fit a model's window?), not for caps; bounds.request_bound is the bound."""
     sized = json.dumps([body.get("system"), body.get("messages"), body.get("tools")], separators=(",", ":"))
     return math.ceil(len(sized.encode()) / 3)
-
-
-def estimate(body: Mapping[str, Any], prices: list[Price | None]) -> Estimate:
-    """An upper bound: input from the request's size (about 3 bytes a token, priced as a
-    cache write when that costs more), output at max_tokens, at the dearest candidate model."""
-    input_tokens = input_token_estimate(body)
-    output_tokens = int(body.get("max_tokens") or 1024)
-    usd = max((input_tokens * max(p.input, p.cache_write) + output_tokens * p.output
-               for p in prices if p is not None), default=Decimal(0))
-    return Estimate(input_tokens + output_tokens, usd.quantize(Decimal("1e-12")))
 
 
 def report_row(item: Mapping[str, Any]) -> dict:

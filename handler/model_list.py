@@ -112,8 +112,9 @@ def find(catalogue: Catalogue, key: ApiKey, model_id: str) -> dict:
 
 
 def resolve_for(catalogue: Catalogue, key: ApiKey, name: str) -> Model:
-    """The model a name means (Catalogue.resolve), if this key may use it (else 403)."""
+    """The model a name means (Catalogue.resolve), if this key may use it. The 403 repeats
+    the name as given, never the catalogue id a bare name resolved to (`/models` hides those)."""
     model = catalogue.resolve(name)
     if not key.may_use(model.id):
-        raise GatewayError(403, f"This API key may not use model {model.id!r}.")
+        raise GatewayError(403, f"This API key may not use model {name!r}.")
     return model

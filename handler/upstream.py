@@ -103,6 +103,9 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> 
     """An upstream failure as the Anthropic error a client expects (pure)."""
     if isinstance(exc, GatewayError):
         return exc
+    if isinstance(exc, UnicodeEncodeError):
+        # What the caller put in the request could not be sent (a header value, say): not the provider's fault.
+        return GatewayError(400, "The request could not be sent upstream: it holds characters HTTP cannot carry.")
     message = redact(upstream_message(exc), secrets)
     if isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException)) or _is_litellm_error(exc, "Timeout") \
             or "timed out" in message.lower():
@@ -201,8 +204,10 @@ class StreamRelay:
     that point raises from `first()` and the caller can try another model.
     The reader runs apart from the response, so a client that goes away does
     not stop it: the upstream is read to its end (bounded by the timeout)
-    and `on_finish` meters what the upstream really produced, after the
-    response ends or, with `meter_before_end`, before it does. The reader is
+    and `on_finish` meters what the upstream really produced once the
+    response has delivered its last event or lost its client (so the entry
+    knows which); with `meter_before_end` the response then waits for that
+    write before it ends. The reader is
     the task `start()` returns: the caller keeps it, so a Lambda invocation
     does not return before the ledger is written.
     """
@@ -229,12 +234,17 @@ class StreamRelay:
         self._started_at = 0.0
         self._held: list[bytes] = []
         self._ready: asyncio.Future | None = None
+        self._consumer_done = asyncio.Event()
+        self._metered = asyncio.Event()
         self.started = False
         self.usage = Usage()
         self.stop_reason: str | None = None
         self.error: GatewayError | None = None
         self.completed = False
         self.delivered = False
+        self.usage_estimated = False
+        self._produced_bytes = 0
+        self._final_usage_seen = False
         self.first_content_seconds: float | None = None
 
     def start(self) -> asyncio.Task:
@@ -253,13 +263,19 @@ class StreamRelay:
         await self._ready
         self.first_content_seconds = asyncio.get_running_loop().time() - self._started_at
 
+    def abandon(self) -> None:
+        """Stop reading before the first content (the attempt ran out of time): nothing was
+        relayed, so the caller meters the attempt; the connection is given back."""
+        if self._reader is not None and not self.started:
+            self._reader.cancel()
+
     async def _read(self) -> None:
         try:
             async with asyncio.timeout(self._drain_timeout):
                 async for chunk in self._upstream:
                     self._consume(chunk)
             for event in self._parser.flush():
-                self._emit(event.name, self._relay_event(event))
+                self._handle(event)
             if not self.completed and self.error is None:
                 self._fail(GatewayError(502, "The upstream stream ended before message_stop.",
                                         error_type="api_error"))
@@ -269,11 +285,23 @@ class StreamRelay:
             self._fail(map_exception(exc, secrets=self._secrets))
         finally:
             await self._close_upstream()
-            if self._meter_before_end:
-                await self._finish()
+            self._estimate_unreported_output()
             self._queue.put_nowait(_END)
-            if not self._meter_before_end:
-                await self._finish()
+            await self._await_consumer()
+            await self._finish()
+            self._metered.set()
+
+    async def _await_consumer(self) -> None:
+        """Wait until the response has handed over every event or gone away, so the entry says
+        which; a response that never iterates (bounded by the drain timeout) counts as gone."""
+        if not self.started or asyncio.current_task().cancelling():
+            return  # cancelled (a server shutting down): meter now, there is no one to wait for
+        try:
+            async with asyncio.timeout(self._drain_timeout):
+                await self._consumer_done.wait()
+        except TimeoutError:
+            log.warning("a finished stream was not consumed in %.0f s; metering it as undelivered",
+                        self._drain_timeout)
 
     async def _close_upstream(self) -> None:
         """Give the connection back now, not when the iterator is collected."""
@@ -321,7 +349,30 @@ class StreamRelay:
         elif isinstance(chunk, dict):
             chunk = sse.encode(chunk.get("type", "message"), chunk)
         for event in self._parser.feed(chunk):
-            self._emit(event.name, self._relay_event(event))
+            self._handle(event)
+
+    def _handle(self, event: sse.Event) -> None:
+        try:
+            item = self._relay_event(event)
+        except GatewayError as error:
+            if not self.started or event.name == "error":
+                raise  # before content: the attempt fails (a fallback may run); after: the provider ended it
+            # A malformed event mid-stream ends the client's stream with an error, but the upstream
+            # is read on: what it goes on producing is billed, so it is metered.
+            if self.error is None:
+                self._fail(error)
+            return
+        if self.error is None:
+            self._emit(event.name, item)
+
+    def _estimate_unreported_output(self) -> None:
+        """A stream cut before its final message_delta never says how much it produced:
+        meter the content relayed so far at 3 bytes a token (English prose and code run
+        3-4), rather than the 0 or 1 of message_start, and flag the figure as an estimate."""
+        if self._final_usage_seen or not self._produced_bytes:
+            return
+        self.usage.output_tokens = max(self.usage.output_tokens, -(-self._produced_bytes // 3))
+        self.usage_estimated = True
 
     def _relay_event(self, event: sse.Event) -> bytes:
         try:
@@ -335,7 +386,12 @@ class StreamRelay:
             data.setdefault("message", {})["model"] = self._model_id
             self.usage.update(data["message"].get("usage"))
             return sse.encode("message_start", data)
-        if event.name == "message_delta":
+        if event.name == "content_block_delta":
+            delta = data.get("delta") or {}
+            self._produced_bytes += sum(len(str(delta.get(name, "")).encode())
+                                        for name in ("text", "thinking", "partial_json"))
+        elif event.name == "message_delta":
+            self._final_usage_seen = self._final_usage_seen or bool(data.get("usage"))
             self.usage.update(data.get("usage"))
             self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
         elif event.name == "message_stop":
@@ -348,6 +404,11 @@ class StreamRelay:
         return event.raw
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        while (item := await self._queue.get()) is not _END:
-            yield item
-        self.delivered = True
+        try:
+            while (item := await self._queue.get()) is not _END:
+                yield item
+            self.delivered = True
+        finally:
+            self._consumer_done.set()  # delivered, or the client went away (cancelled or closed)
+        if self._meter_before_end:
+            await self._metered.wait()  # the response ends only once its usage is written

@@ -50,6 +50,8 @@ def check_header(name: str, value: str, *, source: str) -> None:
     """Refuse header names or values that could split a request or inject a header."""
     if not _HEADER_NAME.match(name) or _CONTROL.search(value):
         raise GatewayError(400, f"{source}: header {name!r} has characters not allowed in HTTP headers.")
+    if not value.isascii():  # HTTP clients send header values as ASCII: anything else fails upstream
+        raise GatewayError(400, f"{source}: header {name!r} has a non-ASCII value; HTTP header values are ASCII.")
 
 
 def caller_headers(extra_headers: Mapping[str, str] | None) -> dict[str, str]:

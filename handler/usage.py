@@ -3,13 +3,21 @@
 Anthropic's `input_tokens` excludes cache reads and writes; the stream sends
 input and cache figures in message_start and cumulative output (sometimes
 updated input) in message_delta. Only the latest figure of each counts, so a
-stream and the same non-streamed message meter identically.
+stream and the same non-streamed message meter identically. Server tools
+(web search, web fetch, code execution) are reported apart, as counts of
+uses in `server_tool_use`, and are billed per use, not per token.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+TOKEN_NAMES = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass
@@ -18,13 +26,19 @@ class Usage:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    # e.g. {"web_search_requests": 3}: uses of each server tool, cumulative like the tokens.
+    server_tool_use: dict[str, int] = field(default_factory=dict)
 
     def update(self, reported: Mapping[str, Any] | None) -> None:
         """Take every figure the upstream reported; figures are cumulative, not deltas."""
-        for f in fields(self):
-            value = (reported or {}).get(f.name)
-            if isinstance(value, int) and not isinstance(value, bool):
-                setattr(self, f.name, value)
+        reported = reported or {}
+        for name in TOKEN_NAMES:
+            if _count(reported.get(name)):
+                setattr(self, name, reported[name])
+        tools = reported.get("server_tool_use")
+        if isinstance(tools, Mapping):
+            self.server_tool_use.update({name: value for name, value in tools.items()
+                                         if isinstance(name, str) and _count(value)})
 
     @classmethod
     def of(cls, reported: Mapping[str, Any] | None) -> "Usage":
@@ -33,4 +47,5 @@ class Usage:
         return usage
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The token figures (server tool uses are not tokens)."""
+        return {name: getattr(self, name) for name in TOKEN_NAMES}

@@ -62,7 +62,8 @@ RUN_SCRIPT = """\
 # Streaming mode (template.yaml StreamingMode=streaming): started by the Lambda Web Adapter.
 cd "$LAMBDA_TASK_ROOT" || exit 1
 PYTHONPATH="$LAMBDA_TASK_ROOT" exec python -m uvicorn handler.snapstart:streaming_app \\
-  --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" --lifespan off --no-access-log --log-level warning
+  --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" --lifespan off --no-access-log --log-level warning \\
+  --http handler.serving:GuardedH11Protocol
 """
 
 # botocore ships a model for each of 440 services and loads one only when a

@@ -93,7 +93,8 @@ def main() -> None:
 
     import uvicorn
 
-    uvicorn.run("handler.app:app", host="127.0.0.1", port=args.port, log_level="info")
+    uvicorn.run("handler.app:app", host="127.0.0.1", port=args.port, log_level="info",
+                http="handler.serving:GuardedH11Protocol")
 
 
 if __name__ == "__main__":

@@ -103,6 +103,14 @@ def test_the_allow_list_refuses_other_models_with_403(server, stack, fake):
     assert fake.count() == 1
 
 
+def test_a_403_for_a_bare_model_name_does_not_reveal_the_catalogue_id(server, stack):
+    key = stack.add_key(models=["openai/*"])
+    response = httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": key},
+                          json={"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": HELLO})
+    assert response.status_code == 403
+    assert "anthropic/" not in response.text, "the refusal named a catalogue id /models hides from this key"
+
+
 def test_the_allow_list_covers_fallbacks_too(server, stack, fake):
     key = stack.add_key(models=["openai/*"])
     with pytest.raises(anthropic.PermissionDeniedError):

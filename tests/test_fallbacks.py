@@ -94,6 +94,25 @@ def test_attempts_share_one_deadline_and_end_in_a_clean_504(moto_endpoint, fake)
     assert fake.count("claude-haiku-4-5") == 0  # no time was left for it
 
 
+@pytest.mark.parametrize("model", [CLAUDE, GPT])
+def test_one_deadline_covers_a_streams_opening_too(moto_endpoint, fake, model):
+    """A provider pacing its events stays under httpx's per-read timeout forever: the request's
+    deadline must still end the wait for the first content, well before the stream would have."""
+    stack = new_stack(fake.url, request_deadline=1.5)
+    key = stack.add_key()
+    fake.pace_stream(model.split("/")[1], seconds=2.0)  # no content before 2 s, whole stream ~25 s
+    with serve(stack) as server:
+        client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            with client.messages.stream(model=model, max_tokens=50, messages=ask()) as stream:
+                stream.get_final_message()
+        assert caught.value.status_code == 504, "a stream opened past the deadline was answered 200"
+        assert caught.value.body["error"]["type"] == "timeout_error"
+        [record] = stack.records(key, 1)
+        assert record["status"] == "error" and record["attempts"][0]["status"] == 504
+        assert client.messages.create(model=model, max_tokens=10, messages=ask()).content  # service resumes
+
+
 def test_a_fallback_to_another_provider_drops_content_it_cannot_take(client, fake):
     history = [*ask("why?"),
                {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig_x"},

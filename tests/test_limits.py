@@ -16,8 +16,8 @@ import anthropic
 import httpx
 import pytest
 
-from handler.metering import Estimate, LedgerEntry, Limits, estimate, refusal_reason
-from handler.pricing import price_of
+from handler.bounds import request_bound
+from handler.metering import Estimate, LedgerEntry, Limits, refusal_reason
 from handler.usage import Usage
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -43,6 +43,8 @@ def test_20_parallel_requests_with_5_left_in_the_rpm_window_let_exactly_5_throug
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["error"]["type"] == "rate_limit_error"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers.get("anthropic-ratelimit-requests-limit") == "5", "a 429 without Anthropic's headers"
+    assert refused.headers["anthropic-ratelimit-requests-remaining"] == "0"
 
 
 def test_responses_to_rpm_keys_carry_anthropic_rate_limit_headers(server, stack):
@@ -105,13 +107,13 @@ def test_a_request_bigger_than_the_whole_cap_is_refused(server, stack, fake):
     assert response.status_code == 429 and fake.count() == 0
 
 
-def test_the_estimate_is_an_upper_bound_at_the_dearest_candidate():
+def test_the_reservation_is_an_upper_bound_at_the_dearest_candidate():
     body = {"messages": [{"role": "user", "content": "x" * 300}], "max_tokens": 100}
-    cheap = price_of({"input_cost_per_token": 1e-7, "output_cost_per_token": 1e-7})
-    dear = price_of({"input_cost_per_token": 3e-6, "output_cost_per_token": 1.5e-5})
-    guess = estimate(body, [cheap, dear, None])
-    assert guess.tokens >= 100 + 300 // 4
-    assert guess.usd >= Decimal(100) * Decimal("1.5e-5")
+    cheap = {"input_cost_per_token": 1e-7, "output_cost_per_token": 1e-7}
+    dear = {"input_cost_per_token": 3e-6, "output_cost_per_token": 1.5e-5}
+    bound = request_bound(body, [(cheap, True), (dear, True), ({}, False)])
+    assert bound.tokens >= 100 + 300  # a token is at least one UTF-8 byte
+    assert bound.usd >= Decimal(300) * Decimal("3e-6") + Decimal(100) * Decimal("1.5e-5")
 
 
 def test_refusal_reasons_name_the_limit_and_when_to_retry():

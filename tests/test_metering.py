@@ -113,6 +113,21 @@ def test_a_fallen_back_request_records_every_attempt(client, stack, api_key, fak
     assert record["served_model"] == HAIKU and record["requested_model"] == CLAUDE
 
 
+@pytest.mark.parametrize("meter_before_response_end", [False, True])
+def test_streams_read_to_their_end_are_recorded_ok_not_as_disconnects(moto_endpoint, fake, meter_before_response_end):
+    stack = new_stack(fake.url, meter_before_response_end=meter_before_response_end)
+    key = stack.add_key()
+    with serve(stack) as server:
+        client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0)
+        for n in range(5):
+            with client.messages.stream(model=CLAUDE, max_tokens=20, messages=ask(f"stream {n}")) as stream:
+                stream.get_final_message()
+        records = stack.records(key, 5)
+    assert [r["status"] for r in records] == ["ok"] * 5, "a delivered stream was metered as a client disconnect"
+    month = stack.month(key, requests=5)
+    assert month["errors"] == 0, "delivered streams were counted among the month's errors"
+
+
 def test_a_client_that_leaves_mid_stream_is_still_metered_in_full(server, stack, api_key, fake):
     fake.pace_stream("claude-sonnet-4-5", seconds=0.05)
     payload = {"model": CLAUDE, "max_tokens": 100, "messages": ask("one two three four five"), "stream": True}
@@ -135,7 +150,38 @@ def test_a_stream_that_fails_after_it_began_meters_what_was_produced(server, sta
     [record] = stack.records(api_key, 1)
     assert record["status"] == "stream_error"
     [(_, reported)] = fake.reported
-    assert usage_of(record) == reported and record["input_tokens"] == 3
+    assert record["input_tokens"] == reported["input_tokens"] == 3
+    # Cut before its final usage: the first delta ("Hello from claude-sonnet-4-5:") is metered at
+    # 3 bytes a token, not message_start's 1, and the record says the figure is an estimate.
+    assert record["output_tokens"] == 10 > reported["output_tokens"] and record["usage_estimated"] is True
+
+
+def test_a_cut_openai_stream_is_metered_as_a_flagged_estimate(server, stack, api_key, fake):
+    """OpenAI reports usage only in its last chunk: a cut stream's input is litellm's estimate
+    and its output is estimated from the relayed text; the record says so."""
+    fake.cut_stream("gpt-4o-mini", after_events=3)
+    payload = {"model": GPT, "max_tokens": 100, "messages": ask("one two three"), "stream": True}
+    with httpx.stream("POST", f"{server.url}/v3/v1/messages", json=payload, headers={"x-api-key": api_key}) as r:
+        assert "event: error" in r.read().decode()
+    [record] = stack.records(api_key, 1)
+    assert record["status"] == "stream_error" and record["usage_estimated"] is True
+    assert record["input_tokens"] > 0 and record["output_tokens"] > 1
+
+
+def test_a_malformed_event_mid_stream_ends_the_clients_stream_but_every_produced_token_is_metered(
+        server, stack, api_key, fake):
+    fake.malformed("claude-sonnet-4-5", kind="sse")
+    words = " ".join(f"w{n}" for n in range(60))
+    payload = {"model": CLAUDE, "max_tokens": 500, "messages": ask(words), "stream": True}
+    with httpx.stream("POST", f"{server.url}/v3/v1/messages", json=payload, headers={"x-api-key": api_key}) as r:
+        body = r.read().decode()
+    assert "event: error" in body and "event: message_stop" not in body
+    [record] = stack.records(api_key, 1)
+    [(_, reported)] = fake.reported
+    assert reported["output_tokens"] > 50
+    assert record["status"] == "stream_error"
+    assert usage_of(record) == reported, "reading stopped at the malformed event: the rest went unmetered"
+    assert "usage_estimated" not in record
 
 
 def test_an_unpriced_model_is_metered_with_cost_zero_and_flagged(moto_endpoint, fake):
@@ -213,7 +259,12 @@ def test_a_mixed_parallel_run_meters_exactly_what_the_upstream_reported(server, 
     assert len(records) == 24
     reported = fake.reported_totals()
     month = stack.month(api_key, requests=24)
+    # The two cut streams never reported their output: theirs is estimated from what they relayed.
+    estimated = [r for r in records if r.get("usage_estimated")]
+    assert len(estimated) == 2
+    extra_output = sum(int(r["output_tokens"]) - 1 for r in estimated)  # message_start reported 1 each
     for name, total in reported.items():
+        total += extra_output if name == "output_tokens" else 0
         assert sum(int(r[name]) for r in records) == total, name
         assert month[name] == total, name
     assert month["requests"] == 24

@@ -90,3 +90,28 @@ def test_count_tokens_validates_and_authorises_like_messages(server, api_key):
     router = httpx.post(url, json={"model": "@edenai", "messages": [{"role": "user", "content": "x"}]},
                         headers={"x-api-key": api_key})
     assert router.status_code == 400 and "concrete model" in router.json()["error"]["message"]
+
+
+def test_count_tokens_honours_the_key_allow_list(server, stack, fake):
+    key = stack.add_key(models=["anthropic/claude-haiku*"])
+    client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0)
+    fake.clear()
+    for model in (CLAUDE, "openai/gpt-4o"):
+        with pytest.raises(anthropic.PermissionDeniedError, match="may not use model"):
+            client.messages.count_tokens(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert fake.count() == 0, "a refused count still spent the provider's rate limit with the gateway's key"
+    allowed = client.messages.count_tokens(model="anthropic/claude-haiku-4-5",
+                                           messages=[{"role": "user", "content": "hi"}])
+    assert allowed.input_tokens == 1
+
+
+def test_count_tokens_calls_count_against_the_keys_rpm(server, stack, fake):
+    key = stack.add_key(limits={"rpm": 5})
+    url = f"{server.url}/v3/v1/messages/count_tokens"
+    body = {"model": CLAUDE, "messages": [{"role": "user", "content": "hello"}]}
+    statuses = [httpx.post(url, json=body, headers={"x-api-key": key}).status_code for _ in range(8)]
+    assert statuses == [200] * 5 + [429] * 3, f"an rpm-5 key's counts were answered as {statuses}"
+    assert fake.count() == 5
+    message = httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": key},
+                         json={**body, "max_tokens": 10})
+    assert message.status_code == 429, "the minute's counts should have used the key's rpm"

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,6 +92,7 @@ class _Prompt:
     tool_schema: dict | None = None  # the picked tool's input schema
     latest: str = ""  # the last text of the last user turn (a client puts its prompt last)
     answer_schema: dict | None = None  # a JSON-schema output format the answer must satisfy
+    web_searches: int = 0
 
 
 def _words(text: str) -> int:
@@ -114,6 +116,32 @@ def _texts(content) -> list[str]:
 def _input_words(texts: list[str], body: dict) -> int:
     """Prompt size: words of all text plus 10 per tool definition, never zero."""
     return max(1, sum(map(_words, texts)) + 10 * len(body.get("tools") or []))
+
+
+# What media and server tools cost at worst, as Anthropic bills them: an image scaled to
+# 1092x1092 (~1,590 tokens), a document the fake cannot read taken as a 100-page PDF
+# (~1,500 tokens a page), each web search up to its max_uses, its results read as input.
+IMAGE_TOKENS, UNREAD_DOCUMENT_TOKENS, SEARCH_RESULT_TOKENS = 1_590, 150_000, 2_000
+
+
+def _media_tokens(value) -> int:
+    """Tokens of every image and unreadable document anywhere in a Messages request."""
+    if isinstance(value, list):
+        return sum(map(_media_tokens, value))
+    if not isinstance(value, dict):
+        return 0
+    source = value.get("source") if isinstance(value.get("source"), dict) else {}
+    if value.get("type") == "image":
+        return IMAGE_TOKENS
+    if value.get("type") == "document" and source.get("type") not in ("text", "content"):
+        return UNREAD_DOCUMENT_TOKENS
+    return sum(map(_media_tokens, value.values()))
+
+
+def _web_searches(body: dict) -> int:
+    """A web search tool is used as often as it may be (max_uses, else once)."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and str(t.get("type", "")).startswith("web_search")]
+    return sum(_int_or_none(t.get("max_uses")) or 1 for t in tools)
 
 
 # A request carrying more tools than this is an agent's toolbox (Claude Code sends 24): a model
@@ -235,9 +263,11 @@ def _anthropic_prompt(body: dict, cache_read: bool = False) -> _Prompt:
     echo = " ".join(_texts(results or content))[:MAX_ECHO]
     latest = (_texts(content) or [""])[-1]
     tool = _picked_tool(body, latest)
+    searches = _web_searches(body)
+    input_words = _input_words(texts, body) + _media_tokens(body.get("messages")) + searches * SEARCH_RESULT_TOKENS
     return _Prompt(
         model=str(body.get("model", "")), echo=echo, latest=latest,
-        tool_result=bool(results), input_words=_input_words(texts, body),
+        tool_result=bool(results), input_words=input_words, web_searches=searches,
         tool=tool and _tool_name(tool), tool_schema=tool and _tool_schema(tool), answer_schema=_answer_schema(body),
         stop=_stop_list(body.get("stop_sequences")), max_tokens=_int_or_none(body.get("max_tokens")),
         thinking=isinstance(thinking, dict) and thinking.get("type") == "enabled",
@@ -403,9 +433,12 @@ def reported_usage(payloads: list) -> dict:
 def _anthropic_usage(r: _Reply, output_tokens: int) -> dict:
     """Usage with half the prompt reported as cache creation/read when cache_control is present."""
     half = r.prompt.input_words // 2 if r.prompt.cache else 0
-    return {"input_tokens": r.prompt.input_words - half, "output_tokens": output_tokens,
-            "cache_creation_input_tokens": half if r.prompt.cache == "creation" else 0,
-            "cache_read_input_tokens": half if r.prompt.cache == "read" else 0}
+    usage = {"input_tokens": r.prompt.input_words - half, "output_tokens": output_tokens,
+             "cache_creation_input_tokens": half if r.prompt.cache == "creation" else 0,
+             "cache_read_input_tokens": half if r.prompt.cache == "read" else 0}
+    if r.prompt.web_searches:
+        usage["server_tool_use"] = {"web_search_requests": r.prompt.web_searches}
+    return usage
 
 
 def _anthropic_message(r: _Reply) -> dict:
@@ -447,7 +480,10 @@ def _anthropic_frames(r: _Reply) -> list[bytes]:
                    for d in _block_deltas(block)]
         frames.append(_sse({"type": "content_block_stop", "index": i}, "content_block_stop"))
     frames.append(_sse({"type": "message_delta", "delta": {"stop_reason": r.stop_reason,
-                        "stop_sequence": r.stop_sequence}, "usage": {"output_tokens": r.output_tokens}},
+                        "stop_sequence": r.stop_sequence}, "usage": {
+                            "output_tokens": r.output_tokens,
+                            **({"server_tool_use": {"web_search_requests": r.prompt.web_searches}}
+                               if r.prompt.web_searches else {})}},
                        "message_delta"))
     frames.append(_sse({"type": "message_stop"}, "message_stop"))
     return frames
@@ -528,6 +564,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeUpstream/1.0"
     _sent = False
+    _gzip = False  # this response is gzip-encoded (fake.gzip on and the client accepts it)
 
     def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
         """Silenced: per-request logging floods test output and slows the benchmark."""
@@ -541,6 +578,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self):
         """Run one request; client disconnects just end the connection, bugs become a 500."""
         self._sent = False
+        self._gzip = False
         try:
             self._route(self.path.split("?", 1)[0], _json_object(self._read_body()))
         except OSError:
@@ -558,6 +596,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._control(path, body)
         headers = {name.lower(): value for name, value in self.headers.items()}
         self.server.fake._record(Recorded(self.command, self.path, headers, body))
+        self._gzip = self.server.fake.gzip and "gzip" in headers.get("accept-encoding", "")
         dialect = OPENAI if path.endswith("/chat/completions") else ANTHROPIC
         llm_route = self.command == "POST" and path.endswith(("/messages", "/count_tokens", "/chat/completions"))
         if self.command == "GET" and path == "/health":
@@ -636,6 +675,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_raw(self, status: int, content_type: str, data: bytes, headers: dict | None = None):
         """A complete body with Content-Length, keeping the connection reusable."""
+        if self._gzip:
+            data, headers = zlib.compress(data, wbits=31), {**(headers or {}), "Content-Encoding": "gzip"}
         self._begin(status, {"Content-Type": content_type, "Content-Length": len(data), **(headers or {})})
         self.wfile.write(data)
 
@@ -652,7 +693,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_stream(self, frames: list[bytes], cut_after: int | None = None, pace: float = 0.0):
         """SSE over chunked encoding (keeps keep-alive); with cut_after, RST after that many events."""
         self._begin(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                          "Transfer-Encoding": "chunked"})
+                          "Transfer-Encoding": "chunked", **({"Content-Encoding": "gzip"} if self._gzip else {})})
+        packer = zlib.compressobj(wbits=31) if self._gzip else None
+        if packer:  # each event flushed on its own, as a compressing proxy in front of an SSE server does
+            frames = [packer.compress(f) + packer.flush(zlib.Z_SYNC_FLUSH) for f in frames]
+            frames[-1] += packer.flush()
         for i, frame in enumerate(frames):
             if i == cut_after:
                 return self._reset()
@@ -733,6 +778,8 @@ class FakeUpstream:
         self._reply_ids = itertools.count(1)
         self._tool_ids = itertools.count(1)
         self._server: _Server | None = None
+        # Compress every response whose request accepts gzip (httpx's default does), as many providers do.
+        self.gzip = False
         self._thread: threading.Thread | None = None
 
     # lifecycle
@@ -848,6 +895,7 @@ class FakeUpstream:
         with self._lock:
             self._faults.clear()
             self._delays.clear()
+            self.gzip = False
 
     def _queue(self, fault: _Fault, queue: list[_Fault] | None = None) -> None:
         """Validate and append a fault; order of arrival is order of consumption."""

@@ -7,7 +7,11 @@ And moto 5.2.5's TransactWriteItems deep-copies the whole table once per item
 of the transaction (its rollback), so each ledger write costs more than the
 last (over 100 ms of CPU after a few thousand requests); here a transaction
 snapshots only the items it addresses and restores those if it is cancelled,
-with the same outcome as stock moto's. `install()` applies both, once.
+with the same outcome as stock moto's. Third, moto writes a sum as Python
+prints it: a cost settled back to zero becomes `0E-12`, which its next ADD
+cannot parse (every later request of that key got 503); DynamoDB stores
+numbers canonically, so sums are written in plain notation here.
+`install()` applies all three, once.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import functools
 import threading
 from typing import Any
 
+from decimal import Decimal
+
 from moto.dynamodb.exceptions import MockValidationException
+from moto.dynamodb.models.dynamo_type import DDBType, DynamoType
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 
@@ -82,6 +89,23 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
         _inside.active = False
 
 
+def _plain(number: str) -> str:
+    """A number as DynamoDB stores it: no exponent, no trailing zeros after the point."""
+    text = format(Decimal(number).normalize(), "f")
+    return text if text not in ("-0",) else "0"
+
+
+def _canonical(operation):
+    @functools.wraps(operation)
+    def canonical(self: DynamoType, other: DynamoType) -> DynamoType:
+        if self.type == other.type == DDBType.NUMBER:
+            self, other = DynamoType({"N": _plain(self.value)}), DynamoType({"N": _plain(other.value)})
+            result = operation(self, other)
+            return DynamoType({"N": _plain(result.value)})
+        return operation(self, other)
+    return canonical
+
+
 _lock = threading.RLock()
 
 
@@ -98,6 +122,8 @@ def install() -> None:
     if getattr(DynamoDBBackend.transact_write_items, "serialised", False):
         return
     Table.__deepcopy__ = _table_deepcopy
+    DynamoType.__add__ = _canonical(DynamoType.__add__)
+    DynamoType.__sub__ = _canonical(DynamoType.__sub__)
     DynamoDBBackend.transact_write_items = _serialised(transact_write_items)
     for name in ("put_item", "update_item", "delete_item"):
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))

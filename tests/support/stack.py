@@ -81,13 +81,14 @@ def key_entry(key: str, **extra) -> dict:
 class UvicornThread:
     """The app under uvicorn on a free loopback port, in a background thread."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, http: type | str = "handler.serving:GuardedH11Protocol") -> None:
         self.app = app
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
+                                http=http)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
 

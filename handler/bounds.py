@@ -1,0 +1,160 @@
+"""The most a request can be billed: what is reserved against a key's monthly caps.
+
+A monthly cap holds only if every reservation is an upper bound of the bill
+(the real figure replaces it once the request ends), so each part of the
+bound rests on a documented limit or on a worst case stated here:
+
+- Text. Every tokenizer in use is byte-level (BPE over UTF-8 bytes): a token
+  covers at least one byte, so the UTF-8 size of the request's JSON (system,
+  messages, tools; media data left out) bounds the text, and its quotes and
+  braces bound the per-message framing tokens. Tools add the provider's
+  tool-use system prompt (Anthropic documents at most 346 tokens; 1,000 here).
+- Images, by their documented maxima whatever their source: Anthropic scales
+  an image down to about 1.15 megapixels, at most about 1,600 tokens
+  (2,000 here); OpenAI-compatible models are taken at gpt-4o-mini's
+  high-detail worst case (2,833 + 4 tiles x 5,667 = 25,501; 25,600 here).
+- Documents whose text the gateway cannot read (a PDF, a URL or file
+  source): the model's whole context window.
+- Nothing exceeds the context window (a longer prompt is refused, unbilled);
+  with the context-1m beta that window is 1,000,000 tokens.
+- Server tools (web search, web fetch, code execution) run a sampling loop of
+  at most 10 iterations (Anthropic's limit, then `pause_turn`): each may read
+  a full context window and write max_tokens; web searches are at most
+  `max_uses` each (50 when unset), at their per-use price.
+- Each token at the dearest rate the model has for its kind (cache writes,
+  long-context rates), at the dearest candidate model.
+
+Pure: the body and the candidates' price-map entries in, a bound out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+from .pricing import Price, price_of
+
+TOOL_PROMPT_TOKENS = 1_000
+IMAGE_TOKENS_ANTHROPIC = 2_000
+IMAGE_TOKENS_OTHER = 25_600
+# A model whose context window the price map does not give.
+UNKNOWN_CONTEXT = 1_000_000
+LONG_CONTEXT = 1_000_000
+SERVER_TOOL_ITERATIONS = 10
+SERVER_TOOL_PREFIXES = ("web_search", "web_fetch", "code_execution", "tool_search")
+DEFAULT_SERVER_TOOL_USES = 50
+_QUANTUM = Decimal("1e-12")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the bound needs to know of a request, read once for every candidate."""
+
+    text_bytes: int
+    images: int
+    unreadable_documents: int
+    has_tools: bool
+    server_tools: bool
+    web_searches: int
+    max_tokens: int
+    long_context: bool
+
+
+def _strip_media(value: Any, counts: dict[str, int]) -> Any:
+    """The value with image and document payloads left out, counting them as it goes."""
+    if isinstance(value, list):
+        return [_strip_media(item, counts) for item in value]
+    if not isinstance(value, Mapping):
+        return value
+    kind = value.get("type")
+    source = value.get("source")
+    if kind == "image":
+        counts["images"] += 1
+        return None
+    if kind in ("document", "container_upload"):
+        source_type = source.get("type") if isinstance(source, Mapping) else None
+        readable = source_type in ("text", "content") or (
+            source_type == "base64" and str(source.get("media_type", "")).startswith("text/"))
+        if not readable:
+            counts["unreadable_documents"] += 1
+            return None
+    return {name: _strip_media(item, counts) for name, item in value.items()}
+
+
+def shape_of(body: Mapping[str, Any], *, anthropic_beta: str | None = None) -> Shape:
+    counts = {"images": 0, "unreadable_documents": 0}
+    stripped = _strip_media([body.get("system"), body.get("messages"), body.get("tools")], counts)
+    text_bytes = len(json.dumps(stripped, ensure_ascii=False, separators=(",", ":")).encode())
+    tools = [tool for tool in body.get("tools") or [] if isinstance(tool, Mapping)]
+    server = [tool for tool in tools if str(tool.get("type", "")).startswith(SERVER_TOOL_PREFIXES)]
+    searches = sum(_uses(tool) for tool in server if str(tool.get("type")).startswith("web_search"))
+    return Shape(
+        text_bytes=text_bytes,
+        images=counts["images"],
+        unreadable_documents=counts["unreadable_documents"],
+        has_tools=bool(tools),
+        server_tools=bool(server),
+        web_searches=searches,
+        max_tokens=int(body.get("max_tokens") or 1024),
+        long_context="context-1m" in (anthropic_beta or ""),
+    )
+
+
+def _uses(tool: Mapping[str, Any]) -> int:
+    value = tool.get("max_uses")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else DEFAULT_SERVER_TOOL_USES
+
+
+def dearest_price(info: Mapping[str, Any]) -> Price | None:
+    """The model's dearest rate for an input token (cache writes and long-context rates
+    included) and for an output token."""
+    base = price_of(info)
+    if base is None:
+        return None
+    inputs = [Decimal(str(value)) for name, value in info.items() if _is_rate(value) and (
+        name.startswith("input_cost_per_token") or name.startswith("cache_creation_input_token_cost"))]
+    outputs = [Decimal(str(value)) for name, value in info.items()
+               if _is_rate(value) and name.startswith("output_cost_per_token")]
+    top_in = max([base.input, base.cache_write, *inputs])
+    return Price(top_in, max([base.output, *outputs]), top_in, top_in, base.web_search)
+
+
+def _is_rate(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Bound:
+    tokens: int
+    usd: Decimal
+
+
+def bound_for(shape: Shape, info: Mapping[str, Any], *, anthropic: bool) -> Bound:
+    """The most one candidate model can bill for a request of this shape."""
+    window = info.get("max_input_tokens")
+    context = window if isinstance(window, int) and window > 0 else UNKNOWN_CONTEXT
+    if shape.long_context and anthropic:
+        context = max(context, LONG_CONTEXT)
+    image_tokens = IMAGE_TOKENS_ANTHROPIC if anthropic else IMAGE_TOKENS_OTHER
+    first = shape.text_bytes + shape.images * image_tokens + (TOOL_PROMPT_TOKENS if shape.has_tools else 0)
+    first = context if shape.unreadable_documents else min(first, context)
+    loops = SERVER_TOOL_ITERATIONS if shape.server_tools else 1
+    input_tokens = first + (loops - 1) * context
+    output_tokens = loops * shape.max_tokens
+    price = dearest_price(info)
+    usd = Decimal(0)
+    if price is not None:
+        usd = input_tokens * price.input + output_tokens * price.output + shape.web_searches * price.web_search
+    return Bound(input_tokens + output_tokens, usd.quantize(_QUANTUM))
+
+
+def request_bound(body: Mapping[str, Any], candidates: Iterable[tuple[Mapping[str, Any], bool]], *,
+                  anthropic_beta: str | None = None) -> Bound:
+    """The most any candidate (price-map entry, speaks Anthropic) can bill: the reservation."""
+    shape = shape_of(body, anthropic_beta=anthropic_beta)
+    bounds = [bound_for(shape, info, anthropic=anthropic) for info, anthropic in candidates]
+    if not bounds:
+        return Bound(0, Decimal(0))
+    return Bound(max(b.tokens for b in bounds), max(b.usd for b in bounds))
