@@ -28,10 +28,6 @@ _MAX_ERROR_BODY = 64 * 1024
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
 
-def speaks_directly(call: Mapping[str, Any]) -> bool:
-    return str(call.get("model", "")).startswith("anthropic/")
-
-
 def messages_url(api_base: str) -> str:
     """`api_base` + /v1/messages, unless it already ends there (as litellm does)."""
     base = api_base.rstrip("/")

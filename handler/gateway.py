@@ -239,14 +239,14 @@ class Gateway:
                 entry = self._entry(request, model, relay.usage, state)
                 await self._commits.record(entry)
 
-            relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,),
+            relay = upstream.StreamRelay(result, model_id=model.id, secrets=model.provider.secrets,
                                          on_finish=meter_stream, drain_timeout=self._stream_timeout,
                                          meter_before_end=self._meter_before_response_end)
             self.spawn(relay.start())
             await relay.first()
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
             return Outcome(model, request.attempts, stream=relay)
-        message = upstream.checked_message(result, secrets=(model.provider.api_key,))
+        message = upstream.checked_message(result, secrets=model.provider.secrets)
         message["model"] = model.id
         request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")

@@ -69,7 +69,7 @@ def unfit_reason(model: Model, needs: Needs) -> str | None:
     info = model.info
     if needs.tools and info.get("supports_function_calling") is False:
         return "no function calling"
-    if needs.tools and "supports_function_calling" not in info and model.provider.type != "anthropic":
+    if needs.tools and "supports_function_calling" not in info and not model.speaks_anthropic:
         return "function calling unknown"
     if needs.images and not info.get("supports_vision"):
         return "no vision"

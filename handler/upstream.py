@@ -1,7 +1,8 @@
 """The upstream call, its failures in Anthropic's terms, and the stream relay.
 
-Anthropic-type providers are called directly (`anthropic_api`), every other
-one through litellm's Anthropic interface. Either raises exceptions carrying
+Each provider family sends its own calls (handler/families/): Anthropic's
+and Claude on Bedrock directly, every other one through litellm's Anthropic
+interface. Either raises exceptions carrying
 the upstream's status; the caller must see Anthropic's status and error type
 instead, with provider credentials redacted from any relayed message. A
 stream is relayed event by event: upstream bytes pass through untouched
@@ -21,7 +22,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
 
-from . import anthropic_api, sse
+from . import families, sse
 from .errors import GatewayError, error_body
 from .usage import Usage
 
@@ -93,15 +94,17 @@ def upstream_message(exc: BaseException) -> str:
 _CONTEXT_WINDOW_HINTS = ("context window", "context length", "prompt is too long")
 
 
-def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> GatewayError:
-    """An upstream failure as the Anthropic error a client expects (pure)."""
+def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = (),
+                  status: int | None = None) -> GatewayError:
+    """An upstream failure as the Anthropic error a client expects (pure); `status`, when
+    the provider's family knows better than the exception what it means."""
     if isinstance(exc, GatewayError):
         return exc
     message = redact(upstream_message(exc), secrets)
     if isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException)) or _is_litellm_error(exc, "Timeout") \
             or "timed out" in message.lower():
         return GatewayError(504, "The upstream model did not answer in time.")
-    status = _status_of(exc)
+    status = status or _status_of(exc)
     if _is_litellm_error(exc, "APIConnectionError") or status is None:
         return GatewayError(502, f"Could not reach the upstream model: {message}", error_type="api_error")
     if status == 529 or "overloaded" in message.lower():
@@ -154,11 +157,10 @@ def checked_message(result: Any, *, secrets: Iterable[str | None] = ()) -> dict[
 
 
 async def send(kwargs: dict[str, Any]) -> Any:
-    """One upstream attempt; failures come out as GatewayError."""
+    """One upstream attempt, by the call's provider family; failures come out as GatewayError."""
+    family = families.of_call(kwargs)
     try:
-        if not anthropic_api.speaks_directly(kwargs):
-            return await litellm_route().create(kwargs)
-        result = await anthropic_api.send(kwargs)
+        result = await family.send(kwargs)
         if kwargs.get("stream") and isinstance(result, dict):
             checked_message(result, secrets=(kwargs.get("api_key"),))  # raises for an error body
             raise GatewayError(502, "The upstream model answered a stream request without a stream.",
@@ -167,7 +169,7 @@ async def send(kwargs: dict[str, Any]) -> Any:
     except GatewayError:
         raise
     except Exception as exc:  # noqa: BLE001 - every upstream failure is mapped
-        raise map_exception(exc, secrets=(kwargs.get("api_key"),)) from exc
+        raise map_exception(exc, secrets=(kwargs.get("api_key"),), status=family.status_of(exc)) from exc
 
 
 _END = object()

@@ -22,14 +22,6 @@ PASSTHROUGH_FIELDS = ("temperature", "top_p", "top_k", "stop_sequences", "tools"
 # call to another API (thinking goes to /responses): they only reach Anthropic models.
 ANTHROPIC_ONLY_FIELDS = frozenset({"top_k", "thinking"})
 
-# Where each dialect's calls go when the providers secret names no api_base. Always
-# passing one keeps litellm from reading ANTHROPIC_BASE_URL / OPENAI_BASE_URL from the
-# environment (which, on a developer's machine, may point back at this gateway).
-DEFAULT_API_BASE = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
-# litellm falls back to the environment's key when given none: a provider configured
-# without a key (a local server) gets this instead.
-NO_CREDENTIAL = "none"
-
 # Header names a caller may never set upstream: credentials, routing, framing.
 _FORBIDDEN_HEADERS = {
     "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "host",
@@ -80,18 +72,15 @@ def split_system(messages: list[dict], system: Any) -> tuple[list[dict], Any]:
 
 
 def _connection(provider) -> dict[str, Any]:
-    """Credential and endpoint: always from the providers secret, never from the caller."""
-    connection = {"api_key": provider.api_key or NO_CREDENTIAL}
-    api_base = provider.api_base or DEFAULT_API_BASE.get(provider.type)
-    if api_base:
-        connection["api_base"] = api_base
-    return connection
+    """Credential and endpoint: always from the providers secret (as its family reads it),
+    never from the caller."""
+    return provider.family.connection(provider)
 
 
 def build_count_call(body: Mapping[str, Any], model: Model) -> dict[str, Any]:
     """litellm.acount_tokens(**kwargs): the provider's own counting where it has one."""
     messages, system = split_system(body["messages"], body.get("system"))
-    messages = adapt_messages(messages, anthropic=model.provider.speaks_anthropic)
+    messages = adapt_messages(messages, anthropic=model.speaks_anthropic)
     kwargs: dict[str, Any] = {"model": model.litellm_model, "messages": messages, **_connection(model.provider)}
     if system:
         kwargs["system"] = system
@@ -110,7 +99,7 @@ def build_call(
     """litellm.anthropic.messages.acreate(**kwargs) for one attempt on `model`."""
     provider = model.provider
     messages, system = split_system(body["messages"], body.get("system"))
-    messages = adapt_messages(messages, anthropic=provider.speaks_anthropic)
+    messages = adapt_messages(messages, anthropic=model.speaks_anthropic)
     if not messages:
         raise GatewayError(400, "messages: at least one user or assistant message is required.")
     kwargs: dict[str, Any] = {
@@ -125,13 +114,13 @@ def build_call(
     if system:
         kwargs["system"] = system
     for name in PASSTHROUGH_FIELDS:
-        if body.get(name) is not None and (provider.speaks_anthropic or name not in ANTHROPIC_ONLY_FIELDS):
+        if body.get(name) is not None and (model.speaks_anthropic or name not in ANTHROPIC_ONLY_FIELDS):
             kwargs[name] = body[name]
     user_id = (body.get("metadata") or {}).get("user_id")
     if isinstance(user_id, str) and user_id:
         kwargs["metadata"] = {"user_id": user_id}
     headers = caller_headers(body.get("extra_headers"))
-    if anthropic_beta and provider.speaks_anthropic:
+    if anthropic_beta and model.speaks_anthropic:
         check_header("anthropic-beta", anthropic_beta, source="request headers")
         headers["anthropic-beta"] = anthropic_beta
     if headers:

@@ -1,0 +1,174 @@
+"""Claude on Amazon Bedrock, called directly: InvokeModel(WithResponseStream).
+
+Why not litellm for these models: its streamed Bedrock-Claude route imports
+soundfile (so numpy) and backoff (FIELD-NOTES), 57 MB unpacked and 16 MB
+zipped for linux/arm64 (measured, see README: Providers), which would take
+the Lambda package past its budget. And InvokeModel takes Anthropic's own
+body, so, as on the direct Anthropic route, every field the caller sent
+goes on as it is. botocore, already in the package, does the AWS parts: it
+signs with SigV4 from the default credential chain (on Lambda, the
+function's role: no key in the providers secret) and parses the stream's
+binary event-stream framing, whose chunks each carry one of Anthropic's own
+SSE events (base64), relayed as SSE.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from typing import Any, AsyncIterator, Mapping
+from urllib.parse import quote
+
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.eventstream import EventStreamBuffer, ParserError
+from botocore.session import Session
+
+from . import anthropic_api, sse
+from .anthropic_api import UpstreamStatus
+from .errors import GatewayError
+
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+SERVICE = "bedrock"
+# The call's keys that say how to reach Bedrock rather than what to ask Claude.
+CONNECTION_KEYS = anthropic_api.CONNECTION_KEYS | {"aws_region_name", "stream"}
+# Bedrock names its failure in x-amzn-ErrorType (`Name:namespace`) and in a stream's
+# exception frames (`:exception-type`, lowerCamelCase). What each means for a caller:
+# ModelNotReadyException comes with a 429 but is the model loading, not a rate limit.
+ERROR_STATUS = {
+    "throttlingexception": 429, "servicequotaexceededexception": 429,
+    "modelnotreadyexception": 529, "serviceunavailableexception": 529,
+    "modeltimeoutexception": 504, "validationexception": 400,
+    "accessdeniedexception": 403, "unrecognizedclientexception": 403,
+    "resourcenotfoundexception": 404, "internalserverexception": 500,
+    "modelstreamerrorexception": 500, "modelerrorexception": 500,
+}
+
+_credentials_lock = threading.Lock()
+_credentials: Any = None
+
+
+def credentials():
+    """The default chain's credentials (env, container/role endpoint, ...), resolved once:
+    botocore refreshes role credentials itself before they expire."""
+    global _credentials
+    with _credentials_lock:
+        if _credentials is None:
+            _credentials = Session().get_credentials()
+        if _credentials is None:
+            raise GatewayError(502, "No AWS credentials for Bedrock: the function's role (or the "
+                                    "environment) must provide them.", error_type="api_error")
+        return _credentials
+
+
+def forget_credentials() -> None:
+    """A SnapStart restore: the snapshot's credentials may have expired or belong to init."""
+    global _credentials
+    with _credentials_lock:
+        _credentials = None
+
+
+def endpoint(call: Mapping[str, Any]) -> str:
+    return (call.get("api_base") or f"https://bedrock-runtime.{call['aws_region_name']}.amazonaws.com").rstrip("/")
+
+
+def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
+    """URL, headers and body of one InvokeModel call (unsigned; pure)."""
+    body = {name: value for name, value in call.items() if name not in CONNECTION_KEYS}
+    body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
+    betas = (call.get("extra_headers") or {}).get("anthropic-beta")
+    if betas:
+        body["anthropic_beta"] = [beta.strip() for beta in betas.split(",") if beta.strip()]
+    model_id = str(call["model"]).partition("/")[2]
+    action = "invoke-with-response-stream" if call.get("stream") else "invoke"
+    url = f"{endpoint(call)}/model/{quote(model_id, safe='')}/{action}"
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/vnd.amazon.eventstream" if call.get("stream") else "application/json",
+    }
+    return url, headers, json.dumps(body).encode()
+
+
+def signed_headers(url: str, headers: dict[str, str], data: bytes, region: str) -> dict[str, str]:
+    request = AWSRequest(method="POST", url=url, headers=headers, data=data)
+    SigV4Auth(credentials().get_frozen_credentials(), SERVICE, region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def error_of(name: str | None, message: str, status: int, retry_after: str | None = None) -> UpstreamStatus:
+    """Bedrock's named error with the status a caller should see for it."""
+    kind = (name or "").split(":", 1)[0].strip().lower()
+    return UpstreamStatus(ERROR_STATUS.get(kind, status), message, retry_after)
+
+
+def _message_of(raw: bytes, status: int) -> str:
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace").strip()[:2000] or f"HTTP {status}"
+    if isinstance(document, dict):
+        return str(document.get("message") or document.get("Message") or document)
+    return str(document)
+
+
+async def _fail_with(response: httpx.Response) -> None:
+    raw = await response.aread()
+    await response.aclose()
+    raise error_of(response.headers.get("x-amzn-errortype"), _message_of(raw, response.status_code),
+                   response.status_code, response.headers.get("retry-after"))
+
+
+def sse_of(message) -> bytes:
+    """One event-stream message as the SSE event it carries (or its exception raised)."""
+    headers = message.headers
+    if headers.get(":message-type") != "event":
+        name = headers.get(":exception-type") or headers.get(":error-code")
+        raise error_of(name, _message_of(message.payload, 500), 500)
+    if headers.get(":event-type") != "chunk":
+        return b""
+    event = json.loads(base64.b64decode(json.loads(message.payload)["bytes"]))
+    # Bedrock adds its own invocation metrics to message_stop: not Anthropic's grammar.
+    event.pop("amazon-bedrock-invocationMetrics", None)
+    return sse.encode(str(event.get("type", "message")), event)
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[bytes]:
+    decoder = EventStreamBuffer()
+    try:
+        async for chunk in response.aiter_raw():
+            decoder.add_data(chunk)
+            try:
+                for message in decoder:
+                    frame = sse_of(message)
+                    if frame:
+                        yield frame
+            except (ParserError, ValueError, KeyError, TypeError) as exc:
+                raise GatewayError(502, f"Bedrock's stream is not well-formed: {exc}", error_type="api_error") from None
+    finally:
+        await response.aclose()
+
+
+async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]:
+    """The answer (Anthropic's message), or for a stream Anthropic's SSE bytes."""
+    url, headers, data = request_parts(call)
+    headers = signed_headers(url, headers, data, call["aws_region_name"])
+    http = anthropic_api.client()
+    request = http.build_request("POST", url, headers=headers, content=data, timeout=call.get("timeout"))
+    response = await http.send(request, stream=True)
+    if response.status_code >= 300:
+        await _fail_with(response)
+    if call.get("stream"):
+        return _events(response)
+    try:
+        raw = await response.aread()
+    finally:
+        await response.aclose()
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise GatewayError(502, "Bedrock's answer is not JSON.", error_type="api_error") from None
+    if not isinstance(answer, dict):
+        raise GatewayError(502, "Bedrock's answer is not an object.", error_type="api_error")
+    return answer

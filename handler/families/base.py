@@ -1,0 +1,76 @@
+"""What a provider family must answer, whatever its wire format.
+
+A family is the kind of provider an entry of the providers secret names with
+its `type`: which fields the entry must carry (and which of them are
+credentials), the connection arguments a call to it gets, how its failures
+read in Anthropic's terms, and whether a model of it takes Anthropic's
+Messages body as it is. The gateway's pipeline asks the family; it never
+branches on a family's name. Unknown types are litellm providers (`groq`,
+`mistral`, ...) and get this base: an `api_key` and an optional `api_base`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from ..providers import Provider
+
+# litellm falls back to the environment's key when given none: a provider configured
+# without a key (a local server) gets this instead.
+NO_CREDENTIAL = "none"
+# Fields every entry may carry, whatever its type.
+COMMON_FIELDS = frozenset({"type", "api_base"})
+
+
+class Family:
+    type = ""
+    # Fields the provider entry must set, and the optional ones its type understands.
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ("api_key",)
+    # Fields whose values never leave the gateway: not logged, not shown, not relayed.
+    credentials: tuple[str, ...] = ("api_key",)
+    # Where calls go when the entry names no api_base. Always passing one keeps litellm
+    # from reading *_BASE_URL from the environment (which, on a developer's machine, may
+    # point back at this gateway).
+    default_api_base: str | None = None
+
+    def problems(self, conf: Mapping[str, Any]) -> list[str]:
+        """Why an entry cannot be used, in words an operator can act on (empty: it can)."""
+        missing = [name for name in self.required if conf.get(name) in (None, "", {})]
+        if not missing:
+            return []
+        return [f"missing {', '.join(missing)} (type {self.type!r} needs {', '.join(self.required)})"]
+
+    def unknown_fields(self, conf: Mapping[str, Any]) -> list[str]:
+        """Fields this type does not read: a typo `providers set` refuses, the gateway ignores.
+        The base (any litellm provider) cannot tell, so it never says."""
+        if not self.type:
+            return []
+        return sorted(set(conf) - COMMON_FIELDS - set(self.required) - set(self.optional))
+
+    def speaks_anthropic(self, model_name: str) -> bool:
+        """Whether this model takes Anthropic's Messages body as the caller sent it."""
+        return False
+
+    def connection(self, provider: Provider) -> dict[str, Any]:
+        """Credential and endpoint of a litellm call: always from the providers secret."""
+        connection: dict[str, Any] = {"api_key": provider.api_key or NO_CREDENTIAL}
+        api_base = provider.api_base or self.default_api_base
+        if api_base:
+            connection["api_base"] = api_base
+        return connection
+
+    def status_of(self, exc: BaseException) -> int | None:
+        """The status a failure really means, where the family's errors say more than their
+        HTTP status (None: take the status as it is)."""
+        return None
+
+    async def send(self, call: dict[str, Any]) -> Any:
+        """One upstream attempt: litellm's Anthropic interface unless the family overrides it."""
+        from .. import upstream
+
+        return await upstream.litellm_route().create(call)
+
+
+GENERIC = Family()
