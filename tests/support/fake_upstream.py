@@ -42,6 +42,7 @@ GARBAGE_FRAMES = {ANTHROPIC: b"event: content_block_delta\ndata: {this is not js
                   OPENAI: b"data: {this is not json\n\n"}
 MALFORMED_JSON = b'{"id": "broken", "content": ['
 LINGER_RST = struct.pack("ii", 1, 0)
+STREAM_ONLY = ("cut", "pace", "stream_exception")  # faults that only a stream can have
 ACTIONS = {"fail": "fail", "reset": "reset_connection", "delay": "delay", "cut": "cut_stream",
            "malformed": "malformed", "pace": "pace_stream"}
 
@@ -56,11 +57,12 @@ class Recorded:
     path: str
     headers: dict
     body: dict | None
+    path_model: str | None = None  # providers that name the model in the URL (Bedrock, Gemini)
 
     @property
     def model(self) -> str | None:
-        """The body's model, the key faults and count() match on."""
-        return self.body.get("model") if self.body else None
+        """The model the request is for, the key faults and count() match on."""
+        return self.path_model or (self.body.get("model") if self.body else None)
 
 
 @dataclass
@@ -596,7 +598,7 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         self.open_sockets: set[socket.socket] = set()
         self._sockets_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, fake.handler_class)
 
     def server_bind(self):
         """Skip HTTPServer's getfqdn() reverse lookup, which can stall startup for seconds."""
@@ -635,6 +637,8 @@ class _Server(ThreadingHTTPServer):
 
 class FakeUpstream:
     """A fake LLM provider on 127.0.0.1 with request recording and per-model fault injection."""
+
+    handler_class: type[BaseHTTPRequestHandler] = _Handler  # another provider's wire format: a subclass
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host, self.port = host, port
@@ -775,7 +779,7 @@ class FakeUpstream:
         Cut faults only make sense for streams, so non-stream calls skip past them."""
         with self._lock:
             for i, fault in enumerate(queue):
-                if fault.model in ("*", model) and (fault.action not in ("cut", "pace") or stream):
+                if fault.model in ("*", model) and (fault.action not in STREAM_ONLY or stream):
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:
