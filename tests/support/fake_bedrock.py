@@ -227,7 +227,7 @@ class _BedrockHandler(_Handler):
             return self._send_failure(ANTHROPIC, **fault.args)
         if fault and fault.action == "reset":
             return self._reset()
-        cache_read = headers.get("x-fake-cache", "").lower() == "read"
+        cache_read = fake.cache_read or headers.get("x-fake-cache", "").lower() == "read"
         if action.startswith("invoke"):
             return self._invoke(model, body, stream, fault, cache_read)
         return self._converse(model, body, stream, fault, cache_read)
@@ -324,6 +324,7 @@ class FakeBedrock(FakeUpstream):
     def __init__(self, *, access_key_id: str, secret_key: str, region: str = "us-east-1", **server) -> None:
         super().__init__(**server)
         self.access_key_id, self.secret_key, self.region = access_key_id, secret_key, region
+        self.cache_read = False  # True: prompts marked for caching are read from the cache, not written
 
     def error(self, model: str, name: str, message: str | None = None, *, status: int | None = None,
               times: int | None = 1, headers: dict | None = None) -> None:

@@ -1,0 +1,177 @@
+"""Amazon Bedrock end to end: the official SDK, the gateway, the fake Bedrock runtime.
+
+The gateway has no Bedrock key: it signs with the credentials of its
+environment (on Lambda, the function's role), and the fake checks the
+signature. Claude on Bedrock goes out with Anthropic's own body (every
+field the caller sent); Amazon Nova goes through litellm's Converse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import anthropic
+import pytest
+
+from tests.support.fake_bedrock import FakeBedrock
+from tests.support.stack import ANTHROPIC_TEST_KEY, new_stack, serve
+
+CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
+NOVA = "bedrock/amazon.nova-lite-v1:0"
+DIRECT_CLAUDE = "anthropic/claude-sonnet-4-5"
+TOOL = {"name": "lookup", "description": "Look a thing up.",
+        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+
+
+def upstream(model_id: str) -> str:
+    return model_id.partition("/")[2]
+
+
+@pytest.fixture(scope="module")
+def bedrock(moto_endpoint):
+    # The stack's environment is the credential: the same key id, secret and region.
+    with FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                     region="us-east-1") as fake:
+        yield fake
+
+
+@pytest.fixture
+def gateway(moto_endpoint, fake, bedrock):
+    bedrock.clear()
+    bedrock.clear_faults()
+    bedrock.cache_read = False
+    stack = new_stack(fake.url)
+    stack.put_providers({
+        "providers": {"anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": fake.url},
+                      "bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}},
+        "models": {DIRECT_CLAUDE: {}, CLAUDE: {}, NOVA: {}}})
+    with serve(stack) as server:
+        key = stack.add_key(name="bedrock")
+        yield stack, key, anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
+    bedrock.clear_faults()
+
+
+def ask(text="hello there"):
+    return [{"role": "user", "content": text}]
+
+
+def test_claude_on_bedrock_answers_signed_with_the_environments_credentials(gateway, bedrock):
+    _, _, client = gateway
+    message = client.messages.create(model=CLAUDE, max_tokens=50, messages=ask(), metadata={"user_id": "u-1"},
+                                     extra_body={"top_k": 5}, extra_headers={"anthropic-beta": "context-1m-2025-08-07"})
+    assert message.model == CLAUDE
+    assert message.content[0].text == f"Hello from {upstream(CLAUDE)}: hello there"
+    sent = bedrock.last()
+    assert sent.path.endswith("/invoke")
+    credential = sent.headers["authorization"].split("Credential=")[1].split(",")[0]
+    assert credential.startswith(f"{os.environ['AWS_ACCESS_KEY_ID']}/") and credential.endswith(
+        "/us-east-1/bedrock/aws4_request"), f"Bedrock saw the request signed as {credential}"
+    assert "x-api-key" not in sent.headers and "bearer" not in sent.headers["authorization"].lower()
+    assert sent.body == {"anthropic_version": "bedrock-2023-05-31", "anthropic_beta": ["context-1m-2025-08-07"],
+                         "max_tokens": 50, "messages": ask(), "metadata": {"user_id": "u-1"}, "top_k": 5}, \
+        "Claude on Bedrock must get every Anthropic field the caller sent"
+
+
+def test_claude_on_bedrock_streams_in_anthropics_grammar_and_is_metered_to_the_token(gateway, bedrock):
+    stack, key, client = gateway
+    system = [{"type": "text", "text": "you are terse " * 20, "cache_control": {"type": "ephemeral"}}]
+    with client.messages.stream(model=CLAUDE, max_tokens=50, system=system, messages=ask()) as stream:
+        events = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    assert final.content[0].text == f"Hello from {upstream(CLAUDE)}: hello there"
+    bedrock.cache_read = True
+    client.messages.create(model=CLAUDE, max_tokens=50, system=system, messages=ask())
+    told = bedrock.reported_totals()
+    assert told["cache_creation_input_tokens"] > 0 and told["cache_read_input_tokens"] > 0
+    month = stack.month(key, requests=2)
+    for name, total in told.items():
+        assert month[name] == total, f"{name}: metered {month[name]}, Bedrock reported {total}"
+    assert month["cost_usd"] > 0, "Claude on Bedrock must be priced from litellm's price map"
+
+
+def test_a_tool_result_round_trips_through_claude_on_bedrock(gateway, bedrock):
+    _, _, client = gateway
+    first = client.messages.create(model=CLAUDE, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
+    call = next(block for block in first.content if block.type == "tool_use")
+    assert first.stop_reason == "tool_use" and call.input == {"query": "find cats"}
+    second = client.messages.create(model=CLAUDE, max_tokens=50, tools=[TOOL], messages=[
+        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
+    assert second.content[0].text == "Tool said: three cats"
+
+
+def test_signed_thinking_round_trips_through_claude_on_bedrock(gateway, bedrock):
+    _, _, client = gateway
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    first = client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=ask("why"))
+    block = first.content[0]
+    assert block.type == "thinking" and block.signature.startswith("sig_fake_")
+    client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=[
+        *ask("why"), {"role": "assistant", "content": [b.model_dump() for b in first.content]}, *ask("and then?")])
+    returned = bedrock.last().body["messages"][1]["content"][0]
+    assert returned == {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+
+
+def test_nova_answers_streams_and_round_trips_a_tool_through_litellms_converse(gateway, bedrock):
+    stack, key, client = gateway
+    message = client.messages.create(model=NOVA, max_tokens=50, messages=ask())
+    assert message.model == NOVA and message.content[0].text == f"Hello from {upstream(NOVA)}: hello there"
+    assert bedrock.last().path.endswith("/converse")
+    with client.messages.stream(model=NOVA, max_tokens=50, messages=ask()) as stream:
+        assert stream.get_final_message().content[0].text == f"Hello from {upstream(NOVA)}: hello there"
+    assert bedrock.last().path.endswith("/converse-stream")
+    first = client.messages.create(model=NOVA, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
+    call = next(block for block in first.content if block.type == "tool_use")
+    second = client.messages.create(model=NOVA, max_tokens=50, tools=[TOOL], messages=[
+        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
+    assert second.content[0].text == "Tool said: three cats"
+    told = bedrock.reported_totals()
+    month = stack.month(key, requests=4)
+    assert (month["input_tokens"], month["output_tokens"]) == (told["input_tokens"], told["output_tokens"])
+
+
+@pytest.mark.parametrize("model", [CLAUDE, NOVA], ids=["claude-direct", "nova-litellm"])
+@pytest.mark.parametrize("name, status, error_type", [
+    ("ThrottlingException", 429, "rate_limit_error"),
+    ("ModelNotReadyException", 529, "overloaded_error"),
+    ("ServiceUnavailableException", 529, "overloaded_error"),
+    ("ValidationException", 400, "invalid_request_error"),
+])
+def test_bedrocks_named_errors_reach_the_caller_in_anthropics_terms(gateway, bedrock, model, name, status, error_type):
+    _, _, client = gateway
+    bedrock.error(upstream(model), name, f"Bedrock says {name}")
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        client.messages.create(model=model, max_tokens=50, messages=ask())
+    assert raised.value.status_code == status, f"{name} reached the caller as {raised.value.status_code}"
+    assert raised.value.body["error"]["type"] == error_type
+    if status == 400:
+        assert f"Bedrock says {name}" in raised.value.body["error"]["message"]
+    if status in (429, 529):
+        assert raised.value.response.headers.get("retry-after")
+
+
+def test_an_exception_frame_mid_stream_becomes_an_error_event(gateway, bedrock):
+    _, _, client = gateway
+    bedrock.stream_exception(upstream(CLAUDE), "throttlingException", "slow down", after_events=4)
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        with client.messages.stream(model=CLAUDE, max_tokens=50, messages=ask("one two three four five six")) as s:
+            for _ in s:
+                pass
+    assert raised.value.body["error"]["type"] == "rate_limit_error" and "slow down" in str(raised.value.body)
+
+
+def test_anthropic_falls_back_to_claude_on_bedrock_and_bedrocks_overload_falls_back_again(gateway, fake, bedrock):
+    _, _, client = gateway
+    fake.fail("claude-sonnet-4-5", status=529)
+    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
+                                                   extra_body={"fallbacks": [CLAUDE, NOVA]})
+    assert raw.parse().model == CLAUDE and raw.headers["x-edenai-model"] == CLAUDE
+    fake.fail("claude-sonnet-4-5", status=529)
+    bedrock.error(upstream(CLAUDE), "ModelNotReadyException")
+    with client.messages.stream(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
+                                extra_body={"fallbacks": [CLAUDE, NOVA]}) as stream:
+        assert stream.get_final_message().model == NOVA
+    assert json.loads(json.dumps(bedrock.last().body))["messages"][0]["content"][0]["text"] == "hello there"
