@@ -150,6 +150,28 @@ async def _events(response: httpx.Response) -> AsyncIterator[bytes]:
         await response.aclose()
 
 
+async def count_tokens(call: Mapping[str, Any]) -> int:
+    """Bedrock's CountTokens on the InvokeModel body this call would send."""
+    url, headers, data = request_parts({"max_tokens": 1, **call, "stream": False})
+    url = url.removesuffix("/invoke") + "/count-tokens"
+    data = json.dumps({"input": {"invokeModel": {"body": data.decode()}}}).encode()
+    headers = signed_headers(url, {**headers, "accept": "application/json"}, data, call["aws_region_name"])
+    http = anthropic_api.client()
+    response = await http.send(http.build_request("POST", url, headers=headers, content=data,
+                                                  timeout=call.get("timeout")), stream=True)
+    if response.status_code >= 300:
+        await _fail_with(response)
+    try:
+        answer = json.loads(await response.aread())
+    except ValueError:
+        answer = None
+    finally:
+        await response.aclose()
+    if not isinstance(answer, dict) or not isinstance(answer.get("inputTokens"), int):
+        raise GatewayError(502, "Bedrock's token count is not a number.", error_type="api_error")
+    return answer["inputTokens"]
+
+
 async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]:
     """The answer (Anthropic's message), or for a stream Anthropic's SSE bytes."""
     url, headers, data = request_parts(call)

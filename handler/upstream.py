@@ -178,15 +178,14 @@ PRELUDE_EVENTS = frozenset({"message_start", "ping", "content_block_start"})
 
 
 async def count_tokens(kwargs: dict[str, Any]) -> tuple[int, str]:
-    """Input tokens and how they were counted (litellm's tokenizer_type, e.g. anthropic_api)."""
+    """Input tokens and how they were counted (e.g. anthropic_api), by the call's family."""
+    family = families.of_call(kwargs)
     try:
-        result = await litellm_route().count_tokens(kwargs)
+        return await family.count_tokens(kwargs)
+    except GatewayError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every upstream failure is mapped
-        raise map_exception(exc, secrets=(kwargs.get("api_key"),)) from exc
-    if getattr(result, "error", False):
-        raise GatewayError(502, f"Token counting failed: {redact(str(result.error_message), [kwargs.get('api_key')])}",
-                           error_type="api_error")
-    return int(result.total_tokens), str(result.tokenizer_type or "unknown")
+        raise map_exception(exc, secrets=(kwargs.get("api_key"),), status=family.status_of(exc)) from exc
 
 
 class StreamRelay:

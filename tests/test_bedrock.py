@@ -175,3 +175,24 @@ def test_anthropic_falls_back_to_claude_on_bedrock_and_bedrocks_overload_falls_b
                                 extra_body={"fallbacks": [CLAUDE, NOVA]}) as stream:
         assert stream.get_final_message().model == NOVA
     assert json.loads(json.dumps(bedrock.last().body))["messages"][0]["content"][0]["text"] == "hello there"
+
+
+def test_count_tokens_asks_bedrock_for_claude_and_counts_locally_for_nova(gateway, bedrock):
+    stack, key, client = gateway
+    messages = [{"role": "user", "content": "one two three four"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
+                                                   "input": {"query": "x"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "five six"}]}]
+    raw = client.messages.with_raw_response.count_tokens(model=CLAUDE, system="be brief", tools=[TOOL],
+                                                         messages=messages)
+    assert raw.parse().input_tokens == 2 + 4 + 2 + 10, "Bedrock's CountTokens answer (the fake counts words)"
+    assert raw.headers["x-edenai-token-count-method"] == "bedrock_count_tokens"
+    sent = bedrock.last()
+    assert sent.path.endswith("/count-tokens") and "AWS4-HMAC-SHA256" in sent.headers["authorization"]
+    inner = json.loads(sent.body["input"]["invokeModel"]["body"])
+    assert inner["anthropic_version"] == "bedrock-2023-05-31" and inner["system"] == "be brief"
+    before = bedrock.count()
+    raw = client.messages.with_raw_response.count_tokens(model=NOVA, system="be brief", messages=messages)
+    assert raw.headers["x-edenai-token-count-method"] == "local_tokenizer"
+    assert raw.parse().input_tokens > 6
+    assert bedrock.count() == before, "Nova has no Bedrock counting: nothing may reach Bedrock"

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..errors import GatewayError
+
 if TYPE_CHECKING:
     from ..providers import Provider
 
 # litellm falls back to the environment's key when given none: a provider configured
 # without a key (a local server) gets this instead.
 NO_CREDENTIAL = "none"
+# What litellm.acount_tokens takes: a family's other connection arguments are not for it.
+COUNT_ARGUMENTS = ("model", "messages", "tools", "system", "api_key", "api_base")
 # Fields every entry may carry, whatever its type.
 COMMON_FIELDS = frozenset({"type", "api_base"})
 
@@ -71,6 +75,17 @@ class Family:
         from .. import upstream
 
         return await upstream.litellm_route().create(call)
+
+    async def count_tokens(self, call: dict[str, Any]) -> tuple[int, str]:
+        """Input tokens and how they were counted: litellm's counting (the provider's own API
+        where litellm has one, else a local tokenizer) unless the family overrides it."""
+        from .. import upstream
+
+        result = await upstream.litellm_route().count_tokens({k: call[k] for k in COUNT_ARGUMENTS if k in call})
+        if getattr(result, "error", False):
+            message = upstream.redact(str(result.error_message), [call.get("api_key")])
+            raise GatewayError(502, f"Token counting failed: {message}", error_type="api_error")
+        return int(result.total_tokens), str(result.tokenizer_type or "unknown")
 
 
 GENERIC = Family()

@@ -52,6 +52,15 @@ class Bedrock(Family):
                 return bedrock_api.ERROR_STATUS.get(name.split(":", 1)[0].strip().lower())
         return None
 
+    async def count_tokens(self, call: dict[str, Any]) -> tuple[int, str]:
+        """Claude: Bedrock's CountTokens. Others: a local tokenizer (litellm's acount_tokens
+        would try Bedrock's API without the region and the role's signature)."""
+        if is_claude(str(call["model"])):
+            return await bedrock_api.count_tokens(call), "bedrock_count_tokens"
+        from .. import upstream
+
+        return upstream.litellm_route().count_locally(call), "local_tokenizer"
+
     async def send(self, call: dict[str, Any]) -> Any:
         if is_claude(str(call["model"])):
             return await bedrock_api.send(call)
