@@ -1,0 +1,22 @@
+"""Every provider family's fake, started together, with the providers-secret entries and
+models that point the gateway at them: what scripts/serve offers offline, and what a test
+needs to reach every family at once. Adding a family's fake is adding it here."""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+
+from tests.support.fake_bedrock import FakeBedrock
+
+BEDROCK_MODELS = {"bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0": {}, "bedrock/amazon.nova-lite-v1:0": {}}
+
+
+def start_family_fakes(stack: ExitStack) -> tuple[dict, dict]:
+    """(provider entries, models) for every family but Anthropic's and OpenAI's (fake_upstream
+    serves those); the fakes stop when `stack` closes. Bedrock checks the SigV4 signature
+    against this process's AWS credentials (moto's, locally), as the gateway signs with them."""
+    bedrock = stack.enter_context(FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                                              secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1"))
+    providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}}
+    return providers, dict(BEDROCK_MODELS)
