@@ -8,8 +8,11 @@ import os
 from contextlib import ExitStack
 
 from tests.support.fake_bedrock import FakeBedrock
+from tests.support.fake_gemini import FakeGemini
 
 BEDROCK_MODELS = {"bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0": {}, "bedrock/amazon.nova-lite-v1:0": {}}
+GEMINI_MODELS = {"gemini/gemini-2.5-flash": {}}
+GEMINI_TEST_KEY = "AIza-fake-gemini-credential-0003"
 
 
 def start_family_fakes(stack: ExitStack) -> tuple[dict, dict]:
@@ -18,5 +21,7 @@ def start_family_fakes(stack: ExitStack) -> tuple[dict, dict]:
     against this process's AWS credentials (moto's, locally), as the gateway signs with them."""
     bedrock = stack.enter_context(FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
                                               secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1"))
-    providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}}
-    return providers, dict(BEDROCK_MODELS)
+    gemini = stack.enter_context(FakeGemini(api_key=GEMINI_TEST_KEY))
+    providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url},
+                 "gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url}}
+    return providers, {**BEDROCK_MODELS, **GEMINI_MODELS}

@@ -1,0 +1,100 @@
+"""Google's Gemini API end to end: the official anthropic SDK, the gateway (litellm's
+Gemini route), the fake Gemini API."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+from tests.support.fake_gemini import FakeGemini
+from tests.support.family_fakes import GEMINI_TEST_KEY
+from tests.support.stack import ANTHROPIC_TEST_KEY, new_stack, serve
+
+GEMINI = "gemini/gemini-2.5-flash"
+DIRECT_CLAUDE = "anthropic/claude-sonnet-4-5"
+TOOL = {"name": "lookup", "description": "Look a thing up.",
+        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+
+
+@pytest.fixture(scope="module")
+def gemini():
+    with FakeGemini(api_key=GEMINI_TEST_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def gateway(moto_endpoint, fake, gemini):
+    gemini.clear()
+    gemini.clear_faults()
+    stack = new_stack(fake.url)
+    stack.put_providers({
+        "providers": {"anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": fake.url},
+                      "gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url}},
+        "models": {DIRECT_CLAUDE: {}, GEMINI: {}}})
+    with serve(stack) as server:
+        key = stack.add_key(name="gemini")
+        yield stack, key, anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
+    gemini.clear_faults()
+
+
+def ask(text="hello there"):
+    return [{"role": "user", "content": text}]
+
+
+def test_gemini_answers_and_streams_in_anthropics_grammar_metered_to_the_token(gateway, gemini):
+    stack, key, client = gateway
+    message = client.messages.create(model=GEMINI, max_tokens=50, system="be brief", messages=ask())
+    assert message.model == GEMINI and message.content[0].text == "Hello from gemini-2.5-flash: hello there"
+    assert gemini.last().headers["x-goog-api-key"] == GEMINI_TEST_KEY
+    with client.messages.stream(model=GEMINI, max_tokens=50, messages=ask()) as stream:
+        events = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    assert final.content[0].text == "Hello from gemini-2.5-flash: hello there"
+    assert gemini.last().path.endswith(":streamGenerateContent?alt=sse")
+    told = gemini.reported_totals()
+    month = stack.month(key, requests=2)
+    assert (month["input_tokens"], month["output_tokens"]) == (told["input_tokens"], told["output_tokens"])
+    assert month["cost_usd"] > 0, "Gemini must be priced from litellm's price map"
+
+
+def test_a_tool_result_round_trips_through_gemini(gateway):
+    _, _, client = gateway
+    first = client.messages.create(model=GEMINI, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
+    call = next(block for block in first.content if block.type == "tool_use")
+    assert first.stop_reason == "tool_use" and call.input == {"query": "find cats"}
+    second = client.messages.create(model=GEMINI, max_tokens=50, tools=[TOOL], messages=[
+        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
+    assert second.content[0].text == "Tool said: three cats"
+
+
+@pytest.mark.parametrize("status, code, error_type", [
+    ("RESOURCE_EXHAUSTED", 429, "rate_limit_error"),
+    ("UNAVAILABLE", 529, "overloaded_error"),
+    ("INVALID_ARGUMENT", 400, "invalid_request_error"),
+])
+def test_googles_errors_reach_the_caller_in_anthropics_terms(gateway, gemini, status, code, error_type):
+    _, _, client = gateway
+    gemini.error("gemini-2.5-flash", status, f"Google says {status}")
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        client.messages.create(model=GEMINI, max_tokens=50, messages=ask())
+    assert raised.value.status_code == code, f"{status} reached the caller as {raised.value.status_code}"
+    assert raised.value.body["error"]["type"] == error_type
+    if code == 400:
+        assert f"Google says {status}" in raised.value.body["error"]["message"]
+
+
+def test_anthropic_falls_back_to_gemini(gateway, fake):
+    _, _, client = gateway
+    fake.fail("claude-sonnet-4-5", status=529)
+    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
+                                                   extra_body={"fallbacks": [GEMINI]})
+    assert raw.parse().model == GEMINI and raw.headers["x-edenai-model"] == GEMINI
+
+
+def test_count_tokens_for_gemini_says_how_it_counted(gateway):
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.count_tokens(model=GEMINI, messages=ask("one two three"))
+    assert raw.parse().input_tokens > 0
+    assert raw.headers["x-edenai-token-count-method"]
