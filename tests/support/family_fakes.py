@@ -7,12 +7,16 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 
+from tests.support.fake_azure import FakeAzure
 from tests.support.fake_bedrock import FakeBedrock
 from tests.support.fake_gemini import FakeGemini
 
 BEDROCK_MODELS = {"bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0": {}, "bedrock/amazon.nova-lite-v1:0": {}}
 GEMINI_MODELS = {"gemini/gemini-2.5-flash": {}}
 GEMINI_TEST_KEY = "AIza-fake-gemini-credential-0003"
+AZURE_TEST_KEY = "azure-fake-credential-0004"
+AZURE_API_VERSION = "2024-10-21"
+AZURE_MODELS = {"azure/prod-chat": {"base_model": "gpt-4o"}}  # a deployment, priced as what it deploys
 
 
 def start_family_fakes(stack: ExitStack) -> tuple[dict, dict]:
@@ -22,6 +26,10 @@ def start_family_fakes(stack: ExitStack) -> tuple[dict, dict]:
     bedrock = stack.enter_context(FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
                                               secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1"))
     gemini = stack.enter_context(FakeGemini(api_key=GEMINI_TEST_KEY))
+    azure = stack.enter_context(FakeAzure(api_key=AZURE_TEST_KEY, api_versions={AZURE_API_VERSION},
+                                          deployments={"prod-chat"}))
     providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url},
-                 "gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url}}
-    return providers, {**BEDROCK_MODELS, **GEMINI_MODELS}
+                 "gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url},
+                 "azure": {"type": "azure", "api_key": AZURE_TEST_KEY, "api_base": azure.url,
+                           "api_version": AZURE_API_VERSION}}
+    return providers, {**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS}
