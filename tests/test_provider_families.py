@@ -8,6 +8,7 @@ and relayed messages never carry a credential, whatever the type calls it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from handler import families
 from handler.admin import describe_providers
-from handler.providers import build_catalogue, parse_providers
+from handler.providers import Provider, build_catalogue, parse_providers
 from handler.upstream_request import build_call
 
 SERVICE_ACCOUNT = {"type": "service_account", "client_email": "gw@proj.iam.gserviceaccount.com",
@@ -40,6 +41,14 @@ MODELS = {"anthropic/claude-sonnet-4-5": {}, "openai/gpt-4o-mini": {},
           "azure/prod-chat": {"base_model": "gpt-4o"}}
 CREDENTIALS = ("sk-ant-secret-0001", "sk-openai-secret-0002", "AIza-gemini-secret-0003", "azure-secret-0004",
                "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC")
+
+
+GOOGLE_AUTH = importlib.util.find_spec("google") is not None and importlib.util.find_spec("google.auth") is not None
+SERVED = {name: conf for name, conf in EVERY_FAMILY.items() if name != "vertex" or GOOGLE_AUTH}
+SERVED_MODELS = {model: info for model, info in MODELS.items() if model.partition("/")[0] in SERVED}
+
+
+VERTEX = Provider("vertex", "vertex_ai", settings={k: v for k, v in EVERY_FAMILY["vertex"].items() if k != "type"})
 
 
 def providers_set(document: dict, tmp_path) -> subprocess.CompletedProcess:
@@ -65,7 +74,7 @@ def test_each_family_is_found_by_its_type_and_an_unknown_type_is_a_plain_litellm
     ("anthropic", {}, "api_key"),
 ], ids=["bedrock", "azure", "vertex", "gemini", "anthropic"])
 def test_providers_set_says_which_required_field_an_entry_is_missing(moto_endpoint, tmp_path, name, conf, missing):
-    result = providers_set({"providers": {**EVERY_FAMILY, name: conf}, "models": MODELS}, tmp_path)
+    result = providers_set({"providers": {**SERVED, name: conf}, "models": SERVED_MODELS}, tmp_path)
     assert result.returncode == 1, f"an unusable {name!r} entry was stored: {result.stdout}"
     assert f"provider {name!r}: missing {missing}" in result.stderr, result.stderr
 
@@ -80,23 +89,28 @@ def test_providers_set_refuses_a_bedrock_key_and_fields_its_type_does_not_read(m
 
 
 def test_providers_set_stores_every_family_and_show_names_no_credential(moto_endpoint, tmp_path):
-    result = providers_set({"providers": EVERY_FAMILY, "models": MODELS}, tmp_path)
+    result = providers_set({"providers": SERVED, "models": SERVED_MODELS}, tmp_path)
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
-    assert shown["models"] == sorted(MODELS)
+    assert shown["models"] == sorted(SERVED_MODELS)
     assert shown["providers"]["bedrock"] == {"type": "bedrock", "api_base": None, "api_key": "none",
                                              "aws_region": "eu-west-3"}
-    assert shown["providers"]["vertex"]["credentials"] == "set"
     assert shown["providers"]["azure"]["api_version"] == "2024-10-21"
     for credential in CREDENTIALS:
         assert credential not in result.stdout, f"providers set printed a credential: {credential}"
 
 
+@pytest.mark.skipif(GOOGLE_AUTH, reason="google-auth is installed here: Vertex entries are usable")
+def test_a_vertex_entry_is_refused_while_the_deployment_lacks_google_auth(moto_endpoint, tmp_path):
+    result = providers_set({"providers": EVERY_FAMILY, "models": MODELS}, tmp_path)
+    assert result.returncode == 1
+    assert "provider 'vertex': vertex_ai needs google-auth" in result.stderr, result.stderr
+
+
 def test_a_provider_carries_its_type_fields_but_never_shows_credentials():
-    providers = parse_providers({"providers": EVERY_FAMILY})
-    assert set(providers) == set(EVERY_FAMILY)
-    text = repr(providers) + json.dumps(describe_providers(build_catalogue({"providers": EVERY_FAMILY,
-                                                                          "models": MODELS}, {})))
+    providers = {**parse_providers({"providers": SERVED}), "vertex": VERTEX}
+    text = repr(providers) + json.dumps(describe_providers(build_catalogue({"providers": SERVED,
+                                                                          "models": SERVED_MODELS}, {})))
     for credential in CREDENTIALS:
         assert credential not in text
     assert SERVICE_ACCOUNT["private_key"] in providers["vertex"].secrets  # redacted from relayed messages
@@ -110,7 +124,7 @@ def test_the_gateway_leaves_out_an_entry_its_family_cannot_use(caplog):
 
 
 def connection_of(model_id: str) -> dict:
-    catalogue = build_catalogue({"providers": EVERY_FAMILY, "models": MODELS}, {})
+    catalogue = build_catalogue({"providers": SERVED, "models": SERVED_MODELS}, {})
     call = build_call({"model": model_id, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
                       catalogue.models[model_id], anthropic_beta=None, timeout=10)
     return {k: v for k, v in call.items() if k not in ("messages", "max_tokens", "stream", "timeout", "max_retries")}
@@ -122,7 +136,7 @@ def test_each_family_gets_its_own_connection_arguments_from_the_secret():
     assert connection_of("azure/prod-chat") == {
         "model": "azure/prod-chat", "api_key": "azure-secret-0004", "api_base": "https://res.openai.azure.com",
         "api_version": "2024-10-21"}
-    vertex = connection_of("vertex/gemini-2.5-flash")
+    vertex = families.family("vertex_ai").connection(VERTEX)
     assert (vertex["vertex_project"], vertex["vertex_location"]) == ("proj", "europe-west4")
     assert json.loads(vertex["vertex_credentials"]) == SERVICE_ACCOUNT
     assert connection_of("gemini/gemini-2.5-flash") == {"model": "gemini/gemini-2.5-flash",
@@ -130,7 +144,7 @@ def test_each_family_gets_its_own_connection_arguments_from_the_secret():
 
 
 def test_claude_on_bedrock_takes_anthropic_fields_and_nova_does_not():
-    catalogue = build_catalogue({"providers": EVERY_FAMILY, "models": MODELS}, {})
+    catalogue = build_catalogue({"providers": SERVED, "models": SERVED_MODELS}, {})
     body = {"max_tokens": 2000, "messages": [{"role": "user", "content": "hi"}], "top_k": 5,
             "thinking": {"type": "enabled", "budget_tokens": 1024}}
     claude = build_call({**body, "model": "x"}, catalogue.models["bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"],
@@ -144,5 +158,5 @@ def test_claude_on_bedrock_takes_anthropic_fields_and_nova_does_not():
 
 def test_an_azure_deployment_is_priced_as_its_base_model():
     cost_map = {"azure/gpt-4o": {"input_cost_per_token": 2.5e-6, "output_cost_per_token": 1e-5, "mode": "chat"}}
-    model = build_catalogue({"providers": EVERY_FAMILY, "models": MODELS}, cost_map).models["azure/prod-chat"]
+    model = build_catalogue({"providers": SERVED, "models": SERVED_MODELS}, cost_map).models["azure/prod-chat"]
     assert model.info["input_cost_per_token"] == 2.5e-6 and model.info["output_cost_per_token"] == 1e-5

@@ -2,10 +2,15 @@
 
 The credential is a service account's JSON key: litellm exchanges it for an
 OAuth token at the key's `token_uri`. The whole key is a credential.
+litellm does that exchange with google-auth, which the Lambda package does not
+carry (with cryptography it would take the package past its zip budget: README,
+Provider families), so without it an entry is refused rather than failing on
+every call.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import Any, Mapping
 
@@ -20,6 +25,8 @@ class VertexAI(Family):
 
     def problems(self, conf: Mapping[str, Any]) -> list[str]:
         found = super().problems(conf)
+        if importlib.util.find_spec("google") is None or importlib.util.find_spec("google.auth") is None:
+            found.append("vertex_ai needs google-auth, which this deployment does not include")
         key = conf.get("credentials")
         if isinstance(key, str):
             try:
