@@ -32,16 +32,16 @@ def providers_document() -> tuple[dict, str]:
     from tests.support.stack import TEST_MODELS
 
     fake = FakeUpstream().start()
-    families, family_models = start_family_fakes(ExitStack())  # serve until the process ends
+    families = start_family_fakes(ExitStack())  # serve until the process ends
     document = {
         "providers": {
             "anthropic": {"api_key": "sk-ant-local-fake", "api_base": fake.url},
             "openai": {"api_key": "sk-openai-local-fake", "api_base": fake.url + "/v1"},
-            **families,
+            **families.providers,
         },
-        "models": {**TEST_MODELS, **family_models},
+        "models": {**TEST_MODELS, **families.models},
     }
-    return document, f"offline fake providers at {fake.url} and {', '.join(sorted(families))}"
+    return document, f"offline fake providers at {fake.url} and {', '.join(sorted(families.providers))}"
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 from tests.support.fake_azure import FakeAzure
 from tests.support.fake_bedrock import FakeBedrock
@@ -19,9 +20,16 @@ AZURE_API_VERSION = "2024-10-21"
 AZURE_MODELS = {"azure/prod-chat": {"base_model": "gpt-4o"}}  # a deployment, priced as what it deploys
 
 
-def start_family_fakes(stack: ExitStack) -> tuple[dict, dict]:
-    """(provider entries, models) for every family but Anthropic's and OpenAI's (fake_upstream
-    serves those); the fakes stop when `stack` closes. Bedrock checks the SigV4 signature
+@dataclass
+class FamilyFakes:
+    providers: dict  # providers-secret entries pointing at the fakes
+    models: dict     # the `models` they serve
+    fakes: dict      # provider name -> its fake, to inject failures
+
+
+def start_family_fakes(stack: ExitStack) -> FamilyFakes:
+    """Every family's fake but Anthropic's and OpenAI's (fake_upstream serves those), with
+    its entries and models; the fakes stop when `stack` closes. Bedrock checks the SigV4 signature
     against this process's AWS credentials (moto's, locally), as the gateway signs with them."""
     bedrock = stack.enter_context(FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
                                               secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1"))
@@ -32,4 +40,5 @@ def start_family_fakes(stack: ExitStack) -> tuple[dict, dict]:
                  "gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url},
                  "azure": {"type": "azure", "api_key": AZURE_TEST_KEY, "api_base": azure.url,
                            "api_version": AZURE_API_VERSION}}
-    return providers, {**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS}
+    return FamilyFakes(providers, {**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS},
+                       {"bedrock": bedrock, "gemini": gemini, "azure": azure})
