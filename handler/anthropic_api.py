@@ -118,6 +118,11 @@ async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]
         await _fail_with(response)
     if body.get("stream") and response.headers.get("content-type", "").startswith("text/event-stream"):
         return _chunks(response)
+    return await json_answer(response)
+
+
+async def json_answer(response: httpx.Response) -> dict[str, Any]:
+    """A non-streamed answer's JSON object, or a 502 saying what came instead."""
     try:
         raw = await response.aread()
     finally:

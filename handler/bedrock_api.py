@@ -161,13 +161,8 @@ async def count_tokens(call: Mapping[str, Any]) -> int:
                                                   timeout=call.get("timeout")), stream=True)
     if response.status_code >= 300:
         await _fail_with(response)
-    try:
-        answer = json.loads(await response.aread())
-    except ValueError:
-        answer = None
-    finally:
-        await response.aclose()
-    if not isinstance(answer, dict) or not isinstance(answer.get("inputTokens"), int):
+    answer = await anthropic_api.json_answer(response)
+    if not isinstance(answer.get("inputTokens"), int):
         raise GatewayError(502, "Bedrock's token count is not a number.", error_type="api_error")
     return answer["inputTokens"]
 
@@ -183,14 +178,4 @@ async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]
         await _fail_with(response)
     if call.get("stream"):
         return _events(response)
-    try:
-        raw = await response.aread()
-    finally:
-        await response.aclose()
-    try:
-        answer = json.loads(raw)
-    except ValueError:
-        raise GatewayError(502, "Bedrock's answer is not JSON.", error_type="api_error") from None
-    if not isinstance(answer, dict):
-        raise GatewayError(502, "Bedrock's answer is not an object.", error_type="api_error")
-    return answer
+    return await anthropic_api.json_answer(response)

@@ -7,12 +7,10 @@ import anthropic
 import pytest
 
 from tests.support.fake_azure import FakeAzure
-from tests.support.family_fakes import AZURE_API_VERSION, AZURE_TEST_KEY
-from tests.support.stack import ANTHROPIC_TEST_KEY, new_stack, serve
 from handler import price_map
+from tests.support.family_fakes import AZURE_API_VERSION, AZURE_TEST_KEY, DIRECT_CLAUDE, family_gateway
 
 AZURE = "azure/prod-chat"
-DIRECT_CLAUDE = "anthropic/claude-sonnet-4-5"
 TOOL = {"name": "lookup", "description": "Look a thing up.",
         "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 
@@ -27,15 +25,10 @@ def azure():
 def gateway(moto_endpoint, fake, azure):
     azure.clear()
     azure.clear_faults()
-    stack = new_stack(fake.url)
-    stack.put_providers({
-        "providers": {"anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": fake.url},
-                      "azure": {"type": "azure", "api_key": AZURE_TEST_KEY, "api_base": azure.url,
-                                "api_version": AZURE_API_VERSION}},
-        "models": {DIRECT_CLAUDE: {}, AZURE: {"base_model": "gpt-4o"}}})
-    with serve(stack) as server:
-        key = stack.add_key(name="azure")
-        yield stack, key, anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
+    providers = {"azure": {"type": "azure", "api_key": AZURE_TEST_KEY, "api_base": azure.url,
+                           "api_version": AZURE_API_VERSION}}
+    with family_gateway(fake.url, providers, {AZURE: {"base_model": "gpt-4o"}}) as running:
+        yield running
     azure.clear_faults()
 
 

@@ -15,11 +15,10 @@ import anthropic
 import pytest
 
 from tests.support.fake_bedrock import FakeBedrock
-from tests.support.stack import ANTHROPIC_TEST_KEY, new_stack, serve
+from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
 CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "bedrock/amazon.nova-lite-v1:0"
-DIRECT_CLAUDE = "anthropic/claude-sonnet-4-5"
 TOOL = {"name": "lookup", "description": "Look a thing up.",
         "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 
@@ -41,14 +40,9 @@ def gateway(moto_endpoint, fake, bedrock):
     bedrock.clear()
     bedrock.clear_faults()
     bedrock.cache_read = False
-    stack = new_stack(fake.url)
-    stack.put_providers({
-        "providers": {"anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": fake.url},
-                      "bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}},
-        "models": {DIRECT_CLAUDE: {}, CLAUDE: {}, NOVA: {}}})
-    with serve(stack) as server:
-        key = stack.add_key(name="bedrock")
-        yield stack, key, anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
+    providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}}
+    with family_gateway(fake.url, providers, {CLAUDE: {}, NOVA: {}}) as running:
+        yield running
     bedrock.clear_faults()
 
 

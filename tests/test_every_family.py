@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-import anthropic
 import pytest
 
-from tests.support.family_fakes import AZURE_MODELS, BEDROCK_MODELS, GEMINI_MODELS, start_family_fakes
-from tests.support.stack import ANTHROPIC_TEST_KEY, new_stack, serve
+from tests.support.family_fakes import (
+    AZURE_MODELS, BEDROCK_MODELS, DIRECT_CLAUDE, GEMINI_MODELS, family_gateway, start_family_fakes,
+)
 
-DIRECT_CLAUDE = "anthropic/claude-sonnet-4-5"
 BEDROCK_CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
 GEMINI = "gemini/gemini-2.5-flash"
 
@@ -27,13 +26,8 @@ def families(moto_endpoint):
 def client(moto_endpoint, fake, families):
     for family_fake in families.fakes.values():
         family_fake.clear_faults()
-    stack = new_stack(fake.url)
-    stack.put_providers({"providers": {"anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": fake.url},
-                                       **families.providers},
-                         "models": {DIRECT_CLAUDE: {}, **families.models}})
-    with serve(stack) as server:
-        yield anthropic.Anthropic(api_key=stack.add_key(name="all"), base_url=server.url + "/v3", max_retries=0,
-                                  timeout=20)
+    with family_gateway(fake.url, families.providers, families.models) as (_, _, sdk):
+        yield sdk
 
 
 @pytest.mark.parametrize("model", sorted({**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS}))

@@ -7,11 +7,9 @@ import anthropic
 import pytest
 
 from tests.support.fake_gemini import FakeGemini
-from tests.support.family_fakes import GEMINI_TEST_KEY
-from tests.support.stack import ANTHROPIC_TEST_KEY, new_stack, serve
+from tests.support.family_fakes import DIRECT_CLAUDE, GEMINI_TEST_KEY, family_gateway
 
 GEMINI = "gemini/gemini-2.5-flash"
-DIRECT_CLAUDE = "anthropic/claude-sonnet-4-5"
 TOOL = {"name": "lookup", "description": "Look a thing up.",
         "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 
@@ -26,14 +24,9 @@ def gemini():
 def gateway(moto_endpoint, fake, gemini):
     gemini.clear()
     gemini.clear_faults()
-    stack = new_stack(fake.url)
-    stack.put_providers({
-        "providers": {"anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": fake.url},
-                      "gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url}},
-        "models": {DIRECT_CLAUDE: {}, GEMINI: {}}})
-    with serve(stack) as server:
-        key = stack.add_key(name="gemini")
-        yield stack, key, anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
+    with family_gateway(fake.url, {"gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url}},
+                        {GEMINI: {}}) as running:
+        yield running
     gemini.clear_faults()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from .. import anthropic_api
 from .base import Family
@@ -10,15 +10,8 @@ from .base import Family
 
 class Anthropic(Family):
     type = "anthropic"
-    optional = ("api_key",)
     default_api_base = "https://api.anthropic.com"
-
-    def problems(self, conf: Mapping[str, Any]) -> list[str]:
-        # Without api_base the call goes to Anthropic, which needs a key; a self-hosted
-        # server at an api_base may not.
-        if not conf.get("api_key") and not conf.get("api_base"):
-            return ["missing api_key (type 'anthropic' needs api_key, or api_base for a server without keys)"]
-        return []
+    key_or_api_base = True
 
     def speaks_anthropic(self, model_name: str) -> bool:
         return True

@@ -38,9 +38,13 @@ class Family:
     # from reading *_BASE_URL from the environment (which, on a developer's machine, may
     # point back at this gateway).
     default_api_base: str | None = None
+    # A self-hosted server of this dialect may need no key: an api_base then stands in for it.
+    key_or_api_base = False
 
     def problems(self, conf: Mapping[str, Any]) -> list[str]:
         """Why an entry cannot be used, in words an operator can act on (empty: it can)."""
+        if self.key_or_api_base and not conf.get("api_key") and not conf.get("api_base"):
+            return [f"missing api_key (type {self.type!r} needs api_key, or api_base for a server without keys)"]
         missing = [name for name in self.required if conf.get(name) in (None, "", {})]
         if not missing:
             return []

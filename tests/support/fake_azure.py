@@ -14,18 +14,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.support.fake_upstream import OPENAI, FakeUpstream, Recorded, _Handler
+from tests.support.fake_upstream import OPENAI, FakeUpstream, ModelInPathHandler, Recorded
 
 
-class _AzureHandler(_Handler):
+class _AzureHandler(ModelInPathHandler):
     server_version = "FakeAzure/1.0"
 
-    def _route(self, path: str, body: dict | None):
-        if path.startswith("/_fake/"):
-            return self._control(path, body)
-        if self.command == "GET" and path == "/health":
-            return self._send_json(200, {"status": "ok"})
-        headers = {name.lower(): value for name, value in self.headers.items()}
+    def _serve(self, path: str, body: dict | None, headers: dict):
         parts = unquote(path).split("/")
         if self.command != "POST" or len(parts) != 6 or parts[1:3] != ["openai", "deployments"] \
                 or parts[4:] != ["chat", "completions"]:

@@ -33,8 +33,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.support.fake_upstream import (
-    ANTHROPIC, FakeUpstream, Recorded, _anthropic_frames, _anthropic_message, _anthropic_prompt, _Fault,
-    _fragments, _frame_json, _Handler, _input_words, _int_or_none, _pieces, _Prompt, _picked_tool, _stop_list,
+    ANTHROPIC, FakeUpstream, ModelInPathHandler, Recorded, _anthropic_frames, _anthropic_message, _anthropic_prompt, _Fault,
+    _fragments, _frame_json, _input_words, _int_or_none, _pieces, _Prompt, _picked_tool, _stop_list,
     _tool_json,
 )
 
@@ -193,15 +193,10 @@ def converse_stream(reply) -> list[bytes]:
 
 # --------------------------------------------------------------------------- HTTP
 
-class _BedrockHandler(_Handler):
+class _BedrockHandler(ModelInPathHandler):
     server_version = "FakeBedrock/1.0"
 
-    def _route(self, path: str, body: dict | None):
-        if path.startswith("/_fake/"):
-            return self._control(path, body)
-        if self.command == "GET" and path == "/health":
-            return self._send_json(200, {"status": "ok"})
-        headers = {name.lower(): value for name, value in self.headers.items()}
+    def _serve(self, path: str, body: dict | None, headers: dict):
         parts = path.split("/")
         if self.command != "POST" or len(parts) != 4 or parts[1] != "model" or parts[3] not in (
                 "invoke", "invoke-with-response-stream", "converse", "converse-stream", "count-tokens"):

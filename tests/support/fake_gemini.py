@@ -20,7 +20,7 @@ import json
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.support.fake_upstream import (
-    ANTHROPIC, FakeUpstream, Recorded, _Fault, _Handler, _input_words, _int_or_none, _pieces, _Prompt, _picked_tool,
+    ANTHROPIC, FakeUpstream, ModelInPathHandler, Recorded, _Fault, _input_words, _int_or_none, _pieces, _Prompt, _picked_tool,
     _stop_list,
 )
 
@@ -113,15 +113,10 @@ def gemini_usage_reported(reply) -> dict:
             "cache_read_input_tokens": cached}
 
 
-class _GeminiHandler(_Handler):
+class _GeminiHandler(ModelInPathHandler):
     server_version = "FakeGemini/1.0"
 
-    def _route(self, path: str, body: dict | None):
-        if path.startswith("/_fake/"):
-            return self._control(path, body)
-        if self.command == "GET" and path == "/health":
-            return self._send_json(200, {"status": "ok"})
-        headers = {name.lower(): value for name, value in self.headers.items()}
+    def _serve(self, path: str, body: dict | None, headers: dict):
         query = parse_qs(urlsplit(self.path).query)
         name, _, action = unquote(path).rpartition(":")
         model = name.rpartition("/models/")[2] if "/models/" in name or name.startswith("models/") else ""

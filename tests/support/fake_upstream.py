@@ -587,6 +587,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.close()
 
 
+class ModelInPathHandler(_Handler):
+    """Base of the fakes whose provider names the model in the URL (Bedrock, Gemini, Azure):
+    the control and health routes are shared; `_serve(path, body, headers)` is the provider's."""
+
+    def _route(self, path: str, body: dict | None):
+        if path.startswith("/_fake/"):
+            return self._control(path, body)
+        if self.command == "GET" and path == "/health":
+            return self._send_json(200, {"status": "ok"})
+        return self._serve(path, body, {name.lower(): value for name, value in self.headers.items()})
+
+    def _serve(self, path: str, body: dict | None, headers: dict):
+        raise NotImplementedError
+
+
 class _Server(ThreadingHTTPServer):
     """Threaded server tuned for many short keep-alive connections from tests and benchmarks."""
 

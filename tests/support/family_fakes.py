@@ -5,12 +5,18 @@ needs to reach every family at once. Adding a family's fake is adding it here.""
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Iterator
+
+import anthropic
 
 from tests.support.fake_azure import FakeAzure
 from tests.support.fake_bedrock import FakeBedrock
 from tests.support.fake_gemini import FakeGemini
+from tests.support.stack import ANTHROPIC_TEST_KEY, Stack, new_stack, serve
+
+DIRECT_CLAUDE = "anthropic/claude-sonnet-4-5"
 
 BEDROCK_MODELS = {"bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0": {}, "bedrock/amazon.nova-lite-v1:0": {}}
 GEMINI_MODELS = {"gemini/gemini-2.5-flash": {}}
@@ -42,3 +48,16 @@ def start_family_fakes(stack: ExitStack) -> FamilyFakes:
                            "api_version": AZURE_API_VERSION}}
     return FamilyFakes(providers, {**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS},
                        {"bedrock": bedrock, "gemini": gemini, "azure": azure})
+
+
+@contextmanager
+def family_gateway(upstream_url: str, providers: dict, models: dict) -> Iterator[tuple[Stack, str, anthropic.Anthropic]]:
+    """A gateway serving Anthropic's fake (DIRECT_CLAUDE, for fallbacks) and `providers`:
+    (its stack, a key, the official SDK pointed at it with no retries of its own)."""
+    stack = new_stack(upstream_url)
+    stack.put_providers({"providers": {"anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": upstream_url},
+                                       **providers},
+                         "models": {DIRECT_CLAUDE: {}, **models}})
+    with serve(stack) as server:
+        key = stack.add_key(name="families")
+        yield stack, key, anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
