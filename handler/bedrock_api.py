@@ -15,6 +15,7 @@ SSE events (base64), relayed as SSE.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 from typing import Any, AsyncIterator, Mapping
@@ -26,7 +27,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.eventstream import EventStreamBuffer, ParserError
 from botocore.session import Session
 
-from . import anthropic_api, sse
+from . import anthropic_api, price_map, sse
 from .anthropic_api import UpstreamStatus
 from .errors import GatewayError
 
@@ -45,6 +46,9 @@ ERROR_STATUS = {
     "resourcenotfoundexception": 404, "internalserverexception": 500,
     "modelstreamerrorexception": 500, "modelerrorexception": 500,
 }
+
+# litellm's record of the Anthropic betas each provider accepts, and their names there.
+BETA_MAP_FILE = "anthropic_beta_headers_config.json"
 
 _credentials_lock = threading.Lock()
 _credentials: Any = None
@@ -70,6 +74,23 @@ def forget_credentials() -> None:
         _credentials = None
 
 
+@functools.cache
+def _beta_names() -> dict[str, str | None]:
+    """Bedrock's column of litellm's beta map, read without importing litellm (as price_map
+    reads the prices): a beta with no name there is one Bedrock does not take."""
+    document = json.loads(price_map.bundled_path().with_name(BETA_MAP_FILE).read_bytes())
+    return document.get("bedrock") or {}
+
+
+def bedrock_betas(header: str) -> list[str]:
+    """The caller's betas that Bedrock takes, by Bedrock's names. Bedrock refuses a request
+    with any other (`invalid beta flag`), and clients such as Claude Code send several on
+    every call (claude-code-20250219, prompt-caching-scope-...): those are dropped."""
+    names = _beta_names()
+    kept = (names.get(beta.strip()) for beta in header.split(","))
+    return list(dict.fromkeys(name for name in kept if name))
+
+
 def endpoint(call: Mapping[str, Any]) -> str:
     return (call.get("api_base") or f"https://bedrock-runtime.{call['aws_region_name']}.amazonaws.com").rstrip("/")
 
@@ -78,9 +99,9 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
     """URL, headers and body of one InvokeModel call (unsigned; pure)."""
     body = {name: value for name, value in call.items() if name not in CONNECTION_KEYS}
     body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
-    betas = (call.get("extra_headers") or {}).get("anthropic-beta")
+    betas = bedrock_betas((call.get("extra_headers") or {}).get("anthropic-beta") or "")
     if betas:
-        body["anthropic_beta"] = [beta.strip() for beta in betas.split(",") if beta.strip()]
+        body["anthropic_beta"] = betas
     model_id = str(call["model"]).partition("/")[2]
     action = "invoke-with-response-stream" if call.get("stream") else "invoke"
     url = f"{endpoint(call)}/model/{quote(model_id, safe='')}/{action}"

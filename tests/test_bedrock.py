@@ -14,6 +14,7 @@ import os
 import anthropic
 import pytest
 
+from handler import bedrock_api
 from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -65,6 +66,31 @@ def test_claude_on_bedrock_answers_signed_with_the_environments_credentials(gate
     assert sent.body == {"anthropic_version": "bedrock-2023-05-31", "anthropic_beta": ["context-1m-2025-08-07"],
                          "max_tokens": 50, "messages": ask(), "metadata": {"user_id": "u-1"}, "top_k": 5}, \
         "Claude on Bedrock must get every Anthropic field the caller sent"
+
+
+def test_a_role_session_token_is_signed_into_the_request(gateway, bedrock, monkeypatch):
+    """A Lambda role's credentials are temporary: their session token must travel, signed."""
+    _, _, client = gateway
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "role-session-token-0001")
+    bedrock_api.forget_credentials()
+    try:
+        client.messages.create(model=CLAUDE, max_tokens=50, messages=ask())
+    finally:
+        monkeypatch.delenv("AWS_SESSION_TOKEN")
+        bedrock_api.forget_credentials()
+    sent = bedrock.last()
+    assert sent.headers["x-amz-security-token"] == "role-session-token-0001"
+    assert "x-amz-security-token" in sent.headers["authorization"].split("SignedHeaders=")[1].split(",")[0]
+
+
+def test_claude_codes_betas_reach_bedrock_only_where_bedrock_takes_them(gateway, bedrock):
+    _, _, client = gateway
+    betas = "claude-code-20250219,context-1m-2025-08-07,prompt-caching-scope-2026-01-05,context-management-2025-06-27"
+    message = client.messages.create(model=CLAUDE, max_tokens=50, messages=ask(),
+                                     extra_headers={"anthropic-beta": betas})
+    assert message.content[0].text == f"Hello from {upstream(CLAUDE)}: hello there", \
+        "Bedrock refuses unknown betas: Claude Code's own must not reach it"
+    assert bedrock.last().body["anthropic_beta"] == ["context-1m-2025-08-07", "context-management-2025-06-27"]
 
 
 def test_claude_on_bedrock_streams_in_anthropics_grammar_and_is_metered_to_the_token(gateway, bedrock):

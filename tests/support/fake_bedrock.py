@@ -49,6 +49,12 @@ ERROR_STATUS = {"ThrottlingException": 429, "ModelNotReadyException": 429, "Serv
 INVOKE_FIELDS = {"anthropic_version", "anthropic_beta", "max_tokens", "messages", "system", "stop_sequences",
                  "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "metadata",
                  "output_config", "context_management"}
+# The betas the fake's Claude takes (Bedrock's documentation for Claude's Messages API);
+# Bedrock refuses a request naming any other.
+ACCEPTED_BETAS = {"computer-use-2025-01-24", "computer-use-2025-11-24", "context-1m-2025-08-07",
+                  "context-management-2025-06-27", "effort-2025-11-24", "fine-grained-tool-streaming-2025-05-14",
+                  "interleaved-thinking-2025-05-14", "output-128k-2025-02-19", "token-efficient-tools-2025-02-19",
+                  "tool-search-tool-2025-10-19"}
 CONVERSE_STOP = {"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
                  "stop_sequence": "stop_sequence"}
 
@@ -241,6 +247,9 @@ class _BedrockHandler(ModelInPathHandler):
             return self._error(400, "ValidationException",
                                f"Malformed input request: #: extraneous key [{extraneous[0]}] is not permitted, "
                                "please reformat your input and try again.")
+        refused = sorted(set(body.get("anthropic_beta") or []) - ACCEPTED_BETAS)
+        if refused:
+            return self._error(400, "ValidationException", f"invalid beta flag: {refused[0]}")
         if body.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
             return self._error(400, "ValidationException", "Malformed input request: #: required key "
                                "[anthropic_version] not found, please reformat your input and try again.")
