@@ -83,7 +83,7 @@ class UpstreamStatus(Exception):
         self.retry_after = retry_after
 
 
-async def _fail_with(response: httpx.Response) -> None:
+async def fail_with(response: httpx.Response) -> None:
     raw = b""
     async for chunk in response.aiter_raw():
         raw += chunk
@@ -115,7 +115,7 @@ async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]
                                  timeout=call.get("timeout"))
     response = await http.send(request, stream=True)
     if response.status_code >= 300:
-        await _fail_with(response)
+        await fail_with(response)
     if body.get("stream") and response.headers.get("content-type", "").startswith("text/event-stream"):
         return _chunks(response)
     return await json_answer(response)

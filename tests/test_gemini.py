@@ -3,6 +3,8 @@ Gemini route), the fake Gemini API."""
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import pytest
 
@@ -86,9 +88,28 @@ def test_anthropic_falls_back_to_gemini(gateway, fake):
     assert raw.parse().model == GEMINI and raw.headers["x-edenai-model"] == GEMINI
 
 
-def test_count_tokens_for_gemini_says_how_it_counted(gateway):
+def test_count_tokens_asks_geminis_own_count_tokens(gateway, gemini):
     _, _, client = gateway
-    raw = client.messages.with_raw_response.count_tokens(model=GEMINI, messages=ask("one two three"))
-    assert raw.parse().input_tokens > 0
-    # litellm calls Gemini's countTokens only with google-genai installed (not in the package): it counts locally, and says so.
-    assert raw.headers["x-edenai-token-count-method"] == "local_tokenizer"
+    tool = {**TOOL, "input_schema": {**TOOL["input_schema"], "additionalProperties": False}}
+    messages = [*ask("one two three"),
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
+                                                   "input": {"query": "x"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "four five"}]}]
+    raw = client.messages.with_raw_response.count_tokens(model=GEMINI, system="be brief", tools=[tool],
+                                                         messages=messages)
+    assert raw.headers["x-edenai-token-count-method"] == "gemini_count_tokens"
+    assert raw.parse().input_tokens == 2 + 3 + 2 + 10, "Gemini's countTokens answer (the fake counts words)"
+    sent = gemini.last()
+    assert sent.path == "/models/gemini-2.5-flash:countTokens" and sent.headers["x-goog-api-key"] == GEMINI_TEST_KEY
+    request = sent.body["generateContentRequest"]
+    assert request["contents"][2]["parts"][0]["functionResponse"] == {"name": "lookup",
+                                                                      "response": {"content": "four five"}}
+    assert "additionalProperties" not in json.dumps(request["tools"]), "Gemini refuses JSON-schema-only keywords"
+
+
+def test_a_count_tokens_failure_at_gemini_is_reported_in_anthropics_terms(gateway, gemini):
+    _, _, client = gateway
+    gemini.error("gemini-2.5-flash", "RESOURCE_EXHAUSTED", "Quota exceeded for countTokens")
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        client.messages.count_tokens(model=GEMINI, messages=ask())
+    assert "Quota exceeded for countTokens" in raised.value.body["error"]["message"]

@@ -130,19 +130,19 @@ class _GeminiHandler(ModelInPathHandler):
             return self._error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
         if body is None:
             return self._error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
-        if action == "countTokens":
-            request = body.get("generateContentRequest") or body
-            return self._send_json(200, {"totalTokens": gemini_prompt(model, request).input_words})
         stream = action == "streamGenerateContent"
-        if stream and query.get("alt") != ["sse"]:
-            return self._error(400, "INVALID_ARGUMENT", "the fake streams only with alt=sse")
-        if not isinstance(body.get("contents"), list) or not body["contents"]:
-            return self._error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
         fault = fake._next_fault(model, stream)
         if fault and fault.action == "gemini_error":
             return self._error(**fault.args)
         if fault and fault.action == "reset":
             return self._reset()
+        if action == "countTokens":
+            request = body.get("generateContentRequest") or body
+            return self._send_json(200, {"totalTokens": gemini_prompt(model, request).input_words})
+        if stream and query.get("alt") != ["sse"]:
+            return self._error(400, "INVALID_ARGUMENT", "the fake streams only with alt=sse")
+        if not isinstance(body.get("contents"), list) or not body["contents"]:
+            return self._error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
         reply = fake._reply(gemini_prompt(model, body), ANTHROPIC)
         fake._report(model, [{"usage": gemini_usage_reported(reply)}])
         if not stream:
