@@ -24,6 +24,10 @@ TOOL = {"name": "lookup", "description": "Look a thing up.",
         "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 
 
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
+
+
 def upstream(model_id: str) -> str:
     return model_id.partition("/")[2]
 
@@ -120,6 +124,14 @@ def test_a_tool_result_round_trips_through_claude_on_bedrock(gateway, bedrock):
         *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
     assert second.content[0].text == "Tool said: three cats"
+
+
+def test_an_image_reaches_claude_on_bedrock_as_the_caller_sent_it(gateway, bedrock):
+    _, _, client = gateway
+    content = [IMAGE, {"type": "text", "text": "what is this"}]
+    message = client.messages.create(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": content}])
+    assert message.content[0].text == f"Hello from {upstream(CLAUDE)}: what is this"
+    assert bedrock.last().body["messages"][0]["content"] == content
 
 
 def test_signed_thinking_round_trips_through_claude_on_bedrock(gateway, bedrock):

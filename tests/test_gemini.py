@@ -12,6 +12,8 @@ from tests.support.fake_gemini import FakeGemini
 from tests.support.family_fakes import DIRECT_CLAUDE, GEMINI_TEST_KEY, family_gateway
 
 GEMINI = "gemini/gemini-2.5-flash"
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
 TOOL = {"name": "lookup", "description": "Look a thing up.",
         "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 
@@ -62,6 +64,16 @@ def test_a_tool_result_round_trips_through_gemini(gateway):
         *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
     assert second.content[0].text == "Tool said: three cats"
+
+
+def test_an_image_reaches_gemini_as_inline_data(gateway, gemini):
+    _, _, client = gateway
+    message = client.messages.create(model=GEMINI, max_tokens=50, messages=[
+        {"role": "user", "content": [IMAGE, {"type": "text", "text": "what is this"}]}])
+    assert message.content[0].text == "Hello from gemini-2.5-flash: what is this"
+    parts = gemini.last().body["contents"][0]["parts"]
+    inline = [p.get("inlineData") or p.get("inline_data") for p in parts if "inlineData" in p or "inline_data" in p]
+    assert inline and inline[0]["data"] == PIXEL, f"Gemini did not get the image: {parts}"
 
 
 @pytest.mark.parametrize("status, code, error_type", [
