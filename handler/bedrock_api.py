@@ -105,10 +105,9 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
     model_id = str(call["model"]).partition("/")[2]
     action = "invoke-with-response-stream" if call.get("stream") else "invoke"
     url = f"{endpoint(call)}/model/{quote(model_id, safe='')}/{action}"
-    headers = {
-        "content-type": "application/json",
-        "accept": "application/vnd.amazon.eventstream" if call.get("stream") else "application/json",
-    }
+    # InvokeModel takes the answer's type in Accept, the stream call in X-Amzn-Bedrock-Accept.
+    accept = "x-amzn-bedrock-accept" if call.get("stream") else "accept"
+    headers = {"content-type": "application/json", accept: "application/json"}
     return url, headers, json.dumps(body).encode()
 
 

@@ -87,6 +87,17 @@ def test_a_role_session_token_is_signed_into_the_request(gateway, bedrock, monke
     assert "x-amz-security-token" in sent.headers["authorization"].split("SignedHeaders=")[1].split(",")[0]
 
 
+@pytest.mark.parametrize("header", ["x-amzn-bedrock-service-tier", "X-Amzn-Bedrock-GuardrailIdentifier"])
+def test_a_caller_cannot_set_bedrocks_own_request_headers(gateway, bedrock, header):
+    """A priority service tier costs more than the price the gateway meters; a guardrail is the operator's."""
+    _, _, client = gateway
+    before = bedrock.count()
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model=NOVA, max_tokens=50, messages=ask(), extra_body={"extra_headers": {header: "x"}})
+    assert "may not be set by the caller" in raised.value.body["error"]["message"]
+    assert bedrock.count() == before
+
+
 def test_claude_codes_betas_reach_bedrock_only_where_bedrock_takes_them(gateway, bedrock):
     _, _, client = gateway
     betas = "claude-code-20250219,context-1m-2025-08-07,prompt-caching-scope-2026-01-05,context-management-2025-06-27"
