@@ -128,7 +128,7 @@ def _lowered_budget(body: Mapping[str, Any], max_tokens: int, requested: int) ->
 def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
     requested = body.get("max_tokens") or DEFAULT_MAX_TOKENS
     max_tokens = clamped_max_tokens(model, requested)
-    if model.provider.speaks_anthropic:
+    if model.speaks_anthropic:
         return Adaptation(max_tokens, requested, tuple(_extra_metadata(body)),
                           budget_tokens=_lowered_budget(body, max_tokens, requested))
     reasons = model.info.get("supports_reasoning") is True

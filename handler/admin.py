@@ -19,7 +19,8 @@ from . import aws, price_map
 from .config import Settings
 from .keys import hash_key, new_key, new_key_id
 from .ledger import Ledger
-from .providers import build_catalogue, checked_aliases
+from .families import family
+from .providers import build_catalogue, checked_aliases, provider_problems
 
 
 def _now() -> str:
@@ -67,6 +68,10 @@ def revoke_key(settings: Settings, key_id: str) -> dict:
 
 def set_providers(settings: Settings, document: dict) -> dict:
     """Check the providers document as the gateway will read it, then store it."""
+    problems = [f"provider {name!r}: {problem}" for name, conf in (document.get("providers") or {}).items()
+                for problem in provider_problems(name, conf) + _unknown_fields(name, conf)]
+    if problems:
+        raise ValueError("; ".join(problems))
     catalogue = build_catalogue(document, price_map.load())
     if not catalogue.providers:
         raise LookupError("the document configures no provider")
@@ -83,11 +88,20 @@ def show_providers(settings: Settings) -> dict:
     return describe_providers(build_catalogue(aws.read_json_secret(settings.providers_secret_id), price_map.load()))
 
 
+def _unknown_fields(name: str, conf) -> list[str]:
+    unknown = family(str(conf.get("type") or name)).unknown_fields(conf) if isinstance(conf, dict) else []
+    return [f"unknown field(s) {', '.join(unknown)} for its type"] if unknown else []
+
+
 def describe_providers(catalogue) -> dict:
-    """Providers and models, never credentials."""
+    """Providers and models, never credentials (of any type: `family.credentials`)."""
+    def shown(p) -> dict:
+        hidden = set(p.family.credentials)
+        settings = {k: ("set" if k in hidden else v) for k, v in p.settings.items()}
+        return {"type": p.type, "api_base": p.api_base, "api_key": "set" if p.api_key else "none", **settings}
+
     return {
-        "providers": {name: {"type": p.type, "api_base": p.api_base, "api_key": "set" if p.api_key else "none"}
-                      for name, p in catalogue.providers.items()},
+        "providers": {name: shown(p) for name, p in catalogue.providers.items()},
         "models": sorted(catalogue.models),
     }
 

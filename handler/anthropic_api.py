@@ -26,10 +26,6 @@ _MAX_ERROR_BODY = 64 * 1024
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
 
-def speaks_directly(call: Mapping[str, Any]) -> bool:
-    return str(call.get("model", "")).startswith("anthropic/")
-
-
 def messages_url(api_base: str) -> str:
     """`api_base` + /v1/messages, unless it already ends there (as litellm does)."""
     base = api_base.rstrip("/")
@@ -89,7 +85,7 @@ class UpstreamStatus(Exception):
 # a proxy in front of it that compresses would otherwise hand SSE parsing gzip bytes.
 
 
-async def _fail_with(response: httpx.Response) -> None:
+async def fail_with(response: httpx.Response) -> None:
     raw = b""
     async for chunk in response.aiter_bytes():
         raw += chunk
@@ -121,9 +117,14 @@ async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]
                                  timeout=call.get("timeout"))
     response = await http.send(request, stream=True)
     if response.status_code >= 300:
-        await _fail_with(response)
+        await fail_with(response)
     if body.get("stream") and response.headers.get("content-type", "").startswith("text/event-stream"):
         return _chunks(response)
+    return await json_answer(response)
+
+
+async def json_answer(response: httpx.Response) -> dict[str, Any]:
+    """A non-streamed answer's JSON object, or a 502 saying what came instead."""
     try:
         raw = await response.aread()
     finally:

@@ -235,7 +235,7 @@ class Gateway:
         limits = Limits.of(request.key.limits)
         if not limits.any:
             return None
-        bound = request_bound(request.body, [(m.info, m.provider.speaks_anthropic) for m in models],
+        bound = request_bound(request.body, [(m.info, m.speaks_anthropic) for m in models],
                               anthropic_beta=request.anthropic_beta)
         request.reserved = Estimate(bound.tokens, bound.usd)
         return await asyncio.to_thread(self._ledger.reserve, request.key.key_id, request.at, limits,
@@ -292,7 +292,7 @@ class Gateway:
                     entry.extra["usage_estimated"] = True
                 await self._commits.record(entry)
 
-            relay = upstream.StreamRelay(result, model_id=model.id, secrets=(model.provider.api_key,),
+            relay = upstream.StreamRelay(result, model_id=model.id, secrets=model.provider.secrets,
                                          on_finish=meter_stream, drain_timeout=self._stream_timeout,
                                          meter_before_end=self._meter_before_response_end)
             self.spawn(relay.start())
@@ -303,7 +303,7 @@ class Gateway:
                 raise
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
             return Outcome(model, request.attempts, stream=relay)
-        message = upstream.checked_message(result, secrets=(model.provider.api_key,))
+        message = upstream.checked_message(result, secrets=model.provider.secrets)
         message["model"] = model.id
         request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")

@@ -47,3 +47,11 @@ async def create(kwargs: dict[str, Any]) -> Any:
 
 async def count_tokens(kwargs: dict[str, Any]) -> Any:
     return await litellm.acount_tokens(**kwargs)
+
+
+def count_locally(kwargs: dict[str, Any]) -> int:
+    """litellm's local tokenizer, for providers whose own counting litellm cannot reach."""
+    system = kwargs.get("system")
+    prefix = [{"role": "system", "content": system}] if system else []
+    return litellm.token_counter(model=kwargs["model"], messages=prefix + list(kwargs["messages"]),
+                                 tools=kwargs.get("tools"))

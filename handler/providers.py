@@ -4,7 +4,8 @@ Pure functions: the secret's document and litellm's local price map in, an
 immutable catalogue out. A model id is `provider/model`; the provider's
 `type` (default: its own name) is the litellm provider that speaks its
 dialect, so `{"my-vllm": {"type": "openai", "api_base": ...}}` serves any
-OpenAI-compatible server.
+OpenAI-compatible server. What each type needs and does is its family's
+(handler/families/): an entry its family cannot use is left out, logged.
 
 Names resolve as Anthropic's API resolves them: a dated id
 (`claude-haiku-4-5-20251001`) and its undated alias (`claude-haiku-4-5`) are
@@ -22,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .errors import GatewayError
+from .families import Family, family
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,29 @@ class Provider:
     type: str
     api_key: str | None = field(default=None, repr=False)
     api_base: str | None = None
+    # The type's other fields (aws_region, api_version, credentials, ...): never in repr,
+    # as some are credentials; `family.credentials` names those.
+    settings: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
-    def speaks_anthropic(self) -> bool:
-        return self.type == "anthropic"
+    def family(self) -> Family:
+        return family(self.type)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential string of this entry, for redaction (a service-account key's too)."""
+        found: list[str] = []
+
+        def collect(value: Any) -> None:
+            if isinstance(value, str):
+                found.append(value)
+            elif isinstance(value, Mapping):
+                for item in value.values():
+                    collect(item)
+
+        for name in self.family.credentials:
+            collect(self.api_key if name == "api_key" else self.settings.get(name))
+        return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,10 @@ class Model:
     @property
     def litellm_model(self) -> str:
         return f"{self.provider.type}/{self.name}"
+
+    @property
+    def speaks_anthropic(self) -> bool:
+        return self.provider.family.speaks_anthropic(self.name)
 
 
 @dataclass(frozen=True)
@@ -126,17 +151,26 @@ def _aliases(document: Mapping[str, Any], catalogue: Catalogue) -> dict[str, str
     return kept
 
 
+def provider_problems(name: str, conf: Any) -> list[str]:
+    """Why the entry `name` cannot be used as it is (empty: it can)."""
+    if not isinstance(conf, Mapping):
+        return ["configuration is not an object"]
+    return family(str(conf.get("type") or name)).problems(conf)
+
+
 def parse_providers(document: Mapping[str, Any]) -> dict[str, Provider]:
     providers = {}
     for name, conf in (document.get("providers") or {}).items():
-        if not isinstance(conf, Mapping):
-            log.error("provider %r: configuration is not an object, skipped", name)
+        problems = provider_problems(name, conf)
+        if problems:
+            log.error("provider %r: %s; skipped", name, "; ".join(problems))
             continue
         providers[name] = Provider(
             name=name,
             type=str(conf.get("type") or name),
             api_key=conf.get("api_key"),
             api_base=conf.get("api_base"),
+            settings=MappingProxyType({k: v for k, v in conf.items() if k not in ("type", "api_key", "api_base")}),
         )
     return providers
 
@@ -157,7 +191,9 @@ def build_catalogue(document: Mapping[str, Any], cost_map: Mapping[str, Any]) ->
             if not slash or provider is None or not name:
                 log.error("model %r: no configured provider, skipped", model_id)
                 continue
-            info = {**_price_entry(cost_map, provider, name), **(overrides or {})}
+            # An Azure deployment's name is the operator's: `base_model` names the priced model.
+            priced_as = (overrides or {}).get("base_model") or name
+            info = {**_price_entry(cost_map, provider, priced_as), **(overrides or {})}
             models[model_id] = Model(model_id, provider, name, MappingProxyType(info))
     else:
         by_type: dict[str, list[Provider]] = {}

@@ -79,7 +79,7 @@ def unfit_reason(model: Model, needs: Needs) -> str | None:
     info = model.info
     if needs.tools and info.get("supports_function_calling") is False:
         return "no function calling"
-    if needs.tools and "supports_function_calling" not in info and model.provider.type != "anthropic":
+    if needs.tools and "supports_function_calling" not in info and not model.speaks_anthropic:
         return "function calling unknown"
     if needs.images and not info.get("supports_vision"):
         return "no vision"
@@ -87,7 +87,7 @@ def unfit_reason(model: Model, needs: Needs) -> str | None:
         return "no document input"
     if needs.thinking and not info.get("supports_reasoning"):
         return "no extended thinking"
-    if needs.adaptive_thinking and model.provider.speaks_anthropic and info.get("supports_adaptive_thinking") is not True:
+    if needs.adaptive_thinking and model.speaks_anthropic and info.get("supports_adaptive_thinking") is not True:
         return "no adaptive thinking"  # an Anthropic model answers 400; elsewhere it is dropped visibly
     if needs.structured and not can_structure(model):
         return "no structured output (JSON schema)" if can_structure(model) is False else "structured output unknown"

@@ -27,7 +27,7 @@ import os
 import random
 import sys
 
-from . import anthropic_api, aws
+from . import anthropic_api, aws, bedrock_api
 from .app import app
 
 BEFORE_SNAPSHOT_PATH = "/_lambda/snapstart/before-snapshot"
@@ -61,6 +61,7 @@ def import_first_call_modules() -> None:
 def forget_process_state() -> None:
     aws.reset_clients()
     anthropic_api.forget_clients()
+    bedrock_api.forget_credentials()
     litellm = sys.modules.get("litellm")
     if litellm is not None:
         attributes = vars(litellm)  # only what exists: reading would create it

@@ -1,7 +1,8 @@
 """The upstream call, its failures in Anthropic's terms, and the stream relay.
 
-Anthropic-type providers are called directly (`anthropic_api`), every other
-one through litellm's Anthropic interface. Either raises exceptions carrying
+Each provider family sends its own calls (handler/families/): Anthropic's
+and Claude on Bedrock directly, every other one through litellm's Anthropic
+interface. Either raises exceptions carrying
 the upstream's status; the caller must see Anthropic's status and error type
 instead, with provider credentials redacted from any relayed message. A
 stream is relayed event by event: upstream bytes pass through untouched
@@ -21,7 +22,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
 
-from . import anthropic_api, sse
+from . import families, sse
 from .errors import GatewayError, error_body
 from .usage import Usage
 
@@ -99,8 +100,10 @@ def upstream_message(exc: BaseException | str) -> str:
 _CONTEXT_WINDOW_HINTS = ("context window", "context length", "prompt is too long")
 
 
-def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> GatewayError:
-    """An upstream failure as the Anthropic error a client expects (pure)."""
+def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = (),
+                  status: int | None = None) -> GatewayError:
+    """An upstream failure as the Anthropic error a client expects (pure); `status`, when
+    the provider's family knows better than the exception what it means."""
     if isinstance(exc, GatewayError):
         return exc
     if isinstance(exc, UnicodeEncodeError):
@@ -110,7 +113,7 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> 
     if isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException)) or _is_litellm_error(exc, "Timeout") \
             or "timed out" in message.lower():
         return GatewayError(504, "The upstream model did not answer in time.")
-    status = _status_of(exc)
+    status = status or _status_of(exc)
     if _is_litellm_error(exc, "APIConnectionError") or status is None:
         return GatewayError(502, f"Could not reach the upstream model: {message}", error_type="api_error")
     if status == 529 or "overloaded" in message.lower():
@@ -163,11 +166,10 @@ def checked_message(result: Any, *, secrets: Iterable[str | None] = ()) -> dict[
 
 
 async def send(kwargs: dict[str, Any]) -> Any:
-    """One upstream attempt; failures come out as GatewayError."""
+    """One upstream attempt, by the call's provider family; failures come out as GatewayError."""
+    family = families.of_call(kwargs)
     try:
-        if not anthropic_api.speaks_directly(kwargs):
-            return await litellm_route().create(kwargs)
-        result = await anthropic_api.send(kwargs)
+        result = await family.send(kwargs)
         if kwargs.get("stream") and isinstance(result, dict):
             checked_message(result, secrets=(kwargs.get("api_key"),))  # raises for an error body
             raise GatewayError(502, "The upstream model answered a stream request without a stream.",
@@ -176,7 +178,7 @@ async def send(kwargs: dict[str, Any]) -> Any:
     except GatewayError:
         raise
     except Exception as exc:  # noqa: BLE001 - every upstream failure is mapped
-        raise map_exception(exc, secrets=(kwargs.get("api_key"),)) from exc
+        raise map_exception(exc, secrets=(kwargs.get("api_key"),), status=family.status_of(exc)) from exc
 
 
 _END = object()
@@ -185,15 +187,14 @@ PRELUDE_EVENTS = frozenset({"message_start", "ping", "content_block_start"})
 
 
 async def count_tokens(kwargs: dict[str, Any]) -> tuple[int, str]:
-    """Input tokens and how they were counted (litellm's tokenizer_type, e.g. anthropic_api)."""
+    """Input tokens and how they were counted (e.g. anthropic_api), by the call's family."""
+    family = families.of_call(kwargs)
     try:
-        result = await litellm_route().count_tokens(kwargs)
+        return await family.count_tokens(kwargs)
+    except GatewayError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every upstream failure is mapped
-        raise map_exception(exc, secrets=(kwargs.get("api_key"),)) from exc
-    if getattr(result, "error", False):
-        raise GatewayError(502, f"Token counting failed: {redact(str(result.error_message), [kwargs.get('api_key')])}",
-                           error_type="api_error")
-    return int(result.total_tokens), str(result.tokenizer_type or "unknown")
+        raise map_exception(exc, secrets=(kwargs.get("api_key"),), status=family.status_of(exc)) from exc
 
 
 class StreamRelay:

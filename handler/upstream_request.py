@@ -26,14 +26,6 @@ from .providers import Model
 # The beta under which Anthropic takes system-role messages where they stand.
 MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-"
 
-# Where each dialect's calls go when the providers secret names no api_base. Always
-# passing one keeps litellm from reading ANTHROPIC_BASE_URL / OPENAI_BASE_URL from the
-# environment (which, on a developer's machine, may point back at this gateway).
-DEFAULT_API_BASE = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
-# litellm falls back to the environment's key when given none: a provider configured
-# without a key (a local server) gets this instead.
-NO_CREDENTIAL = "none"
-
 # Header names a caller may never set upstream: credentials, routing, framing.
 _FORBIDDEN_HEADERS = {
     "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "host",
@@ -60,7 +52,7 @@ def caller_headers(extra_headers: Mapping[str, str] | None) -> dict[str, str]:
     for name, value in (extra_headers or {}).items():
         check_header(name, value, source="extra_headers")
         lowered = name.lower()
-        if lowered in _FORBIDDEN_HEADERS or lowered.startswith("x-amz-") or _CREDENTIAL_HINT.search(lowered):
+        if lowered in _FORBIDDEN_HEADERS or lowered.startswith(("x-amz-", "x-amzn-")) or _CREDENTIAL_HINT.search(lowered):
             raise GatewayError(400, f"extra_headers: {name!r} may not be set by the caller.")
         headers[lowered] = value
     return headers
@@ -86,18 +78,15 @@ def split_system(messages: list[dict], system: Any) -> tuple[list[dict], Any]:
 
 
 def _connection(provider) -> dict[str, Any]:
-    """Credential and endpoint: always from the providers secret, never from the caller."""
-    connection = {"api_key": provider.api_key or NO_CREDENTIAL}
-    api_base = provider.api_base or DEFAULT_API_BASE.get(provider.type)
-    if api_base:
-        connection["api_base"] = api_base
-    return connection
+    """Credential and endpoint: always from the providers secret (as its family reads it),
+    never from the caller."""
+    return provider.family.connection(provider)
 
 
 def build_count_call(body: Mapping[str, Any], model: Model) -> dict[str, Any]:
     """litellm.acount_tokens(**kwargs): the provider's own counting where it has one."""
     messages, system = split_system(body["messages"], body.get("system"))
-    messages = adapt_messages(messages, anthropic=model.provider.speaks_anthropic)
+    messages = adapt_messages(messages, anthropic=model.speaks_anthropic)
     kwargs: dict[str, Any] = {"model": model.litellm_model, "messages": messages, **_connection(model.provider)}
     if system:
         kwargs["system"] = system
@@ -184,13 +173,13 @@ def build_call(
         **_connection(provider),
     }
     headers = caller_headers(body.get("extra_headers"))
-    if anthropic_beta and provider.speaks_anthropic:
+    if anthropic_beta and model.speaks_anthropic:
         check_header("anthropic-beta", anthropic_beta, source="request headers")
         headers["anthropic-beta"] = anthropic_beta
     if headers:
         call["extra_headers"] = headers
     adaptation = adapt(body, model)
-    if provider.speaks_anthropic:
+    if model.speaks_anthropic:
         call["body"] = anthropic_body(body, model, adaptation, anthropic_beta=anthropic_beta)
     else:
         call.update(litellm_arguments(body, adaptation))

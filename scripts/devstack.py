@@ -41,18 +41,23 @@ def providers_document() -> tuple[dict, str]:
         real["openai"] = {"api_key": os.environ["OPENAI_API_KEY"]}
     if real:
         return {"providers": real}, "real providers: " + ", ".join(sorted(real))
+    from contextlib import ExitStack
+
+    from tests.support.family_fakes import start_family_fakes
     from tests.support.fake_upstream import FakeUpstream
     from tests.support.stack import TEST_MODELS
 
     fake = FakeUpstream().start()
+    families = start_family_fakes(ExitStack())  # serve until the process ends
     document = {
         "providers": {
             "anthropic": {"api_key": "sk-ant-local-fake", "api_base": fake.url},
             "openai": {"api_key": "sk-openai-local-fake", "api_base": fake.url + "/v1"},
+            **families.providers,
         },
-        "models": demo_models(TEST_MODELS),
+        "models": {**demo_models(TEST_MODELS), **families.models},
     }
-    return document, f"offline fake provider at {fake.url}"
+    return document, f"offline fake providers at {fake.url} and {', '.join(sorted(families.providers))}"
 
 
 def main() -> None:

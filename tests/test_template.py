@@ -115,7 +115,7 @@ def deployed(request, translated):
     mode = request.param
     cfn, _ = translated[mode]
     conditions = {"IsStreaming": mode == "streaming", "IsBuffered": mode == "buffered",
-                  "SnapStartOn": True, "HasAlarmTopic": False, "HasNamePrefix": False}
+                  "SnapStartOn": True, "HasAlarmTopic": False, "HasNamePrefix": False, "HasBedrockModels": True}
     resources = {name: resolve(resource, conditions) for name, resource in cfn["Resources"].items()
                  if conditions.get(resource.get("Condition"), True)}
     return mode, resources
@@ -199,7 +199,7 @@ def test_every_gateway_variable_the_template_sets_is_one_the_code_reads(function
 
 
 def test_the_fallback_queue_is_wired(function, template):
-    granted = [s for policy in function["Policies"] for s in policy["Statement"] if s["Action"] == "sqs:SendMessage"]
+    granted = [s for policy in function["Policies"] for s in policy["Statement"] if s.get("Action") == "sqs:SendMessage"]
     assert [s["Resource"] for s in granted] == [{"Fn::GetAtt": ["LedgerFallbackQueue", "Arn"]}]
     assert function["Environment"]["Variables"]["GATEWAY_LEDGER_QUEUE_URL"] == {"Ref": "LedgerFallbackQueue"}
 
@@ -256,10 +256,24 @@ def test_nothing_else_is_granted(deployed):
     _, resources = deployed
     role = resources["GatewayFunctionRole"]["Properties"]
     assert [a for s in statements(resources) for a in actions(s)
-            if not a.startswith(("secretsmanager:", "dynamodb:"))] == ["sqs:SendMessage"]
+            if not a.startswith(("secretsmanager:", "dynamodb:", "bedrock:"))] == ["sqs:SendMessage"]
     assert all("*" not in str(s["Resource"]) for s in statements(resources))
     [managed] = role["ManagedPolicyArns"]  # CloudWatch Logs only
     assert managed.endswith(":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+
+
+def test_bedrock_is_invoked_only_on_the_model_arns_the_operator_lists(deployed, template):
+    _, resources = deployed
+    [granted] = [s for s in statements(resources) if any(a.startswith("bedrock:") for a in actions(s))]
+    assert set(actions(granted)) == {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream", "bedrock:CountTokens"}
+    assert granted["Resource"] == {"Fn::Split": [",", {"Ref": "BedrockModelArns"}]}
+    pattern = re.compile(template["Parameters"]["BedrockModelArns"]["AllowedPattern"])
+    listed = ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0,"
+              "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert pattern.match(listed) and pattern.match("")
+    for wildcard in ("*", "arn:aws:bedrock:*::foundation-model/*", "arn:aws:bedrock:us-east-1::foundation-model/*",
+                     listed + ",*"):
+        assert not pattern.match(wildcard), f"the template would grant Bedrock on {wildcard!r}"
 
 
 def test_snapstart_runs_on_a_published_version_that_the_api_calls(deployed):

@@ -43,6 +43,7 @@ GARBAGE_FRAMES = {ANTHROPIC: b"event: content_block_delta\ndata: {this is not js
                   OPENAI: b"data: {this is not json\n\n"}
 MALFORMED_JSON = b'{"id": "broken", "content": ['
 LINGER_RST = struct.pack("ii", 1, 0)
+STREAM_ONLY = ("cut", "pace", "stream_exception")  # faults that only a stream can have
 ACTIONS = {"fail": "fail", "reset": "reset_connection", "delay": "delay", "cut": "cut_stream",
            "malformed": "malformed", "pace": "pace_stream"}
 
@@ -57,11 +58,12 @@ class Recorded:
     path: str
     headers: dict
     body: dict | None
+    path_model: str | None = None  # providers that name the model in the URL (Bedrock, Gemini)
 
     @property
     def model(self) -> str | None:
-        """The body's model, the key faults and count() match on."""
-        return self.body.get("model") if self.body else None
+        """The model the request is for, the key faults and count() match on."""
+        return self.path_model or (self.body.get("model") if self.body else None)
 
 
 @dataclass
@@ -717,6 +719,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.close()
 
 
+class ModelInPathHandler(_Handler):
+    """Base of the fakes whose provider names the model in the URL (Bedrock, Gemini, Azure):
+    the control and health routes are shared; `_serve(path, body, headers)` is the provider's."""
+
+    def _route(self, path: str, body: dict | None):
+        if path.startswith("/_fake/"):
+            return self._control(path, body)
+        if self.command == "GET" and path == "/health":
+            return self._send_json(200, {"status": "ok"})
+        return self._serve(path, body, {name.lower(): value for name, value in self.headers.items()})
+
+    def _serve(self, path: str, body: dict | None, headers: dict):
+        raise NotImplementedError
+
+
 class _Server(ThreadingHTTPServer):
     """Threaded server tuned for many short keep-alive connections from tests and benchmarks."""
 
@@ -728,7 +745,7 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         self.open_sockets: set[socket.socket] = set()
         self._sockets_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, fake.handler_class)
 
     def server_bind(self):
         """Skip HTTPServer's getfqdn() reverse lookup, which can stall startup for seconds."""
@@ -767,6 +784,8 @@ class _Server(ThreadingHTTPServer):
 
 class FakeUpstream:
     """A fake LLM provider on 127.0.0.1 with request recording and per-model fault injection."""
+
+    handler_class: type[BaseHTTPRequestHandler] = _Handler  # another provider's wire format: a subclass
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host, self.port = host, port
@@ -910,7 +929,7 @@ class FakeUpstream:
         Cut faults only make sense for streams, so non-stream calls skip past them."""
         with self._lock:
             for i, fault in enumerate(queue):
-                if fault.model in ("*", model) and (fault.action not in ("cut", "pace") or stream):
+                if fault.model in ("*", model) and (fault.action not in STREAM_ONLY or stream):
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:

@@ -1,0 +1,348 @@
+"""Fake Amazon Bedrock runtime speaking its real wire format over HTTP.
+
+Built from the Bedrock Runtime API reference: Claude models answer
+InvokeModel / InvokeModelWithResponseStream with Anthropic's body
+(`anthropic_version: bedrock-2023-05-31`, no `model` or `stream` key); other
+models (Amazon Nova, Meta Llama) answer Converse / ConverseStream; CountTokens
+counts either. Streams use AWS's event-stream binary framing (prelude, CRC32s,
+typed headers); a stream chunk carries one Anthropic event, base64-encoded;
+errors are named in `x-amzn-ErrorType` (HTTP) or `:exception-type` (mid-stream).
+Every request must be SigV4-signed for service `bedrock` with the configured
+access key id and region, or it is refused as Bedrock refuses it (403).
+
+    with FakeBedrock(access_key_id="testing", secret_key="testing") as bedrock:
+        bedrock.error("anthropic.claude-x", "ThrottlingException")       # 429
+        bedrock.error("anthropic.claude-x", "ModelNotReadyException")    # 429, named only in the header
+        bedrock.stream_exception("anthropic.claude-x", "serviceUnavailableException", after_events=3)
+
+The deterministic replies are the ones fake_upstream.py builds for every
+dialect (same words, same token counts, same signed thinking).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import time
+import zlib
+from urllib.parse import unquote
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from tests.support.fake_upstream import (
+    ANTHROPIC, FakeUpstream, ModelInPathHandler, Recorded, _anthropic_frames, _anthropic_message, _anthropic_prompt, _Fault,
+    _fragments, _frame_json, _input_words, _int_or_none, _pieces, _Prompt, _picked_tool, _stop_list,
+    _tool_json,
+)
+
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/"
+# The status Bedrock answers each named error with (API reference, "Errors").
+ERROR_STATUS = {"ThrottlingException": 429, "ModelNotReadyException": 429, "ServiceUnavailableException": 503,
+                "ValidationException": 400, "AccessDeniedException": 403, "ResourceNotFoundException": 404,
+                "InternalServerException": 500, "ModelTimeoutException": 408, "ModelErrorException": 424,
+                "ServiceQuotaExceededException": 400, "UnrecognizedClientException": 403}
+# Fields of an Anthropic body InvokeModel accepts; any other is "extraneous".
+INVOKE_FIELDS = {"anthropic_version", "anthropic_beta", "max_tokens", "messages", "system", "stop_sequences",
+                 "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "metadata",
+                 "output_config", "context_management"}
+# The betas the fake's Claude takes (Bedrock's documentation for Claude's Messages API);
+# Bedrock refuses a request naming any other.
+ACCEPTED_BETAS = {"computer-use-2025-01-24", "computer-use-2025-11-24", "context-1m-2025-08-07",
+                  "context-management-2025-06-27", "effort-2025-11-24", "fine-grained-tool-streaming-2025-05-14",
+                  "interleaved-thinking-2025-05-14", "output-128k-2025-02-19", "token-efficient-tools-2025-02-19",
+                  "tool-search-tool-2025-10-19"}
+CONVERSE_STOP = {"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
+                 "stop_sequence": "stop_sequence"}
+
+
+# --------------------------------------------------------------------------- AWS event-stream framing
+
+def _header(name: str, value: str) -> bytes:
+    """One string-typed header (type 7): name length, name, type, value length, value."""
+    raw_name, raw_value = name.encode(), value.encode()
+    return bytes([len(raw_name)]) + raw_name + b"\x07" + struct.pack(">H", len(raw_value)) + raw_value
+
+
+def event_message(headers: dict[str, str], payload: bytes) -> bytes:
+    """prelude (total length, headers length, CRC32) + headers + payload + CRC32 of all before."""
+    encoded = b"".join(_header(name, value) for name, value in headers.items())
+    prelude = struct.pack(">II", 16 + len(encoded) + len(payload), len(encoded))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def _padded(document: dict) -> bytes:
+    # Bedrock pads every event with a `p` field so sizes do not leak the text.
+    return json.dumps({**document, "p": "abcdefghijklmnopqrstuvwxyzABCDEF"[: 4 + len(json.dumps(document)) % 20]}).encode()
+
+
+def chunk_event(anthropic_event: dict) -> bytes:
+    """An InvokeModelWithResponseStream chunk: one Anthropic event, base64 in `bytes`."""
+    data = base64.b64encode(json.dumps(anthropic_event).encode()).decode()
+    return event_message({":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"},
+                         _padded({"bytes": data}))
+
+
+def converse_event(name: str, document: dict) -> bytes:
+    return event_message({":event-type": name, ":content-type": "application/json", ":message-type": "event"},
+                         _padded(document))
+
+
+def exception_event(name: str, message: str) -> bytes:
+    """A mid-stream failure: `:exception-type` in lowerCamelCase (throttlingException, ...)."""
+    name = name[0].lower() + name[1:]
+    return event_message({":exception-type": name, ":content-type": "application/json",
+                          ":message-type": "exception"}, json.dumps({"message": message}).encode())
+
+
+# --------------------------------------------------------------------------- SigV4
+
+def signature_problem(method: str, url: str, headers: dict[str, str], body: bytes, *,
+                      access_key_id: str, secret_key: str, region: str) -> str | None:
+    """Why the request is not signed as Bedrock requires (None: it is)."""
+    authorization = headers.get("authorization", "")
+    if not authorization.startswith("AWS4-HMAC-SHA256 "):
+        return "Missing Authentication Token" if not authorization else "Authorization is not AWS4-HMAC-SHA256"
+    fields = dict(part.strip().split("=", 1) for part in authorization[len("AWS4-HMAC-SHA256 "):].split(","))
+    key_id, _, region_got, service, terminator = (fields.get("Credential", "").split("/") + [""] * 5)[:5]
+    if key_id != access_key_id:
+        return f"The security token included in the request is invalid (access key {key_id!r})"
+    if region_got != region or service != "bedrock" or terminator != "aws4_request":
+        return f"Credential should be scoped to a valid region/service: got {region_got}/{service}"
+    signed = fields.get("SignedHeaders", "").split(";")
+    if "host" not in signed or "x-amz-date" not in signed:
+        return "SignedHeaders must include host and x-amz-date"
+    request = AWSRequest(method=method, url=url, data=body,
+                         headers={name: headers[name] for name in signed if name in headers})
+    request.context["timestamp"] = headers.get("x-amz-date", "")
+    signer = SigV4Auth(Credentials(access_key_id, secret_key, headers.get("x-amz-security-token")),
+                       "bedrock", region)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    if expected != fields.get("Signature"):
+        return ("The request signature we calculated does not match the signature you provided. "
+                "Check your AWS Secret Access Key and signing method.")
+    return None
+
+
+# --------------------------------------------------------------------------- Converse request/response
+
+def _converse_texts(content) -> list[str]:
+    out = []
+    for block in content or []:
+        if isinstance(block, dict) and isinstance(block.get("text"), str):
+            out.append(block["text"])
+        elif isinstance(block, dict) and isinstance(block.get("toolResult"), dict):
+            out.extend(_converse_texts(block["toolResult"].get("content")))
+    return out
+
+
+def _converse_prompt(model: str, body: dict, cache_read: bool) -> _Prompt:
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    texts = _converse_texts(body.get("system")) + [t for m in messages for t in _converse_texts(m.get("content"))]
+    content = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None) or []
+    results = [b for b in content if isinstance(b, dict) and "toolResult" in b]
+    tool_config = body.get("toolConfig") or {}
+    tools = [{"name": (t.get("toolSpec") or {}).get("name"),
+              "input_schema": ((t.get("toolSpec") or {}).get("inputSchema") or {}).get("json")}
+             for t in tool_config.get("tools") or []]
+    choice = tool_config.get("toolChoice") or {}
+    picked = _picked_tool({"tools": tools, "tool_choice": {"name": (choice.get("tool") or {}).get("name")}}) or {}
+    config = body.get("inferenceConfig") or {}
+    cached = "cachePoint" in json.dumps([body.get("system"), messages, tools])
+    return _Prompt(model=model, echo=" ".join(_converse_texts(results or content))[:200], tool_result=bool(results),
+                   input_words=_input_words(texts, {"tools": tools}), tool=picked.get("name"),
+                   tool_schema=picked.get("input_schema") or None,
+                   stop=_stop_list(config.get("stopSequences")), max_tokens=_int_or_none(config.get("maxTokens")),
+                   cache=("read" if cache_read else "creation") if cached else None)
+
+
+def _converse_usage(reply) -> dict:
+    half = reply.prompt.input_words // 2 if reply.prompt.cache else 0
+    usage = {"inputTokens": reply.prompt.input_words - half, "outputTokens": reply.output_tokens}
+    usage["totalTokens"] = usage["inputTokens"] + usage["outputTokens"] + half
+    if reply.prompt.cache:
+        usage["cacheReadInputTokens"] = half if reply.prompt.cache == "read" else 0
+        usage["cacheWriteInputTokens"] = half if reply.prompt.cache == "creation" else 0
+    return usage
+
+
+def _converse_block(block: dict) -> dict:
+    if block["type"] == "tool_use":
+        return {"toolUse": {"toolUseId": block["id"], "name": block["name"], "input": block["input"]}}
+    return {"text": block["text"]}
+
+
+def converse_response(reply) -> dict:
+    return {"output": {"message": {"role": "assistant", "content": [_converse_block(b) for b in reply.blocks
+                                                                    if b["type"] != "thinking"]}},
+            "stopReason": CONVERSE_STOP[reply.stop_reason], "usage": _converse_usage(reply),
+            "metrics": {"latencyMs": 12}}
+
+
+def converse_stream(reply) -> list[bytes]:
+    events = [converse_event("messageStart", {"role": "assistant"})]
+    for index, block in enumerate(b for b in reply.blocks if b["type"] != "thinking"):
+        if block["type"] == "tool_use":
+            events.append(converse_event("contentBlockStart", {
+                "contentBlockIndex": index, "start": {"toolUse": {"toolUseId": block["id"], "name": block["name"]}}}))
+            events += [converse_event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"toolUse": {"input": f}}})
+                       for f in _fragments(_tool_json(block))]
+        else:
+            events += [converse_event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": p}})
+                       for p in _pieces(block["text"])]
+        events.append(converse_event("contentBlockStop", {"contentBlockIndex": index}))
+    events.append(converse_event("messageStop", {"stopReason": CONVERSE_STOP[reply.stop_reason]}))
+    events.append(converse_event("metadata", {"usage": _converse_usage(reply), "metrics": {"latencyMs": 12}}))
+    return events
+
+
+# --------------------------------------------------------------------------- HTTP
+
+class _BedrockHandler(ModelInPathHandler):
+    server_version = "FakeBedrock/1.0"
+
+    def _serve(self, path: str, body: dict | None, headers: dict):
+        parts = path.split("/")
+        if self.command != "POST" or len(parts) != 4 or parts[1] != "model" or parts[3] not in (
+                "invoke", "invoke-with-response-stream", "converse", "converse-stream", "count-tokens"):
+            return self._error(404, "UnknownOperationException", f"no operation {self.command} {path}")
+        model, action = unquote(parts[2]), parts[3]
+        self.server.fake._record(Recorded(self.command, self.path, headers, body, path_model=model))
+        fake: FakeBedrock = self.server.fake
+        problem = signature_problem(self.command, f"http://{headers.get('host', '')}{self.path}", headers,
+                                    self._raw_body, access_key_id=fake.access_key_id,
+                                    secret_key=fake.secret_key, region=fake.region)
+        if problem:
+            return self._error(403, "UnrecognizedClientException" if "token" in problem.lower()
+                               else "InvalidSignatureException", problem)
+        if body is None:
+            return self._error(400, "ValidationException", "Malformed input request, please reformat your input and try again.")
+        if action == "count-tokens":
+            return self._count(model, body)
+        stream = action.endswith("stream")
+        fault = fake._next_fault(model, stream)
+        if fault and fault.action == "bedrock_error":
+            return self._error(**fault.args)
+        if fault and fault.action == "fail":
+            return self._send_failure(ANTHROPIC, **fault.args)
+        if fault and fault.action == "reset":
+            return self._reset()
+        cache_read = fake.cache_read or headers.get("x-fake-cache", "").lower() == "read"
+        if action.startswith("invoke"):
+            return self._invoke(model, body, stream, fault, cache_read)
+        return self._converse(model, body, stream, fault, cache_read)
+
+    def _read_body(self) -> bytes:
+        self._raw_body = super()._read_body()
+        return self._raw_body
+
+    def _error(self, status: int, name: str, message: str, headers: dict | None = None):
+        self._send_json(status, {"message": message}, {"x-amzn-ErrorType": f"{name}:{ERROR_NAMESPACE}",
+                                                      "x-amzn-RequestId": "fake-request", **(headers or {})})
+
+    def _invoke(self, model: str, body: dict, stream: bool, fault: _Fault | None, cache_read: bool):
+        extraneous = sorted(set(body) - INVOKE_FIELDS)
+        if extraneous:
+            return self._error(400, "ValidationException",
+                               f"Malformed input request: #: extraneous key [{extraneous[0]}] is not permitted, "
+                               "please reformat your input and try again.")
+        refused = sorted(set(body.get("anthropic_beta") or []) - ACCEPTED_BETAS)
+        if refused:
+            return self._error(400, "ValidationException", f"invalid beta flag: {refused[0]}")
+        if body.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
+            return self._error(400, "ValidationException", "Malformed input request: #: required key "
+                               "[anthropic_version] not found, please reformat your input and try again.")
+        reply = self.server.fake._reply(_anthropic_prompt({**body, "model": model}, cache_read), ANTHROPIC)
+        if not stream:
+            message = _anthropic_message(reply)
+            self.server.fake._report(model, [message])
+            return self._send_json(200, message, self._token_headers(message["usage"]))
+        events = [_frame_json(frame) for frame in _anthropic_frames(reply)]
+        events = [e for e in events if e.get("type") != "ping"]  # Bedrock does not relay pings
+        events[-1]["amazon-bedrock-invocationMetrics"] = {
+            "inputTokenCount": reply.prompt.input_words, "outputTokenCount": reply.output_tokens,
+            "invocationLatency": 12, "firstByteLatency": 5}
+        self._stream(model, events, [chunk_event(e) for e in events], fault)
+
+    def _converse(self, model: str, body: dict, stream: bool, fault: _Fault | None, cache_read: bool):
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            return self._error(400, "ValidationException", "The messages field is required.")
+        reply = self.server.fake._reply(_converse_prompt(model, body, cache_read), ANTHROPIC)
+        response = converse_response(reply)
+        if not stream:
+            self.server.fake._report(model, [{"usage": _anthropic_usage_of(response["usage"])}])
+            return self._send_json(200, response, self._token_headers(_anthropic_usage_of(response["usage"])))
+        self._stream(model, [{"usage": _anthropic_usage_of(response["usage"])}], converse_stream(reply), fault)
+
+    def _stream(self, model: str, reported: list, frames: list[bytes], fault: _Fault | None):
+        if fault and fault.action == "stream_exception":
+            after = fault.args["after_events"]
+            frames = frames[:after] + [exception_event(fault.args["name"], fault.args["message"])]
+            reported = reported[:after]
+        self.server.fake._report(model, reported)
+        self._begin(200, {"Content-Type": "application/vnd.amazon.eventstream", "Transfer-Encoding": "chunked",
+                          "x-amzn-RequestId": "fake-request", "x-amzn-bedrock-content-type": "application/json"})
+        pace = fault.args["seconds"] if fault and fault.action == "pace" else 0.0
+        for frame in frames:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+            if pace:
+                self.wfile.flush()
+                time.sleep(pace)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _count(self, model: str, body: dict):
+        """CountTokens: `input.invokeModel.body` (a JSON string) or `input.converse`."""
+        given = body.get("input") or {}
+        if isinstance(given.get("invokeModel"), dict):
+            try:
+                inner = json.loads(given["invokeModel"].get("body") or "")
+            except ValueError:
+                return self._error(400, "ValidationException", "input.invokeModel.body is not JSON")
+            count = _anthropic_prompt({**inner, "model": model}).input_words
+        elif isinstance(given.get("converse"), dict):
+            count = _converse_prompt(model, given["converse"], False).input_words
+        else:
+            return self._error(400, "ValidationException", "input must hold invokeModel or converse")
+        self._send_json(200, {"inputTokens": count})
+
+    @staticmethod
+    def _token_headers(usage: dict) -> dict:
+        return {"x-amzn-RequestId": "fake-request",
+                "X-Amzn-Bedrock-Input-Token-Count": usage.get("input_tokens", 0),
+                "X-Amzn-Bedrock-Output-Token-Count": usage.get("output_tokens", 0)}
+
+
+def _anthropic_usage_of(converse_usage: dict) -> dict:
+    """Converse's usage in Anthropic's names, for the fake's own reported totals."""
+    return {"input_tokens": converse_usage["inputTokens"], "output_tokens": converse_usage["outputTokens"],
+            "cache_read_input_tokens": converse_usage.get("cacheReadInputTokens", 0),
+            "cache_creation_input_tokens": converse_usage.get("cacheWriteInputTokens", 0)}
+
+
+class FakeBedrock(FakeUpstream):
+    """Bedrock runtime on 127.0.0.1; `url` is the provider entry's api_base (an endpoint override)."""
+
+    handler_class = _BedrockHandler
+
+    def __init__(self, *, access_key_id: str, secret_key: str, region: str = "us-east-1", **server) -> None:
+        super().__init__(**server)
+        self.access_key_id, self.secret_key, self.region = access_key_id, secret_key, region
+        self.cache_read = False  # True: prompts marked for caching are read from the cache, not written
+
+    def error(self, model: str, name: str, message: str | None = None, *, status: int | None = None,
+              times: int | None = 1, headers: dict | None = None) -> None:
+        """Answer the next `times` calls with Bedrock's named error (status from the API reference)."""
+        args = {"status": status or ERROR_STATUS[name], "name": name, "headers": dict(headers or {}),
+                "message": message or f"fake {name}"}
+        self._queue(_Fault(model, "bedrock_error", times, args))
+
+    def stream_exception(self, model: str, name: str, message: str | None = None, *, after_events: int = 2,
+                         times: int | None = 1) -> None:
+        """Send `after_events` events of the next streams, then an exception frame."""
+        args = {"name": name, "message": message or f"fake {name}", "after_events": after_events}
+        self._queue(_Fault(model, "stream_exception", times, args))
+

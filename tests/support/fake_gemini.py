@@ -1,0 +1,170 @@
+"""Fake Google Gemini API (generativelanguage) speaking its real wire format over HTTP.
+
+Built from the Gemini API reference: `POST …/models/{model}:generateContent`,
+`:streamGenerateContent?alt=sse` (SSE whose `data:` lines are partial
+GenerateContentResponse objects, the last one carrying finishReason and
+usageMetadata) and `:countTokens`; the key in `x-goog-api-key` (or `?key=`);
+errors as `{"error": {"code", "message", "status"}}` (RESOURCE_EXHAUSTED 429,
+UNAVAILABLE 503, INVALID_ARGUMENT 400).
+
+    with FakeGemini(api_key="AIza-test") as gemini:
+        gemini.error("gemini-2.5-flash", "RESOURCE_EXHAUSTED")
+
+Replies are fake_upstream.py's deterministic ones. A prompt whose request
+names a `cachedContent` reports half of it as cachedContentTokenCount.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.support.fake_upstream import (
+    ANTHROPIC, FakeUpstream, ModelInPathHandler, Recorded, _Fault, _input_words, _int_or_none, _pieces, _Prompt, _picked_tool,
+    _stop_list,
+)
+
+ERROR_STATUS = {"RESOURCE_EXHAUSTED": 429, "UNAVAILABLE": 503, "INVALID_ARGUMENT": 400, "PERMISSION_DENIED": 403,
+                "NOT_FOUND": 404, "INTERNAL": 500, "DEADLINE_EXCEEDED": 504, "UNAUTHENTICATED": 401}
+FINISH = {"end_turn": "STOP", "tool_use": "STOP", "stop_sequence": "STOP", "max_tokens": "MAX_TOKENS"}
+
+
+def _part_texts(parts) -> list[str]:
+    out = []
+    for part in parts or []:
+        if not isinstance(part, dict):
+            continue
+        if isinstance(part.get("text"), str):
+            out.append(part["text"])
+        response = (part.get("functionResponse") or part.get("function_response") or {}).get("response")
+        if response is not None:
+            out.append(response if isinstance(response, str) else
+                       str(response.get("content", response.get("result", json.dumps(response))))
+                       if isinstance(response, dict) else json.dumps(response))
+    return out
+
+
+def gemini_prompt(model: str, body: dict) -> _Prompt:
+    contents = [c for c in body.get("contents") or [] if isinstance(c, dict)]
+    system = (body.get("systemInstruction") or body.get("system_instruction") or {}).get("parts")
+    texts = _part_texts(system) + [t for c in contents for t in _part_texts(c.get("parts"))]
+    last = next((c.get("parts") or [] for c in reversed(contents) if c.get("role") in ("user", "function", None)), [])
+    # Proto JSON: every field may come camelCase or snake_case (litellm sends snake_case).
+    results = [p for p in last if isinstance(p, dict) and ("functionResponse" in p or "function_response" in p)]
+    declarations = [d for tool in body.get("tools") or [] for d in (tool.get("functionDeclarations")
+                                                                     or tool.get("function_declarations") or [])]
+    tools = [{"name": d.get("name"), "input_schema": d.get("parameters")} for d in declarations]
+    calling = ((body.get("toolConfig") or body.get("tool_config") or {}).get("functionCallingConfig")
+               or (body.get("toolConfig") or {}).get("function_calling_config") or {})
+    allowed = calling.get("allowedFunctionNames") or calling.get("allowed_function_names") or []
+    choice = "none" if calling.get("mode") == "NONE" else {"name": allowed[0]} if allowed else None
+    config = body.get("generationConfig") or body.get("generation_config") or {}
+    picked = _picked_tool({"tools": tools, "tool_choice": choice})
+    return _Prompt(model=model, echo=" ".join(_part_texts(results or last))[:200], tool_result=bool(results),
+                   input_words=_input_words(texts, {"tools": tools}),
+                   tool=(picked or {}).get("name"), tool_schema=(picked or {}).get("input_schema") or None,
+                   stop=_stop_list(config.get("stopSequences") or config.get("stop_sequences")),
+                   max_tokens=_int_or_none(config.get("maxOutputTokens") or config.get("max_output_tokens")),
+                   cache="read" if body.get("cachedContent") or body.get("cached_content") else None)
+
+
+def usage_metadata(reply) -> dict:
+    prompt = reply.prompt.input_words
+    usage = {"promptTokenCount": prompt, "candidatesTokenCount": reply.output_tokens,
+             "totalTokenCount": prompt + reply.output_tokens}
+    if reply.prompt.cache:
+        usage["cachedContentTokenCount"] = prompt // 2  # part of promptTokenCount, as Gemini counts it
+    return usage
+
+
+def _parts(reply) -> list[dict]:
+    parts = []
+    for block in reply.blocks:
+        if block["type"] == "text" and block["text"]:
+            parts.append({"text": block["text"]})
+        elif block["type"] == "tool_use":
+            parts.append({"functionCall": {"name": block["name"], "args": block["input"]}})
+    return parts or [{"text": ""}]
+
+
+def generate_response(reply) -> dict:
+    return {"candidates": [{"content": {"role": "model", "parts": _parts(reply)},
+                            "finishReason": FINISH[reply.stop_reason], "index": 0}],
+            "usageMetadata": usage_metadata(reply), "modelVersion": reply.prompt.model, "responseId": reply.id}
+
+
+def stream_responses(reply) -> list[dict]:
+    chunks = []
+    for part in _parts(reply):
+        pieces = _pieces(part["text"]) if "text" in part and part["text"] else [None]
+        for piece in pieces:
+            content = {"text": piece} if piece is not None else part
+            chunks.append({"candidates": [{"content": {"role": "model", "parts": [content]}, "index": 0}],
+                           "modelVersion": reply.prompt.model, "responseId": reply.id})
+    chunks[-1]["candidates"][0]["finishReason"] = FINISH[reply.stop_reason]
+    chunks[-1]["usageMetadata"] = usage_metadata(reply)
+    return chunks
+
+
+def gemini_usage_reported(reply) -> dict:
+    """What the fake told, in Anthropic's names (cached tokens are read from the cache)."""
+    usage = usage_metadata(reply)
+    cached = usage.get("cachedContentTokenCount", 0)
+    return {"input_tokens": usage["promptTokenCount"] - cached, "output_tokens": usage["candidatesTokenCount"],
+            "cache_read_input_tokens": cached}
+
+
+class _GeminiHandler(ModelInPathHandler):
+    server_version = "FakeGemini/1.0"
+
+    def _serve(self, path: str, body: dict | None, headers: dict):
+        query = parse_qs(urlsplit(self.path).query)
+        name, _, action = unquote(path).rpartition(":")
+        model = name.rpartition("/models/")[2] if "/models/" in name or name.startswith("models/") else ""
+        if self.command != "POST" or not model or action not in ("generateContent", "streamGenerateContent",
+                                                                 "countTokens"):
+            return self._error(404, "NOT_FOUND", f"no method {self.command} {path}")
+        fake: FakeGemini = self.server.fake
+        fake._record(Recorded(self.command, self.path, headers, body, path_model=model))
+        key = headers.get("x-goog-api-key") or (query.get("key") or [None])[0]
+        if key != fake.api_key:
+            return self._error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+        if body is None:
+            return self._error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        stream = action == "streamGenerateContent"
+        fault = fake._next_fault(model, stream)
+        if fault and fault.action == "gemini_error":
+            return self._error(**fault.args)
+        if fault and fault.action == "reset":
+            return self._reset()
+        if action == "countTokens":
+            request = body.get("generateContentRequest") or body
+            return self._send_json(200, {"totalTokens": gemini_prompt(model, request).input_words})
+        if stream and query.get("alt") != ["sse"]:
+            return self._error(400, "INVALID_ARGUMENT", "the fake streams only with alt=sse")
+        if not isinstance(body.get("contents"), list) or not body["contents"]:
+            return self._error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
+        reply = fake._reply(gemini_prompt(model, body), ANTHROPIC)
+        fake._report(model, [{"usage": gemini_usage_reported(reply)}])
+        if not stream:
+            return self._send_json(200, generate_response(reply))
+        frames = [b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n" for chunk in stream_responses(reply)]
+        self._send_stream(frames, fault.args["after_events"] if fault and fault.action == "cut" else None)
+
+    def _error(self, code: int, status: str, message: str):
+        self._send_json(code, {"error": {"code": code, "message": message, "status": status}})
+
+
+class FakeGemini(FakeUpstream):
+    """The Gemini API on 127.0.0.1; `url` is the provider entry's api_base."""
+
+    handler_class = _GeminiHandler
+
+    def __init__(self, *, api_key: str, **server) -> None:
+        super().__init__(**server)
+        self.api_key = api_key
+
+    def error(self, model: str, status: str, message: str | None = None, *, times: int | None = 1) -> None:
+        """Answer the next `times` calls with Google's error (RESOURCE_EXHAUSTED, UNAVAILABLE, ...)."""
+        args = {"code": ERROR_STATUS[status], "status": status, "message": message or f"fake {status}"}
+        self._queue(_Fault(model, "gemini_error", times, args))

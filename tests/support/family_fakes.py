@@ -1,0 +1,63 @@
+"""Every provider family's fake, started together, with the providers-secret entries and
+models that point the gateway at them: what scripts/serve offers offline, and what a test
+needs to reach every family at once. Adding a family's fake is adding it here."""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import anthropic
+
+from tests.support.fake_azure import FakeAzure
+from tests.support.fake_bedrock import FakeBedrock
+from tests.support.fake_gemini import FakeGemini
+from tests.support.stack import ANTHROPIC_TEST_KEY, Stack, new_stack, serve
+
+DIRECT_CLAUDE = "anthropic/claude-sonnet-4-5"
+
+BEDROCK_MODELS = {"bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0": {}, "bedrock/amazon.nova-lite-v1:0": {}}
+GEMINI_MODELS = {"gemini/gemini-2.5-flash": {}}
+GEMINI_TEST_KEY = "AIza-fake-gemini-credential-0003"
+AZURE_TEST_KEY = "azure-fake-credential-0004"
+AZURE_API_VERSION = "2024-10-21"
+AZURE_MODELS = {"azure/prod-chat": {"base_model": "gpt-4o"}}  # a deployment, priced as what it deploys
+
+
+@dataclass
+class FamilyFakes:
+    providers: dict  # providers-secret entries pointing at the fakes
+    models: dict     # the `models` they serve
+    fakes: dict      # provider name -> its fake, to inject failures
+
+
+def start_family_fakes(stack: ExitStack) -> FamilyFakes:
+    """Every family's fake but Anthropic's and OpenAI's (fake_upstream serves those), with
+    its entries and models; the fakes stop when `stack` closes. Bedrock checks the SigV4 signature
+    against this process's AWS credentials (moto's, locally), as the gateway signs with them."""
+    bedrock = stack.enter_context(FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                                              secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1"))
+    gemini = stack.enter_context(FakeGemini(api_key=GEMINI_TEST_KEY))
+    azure = stack.enter_context(FakeAzure(api_key=AZURE_TEST_KEY, api_versions={AZURE_API_VERSION},
+                                          deployments={"prod-chat"}))
+    providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url},
+                 "gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url},
+                 "azure": {"type": "azure", "api_key": AZURE_TEST_KEY, "api_base": azure.url,
+                           "api_version": AZURE_API_VERSION}}
+    return FamilyFakes(providers, {**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS},
+                       {"bedrock": bedrock, "gemini": gemini, "azure": azure})
+
+
+@contextmanager
+def family_gateway(upstream_url: str, providers: dict, models: dict) -> Iterator[tuple[Stack, str, anthropic.Anthropic]]:
+    """A gateway serving Anthropic's fake (DIRECT_CLAUDE, for fallbacks) and `providers`:
+    (its stack, a key, the official SDK pointed at it with no retries of its own)."""
+    stack = new_stack(upstream_url)
+    stack.put_providers({"providers": {"anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": upstream_url},
+                                       **providers},
+                         "models": {DIRECT_CLAUDE: {}, **models}})
+    with serve(stack) as server:
+        key = stack.add_key(name="families")
+        yield stack, key, anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)

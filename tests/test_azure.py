@@ -1,0 +1,75 @@
+"""Azure OpenAI end to end: the official anthropic SDK, the gateway (litellm's Azure
+route), the fake Azure resource. Models are deployments, priced as their base_model."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+from tests.support.fake_azure import FakeAzure
+from handler import price_map
+from tests.support.family_fakes import AZURE_API_VERSION, AZURE_TEST_KEY, DIRECT_CLAUDE, family_gateway
+
+AZURE = "azure/prod-chat"
+TOOL = {"name": "lookup", "description": "Look a thing up.",
+        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+
+
+@pytest.fixture(scope="module")
+def azure():
+    with FakeAzure(api_key=AZURE_TEST_KEY, api_versions={AZURE_API_VERSION}, deployments={"prod-chat"}) as fake:
+        yield fake
+
+
+@pytest.fixture
+def gateway(moto_endpoint, fake, azure):
+    azure.clear()
+    azure.clear_faults()
+    providers = {"azure": {"type": "azure", "api_key": AZURE_TEST_KEY, "api_base": azure.url,
+                           "api_version": AZURE_API_VERSION}}
+    with family_gateway(fake.url, providers, {AZURE: {"base_model": "gpt-4o"}}) as running:
+        yield running
+    azure.clear_faults()
+
+
+def ask(text="hello there"):
+    return [{"role": "user", "content": text}]
+
+
+def test_an_azure_deployment_answers_streams_and_is_priced_as_its_base_model(gateway, azure):
+    stack, key, client = gateway
+    message = client.messages.create(model=AZURE, max_tokens=50, messages=ask())
+    assert message.model == AZURE and message.content[0].text == "Hello from prod-chat: hello there"
+    sent = azure.last()
+    assert sent.path == f"/openai/deployments/prod-chat/chat/completions?api-version={AZURE_API_VERSION}"
+    assert sent.headers["api-key"] == AZURE_TEST_KEY
+    with client.messages.stream(model=AZURE, max_tokens=50, messages=ask()) as stream:
+        assert stream.get_final_message().content[0].text == "Hello from prod-chat: hello there"
+    told = azure.reported_totals()
+    month = stack.month(key, requests=2)
+    assert (month["input_tokens"], month["output_tokens"]) == (told["input_tokens"], told["output_tokens"])
+    gpt4o = price_map.load()["azure/gpt-4o"]
+    expected = told["input_tokens"] * gpt4o["input_cost_per_token"] + told["output_tokens"] * gpt4o["output_cost_per_token"]
+    assert float(month["cost_usd"]) == pytest.approx(expected), "the deployment must be priced as gpt-4o on Azure"
+
+
+def test_a_tool_result_round_trips_through_azure(gateway):
+    _, _, client = gateway
+    first = client.messages.create(model=AZURE, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
+    call = next(block for block in first.content if block.type == "tool_use")
+    second = client.messages.create(model=AZURE, max_tokens=50, tools=[TOOL], messages=[
+        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
+    assert second.content[0].text == "Tool said: three cats"
+
+
+def test_azure_rate_limits_reach_the_caller_and_anthropic_falls_back_to_azure(gateway, azure, fake):
+    _, _, client = gateway
+    azure.fail("prod-chat", status=429, headers={"retry-after": "3"})
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        client.messages.create(model=AZURE, max_tokens=50, messages=ask())
+    assert raised.value.response.headers["retry-after"] == "3"
+    fake.fail("claude-sonnet-4-5", status=529)
+    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
+                                                   extra_body={"fallbacks": [AZURE]})
+    assert raw.parse().model == AZURE

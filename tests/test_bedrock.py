@@ -1,0 +1,241 @@
+"""Amazon Bedrock end to end: the official SDK, the gateway, the fake Bedrock runtime.
+
+The gateway has no Bedrock key: it signs with the credentials of its
+environment (on Lambda, the function's role), and the fake checks the
+signature. Claude on Bedrock goes out with Anthropic's own body (every
+field the caller sent); Amazon Nova goes through litellm's Converse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import anthropic
+import pytest
+
+from handler import bedrock_api
+from tests.support.fake_bedrock import FakeBedrock
+from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
+
+CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
+NOVA = "bedrock/amazon.nova-lite-v1:0"
+TOOL = {"name": "lookup", "description": "Look a thing up.",
+        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+
+
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
+
+
+def upstream(model_id: str) -> str:
+    return model_id.partition("/")[2]
+
+
+@pytest.fixture(scope="module")
+def bedrock(moto_endpoint):
+    # The stack's environment is the credential: the same key id, secret and region.
+    with FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                     region="us-east-1") as fake:
+        yield fake
+
+
+@pytest.fixture
+def gateway(moto_endpoint, fake, bedrock):
+    bedrock.clear()
+    bedrock.clear_faults()
+    bedrock.cache_read = False
+    providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}}
+    with family_gateway(fake.url, providers, {CLAUDE: {}, NOVA: {}}) as running:
+        yield running
+    bedrock.clear_faults()
+
+
+def ask(text="hello there"):
+    return [{"role": "user", "content": text}]
+
+
+def test_claude_on_bedrock_answers_signed_with_the_environments_credentials(gateway, bedrock):
+    _, _, client = gateway
+    message = client.messages.create(model=CLAUDE, max_tokens=50, messages=ask(), metadata={"user_id": "u-1"},
+                                     extra_body={"top_k": 5}, extra_headers={"anthropic-beta": "context-1m-2025-08-07"})
+    assert message.model == CLAUDE
+    assert message.content[0].text == f"Hello from {upstream(CLAUDE)}: hello there"
+    sent = bedrock.last()
+    assert sent.path.endswith("/invoke")
+    credential = sent.headers["authorization"].split("Credential=")[1].split(",")[0]
+    assert credential.startswith(f"{os.environ['AWS_ACCESS_KEY_ID']}/") and credential.endswith(
+        "/us-east-1/bedrock/aws4_request"), f"Bedrock saw the request signed as {credential}"
+    assert "x-api-key" not in sent.headers and "bearer" not in sent.headers["authorization"].lower()
+    assert sent.body == {"anthropic_version": "bedrock-2023-05-31", "anthropic_beta": ["context-1m-2025-08-07"],
+                         "max_tokens": 50, "messages": ask(), "metadata": {"user_id": "u-1"}, "top_k": 5}, \
+        "Claude on Bedrock must get every Anthropic field the caller sent"
+
+
+def test_a_role_session_token_is_signed_into_the_request(gateway, bedrock, monkeypatch):
+    """A Lambda role's credentials are temporary: their session token must travel, signed."""
+    _, _, client = gateway
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "role-session-token-0001")
+    bedrock_api.forget_credentials()
+    try:
+        client.messages.create(model=CLAUDE, max_tokens=50, messages=ask())
+    finally:
+        monkeypatch.delenv("AWS_SESSION_TOKEN")
+        bedrock_api.forget_credentials()
+    sent = bedrock.last()
+    assert sent.headers["x-amz-security-token"] == "role-session-token-0001"
+    assert "x-amz-security-token" in sent.headers["authorization"].split("SignedHeaders=")[1].split(",")[0]
+
+
+@pytest.mark.parametrize("header", ["x-amzn-bedrock-service-tier", "X-Amzn-Bedrock-GuardrailIdentifier"])
+def test_a_caller_cannot_set_bedrocks_own_request_headers(gateway, bedrock, header):
+    """A priority service tier costs more than the price the gateway meters; a guardrail is the operator's."""
+    _, _, client = gateway
+    before = bedrock.count()
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model=NOVA, max_tokens=50, messages=ask(), extra_body={"extra_headers": {header: "x"}})
+    assert "may not be set by the caller" in raised.value.body["error"]["message"]
+    assert bedrock.count() == before
+
+
+def test_claude_codes_betas_reach_bedrock_only_where_bedrock_takes_them(gateway, bedrock):
+    _, _, client = gateway
+    betas = "claude-code-20250219,context-1m-2025-08-07,prompt-caching-scope-2026-01-05,context-management-2025-06-27"
+    message = client.messages.create(model=CLAUDE, max_tokens=50, messages=ask(),
+                                     extra_headers={"anthropic-beta": betas})
+    assert message.content[0].text == f"Hello from {upstream(CLAUDE)}: hello there", \
+        "Bedrock refuses unknown betas: Claude Code's own must not reach it"
+    assert bedrock.last().body["anthropic_beta"] == ["context-1m-2025-08-07", "context-management-2025-06-27"]
+
+
+def test_claude_on_bedrock_streams_in_anthropics_grammar_and_is_metered_to_the_token(gateway, bedrock):
+    stack, key, client = gateway
+    system = [{"type": "text", "text": "you are terse " * 20, "cache_control": {"type": "ephemeral"}}]
+    with client.messages.stream(model=CLAUDE, max_tokens=50, system=system, messages=ask()) as stream:
+        events = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    assert final.content[0].text == f"Hello from {upstream(CLAUDE)}: hello there"
+    bedrock.cache_read = True
+    client.messages.create(model=CLAUDE, max_tokens=50, system=system, messages=ask())
+    told = bedrock.reported_totals()
+    assert told["cache_creation_input_tokens"] > 0 and told["cache_read_input_tokens"] > 0
+    month = stack.month(key, requests=2)
+    for name, total in told.items():
+        assert month[name] == total, f"{name}: metered {month[name]}, Bedrock reported {total}"
+    assert month["cost_usd"] > 0, "Claude on Bedrock must be priced from litellm's price map"
+
+
+def test_a_tool_result_round_trips_through_claude_on_bedrock(gateway, bedrock):
+    _, _, client = gateway
+    first = client.messages.create(model=CLAUDE, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
+    call = next(block for block in first.content if block.type == "tool_use")
+    assert first.stop_reason == "tool_use" and call.input == {"query": "find cats"}
+    second = client.messages.create(model=CLAUDE, max_tokens=50, tools=[TOOL], messages=[
+        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
+    assert second.content[0].text == "Tool said: three cats"
+
+
+def test_an_image_reaches_claude_on_bedrock_as_the_caller_sent_it(gateway, bedrock):
+    _, _, client = gateway
+    content = [IMAGE, {"type": "text", "text": "what is this"}]
+    message = client.messages.create(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": content}])
+    assert message.content[0].text == f"Hello from {upstream(CLAUDE)}: what is this"
+    assert bedrock.last().body["messages"][0]["content"] == content
+
+
+def test_signed_thinking_round_trips_through_claude_on_bedrock(gateway, bedrock):
+    _, _, client = gateway
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    first = client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=ask("why"))
+    block = first.content[0]
+    assert block.type == "thinking" and block.signature.startswith("sig_fake_")
+    client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=[
+        *ask("why"), {"role": "assistant", "content": [b.model_dump() for b in first.content]}, *ask("and then?")])
+    returned = bedrock.last().body["messages"][1]["content"][0]
+    assert returned == {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+
+
+def test_nova_answers_streams_and_round_trips_a_tool_through_litellms_converse(gateway, bedrock):
+    stack, key, client = gateway
+    message = client.messages.create(model=NOVA, max_tokens=50, messages=ask())
+    assert message.model == NOVA and message.content[0].text == f"Hello from {upstream(NOVA)}: hello there"
+    assert bedrock.last().path.endswith("/converse")
+    with client.messages.stream(model=NOVA, max_tokens=50, messages=ask()) as stream:
+        assert stream.get_final_message().content[0].text == f"Hello from {upstream(NOVA)}: hello there"
+    assert bedrock.last().path.endswith("/converse-stream")
+    first = client.messages.create(model=NOVA, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
+    call = next(block for block in first.content if block.type == "tool_use")
+    second = client.messages.create(model=NOVA, max_tokens=50, tools=[TOOL], messages=[
+        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
+    assert second.content[0].text == "Tool said: three cats"
+    told = bedrock.reported_totals()
+    month = stack.month(key, requests=4)
+    assert (month["input_tokens"], month["output_tokens"]) == (told["input_tokens"], told["output_tokens"])
+
+
+@pytest.mark.parametrize("model", [CLAUDE, NOVA], ids=["claude-direct", "nova-litellm"])
+@pytest.mark.parametrize("name, status, error_type", [
+    ("ThrottlingException", 429, "rate_limit_error"),
+    ("ModelNotReadyException", 529, "overloaded_error"),
+    ("ServiceUnavailableException", 529, "overloaded_error"),
+    ("ValidationException", 400, "invalid_request_error"),
+])
+def test_bedrocks_named_errors_reach_the_caller_in_anthropics_terms(gateway, bedrock, model, name, status, error_type):
+    _, _, client = gateway
+    bedrock.error(upstream(model), name, f"Bedrock says {name}")
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        client.messages.create(model=model, max_tokens=50, messages=ask())
+    assert raised.value.status_code == status, f"{name} reached the caller as {raised.value.status_code}"
+    assert raised.value.body["error"]["type"] == error_type
+    if status == 400:
+        assert f"Bedrock says {name}" in raised.value.body["error"]["message"]
+    if status in (429, 529):
+        assert raised.value.response.headers.get("retry-after")
+
+
+def test_an_exception_frame_mid_stream_becomes_an_error_event(gateway, bedrock):
+    _, _, client = gateway
+    bedrock.stream_exception(upstream(CLAUDE), "throttlingException", "slow down", after_events=4)
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        with client.messages.stream(model=CLAUDE, max_tokens=50, messages=ask("one two three four five six")) as s:
+            for _ in s:
+                pass
+    assert raised.value.body["error"]["type"] == "rate_limit_error" and "slow down" in str(raised.value.body)
+
+
+def test_anthropic_falls_back_to_claude_on_bedrock_and_bedrocks_overload_falls_back_again(gateway, fake, bedrock):
+    _, _, client = gateway
+    fake.fail("claude-sonnet-4-5", status=529)
+    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
+                                                   extra_body={"fallbacks": [CLAUDE, NOVA]})
+    assert raw.parse().model == CLAUDE and raw.headers["x-edenai-model"] == CLAUDE
+    fake.fail("claude-sonnet-4-5", status=529)
+    bedrock.error(upstream(CLAUDE), "ModelNotReadyException")
+    with client.messages.stream(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
+                                extra_body={"fallbacks": [CLAUDE, NOVA]}) as stream:
+        assert stream.get_final_message().model == NOVA
+    assert json.loads(json.dumps(bedrock.last().body))["messages"][0]["content"][0]["text"] == "hello there"
+
+
+def test_count_tokens_asks_bedrock_for_claude_and_counts_locally_for_nova(gateway, bedrock):
+    stack, key, client = gateway
+    messages = [{"role": "user", "content": "one two three four"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
+                                                   "input": {"query": "x"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "five six"}]}]
+    raw = client.messages.with_raw_response.count_tokens(model=CLAUDE, system="be brief", tools=[TOOL],
+                                                         messages=messages)
+    assert raw.parse().input_tokens == 2 + 4 + 2 + 10, "Bedrock's CountTokens answer (the fake counts words)"
+    assert raw.headers["x-edenai-token-count-method"] == "bedrock_count_tokens"
+    sent = bedrock.last()
+    assert sent.path.endswith("/count-tokens") and "AWS4-HMAC-SHA256" in sent.headers["authorization"]
+    inner = json.loads(sent.body["input"]["invokeModel"]["body"])
+    assert inner["anthropic_version"] == "bedrock-2023-05-31" and inner["system"] == "be brief"
+    before = bedrock.count()
+    raw = client.messages.with_raw_response.count_tokens(model=NOVA, system="be brief", messages=messages)
+    assert raw.headers["x-edenai-token-count-method"] == "local_tokenizer"
+    assert raw.parse().input_tokens > 6
+    assert bedrock.count() == before, "Nova has no Bedrock counting: nothing may reach Bedrock"

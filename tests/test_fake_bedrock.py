@@ -1,0 +1,132 @@
+"""The fake Bedrock runtime is faithful: botocore decodes its framing and litellm,
+driven straight at it, gets the answers real Bedrock would give.
+
+litellm's Bedrock code (its own SigV4 signing through botocore, its own
+event-stream decoder, its own Converse and InvokeModel parsers) is the
+reference here, not the gateway's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import litellm
+import pytest
+from urllib.parse import unquote
+from botocore.eventstream import EventStreamBuffer
+
+from tests.support.fake_bedrock import FakeBedrock, chunk_event, exception_event
+
+REGION = "eu-west-3"
+CLAUDE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+NOVA = "amazon.nova-lite-v1:0"
+TOOL = {"type": "function", "function": {"name": "lookup", "description": "Look a thing up.",
+                                         "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}
+
+
+@pytest.fixture(scope="module")
+def bedrock():
+    with FakeBedrock(access_key_id="AKIAFAKEBEDROCK01", secret_key="fake-secret", region=REGION) as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch, bedrock):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", bedrock.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", bedrock.secret_key)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bedrock.clear()
+    bedrock.clear_faults()
+
+
+# One loop for the module: litellm keeps its HTTP clients per process, bound to the first loop.
+LOOP = asyncio.new_event_loop()
+
+
+def run(coroutine):
+    return LOOP.run_until_complete(coroutine)
+
+
+def complete(bedrock, model, **kwargs):
+    return run(litellm.acompletion(model=f"bedrock/{model}", api_base=bedrock.url, aws_region_name=REGION,
+                                   max_tokens=50, num_retries=0, **kwargs))
+
+
+async def collect(stream):
+    return [chunk async for chunk in stream]
+
+
+def test_event_stream_frames_decode_with_botocore_and_carry_anthropic_events():
+    event = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}
+    decoder = EventStreamBuffer()
+    decoder.add_data(chunk_event(event) + exception_event("ThrottlingException", "slow down"))
+    chunk, failure = list(decoder)
+    assert chunk.headers[":event-type"] == "chunk" and chunk.headers[":message-type"] == "event"
+    assert json.loads(base64.b64decode(json.loads(chunk.payload)["bytes"])) == event
+    assert failure.headers[":exception-type"] == "throttlingException"
+    assert json.loads(failure.payload) == {"message": "slow down"}
+
+
+def test_litellm_invokes_claude_with_anthropics_body_and_reads_the_answer(bedrock):
+    response = complete(bedrock, f"invoke/{CLAUDE}", messages=[{"role": "user", "content": "hello there"}])
+    assert response.choices[0].message.content == f"Hello from {CLAUDE}: hello there"
+    assert response.usage.prompt_tokens == 2 and response.usage.completion_tokens == 5
+    sent = bedrock.last()
+    assert unquote(sent.path) == f"/model/{CLAUDE}/invoke"
+    assert sent.body["anthropic_version"] == "bedrock-2023-05-31" and "model" not in sent.body
+
+
+def test_litellm_reads_claudes_event_stream(bedrock):
+    stream = complete(bedrock, f"invoke/{CLAUDE}", messages=[{"role": "user", "content": "hello there"}],
+                      stream=True)
+    chunks = run(collect(stream))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == f"Hello from {CLAUDE}: hello there"
+    assert bedrock.last().path.endswith("/invoke-with-response-stream")
+
+
+def test_litellm_speaks_converse_to_nova_with_tools_both_ways(bedrock):
+    response = complete(bedrock, NOVA, messages=[{"role": "user", "content": "find cats"}], tools=[TOOL])
+    call = response.choices[0].message.tool_calls[0]
+    assert (call.function.name, json.loads(call.function.arguments)) == ("lookup", {"query": "find cats"})
+    assert response.choices[0].finish_reason == "tool_calls"
+    assert unquote(bedrock.last().path) == f"/model/{NOVA}/converse"
+    answered = complete(bedrock, NOVA, tools=[TOOL], messages=[
+        {"role": "user", "content": "find cats"},
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "three cats"}])
+    assert answered.choices[0].message.content == "Tool said: three cats"
+
+
+def test_litellm_reads_nova_converse_stream_with_usage(bedrock):
+    stream = complete(bedrock, NOVA, messages=[{"role": "user", "content": "hello there"}], stream=True,
+                      stream_options={"include_usage": True})
+    chunks = run(collect(stream))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == f"Hello from {NOVA}: hello there"
+    usage = next(c.usage for c in reversed(chunks) if getattr(c, "usage", None))
+    assert (usage.prompt_tokens, usage.completion_tokens) == (2, 5)
+    assert bedrock.last().path.endswith("/converse-stream")
+
+
+def test_a_request_signed_with_another_secret_or_region_is_refused(bedrock, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(litellm.PermissionDeniedError) as refused:
+        complete(bedrock, NOVA, messages=[{"role": "user", "content": "hi"}])
+    assert "signature we calculated does not match" in str(refused.value)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", bedrock.secret_key)
+    with pytest.raises(litellm.PermissionDeniedError):
+        run(litellm.acompletion(model=f"bedrock/{NOVA}", api_base=bedrock.url, aws_region_name="us-west-2",
+                                max_tokens=5, messages=[{"role": "user", "content": "hi"}], num_retries=0))
+
+
+@pytest.mark.parametrize("name, error", [("ThrottlingException", litellm.RateLimitError),
+                                         ("ValidationException", litellm.BadRequestError),
+                                         ("ServiceUnavailableException", litellm.ServiceUnavailableError)])
+def test_litellm_maps_bedrocks_named_errors(bedrock, name, error):
+    bedrock.error(NOVA, name, f"fake {name} message")
+    with pytest.raises(error) as raised:
+        complete(bedrock, NOVA, messages=[{"role": "user", "content": "hi"}])
+    assert f"fake {name} message" in str(raised.value)

@@ -1,0 +1,85 @@
+"""The fake Gemini API is faithful: litellm's own Gemini code, driven straight at it,
+reads its answers, its SSE stream, its function calls and its errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import litellm
+import pytest
+
+from tests.support.fake_gemini import FakeGemini
+
+MODEL = "gemini-2.5-flash"
+KEY = "AIza-fake-gemini-key-0001"
+TOOL = {"type": "function", "function": {"name": "lookup", "description": "Look a thing up.",
+                                         "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}
+LOOP = asyncio.new_event_loop()  # litellm keeps its HTTP clients bound to the first loop
+
+
+@pytest.fixture(scope="module")
+def gemini():
+    with FakeGemini(api_key=KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def fresh(gemini):
+    gemini.clear()
+    gemini.clear_faults()
+
+
+def complete(gemini, api_key=KEY, **kwargs):
+    return LOOP.run_until_complete(litellm.acompletion(
+        model=f"gemini/{MODEL}", api_key=api_key, api_base=gemini.url, max_tokens=50, num_retries=0, **kwargs))
+
+
+def test_litellm_reads_generate_content_with_usage(gemini):
+    response = complete(gemini, messages=[{"role": "system", "content": "be brief"},
+                                          {"role": "user", "content": "hello there"}])
+    assert response.choices[0].message.content == f"Hello from {MODEL}: hello there"
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (4, 5)
+    sent = gemini.last()
+    assert sent.path == f"/models/{MODEL}:generateContent" and sent.headers["x-goog-api-key"] == KEY
+    system = sent.body.get("systemInstruction") or sent.body["system_instruction"]  # the API takes both
+    assert system["parts"][0]["text"] == "be brief"
+
+
+def test_litellm_reads_the_sse_stream(gemini):
+    async def run():
+        stream = await litellm.acompletion(model=f"gemini/{MODEL}", api_key=KEY, api_base=gemini.url, max_tokens=50,
+                                           messages=[{"role": "user", "content": "hello there"}], stream=True,
+                                           stream_options={"include_usage": True})
+        return [chunk async for chunk in stream]
+    chunks = LOOP.run_until_complete(run())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == f"Hello from {MODEL}: hello there"
+    assert gemini.last().path == f"/models/{MODEL}:streamGenerateContent?alt=sse"
+
+
+def test_litellm_round_trips_a_function_call(gemini):
+    first = complete(gemini, messages=[{"role": "user", "content": "find cats"}], tools=[TOOL])
+    call = first.choices[0].message.tool_calls[0]
+    assert (call.function.name, json.loads(call.function.arguments)) == ("lookup", {"query": "find cats"})
+    second = complete(gemini, tools=[TOOL], messages=[
+        {"role": "user", "content": "find cats"},
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "three cats"}])
+    assert second.choices[0].message.content == "Tool said: three cats"
+
+
+@pytest.mark.parametrize("status, error", [("RESOURCE_EXHAUSTED", litellm.RateLimitError),
+                                           ("UNAVAILABLE", litellm.ServiceUnavailableError),
+                                           ("INVALID_ARGUMENT", litellm.BadRequestError)])
+def test_litellm_maps_googles_errors(gemini, status, error):
+    gemini.error(MODEL, status, f"Google says {status}")
+    with pytest.raises(error) as raised:
+        complete(gemini, messages=[{"role": "user", "content": "hi"}])
+    assert f"Google says {status}" in str(raised.value)
+
+
+def test_a_wrong_key_is_refused_as_google_refuses_it(gemini):
+    # Google answers 400 INVALID_ARGUMENT; litellm knows the words and calls it an authentication error.
+    with pytest.raises(litellm.AuthenticationError) as raised:
+        complete(gemini, api_key="AIza-wrong", messages=[{"role": "user", "content": "hi"}])
+    assert "API key not valid" in str(raised.value)

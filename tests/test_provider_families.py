@@ -1,0 +1,162 @@
+"""Every provider type says what its entry needs, and its credentials never show.
+
+The providers secret's entries are checked by their family (handler/families/):
+`gateway-admin providers set` refuses an entry its family cannot use and says
+what is missing; the gateway leaves such an entry out; `providers show`, reprs
+and relayed messages never carry a credential, whatever the type calls it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from handler import families
+from handler.admin import describe_providers
+from handler.providers import Provider, build_catalogue, parse_providers
+from handler.upstream_request import build_call
+
+SERVICE_ACCOUNT = {"type": "service_account", "client_email": "gw@proj.iam.gserviceaccount.com",
+                   "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
+                   "token_uri": "http://127.0.0.1:1/token"}
+EVERY_FAMILY = {
+    "anthropic": {"api_key": "sk-ant-secret-0001"},
+    "openai": {"api_key": "sk-openai-secret-0002"},
+    "bedrock": {"type": "bedrock", "aws_region": "eu-west-3"},
+    "gemini": {"api_key": "AIza-gemini-secret-0003"},
+    "vertex": {"type": "vertex_ai", "vertex_project": "proj", "vertex_location": "europe-west4",
+               "credentials": SERVICE_ACCOUNT},
+    "azure": {"type": "azure", "api_key": "azure-secret-0004", "api_base": "https://res.openai.azure.com",
+              "api_version": "2024-10-21"},
+}
+MODELS = {"anthropic/claude-sonnet-4-5": {}, "openai/gpt-4o-mini": {},
+          "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0": {}, "bedrock/amazon.nova-lite-v1:0": {},
+          "gemini/gemini-2.5-flash": {}, "vertex/gemini-2.5-flash": {},
+          "azure/prod-chat": {"base_model": "gpt-4o"}}
+CREDENTIALS = ("sk-ant-secret-0001", "sk-openai-secret-0002", "AIza-gemini-secret-0003", "azure-secret-0004",
+               "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC")
+
+
+GOOGLE_AUTH = importlib.util.find_spec("google") is not None and importlib.util.find_spec("google.auth") is not None
+SERVED = {name: conf for name, conf in EVERY_FAMILY.items() if name != "vertex" or GOOGLE_AUTH}
+SERVED_MODELS = {model: info for model, info in MODELS.items() if model.partition("/")[0] in SERVED}
+
+
+VERTEX = Provider("vertex", "vertex_ai", settings={k: v for k, v in EVERY_FAMILY["vertex"].items() if k != "type"})
+
+
+def providers_set(document: dict, tmp_path) -> subprocess.CompletedProcess:
+    path = tmp_path / "providers.json"
+    path.write_text(json.dumps(document))
+    env = {**os.environ, "GATEWAY_PROVIDERS_SECRET_ID": f"families-test/{uuid.uuid4().hex[:8]}/providers"}
+    return subprocess.run([sys.executable, "-m", "handler.admin", "providers", "set", "--file", str(path), "--json"],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_each_family_is_found_by_its_type_and_an_unknown_type_is_a_plain_litellm_provider():
+    assert {name: families.family(name).type for name in families.FAMILIES} == {
+        name: name for name in ("anthropic", "openai", "bedrock", "gemini", "vertex_ai", "azure")}
+    assert families.family("groq") is families.family("mistral")  # the base: api_key + api_base
+    assert families.family("groq").problems({"api_key": "k"}) == []
+
+
+@pytest.mark.parametrize("name, conf, missing", [
+    ("bedrock", {"type": "bedrock"}, "aws_region"),
+    ("azure", {"type": "azure", "api_key": "k", "api_base": "https://r.openai.azure.com"}, "api_version"),
+    ("vertex", {"type": "vertex_ai", "vertex_project": "p", "credentials": SERVICE_ACCOUNT}, "vertex_location"),
+    ("gemini", {}, "api_key"),
+    ("anthropic", {}, "api_key"),
+], ids=["bedrock", "azure", "vertex", "gemini", "anthropic"])
+def test_providers_set_says_which_required_field_an_entry_is_missing(moto_endpoint, tmp_path, name, conf, missing):
+    result = providers_set({"providers": {**SERVED, name: conf}, "models": SERVED_MODELS}, tmp_path)
+    assert result.returncode == 1, f"an unusable {name!r} entry was stored: {result.stdout}"
+    assert f"provider {name!r}: missing {missing}" in result.stderr, result.stderr
+
+
+def test_providers_set_refuses_a_bedrock_key_and_fields_its_type_does_not_read(moto_endpoint, tmp_path):
+    document = {"providers": {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_key": "x"},
+                              "azure": {**EVERY_FAMILY["azure"], "api_verison": "typo"}}, "models": MODELS}
+    result = providers_set(document, tmp_path)
+    assert result.returncode == 1
+    assert "bedrock authenticates with the function's IAM role" in result.stderr, result.stderr
+    assert "unknown field(s) api_verison" in result.stderr, result.stderr
+
+
+def test_providers_set_stores_every_family_and_show_names_no_credential(moto_endpoint, tmp_path):
+    result = providers_set({"providers": SERVED, "models": SERVED_MODELS}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["models"] == sorted(SERVED_MODELS)
+    assert shown["providers"]["bedrock"] == {"type": "bedrock", "api_base": None, "api_key": "none",
+                                             "aws_region": "eu-west-3"}
+    assert shown["providers"]["azure"]["api_version"] == "2024-10-21"
+    for credential in CREDENTIALS:
+        assert credential not in result.stdout, f"providers set printed a credential: {credential}"
+
+
+@pytest.mark.skipif(GOOGLE_AUTH, reason="google-auth is installed here: Vertex entries are usable")
+def test_a_vertex_entry_is_refused_while_the_deployment_lacks_google_auth(moto_endpoint, tmp_path):
+    result = providers_set({"providers": EVERY_FAMILY, "models": MODELS}, tmp_path)
+    assert result.returncode == 1
+    assert "provider 'vertex': vertex_ai needs google-auth" in result.stderr, result.stderr
+
+
+def test_a_provider_carries_its_type_fields_but_never_shows_credentials():
+    providers = {**parse_providers({"providers": SERVED}), "vertex": VERTEX}
+    text = repr(providers) + json.dumps(describe_providers(build_catalogue({"providers": SERVED,
+                                                                          "models": SERVED_MODELS}, {})))
+    for credential in CREDENTIALS:
+        assert credential not in text
+    assert SERVICE_ACCOUNT["private_key"] in providers["vertex"].secrets  # redacted from relayed messages
+    assert providers["bedrock"].secrets == ()
+
+
+def test_the_gateway_leaves_out_an_entry_its_family_cannot_use(caplog):
+    providers = parse_providers({"providers": {"bedrock": {"type": "bedrock"}, "gemini": {"api_key": "k"}}})
+    assert list(providers) == ["gemini"]
+    assert "provider 'bedrock': missing aws_region" in caplog.text
+
+
+def connection_of(model_id: str) -> dict:
+    catalogue = build_catalogue({"providers": SERVED, "models": SERVED_MODELS}, {})
+    call = build_call({"model": model_id, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+                      catalogue.models[model_id], anthropic_beta=None, timeout=10)
+    return {k: v for k, v in call.items() if k not in ("messages", "max_tokens", "stream", "timeout", "max_retries")}
+
+
+def test_each_family_gets_its_own_connection_arguments_from_the_secret():
+    assert connection_of("bedrock/amazon.nova-lite-v1:0") == {
+        "model": "bedrock/amazon.nova-lite-v1:0", "aws_region_name": "eu-west-3"}  # no api_key: SigV4
+    assert connection_of("azure/prod-chat") == {
+        "model": "azure/prod-chat", "api_key": "azure-secret-0004", "api_base": "https://res.openai.azure.com",
+        "api_version": "2024-10-21"}
+    vertex = families.family("vertex_ai").connection(VERTEX)
+    assert (vertex["vertex_project"], vertex["vertex_location"]) == ("proj", "europe-west4")
+    assert json.loads(vertex["vertex_credentials"]) == SERVICE_ACCOUNT
+    assert connection_of("gemini/gemini-2.5-flash") == {"model": "gemini/gemini-2.5-flash",
+                                                        "api_key": "AIza-gemini-secret-0003"}
+
+
+def test_claude_on_bedrock_takes_anthropic_fields_and_nova_does_not():
+    catalogue = build_catalogue({"providers": SERVED, "models": SERVED_MODELS}, {})
+    body = {"max_tokens": 2000, "messages": [{"role": "user", "content": "hi"}], "top_k": 5,
+            "thinking": {"type": "enabled", "budget_tokens": 1024}}
+    claude = build_call({**body, "model": "x"}, catalogue.models["bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"],
+                        anthropic_beta="interleaved-thinking-2025-05-14", timeout=10)
+    nova = build_call({**body, "model": "x"}, catalogue.models["bedrock/amazon.nova-lite-v1:0"],
+                      anthropic_beta="interleaved-thinking-2025-05-14", timeout=10)
+    assert claude["body"]["thinking"] == body["thinking"] and claude["body"]["top_k"] == 5
+    assert claude["extra_headers"] == {"anthropic-beta": "interleaved-thinking-2025-05-14"}
+    assert "thinking" not in nova and "top_k" not in nova and "extra_headers" not in nova
+
+
+def test_an_azure_deployment_is_priced_as_its_base_model():
+    cost_map = {"azure/gpt-4o": {"input_cost_per_token": 2.5e-6, "output_cost_per_token": 1e-5, "mode": "chat"}}
+    model = build_catalogue({"providers": SERVED, "models": SERVED_MODELS}, cost_map).models["azure/prod-chat"]
+    assert model.info["input_cost_per_token"] == 2.5e-6 and model.info["output_cost_per_token"] == 1e-5
