@@ -57,8 +57,17 @@ class NoManagedPolicies:
     def load(self):
         return {}
 
-print(json.dumps(transform(template, {"StreamingMode": sys.argv[2]}, NoManagedPolicies())))
+print(json.dumps(transform(template, json.loads(sys.argv[2]), NoManagedPolicies())))
 """
+DIGEST = "5" * 64  # what scripts/deploy passes as ConfigDigest (no default: a deploy cannot skip it)
+
+
+def translate(sam_python, parameters: dict) -> dict:
+    """template.yaml as SAM's translator hands it to CloudFormation for these parameter values."""
+    result = subprocess.run([str(sam_python), "-c", TRANSLATE, str(TEMPLATE), json.dumps(parameters)],
+                            capture_output=True, text=True, env=SAM_ENV, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
 
 
 # --------------------------------------------------------------------------- readings
@@ -87,12 +96,10 @@ def translated(sam_python, tmp_path_factory):
     """mode -> (CloudFormation template as SAM produces it, its file)."""
     out = {}
     for mode in MODES:
-        result = subprocess.run([str(sam_python), "-c", TRANSLATE, str(TEMPLATE), mode],
-                                capture_output=True, text=True, env=SAM_ENV, timeout=120)
-        assert result.returncode == 0, result.stderr[-3000:]
+        cfn = translate(sam_python, {"StreamingMode": mode, "ConfigDigest": DIGEST})
         path = tmp_path_factory.mktemp(mode) / "template.json"
-        path.write_text(result.stdout)
-        out[mode] = (json.loads(result.stdout), path)
+        path.write_text(json.dumps(cfn))
+        out[mode] = (cfn, path)
     return out
 
 
@@ -315,3 +322,103 @@ def test_the_outputs_name_what_an_operator_needs(translated):
     for cfn, _ in translated.values():
         assert {"ApiUrl", "UsageTableName", "KeysSecretId", "ProvidersSecretId",
                 "LedgerFallbackQueueUrl"} <= set(cfn["Outputs"])
+
+
+# --------------------------------------------------------------------------- deploys and deletes
+
+PACKAGER = _load_packager()
+
+
+def version_ids(cfn) -> list[str]:
+    return [name for name, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Version"]
+
+
+def test_a_parameter_only_redeploy_publishes_a_new_version_and_moves_the_alias(sam_python, tmp_path):
+    """Switching modes (or memory, or SnapStart) must change what `live` runs: SAM names the
+    version after ConfigDigest, which scripts/deploy computes from the build and the settings."""
+    artifact = tmp_path / "artifact"
+    (artifact / "handler").mkdir(parents=True)
+    (artifact / "handler" / "app.py").write_text("app = None\n")
+    settings = {mode: [f"StreamingMode={mode}", "FunctionMemorySize=1024", "EnableSnapStart=true"]
+                for mode in MODES}
+    digests = {mode: PACKAGER.config_digest(artifact, TEMPLATE, parameters)
+               for mode, parameters in settings.items()}
+    assert digests["buffered"] != digests["streaming"]
+    assert PACKAGER.config_digest(artifact, TEMPLATE, settings["buffered"][::-1]) == digests["buffered"], \
+        "the same settings in another order must not publish a new version"
+    bigger = PACKAGER.config_digest(artifact, TEMPLATE, [*settings["buffered"][:1], "FunctionMemorySize=2048",
+                                                         *settings["buffered"][2:]])
+    (artifact / "handler" / "app.py").write_text("app = 'changed'\n")
+    new_code = PACKAGER.config_digest(artifact, TEMPLATE, settings["buffered"])
+    assert len({digests["buffered"], digests["streaming"], bigger, new_code}) == 4
+
+    ids = {}
+    for name, (mode, digest) in {"buffered": ("buffered", digests["buffered"]),
+                                 "streaming": ("streaming", digests["streaming"]),
+                                 "buffered, 2 GB": ("buffered", bigger),
+                                 "buffered again": ("buffered", digests["buffered"])}.items():
+        cfn = translate(sam_python, {"StreamingMode": mode, "ConfigDigest": digest})
+        [ids[name]] = version_ids(cfn)
+        [alias] = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::Lambda::Alias"]
+        assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [ids[name], "Version"]}
+    assert len({ids["buffered"], ids["streaming"], ids["buffered, 2 GB"]}) == 3, \
+        f"a redeploy with other settings would leave `live` on the old version: {ids}"
+    assert ids["buffered again"] == ids["buffered"], "an unchanged redeploy must not publish a version"
+
+
+def test_the_config_digest_is_required_so_no_deploy_can_skip_it(template):
+    parameter = template["Parameters"]["ConfigDigest"]
+    assert "Default" not in parameter
+    assert re.fullmatch(parameter["AllowedPattern"], PACKAGER.config_digest(ROOT / "scripts", TEMPLATE, []))
+    function = template["Resources"]["GatewayFunction"]["Properties"]
+    assert function["AutoPublishCodeSha256"] == {"Ref": "ConfigDigest"}
+    deploy = (ROOT / "scripts" / "deploy").read_text()
+    assert '"ConfigDigest=$DIGEST"' in deploy and "_package.py\" digest" in deploy
+
+
+def test_what_holds_keys_and_usage_survives_a_delete_but_not_a_failed_first_create(template):
+    """Retain on a fixed name made a retry after a failed create fail ("already exists");
+    the fallback queue holds usage not yet in the table, so it is kept like the table."""
+    resources = template["Resources"]
+    for name in ("KeysSecret", "ProvidersSecret", "UsageTable", "LedgerFallbackQueue"):
+        assert resources[name]["DeletionPolicy"] == "RetainExceptOnCreate", name
+        assert resources[name]["UpdateReplacePolicy"] == "Retain", name
+    assert "DeletionPolicy" not in resources["GatewayLogGroup"]
+
+
+def test_buffered_mode_cannot_be_given_a_timeout_longer_than_the_http_api_waits(template):
+    parameters = template["Parameters"]
+    assert parameters["FunctionTimeout"]["MaxValue"] == 30
+    assert parameters["RequestDeadlineSeconds"]["Default"] < parameters["FunctionTimeout"]["Default"]
+    assert parameters["StreamingFunctionTimeout"]["MaxValue"] == 900
+
+
+def test_the_adapter_layer_is_refused_where_it_is_not_published(template):
+    function = template["Resources"]["GatewayFunction"]["Properties"]
+    layer = function["Layers"][0]["Fn::If"][1]["Fn::Sub"]
+    assert layer.startswith("arn:aws:lambda:${AWS::Region}:753240598075:")  # commercial partition only
+    rule = template["Rules"]["AdapterLayerRegion"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "StreamingMode"}, "streaming"]}
+    [assertion] = rule["Assertions"]
+    refused = assertion["Assert"]["Fn::Not"][0]["Fn::Contains"][0]
+    assert {"me-south-1", "me-central-1"} <= set(refused)
+    for region in refused:  # scripts/deploy says so before building anything
+        result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", region, "--mode", "streaming"],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and f"not published in {region}" in result.stderr, result.stderr
+
+
+def test_deploy_refuses_a_stack_name_too_long_for_the_function_name():
+    result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", "eu-west-1",
+                             "--stack-name", "s" * 57], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "at most 56" in result.stderr and "--name-prefix" in result.stderr
+
+
+def test_deploy_names_a_missing_prerequisite_before_building_anything(tmp_path):
+    bin_dir = tmp_path / "bin"  # a PATH with what the script needs to start, and no make
+    bin_dir.mkdir()
+    (bin_dir / "dirname").symlink_to(subprocess.run(["sh", "-c", "command -v dirname"], capture_output=True,
+                                                   text=True, check=True).stdout.strip())
+    result = subprocess.run(["/bin/bash", str(ROOT / "scripts" / "deploy"), "--region", "eu-west-1"],
+                            capture_output=True, text=True, timeout=30, env={"PATH": str(bin_dir)})
+    assert result.returncode == 2 and "make is needed" in result.stderr, result.stderr
