@@ -57,10 +57,18 @@ class Settings:
     # environment would hold (or, if reclaimed, lose) a ledger write still under way:
     # there, a response ends only once its usage is written (template.yaml sets it).
     meter_before_response_end: bool = False
+    # Observability (handler/telemetry.py): the `service` dimension and log field, the
+    # CloudWatch namespace of the metrics, and the share of a key's monthly_usd past which
+    # its requests count in KeySpendOverShare (the per-key spend alarm).
+    service_name: str = "edenai-gateway"
+    metrics_namespace: str = "EdenAIGateway"
+    key_spend_alert_share: float = 0.8
 
     def __post_init__(self) -> None:
         from .routing import POLICIES
 
+        if not 0 < self.key_spend_alert_share <= 1:
+            raise ValueError(f"GATEWAY_KEY_SPEND_ALERT_SHARE is a share in (0, 1], not {self.key_spend_alert_share}")
         if self.router_policy not in POLICIES:
             raise ValueError(f"GATEWAY_ROUTER_POLICY must be one of {', '.join(POLICIES)}, not {self.router_policy!r}")
 
@@ -84,4 +92,7 @@ class Settings:
             breaker_cooldown=_float("GATEWAY_BREAKER_COOLDOWN", 30.0),
             log_prompts=_bool("GATEWAY_LOG_PROMPTS"),
             meter_before_response_end=_bool("GATEWAY_METER_BEFORE_RESPONSE_END"),
+            service_name=os.environ.get("GATEWAY_SERVICE_NAME") or "edenai-gateway",
+            metrics_namespace=os.environ.get("GATEWAY_METRICS_NAMESPACE") or "EdenAIGateway",
+            key_spend_alert_share=_float("GATEWAY_KEY_SPEND_ALERT_SHARE", 0.8),
         )

@@ -222,6 +222,13 @@ def prune(site: Path, strip_tool: str | None) -> Pruned:
     remove(site / "litellm/proxy/client", "litellm proxy's command-line client", pruned)
     remove(site / "litellm/proxy/swagger", "litellm proxy server's API docs assets", pruned)
     remove(site / "litellm/proxy/_lazy_openapi_snapshot.json", "litellm proxy server's API docs assets", pruned)
+    # Powertools: the gateway uses its Logger and Metrics (handler/telemetry.py), whose imports
+    # reach into utilities/ only for jmespath_utils.
+    powertools = site / "aws_lambda_powertools"
+    remove(powertools / "event_handler", "Powertools utilities the gateway does not use", pruned)
+    for utility in sorted((powertools / "utilities").glob("*")) if (powertools / "utilities").is_dir() else ():
+        if utility.name not in ("__init__.py", "jmespath_utils"):
+            remove(utility, "Powertools utilities the gateway does not use", pruned)
     remove(site / "hf_xet", "hf_xet: Hugging Face Hub download accelerator (the function downloads nothing)", pruned)
     for info in site.glob("hf_xet-*.dist-info"):
         remove(info, "hf_xet: Hugging Face Hub download accelerator (the function downloads nothing)", pruned)
