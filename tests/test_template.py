@@ -122,7 +122,9 @@ def deployed(request, translated):
     mode = request.param
     cfn, _ = translated[mode]
     conditions = {"IsStreaming": mode == "streaming", "IsBuffered": mode == "buffered",
-                  "SnapStartOn": True, "HasAlarmTopic": False, "HasNamePrefix": False}
+                  "SnapStartOn": True, "HasAlarmTopic": False, "HasNamePrefix": False,
+                  "HasReservedConcurrency": False, "TracingActive": True,
+                  "CreatesApiGatewayLogRole": mode == "streaming"}
     resources = {name: resolve(resource, conditions) for name, resource in cfn["Resources"].items()
                  if conditions.get(resource.get("Condition"), True)}
     return mode, resources
@@ -265,8 +267,9 @@ def test_nothing_else_is_granted(deployed):
     assert [a for s in statements(resources) for a in actions(s)
             if not a.startswith(("secretsmanager:", "dynamodb:"))] == ["sqs:SendMessage"]
     assert all("*" not in str(s["Resource"]) for s in statements(resources))
-    [managed] = role["ManagedPolicyArns"]  # CloudWatch Logs only
-    assert managed.endswith(":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+    # CloudWatch Logs, and X-Ray's write-only access for Tracing: Active.
+    assert sorted(arn.rsplit(":policy/", 1)[1] for arn in role["ManagedPolicyArns"]) == \
+        ["AWSXrayWriteOnlyAccess", "service-role/AWSLambdaBasicExecutionRole"]
 
 
 def test_snapstart_runs_on_a_published_version_that_the_api_calls(deployed):
@@ -313,7 +316,7 @@ def test_logs_are_kept_for_a_while_and_errors_and_throttles_raise_alarms(deploye
     assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "GatewayLogGroup"}
     assert resources["GatewayLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     alarmed = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"]))
-               for a in of_type(resources, "AWS::CloudWatch::Alarm").values()}
+               for a in of_type(resources, "AWS::CloudWatch::Alarm").values() if "MetricName" in a["Properties"]}
     function_dimension = json.dumps([{"Name": "FunctionName", "Value": {"Ref": "GatewayFunction"}}])
     assert {("Errors", function_dimension), ("Throttles", function_dimension)} <= alarmed
 
@@ -422,3 +425,99 @@ def test_deploy_names_a_missing_prerequisite_before_building_anything(tmp_path):
     result = subprocess.run(["/bin/bash", str(ROOT / "scripts" / "deploy"), "--region", "eu-west-1"],
                             capture_output=True, text=True, timeout=30, env={"PATH": str(bin_dir)})
     assert result.returncode == 2 and "make is needed" in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- operating it
+
+from handler.observation import METRIC_UNITS  # noqa: E402
+
+
+def dashboard_metric_names(body: str, namespace_placeholder: str = "${Namespace}") -> set[str]:
+    """Every metric of the gateway's namespace the dashboard draws: listed ones and SEARCH expressions."""
+    document = json.loads(body)
+    names = set()
+    for widget in document["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            if isinstance(row[0], str) and row[0] == namespace_placeholder:
+                names.add(row[1])
+            for part in row:
+                if isinstance(part, dict) and "expression" in part:
+                    assert namespace_placeholder in part["expression"], part
+                    names.update(re.findall(r'MetricName="(\w+)"', part["expression"]))
+    return names
+
+
+def test_the_dashboard_draws_exactly_the_metrics_the_gateway_emits(template):
+    body, variables = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert variables["Namespace"] == {"Ref": "MetricsNamespace"}
+    assert variables["Service"] == {"Ref": "GatewayFunction"}  # the function name, GATEWAY_SERVICE_NAME's value
+    assert dashboard_metric_names(body) == set(METRIC_UNITS)
+    document = json.loads(body)
+    assert any("insightRule" in w["properties"] for w in document["widgets"])
+    [query] = [w["properties"]["query"] for w in document["widgets"] if w["type"] == "log"]
+    assert "key_id" in query and "month_cap_share" in query
+
+
+def test_alarms_on_gateway_metrics_name_only_metrics_it_emits(template):
+    alarms = {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    ours = {name: a for name, a in alarms.items() if a.get("Namespace") == {"Ref": "MetricsNamespace"}}
+    assert {a["MetricName"] for a in ours.values()} == {"TTFB", "LedgerSpills", "KeySpendOverShare", "Errors"}
+    assert set(a["MetricName"] for a in ours.values()) <= set(METRIC_UNITS)
+    for alarm in ours.values():
+        assert {"Name": "service", "Value": {"Ref": "GatewayFunction"}} in alarm["Dimensions"]
+    assert {"Name": "error_type", "Value": "unhandled_exception"} in ours["CanaryUnhandledErrorsAlarm"]["Dimensions"]
+    assert {"ApiServerErrorsAlarm", "LatencyAlarm", "DynamoDbThrottlesAlarm", "LedgerSpillsAlarm", "KeySpendAlarm",
+            "FunctionErrorsAlarm", "FunctionThrottlesAlarm", "LedgerFallbackAlarm"} <= set(alarms)
+
+
+def test_the_settings_the_gateway_reads_for_its_metrics_come_from_the_template(function):
+    variables = function["Environment"]["Variables"]
+    assert variables["GATEWAY_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    assert variables["GATEWAY_KEY_SPEND_ALERT_SHARE"] == {"Ref": "KeySpendAlertShare"}
+    assert variables["GATEWAY_SERVICE_NAME"] == function["FunctionName"]
+    assert function["LoggingConfig"]["LogFormat"] == "JSON"
+    assert function["Tracing"] == {"Ref": "TracingMode"}
+
+
+def test_a_release_goes_out_gradually_and_rolls_back_on_its_alarms_in_both_modes(deployed):
+    mode, resources = deployed
+    [group] = of_type(resources, "AWS::CodeDeploy::DeploymentGroup").values()
+    alarms = {a["Name"]["Ref"] for a in group["Properties"]["AlarmConfiguration"]["Alarms"]}
+    assert alarms == {"CanaryFunctionErrorsAlarm", "CanaryUnhandledErrorsAlarm", "LatencyAlarm"}
+    assert group["Properties"]["AlarmConfiguration"]["Enabled"] is True
+    assert set(group["Properties"]["AutoRollbackConfiguration"]["Events"]) >= {"DEPLOYMENT_FAILURE",
+                                                                                "DEPLOYMENT_STOP_ON_ALARM"}
+    [alias] = of_type(resources, "AWS::Lambda::Alias").values()
+    assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
+    # The API in front calls that alias in either mode, so the canary's share is real traffic.
+    [permission] = of_type(resources, "AWS::Lambda::Permission").values()
+    assert permission["Properties"]["FunctionName"]["Ref"] in of_type(resources, "AWS::Lambda::Alias")
+
+
+def test_api_access_logs_are_json_and_the_stage_is_throttled(deployed):
+    mode, resources = deployed
+    if mode == "buffered":
+        [overrides] = of_type(resources, "AWS::ApiGatewayV2::ApiGatewayManagedOverrides").values()
+        stage = overrides["Properties"]["Stage"]
+        access = stage["AccessLogSettings"]
+        assert stage["DefaultRouteSettings"] == {"ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"},
+                                                 "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"}}
+    else:
+        [stage] = of_type(resources, "AWS::ApiGateway::Stage").values()
+        access = stage["Properties"]["AccessLogSetting"]
+        [settings] = stage["Properties"]["MethodSettings"]
+        assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == \
+            ({"Ref": "ThrottleRateLimit"}, {"Ref": "ThrottleBurstLimit"})
+        assert stage["Properties"]["TracingEnabled"] is True
+        assert resources["ApiGatewayAccount"]["Properties"]["CloudWatchRoleArn"] == \
+            {"Fn::GetAtt": ["ApiGatewayLogRole", "Arn"]}
+    fields = json.loads(access["Format"])
+    assert {"requestId", "status", "responseLatency", "integrationLatency"} <= set(fields)
+    assert not [v for v in fields.values() if "header" in v.lower()], "headers carry keys: never logged"
+    assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+
+
+def test_reserved_concurrency_is_a_parameter(template, sam_python):
+    function = template["Resources"]["GatewayFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == \
+        {"Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
