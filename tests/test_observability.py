@@ -18,6 +18,9 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from handler import aws
 
 from handler.app import app as module_app
 from handler.lambda_function import lambda_handler
@@ -90,11 +93,21 @@ def main_metrics(documents: list[dict]) -> dict:
 
 @pytest.fixture(scope="module")
 def lambda_key(moto_endpoint, _fake_session):
+    """A key for the module-level app (the one Lambda serves), beside any other module's.
+
+    Its keys cache is emptied before and after: tests/test_lambda.py writes that secret too."""
     settings = module_app.state.settings
     Ledger(settings.usage_table).create_table()
     stack = Stack(settings, _fake_session.url)
+    try:
+        stack.keys = aws.read_json_secret(settings.keys_secret_id)["keys"]
+    except ClientError:
+        pass
     stack.put_providers(providers_document(_fake_session.url))
-    return stack, stack.add_key(name="observed")
+    key = stack.add_key(name="observed")
+    module_app.state.keys._secret.invalidate()
+    yield stack, key
+    module_app.state.keys._secret.invalidate()
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["message", "stream"])
@@ -245,3 +258,20 @@ def test_a_key_past_its_share_of_its_monthly_cap_is_flagged(moto_endpoint, fake,
     assert tight_line["month_cap_share"] >= 0.5 and tight_line["key_over_spend_share"] is True
     assert tight_line["key_id"] == stack.key_id(tight)
     assert main_metrics(tight_docs)["KeySpendOverShare"] == 1
+
+
+def test_a_line_still_waiting_for_its_entry_is_written_when_the_invocation_ends(capsys):
+    """The Lambda handler flushes after draining: nothing is left for a frozen environment."""
+    from handler.observation import Observation
+    from handler.telemetry import Telemetry
+
+    telemetry = Telemetry(service="edenai-gateway", namespace="EdenAIGateway", spend_share=0.8)
+    waiting = Observation("POST", MESSAGES, 0.0, request_id="req_waiting", status=200, latency_ms=5,
+                          served_model=CLAUDE, expects_entry=True)
+    telemetry.started(waiting)
+    telemetry.response_ended(waiting)
+    assert request_lines(written(capsys.readouterr().out)) == [], "written before its entry came"
+    telemetry.flush()
+    telemetry.flush()
+    [line] = request_lines(written(capsys.readouterr().out))
+    assert line["request_id"] == "req_waiting" and "outcome" not in line
