@@ -21,7 +21,6 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from handler import aws
-
 from handler.app import app as module_app
 from handler.lambda_function import lambda_handler
 from handler.ledger import Ledger
