@@ -274,3 +274,18 @@ def test_a_line_still_waiting_for_its_entry_is_written_when_the_invocation_ends(
     telemetry.flush()
     [line] = request_lines(written(capsys.readouterr().out))
     assert line["request_id"] == "req_waiting" and "outcome" not in line
+
+
+def test_fields_the_serving_provider_cannot_take_are_named_in_the_line(server, api_key, capsys):
+    output = Output(capsys)
+    response = sdk(server, api_key).messages.with_raw_response.create(
+        model="openai/gpt-4o-mini", max_tokens=20, messages=[{"role": "user", "content": "hi"}],
+        extra_body={"top_k": 5})
+    line, documents = output.wait_for(response.headers["request-id"])
+    assert line["dropped_fields"] == ["top_k"] and line["provider"] == "openai"
+    assert main_metrics(documents)["model"] == "openai/gpt-4o-mini"
+
+    response = sdk(server, api_key).messages.with_raw_response.create(
+        model=CLAUDE, max_tokens=20, messages=[{"role": "user", "content": "hi"}], extra_body={"top_k": 5})
+    line, _ = output.wait_for(response.headers["request-id"])
+    assert "dropped_fields" not in line, "Anthropic models take top_k"

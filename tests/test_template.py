@@ -517,7 +517,7 @@ def test_api_access_logs_are_json_and_the_stage_is_throttled(deployed):
     assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
 
 
-def test_reserved_concurrency_is_a_parameter(template, sam_python):
+def test_reserved_concurrency_is_a_parameter(template):
     function = template["Resources"]["GatewayFunction"]["Properties"]
     assert function["ReservedConcurrentExecutions"] == \
         {"Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
