@@ -94,7 +94,7 @@ class Observation:
         return None
 
     def error_type(self) -> str | None:
-        if self.exception is not None and self.exception != "CancelledError":
+        if self.exception is not None and self.status == 500:  # raised before any response: a bug
             return UNHANDLED
         if self.status is not None and self.status >= 400:
             return error_type_for(self.status)

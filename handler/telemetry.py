@@ -18,9 +18,11 @@ wraps cost 434 ms to import and patch botocore and httpx (README: Operating).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
+import threading
 import time
 from contextvars import ContextVar
 from typing import Any, Mapping
@@ -60,7 +62,8 @@ def note(**facts: Any) -> None:
 def request_body(document: Any) -> None:
     if not isinstance(document, Mapping):
         return
-    note(requested_model=str(document.get("model")), stream=bool(document.get("stream")),
+    model = document.get("model")
+    note(requested_model=model if isinstance(model, str) else None, stream=bool(document.get("stream")),
          anthropic_only_fields=tuple(sorted(f for f in ANTHROPIC_ONLY_FIELDS if document.get(f) is not None)))
 
 
@@ -97,6 +100,10 @@ class Telemetry:
         # Its own handler writes the line; the root logger's (Lambda's JSON one) must not write it again.
         logging.getLogger(service).propagate = False
         self._live: dict[str, Observation] = {}
+        # One metrics object, reused (flushing empties it): making one per document doubled the cost.
+        # Lines are written from the event loop and from the ledger's worker threads, hence the lock.
+        self._metrics = EphemeralMetrics(namespace=namespace, service=service)
+        self._metrics_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings) -> "Telemetry":
@@ -136,12 +143,12 @@ class Telemetry:
         try:
             self._logger.info("request", extra=request_line(observation, spend_share=self.spend_share))
             for values, dimension_sets in metric_sets(observation, spend_share=self.spend_share):
-                metrics = EphemeralMetrics(namespace=self.namespace, service=self.service)
-                for name, value in values.items():
-                    metrics.add_metric(name=name, unit=METRIC_UNITS[name], value=value)
-                for dimensions in dimension_sets:
-                    metrics.add_dimensions(service=self.service, **dimensions)
-                metrics.flush_metrics()
+                with self._metrics_lock:
+                    for name, value in values.items():
+                        self._metrics.add_metric(name=name, unit=METRIC_UNITS[name], value=value)
+                    for dimensions in dimension_sets:
+                        self._metrics.add_dimensions(service=self.service, **dimensions)
+                    self._metrics.flush_metrics()
         except Exception:  # noqa: BLE001 - telemetry must never fail a request
             log.exception("could not write request telemetry")
 
@@ -201,9 +208,11 @@ class Middleware:
         try:
             await self.app(scope, receive, observed_send)
         except BaseException as exc:
+            # Raised before any response: ServerErrorMiddleware answers 500 (a bug, unhandled_exception);
+            # cancelled, the client left (499, nginx's word for it). After the response began: noted only.
             observation.exception = type(exc).__name__
             if observation.status is None:
-                observation.status = 499 if exc.__class__.__name__ == "CancelledError" else 500
+                observation.status = 499 if isinstance(exc, asyncio.CancelledError) else 500
             raise
         finally:
             _current.reset(token)

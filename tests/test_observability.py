@@ -63,13 +63,14 @@ class Output:
         self.capsys = capsys
         self.text = ""
 
-    def wait_for(self, request_id: str, timeout: float = 10.0) -> tuple[dict, list[dict]]:
-        """The request's line and every EMF document written with it, once its line is out."""
+    def wait_for(self, request_id: str | None, timeout: float = 10.0, **fields) -> tuple[dict, list[dict]]:
+        """The request's line (by id, or by other fields) and every EMF document written with it."""
+        fields = {"request_id": request_id} if request_id else fields
         deadline = time.monotonic() + timeout
         while True:
             self.text += self.capsys.readouterr().out
             docs = written(self.text)
-            lines = [d for d in request_lines(docs) if d.get("request_id") == request_id]
+            lines = [d for d in request_lines(docs) if all(d.get(k) == v for k, v in fields.items())]
             if lines or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
@@ -289,3 +290,24 @@ def test_fields_the_serving_provider_cannot_take_are_named_in_the_line(server, a
         model=CLAUDE, max_tokens=20, messages=[{"role": "user", "content": "hi"}], extra_body={"top_k": 5})
     line, _ = output.wait_for(response.headers["request-id"])
     assert "dropped_fields" not in line, "Anthropic models take top_k"
+
+
+class BrokenLedger(Ledger):
+    """A bug in the gateway's own code: the limit check raises something nobody handles."""
+
+    def reserve(self, *args, **kwargs):
+        raise RuntimeError("a bug")
+
+
+def test_an_unhandled_exception_is_the_error_type_a_release_rolls_back_on(stack, fake, capsys):
+    key = stack.add_key(limits={"rpm": 10})
+    output = Output(capsys)
+    with serve(stack, ledger=BrokenLedger(stack.settings.usage_table)) as server:
+        response = httpx.post(server.url + MESSAGES, headers={"x-api-key": key},
+                              json={"model": CLAUDE, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 500  # (Starlette's outermost 500 handler answers it, without a request-id)
+    line, documents = output.wait_for(None, exception="RuntimeError", key_id=stack.key_id(key))
+    assert (line["status"], line["error_type"], line["exception"]) == (500, "unhandled_exception", "RuntimeError")
+    [errors] = [d for d in documents if "Errors" in d]
+    # template.yaml's CanaryUnhandledErrorsAlarm watches exactly this series.
+    assert (errors["service"], errors["error_type"]) == ("edenai-gateway", "unhandled_exception")
