@@ -58,6 +58,7 @@ class Observation:
     request_id: str | None = None
     lambda_request_id: str | None = None
     api_gateway_request_id: str | None = None
+    trace_id: str | None = None  # X-Ray's root id
     key_id: str | None = None
     requested_model: str | None = None
     stream: bool | None = None
@@ -117,7 +118,7 @@ def request_line(o: Observation, *, spend_share: float) -> dict[str, Any]:
     entry, model = o.entry, o.model()
     line: dict[str, Any] = {
         "request_id": o.request_id, "lambda_request_id": o.lambda_request_id,
-        "api_gateway_request_id": o.api_gateway_request_id,
+        "api_gateway_request_id": o.api_gateway_request_id, "trace_id": o.trace_id,
         "method": o.method, "path": o.path, "status": o.status, "key_id": entry.key_id if entry else o.key_id,
         "requested_model": (o.requested_model or "")[:MAX_LOGGED_MODEL] or None,
         "served_model": o.served_model, "provider": provider_of(model) if model else None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -96,7 +97,9 @@ class Telemetry:
         self.service = service
         self.namespace = namespace
         self.spend_share = spend_share
-        self._logger = Logger(service=service, stream=_Stdout())
+        # xray_trace_id=None: Powertools' own field reads _X_AMZN_TRACE_ID, which the streaming
+        # mode's process never has; the line's `trace_id` is known in both modes.
+        self._logger = Logger(service=service, stream=_Stdout(), xray_trace_id=None)
         # Its own handler writes the line; the root logger's (Lambda's JSON one) must not write it again.
         logging.getLogger(service).propagate = False
         self._live: dict[str, Observation] = {}
@@ -155,19 +158,37 @@ class Telemetry:
 
 # ------------------------------------------------------------------ the ASGI side
 
-def _invocation_ids(scope) -> tuple[str | None, str | None]:
-    """(Lambda request id, API Gateway request id): Mangum puts the event and context in the
-    scope; the Lambda Web Adapter passes them as headers."""
+def _invocation_ids(scope) -> dict[str, str | None]:
+    """The Lambda and API Gateway request ids, and the X-Ray trace id.
+
+    Mangum puts the event and the context in the scope; the Lambda Web Adapter passes them
+    as JSON headers. The trace id: the Python runtime sets _X_AMZN_TRACE_ID for each
+    invocation (buffered); the adapter's Lambda context carries it (streaming).
+    """
     context, event = scope.get("aws.context"), scope.get("aws.event")
     if event is not None:
-        return getattr(context, "aws_request_id", None), (event.get("requestContext") or {}).get("requestId")
+        return {"lambda_request_id": getattr(context, "aws_request_id", None),
+                "api_gateway_request_id": (event.get("requestContext") or {}).get("requestId"),
+                "trace_id": _trace_root(os.environ.get("_X_AMZN_TRACE_ID"))}
     headers = dict(scope.get("headers") or [])
     try:
         lambda_context = json.loads(headers.get(b"x-amzn-lambda-context", b"{}"))
         request_context = json.loads(headers.get(b"x-amzn-request-context", b"{}"))
     except ValueError:
-        return None, None
-    return lambda_context.get("request_id"), request_context.get("requestId")
+        return {}
+    if not isinstance(lambda_context, dict) or not isinstance(request_context, dict):
+        return {}
+    return {"lambda_request_id": lambda_context.get("request_id"),
+            "api_gateway_request_id": request_context.get("requestId"),
+            "trace_id": _trace_root(lambda_context.get("xray_trace_id"))}
+
+
+def _trace_root(header: str | None) -> str | None:
+    """`Root=1-…;Parent=…;Sampled=1` -> `1-…`, the id X-Ray's console searches by."""
+    if not isinstance(header, str):
+        return None
+    fields = dict(part.split("=", 1) for part in header.split(";") if "=" in part)
+    return fields.get("Root")
 
 
 class Middleware:
@@ -185,10 +206,8 @@ class Middleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        lambda_id, api_id = _invocation_ids(scope)
         observation = Observation(scope["method"], scope["path"], started,
-                                  request_id=(scope.get("state") or {}).get("request_id"),
-                                  lambda_request_id=lambda_id, api_gateway_request_id=api_id)
+                                  request_id=(scope.get("state") or {}).get("request_id"), **_invocation_ids(scope))
         self.telemetry.started(observation)
         token = _current.set(observation)
 

@@ -111,12 +111,13 @@ def lambda_key(moto_endpoint, _fake_session):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["message", "stream"])
-def test_the_lambda_handler_writes_one_request_line_and_its_metrics(lambda_key, capsys, stream):
+def test_the_lambda_handler_writes_one_request_line_and_its_metrics(lambda_key, capsys, monkeypatch, stream):
     stack, key = lambda_key
     secret_prompt = f"prompt-{uuid.uuid4().hex}"
     body = {"model": CLAUDE, "max_tokens": 40, "stream": stream,
             "messages": [{"role": "user", "content": secret_prompt}]}
     capsys.readouterr()
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
     response = lambda_handler(http_api_event("POST", MESSAGES, body=body, headers={"x-api-key": key}),
                               LambdaContext(aws_request_id="lambda-req-1"))
     assert response["statusCode"] == 200, response
@@ -126,6 +127,7 @@ def test_the_lambda_handler_writes_one_request_line_and_its_metrics(lambda_key, 
     [line] = request_lines(docs)
     assert line["request_id"] == response["headers"]["request-id"]
     assert (line["lambda_request_id"], line["api_gateway_request_id"]) == ("lambda-req-1", "Jd9sQgk1IAMEVxw=")
+    assert line["trace_id"] == "1-6759e988-bd862e3fe1be46a994272793"
     assert line["key_id"] == stack.key_id(key) and line["status"] == 200 and line["stream"] is stream
     assert (line["requested_model"], line["served_model"], line["provider"]) == (CLAUDE, CLAUDE, "anthropic")
     assert line["ledger"] == "written" and line["fallbacks"] == 0
@@ -311,3 +313,17 @@ def test_an_unhandled_exception_is_the_error_type_a_release_rolls_back_on(stack,
     [errors] = [d for d in documents if "Errors" in d]
     # template.yaml's CanaryUnhandledErrorsAlarm watches exactly this series.
     assert (errors["service"], errors["error_type"]) == ("edenai-gateway", "unhandled_exception")
+
+
+def test_under_the_lambda_web_adapter_the_line_carries_the_invocation_ids(server, api_key, capsys):
+    """Streaming mode: the adapter passes Lambda's and API Gateway's contexts as JSON headers."""
+    output = Output(capsys)
+    headers = {"x-api-key": api_key,
+               "x-amzn-lambda-context": json.dumps({"request_id": "lambda-42", "deadline": 0,
+                                                    "xray_trace_id": "Root=1-5759e988-bd862e3fe1be46a994272793"}),
+               "x-amzn-request-context": json.dumps({"requestId": "apigw-42", "stage": "prod"})}
+    response = httpx.post(server.url + MESSAGES, headers=headers,
+                          json={"model": CLAUDE, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    line, _ = output.wait_for(response.headers["request-id"])
+    assert (line["lambda_request_id"], line["api_gateway_request_id"]) == ("lambda-42", "apigw-42")
+    assert line["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
