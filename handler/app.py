@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from botocore.exceptions import BotoCoreError, ClientError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import anthropic_api, aws, price_map
+from . import anthropic_api, aws, price_map, telemetry
 from .body import check_content_type, parse_json, read_limited, validate
 from .breaker import ModelHealth
 from .cache import RefreshingValue
@@ -141,11 +141,14 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     keys = KeyStore(_keys_cache(settings))
     ledger = ledger or Ledger(settings.usage_table, ttl_days=settings.usage_ttl_days,
                               queue_url=settings.ledger_queue_url)
-    gateway = Gateway(_catalogue_cache(settings), ledger, deadline=settings.request_deadline,
+    observer = telemetry.Telemetry.from_settings(settings)
+    gateway = Gateway(_catalogue_cache(settings), telemetry.ObservedLedger(ledger, observer),
+                      deadline=settings.request_deadline,
                       stream_timeout=settings.stream_timeout, policy=settings.router_policy,
                       meter_before_response_end=settings.meter_before_response_end,
                       max_ledger_backlog=settings.ledger_max_backlog,
-                      health=ModelHealth(threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown))
+                      health=ModelHealth(threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown,
+                                         on_open=telemetry.breaker_opened))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -168,6 +171,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.state.keys = keys
     app.state.gateway = gateway
     app.state.ledger = ledger
+    app.state.telemetry = observer
+    app.add_middleware(telemetry.Middleware, telemetry=observer)  # inside RequestIdMiddleware
     app.add_middleware(RefuseAmbiguousFraming)
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
@@ -177,9 +182,11 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         return parse_json(await read_limited(request.headers, request.stream(), settings.max_body_bytes))
 
     async def authenticate(request: Request):
-        return await keys.authenticate(
+        key = await keys.authenticate(
             presented_key(request.headers.getlist("authorization"), request.headers.getlist("x-api-key"))
         )
+        telemetry.note(key_id=key.key_id)
+        return key
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict:
@@ -202,12 +209,14 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def create_message(request: Request) -> Response:
         key = await authenticate(request)
         document = await read_body(request)
+        telemetry.request_body(document)
         validate(AnthropicMessagesBody, document)
         check_body(document)
         outcome = await gateway.create_message(
             key, document, anthropic_beta=request.headers.get("anthropic-beta"),
             request_id=request.state.request_id,
         )
+        telemetry.served(outcome.model, outcome.adaptation.dropped if outcome.adaptation else ())
         if settings.log_prompts:
             log.info("prompt %s %s", request.state.request_id, json.dumps(
                 {"model": document["model"], "system": document.get("system"), "messages": document["messages"],

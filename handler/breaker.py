@@ -33,8 +33,10 @@ class _State:
 
 class ModelHealth:
     def __init__(self, *, threshold: int = 3, cooldown: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_open: Callable[[str], None] = lambda model_id: None) -> None:
         self._threshold = threshold
+        self._on_open = on_open  # told when a circuit opens (telemetry counts it)
         self._cooldown = cooldown
         self._clock = clock
         self._states: dict[str, _State] = {}
@@ -64,4 +66,6 @@ class ModelHealth:
         state = self._states.setdefault(model_id, _State())
         state.failures += 1
         if state.failures >= self._threshold:
+            if state.opened_at is None:
+                self._on_open(model_id)
             state.opened_at = self._clock()

@@ -64,10 +64,18 @@ class Settings:
     # short and its entries go there too (group_commit.py).
     ledger_max_backlog: int = 1024
     shutdown_grace: float = 10.0
+    # Observability (handler/telemetry.py): the `service` dimension and log field, the
+    # CloudWatch namespace of the metrics, and the share of a key's monthly_usd past which
+    # its requests count in KeySpendOverShare (the per-key spend alarm).
+    service_name: str = "edenai-gateway"
+    metrics_namespace: str = "EdenAIGateway"
+    key_spend_alert_share: float = 0.8
 
     def __post_init__(self) -> None:
         from .routing import POLICIES
 
+        if not 0 < self.key_spend_alert_share <= 1:
+            raise ValueError(f"GATEWAY_KEY_SPEND_ALERT_SHARE is a share in (0, 1], not {self.key_spend_alert_share}")
         if self.router_policy not in POLICIES:
             raise ValueError(f"GATEWAY_ROUTER_POLICY must be one of {', '.join(POLICIES)}, not {self.router_policy!r}")
 
@@ -94,4 +102,7 @@ class Settings:
             request_read_timeout=_float("GATEWAY_REQUEST_READ_TIMEOUT", 30.0),
             ledger_max_backlog=_int("GATEWAY_LEDGER_MAX_BACKLOG", 1024),
             shutdown_grace=_float("GATEWAY_SHUTDOWN_GRACE", 10.0),
+            service_name=os.environ.get("GATEWAY_SERVICE_NAME") or "edenai-gateway",
+            metrics_namespace=os.environ.get("GATEWAY_METRICS_NAMESPACE") or "EdenAIGateway",
+            key_spend_alert_share=_float("GATEWAY_KEY_SPEND_ALERT_SHARE", 0.8),
         )

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 from . import upstream
-from .adaptation import adapt
+from .adaptation import Adaptation, adapt
 from .cache import RefreshingValue
 from .errors import GatewayError
 from .group_commit import DEFAULT_MAX_BACKLOG, GroupCommit
@@ -67,7 +67,7 @@ class Outcome:
     rate: RateInfo | None = None
     route_reason: str | None = None
     # How the serving model's call departed from the body (clamped, dropped): adaptation.py.
-    adapted: dict[str, str] = field(default_factory=dict)
+    adaptation: Adaptation | None = None
     # Non-streamed: the ledger write, for the caller to spawn as the response goes out.
     finish: Callable[[], Awaitable[None]] | None = None
 
@@ -77,7 +77,8 @@ class Outcome:
             headers.update(self.rate.headers())
         if self.route_reason:
             headers[ROUTE_HEADER] = self.route_reason
-        headers.update(self.adapted)
+        if self.adaptation is not None:
+            headers.update(self.adaptation.headers())
         return headers
 
 
@@ -213,7 +214,7 @@ class Gateway:
             raise
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
-        outcome.adapted = adapt(body, outcome.model).headers()
+        outcome.adaptation = adapt(body, outcome.model)
         return outcome
 
     async def count_tokens(self, key: ApiKey, body: dict[str, Any]) -> tuple[int, str, RateInfo | None]:

@@ -60,4 +60,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # Ledger writes run beside the response; Lambda freezes the process once this
     # returns, so they finish first.
     loop.run_until_complete(app.state.gateway.drain())
+    app.state.telemetry.flush()  # a request line still waiting on a ledger entry is written now
     return response

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws
+from . import aws, telemetry
 from .errors import GatewayError
 from .metering import (
     TABLE_KEYS,
@@ -159,9 +159,11 @@ class Ledger:
                 continue
             except BotoCoreError as exc:
                 raise self._limits_unavailable(exc) from None
+            attributes = from_item(answer.get("Attributes") or {})
+            telemetry.month_spend(attributes.get("budget_usd"), limits.monthly_usd)
             if limits.rpm is None:
                 return None
-            count = int(from_item(answer.get("Attributes") or {}).get("rpm_count", 1))
+            count = int(attributes.get("rpm_count", 1))
             return RateInfo(limits.rpm, limits.rpm - count, next_minute(at))
         raise self._limits_unavailable(RuntimeError("rpm window kept moving"))
 

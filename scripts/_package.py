@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import platform
@@ -222,6 +223,13 @@ def prune(site: Path, strip_tool: str | None) -> Pruned:
     remove(site / "litellm/proxy/client", "litellm proxy's command-line client", pruned)
     remove(site / "litellm/proxy/swagger", "litellm proxy server's API docs assets", pruned)
     remove(site / "litellm/proxy/_lazy_openapi_snapshot.json", "litellm proxy server's API docs assets", pruned)
+    # Powertools: the gateway uses its Logger and Metrics (handler/telemetry.py), whose imports
+    # reach into utilities/ only for jmespath_utils.
+    powertools = site / "aws_lambda_powertools"
+    remove(powertools / "event_handler", "Powertools utilities the gateway does not use", pruned)
+    for utility in sorted((powertools / "utilities").glob("*")) if (powertools / "utilities").is_dir() else ():
+        if utility.name not in ("__init__.py", "jmespath_utils"):
+            remove(utility, "Powertools utilities the gateway does not use", pruned)
     remove(site / "hf_xet", "hf_xet: Hugging Face Hub download accelerator (the function downloads nothing)", pruned)
     for info in site.glob("hf_xet-*.dist-info"):
         remove(info, "hf_xet: Hugging Face Hub download accelerator (the function downloads nothing)", pruned)
@@ -293,10 +301,31 @@ def strip_shared_objects(site: Path, strip_tool: str, pruned: Pruned) -> None:
                    len(original) - library.stat().st_size)
 
 
+# Where llvm's tools are when they are not on PATH: Homebrew's llvm is keg-only (never
+# linked into PATH), Debian's versioned packages install llvm-strip-NN.
+LLVM_DIRS = ("/opt/homebrew/opt/llvm/bin", "/usr/local/opt/llvm/bin", "/usr/lib/llvm-*/bin")
+
+
 def find_strip_tool() -> str | None:
-    """llvm-strip handles every architecture; binutils' strip only the build machine's."""
+    """llvm-strip (with its llvm-readelf) from PATH or a known llvm install, else None.
+
+    llvm-strip handles every architecture; binutils' strip only the build
+    machine's. Without it the arm64 artifact is over the zipped budget.
+    """
     tool = shutil.which("llvm-strip")
-    return tool if tool and shutil.which("llvm-readelf") else None
+    if tool and shutil.which("llvm-readelf"):
+        return tool
+    for directory in (d for pattern in LLVM_DIRS for d in sorted(glob.glob(pattern), reverse=True)):
+        strip, readelf = Path(directory) / "llvm-strip", Path(directory) / "llvm-readelf"
+        if os.access(strip, os.X_OK) and os.access(readelf, os.X_OK):
+            return str(strip)
+    return None
+
+
+STRIP_TOOL_MISSING = (
+    "llvm-strip and llvm-readelf not found (looked on PATH and in " + ", ".join(LLVM_DIRS) + "): without "
+    "them the arm64 artifact is about 60 MiB zipped, over budget. Install llvm (Debian/Ubuntu: "
+    "apt-get install llvm; macOS: brew install llvm, found where Homebrew puts it).")
 
 
 # --------------------------------------------------------------------------- bytecode
@@ -383,6 +412,26 @@ def compile_bytecode(site: Path, target: Target, skipped=BYTECODE_SKIPPED) -> By
 
 # --------------------------------------------------------------------------- the artifact
 
+def config_digest(artifact: Path, template: Path, parameters: list[str]) -> str:
+    """sha256 of what a deploy runs: the artifact's files (path, executable bit, bytes),
+    the template and the parameter overrides (order-free).
+
+    template.yaml's AutoPublishCodeSha256 takes it, so SAM publishes a new version (and
+    moves the alias) exactly when one of them changes. The build is byte-reproducible,
+    so rebuilding the same commit with the same settings gives the same digest.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in artifact.rglob("*") if p.is_file()):
+        executable = "x" if path.stat().st_mode & stat.S_IXUSR else "-"
+        digest.update(f"file {path.relative_to(artifact).as_posix()} {executable}\n".encode())
+        with path.open("rb") as source:
+            digest.update(hashlib.file_digest(source, "sha256").digest())
+    digest.update(b"template\n" + hashlib.sha256(template.read_bytes()).digest())
+    for parameter in sorted(parameters):
+        digest.update(f"parameter {parameter}\n".encode())
+    return digest.hexdigest()
+
+
 def add_function_code(site: Path) -> None:
     shutil.copytree(ROOT / "handler", site / "handler",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -459,6 +508,14 @@ def build(target: Target, out: Path, zip_path: Path | None, *, pruning: bool = T
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["digest"]:  # _package.py digest ARTIFACT_DIR TEMPLATE [NAME=VALUE ...]
+        print(config_digest(Path(argv[1]), Path(argv[2]), argv[3:]))
+        return 0
+    if argv[:1] == ["strip-tool"]:  # prints the llvm-strip found, or why there is none (exit 1)
+        tool = find_strip_tool()
+        print(tool or STRIP_TOOL_MISSING, file=sys.stdout if tool else sys.stderr)
+        return 0 if tool else 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", choices=["arm64", "x86_64", "host"], default="arm64")
     parser.add_argument("--python-version", default="3.12", help="ignored with --arch host")
@@ -485,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
                 "added_bytes": report.bytecode.added_bytes, "skipped": list(report.bytecode.skipped)}},
             indent=1))
     if args.arch != "host" and not args.no_prune and not report.within_budget():
-        print("error: over budget", file=sys.stderr)
+        print("error: over budget" + ("" if find_strip_tool() else f" ({STRIP_TOOL_MISSING})"), file=sys.stderr)
         return 1
     return 0
 

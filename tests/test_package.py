@@ -299,6 +299,10 @@ def test_the_pruned_artifact_serves_a_message_and_a_stream_as_the_lambda_handler
                                              AWS_LAMBDA_INITIALIZATION_TYPE="snap-start"))
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(result.stdout.splitlines()[-1])
+    # The pruned Powertools still writes each request's JSON line and its metrics.
+    written = [json.loads(line) for line in result.stdout.splitlines()[:-1] if line.startswith("{")]
+    assert [line["status"] for line in written if line.get("message") == "request"] == [200, 200]
+    assert len([doc for doc in written if "_aws" in doc]) == 2
 
     message, stream = report["responses"]
     assert message["statusCode"] == 200, message

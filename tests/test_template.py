@@ -57,8 +57,17 @@ class NoManagedPolicies:
     def load(self):
         return {}
 
-print(json.dumps(transform(template, {"StreamingMode": sys.argv[2]}, NoManagedPolicies())))
+print(json.dumps(transform(template, json.loads(sys.argv[2]), NoManagedPolicies())))
 """
+DIGEST = "5" * 64  # what scripts/deploy passes as ConfigDigest (no default: a deploy cannot skip it)
+
+
+def translate(sam_python, parameters: dict) -> dict:
+    """template.yaml as SAM's translator hands it to CloudFormation for these parameter values."""
+    result = subprocess.run([str(sam_python), "-c", TRANSLATE, str(TEMPLATE), json.dumps(parameters)],
+                            capture_output=True, text=True, env=SAM_ENV, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
 
 
 # --------------------------------------------------------------------------- readings
@@ -87,12 +96,10 @@ def translated(sam_python, tmp_path_factory):
     """mode -> (CloudFormation template as SAM produces it, its file)."""
     out = {}
     for mode in MODES:
-        result = subprocess.run([str(sam_python), "-c", TRANSLATE, str(TEMPLATE), mode],
-                                capture_output=True, text=True, env=SAM_ENV, timeout=120)
-        assert result.returncode == 0, result.stderr[-3000:]
+        cfn = translate(sam_python, {"StreamingMode": mode, "ConfigDigest": DIGEST})
         path = tmp_path_factory.mktemp(mode) / "template.json"
-        path.write_text(result.stdout)
-        out[mode] = (json.loads(result.stdout), path)
+        path.write_text(json.dumps(cfn))
+        out[mode] = (cfn, path)
     return out
 
 
@@ -115,7 +122,9 @@ def deployed(request, translated):
     mode = request.param
     cfn, _ = translated[mode]
     conditions = {"IsStreaming": mode == "streaming", "IsBuffered": mode == "buffered",
-                  "SnapStartOn": True, "HasAlarmTopic": False, "HasNamePrefix": False, "HasBedrockModels": True}
+                  "SnapStartOn": True, "HasAlarmTopic": False, "HasNamePrefix": False, "HasBedrockModels": True,
+                  "HasReservedConcurrency": False, "TracingActive": True,
+                  "CreatesApiGatewayLogRole": mode == "streaming"}
     resources = {name: resolve(resource, conditions) for name, resource in cfn["Resources"].items()
                  if conditions.get(resource.get("Condition"), True)}
     return mode, resources
@@ -258,8 +267,9 @@ def test_nothing_else_is_granted(deployed):
     assert [a for s in statements(resources) for a in actions(s)
             if not a.startswith(("secretsmanager:", "dynamodb:", "bedrock:"))] == ["sqs:SendMessage"]
     assert all("*" not in str(s["Resource"]) for s in statements(resources))
-    [managed] = role["ManagedPolicyArns"]  # CloudWatch Logs only
-    assert managed.endswith(":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+    # CloudWatch Logs, and X-Ray's write-only access for Tracing: Active.
+    assert sorted(arn.rsplit(":policy/", 1)[1] for arn in role["ManagedPolicyArns"]) == \
+        ["AWSXrayWriteOnlyAccess", "service-role/AWSLambdaBasicExecutionRole"]
 
 
 def test_bedrock_is_invoked_only_on_the_model_arns_the_operator_lists(deployed, template):
@@ -320,7 +330,7 @@ def test_logs_are_kept_for_a_while_and_errors_and_throttles_raise_alarms(deploye
     assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "GatewayLogGroup"}
     assert resources["GatewayLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     alarmed = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"]))
-               for a in of_type(resources, "AWS::CloudWatch::Alarm").values()}
+               for a in of_type(resources, "AWS::CloudWatch::Alarm").values() if "MetricName" in a["Properties"]}
     function_dimension = json.dumps([{"Name": "FunctionName", "Value": {"Ref": "GatewayFunction"}}])
     assert {("Errors", function_dimension), ("Throttles", function_dimension)} <= alarmed
 
@@ -329,3 +339,199 @@ def test_the_outputs_name_what_an_operator_needs(translated):
     for cfn, _ in translated.values():
         assert {"ApiUrl", "UsageTableName", "KeysSecretId", "ProvidersSecretId",
                 "LedgerFallbackQueueUrl"} <= set(cfn["Outputs"])
+
+
+# --------------------------------------------------------------------------- deploys and deletes
+
+PACKAGER = _load_packager()
+
+
+def version_ids(cfn) -> list[str]:
+    return [name for name, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Version"]
+
+
+def test_a_parameter_only_redeploy_publishes_a_new_version_and_moves_the_alias(sam_python, tmp_path):
+    """Switching modes (or memory, or SnapStart) must change what `live` runs: SAM names the
+    version after ConfigDigest, which scripts/deploy computes from the build and the settings."""
+    artifact = tmp_path / "artifact"
+    (artifact / "handler").mkdir(parents=True)
+    (artifact / "handler" / "app.py").write_text("app = None\n")
+    settings = {mode: [f"StreamingMode={mode}", "FunctionMemorySize=1024", "EnableSnapStart=true"]
+                for mode in MODES}
+    digests = {mode: PACKAGER.config_digest(artifact, TEMPLATE, parameters)
+               for mode, parameters in settings.items()}
+    assert digests["buffered"] != digests["streaming"]
+    assert PACKAGER.config_digest(artifact, TEMPLATE, settings["buffered"][::-1]) == digests["buffered"], \
+        "the same settings in another order must not publish a new version"
+    bigger = PACKAGER.config_digest(artifact, TEMPLATE, [*settings["buffered"][:1], "FunctionMemorySize=2048",
+                                                         *settings["buffered"][2:]])
+    (artifact / "handler" / "app.py").write_text("app = 'changed'\n")
+    new_code = PACKAGER.config_digest(artifact, TEMPLATE, settings["buffered"])
+    assert len({digests["buffered"], digests["streaming"], bigger, new_code}) == 4
+
+    ids = {}
+    for name, (mode, digest) in {"buffered": ("buffered", digests["buffered"]),
+                                 "streaming": ("streaming", digests["streaming"]),
+                                 "buffered, 2 GB": ("buffered", bigger),
+                                 "buffered again": ("buffered", digests["buffered"])}.items():
+        cfn = translate(sam_python, {"StreamingMode": mode, "ConfigDigest": digest})
+        [ids[name]] = version_ids(cfn)
+        [alias] = [r for r in cfn["Resources"].values() if r["Type"] == "AWS::Lambda::Alias"]
+        assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [ids[name], "Version"]}
+    assert len({ids["buffered"], ids["streaming"], ids["buffered, 2 GB"]}) == 3, \
+        f"a redeploy with other settings would leave `live` on the old version: {ids}"
+    assert ids["buffered again"] == ids["buffered"], "an unchanged redeploy must not publish a version"
+
+
+def test_the_config_digest_is_required_so_no_deploy_can_skip_it(template):
+    parameter = template["Parameters"]["ConfigDigest"]
+    assert "Default" not in parameter
+    assert re.fullmatch(parameter["AllowedPattern"], PACKAGER.config_digest(ROOT / "scripts", TEMPLATE, []))
+    function = template["Resources"]["GatewayFunction"]["Properties"]
+    assert function["AutoPublishCodeSha256"] == {"Ref": "ConfigDigest"}
+    deploy = (ROOT / "scripts" / "deploy").read_text()
+    assert '"ConfigDigest=$DIGEST"' in deploy and "_package.py\" digest" in deploy
+
+
+def test_what_holds_keys_and_usage_survives_a_delete_but_not_a_failed_first_create(template):
+    """Retain on a fixed name made a retry after a failed create fail ("already exists");
+    the fallback queue holds usage not yet in the table, so it is kept like the table."""
+    resources = template["Resources"]
+    for name in ("KeysSecret", "ProvidersSecret", "UsageTable", "LedgerFallbackQueue"):
+        assert resources[name]["DeletionPolicy"] == "RetainExceptOnCreate", name
+        assert resources[name]["UpdateReplacePolicy"] == "Retain", name
+    assert "DeletionPolicy" not in resources["GatewayLogGroup"]
+
+
+def test_buffered_mode_cannot_be_given_a_timeout_longer_than_the_http_api_waits(template):
+    parameters = template["Parameters"]
+    assert parameters["FunctionTimeout"]["MaxValue"] == 30
+    assert parameters["RequestDeadlineSeconds"]["Default"] < parameters["FunctionTimeout"]["Default"]
+    assert parameters["StreamingFunctionTimeout"]["MaxValue"] == 900
+
+
+def test_the_adapter_layer_is_refused_where_it_is_not_published(template):
+    function = template["Resources"]["GatewayFunction"]["Properties"]
+    layer = function["Layers"][0]["Fn::If"][1]["Fn::Sub"]
+    assert layer.startswith("arn:aws:lambda:${AWS::Region}:753240598075:")  # commercial partition only
+    rule = template["Rules"]["AdapterLayerRegion"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "StreamingMode"}, "streaming"]}
+    [assertion] = rule["Assertions"]
+    refused = assertion["Assert"]["Fn::Not"][0]["Fn::Contains"][0]
+    assert {"me-south-1", "me-central-1"} <= set(refused)
+    for region in refused:  # scripts/deploy says so before building anything
+        result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", region, "--mode", "streaming"],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and f"not published in {region}" in result.stderr, result.stderr
+
+
+def test_deploy_refuses_a_stack_name_too_long_for_the_function_name():
+    result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", "eu-west-1",
+                             "--stack-name", "s" * 57], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "at most 56" in result.stderr and "--name-prefix" in result.stderr
+
+
+def test_deploy_names_a_missing_prerequisite_before_building_anything(tmp_path):
+    bin_dir = tmp_path / "bin"  # a PATH with what the script needs to start, and no make
+    bin_dir.mkdir()
+    (bin_dir / "dirname").symlink_to(subprocess.run(["sh", "-c", "command -v dirname"], capture_output=True,
+                                                   text=True, check=True).stdout.strip())
+    result = subprocess.run(["/bin/bash", str(ROOT / "scripts" / "deploy"), "--region", "eu-west-1"],
+                            capture_output=True, text=True, timeout=30, env={"PATH": str(bin_dir)})
+    assert result.returncode == 2 and "make is needed" in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- operating it
+
+from handler.observation import METRIC_UNITS  # noqa: E402
+
+
+def dashboard_metric_names(body: str, namespace_placeholder: str = "${Namespace}") -> set[str]:
+    """Every metric of the gateway's namespace the dashboard draws: listed ones and SEARCH expressions."""
+    document = json.loads(body)
+    names = set()
+    for widget in document["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            if isinstance(row[0], str) and row[0] == namespace_placeholder:
+                names.add(row[1])
+            for part in row:
+                if isinstance(part, dict) and "expression" in part:
+                    assert namespace_placeholder in part["expression"], part
+                    names.update(re.findall(r'MetricName="(\w+)"', part["expression"]))
+    return names
+
+
+def test_the_dashboard_draws_exactly_the_metrics_the_gateway_emits(template):
+    body, variables = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert variables["Namespace"] == {"Ref": "MetricsNamespace"}
+    assert variables["Service"] == {"Ref": "GatewayFunction"}  # the function name, GATEWAY_SERVICE_NAME's value
+    assert dashboard_metric_names(body) == set(METRIC_UNITS)
+    document = json.loads(body)
+    assert any("insightRule" in w["properties"] for w in document["widgets"])
+    [query] = [w["properties"]["query"] for w in document["widgets"] if w["type"] == "log"]
+    assert "key_id" in query and "month_cap_share" in query
+
+
+def test_alarms_on_gateway_metrics_name_only_metrics_it_emits(template):
+    alarms = {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    ours = {name: a for name, a in alarms.items() if a.get("Namespace") == {"Ref": "MetricsNamespace"}}
+    assert {a["MetricName"] for a in ours.values()} == {"TTFB", "LedgerSpills", "KeySpendOverShare", "Errors"}
+    assert set(a["MetricName"] for a in ours.values()) <= set(METRIC_UNITS)
+    for alarm in ours.values():
+        assert {"Name": "service", "Value": {"Ref": "GatewayFunction"}} in alarm["Dimensions"]
+    assert {"Name": "error_type", "Value": "unhandled_exception"} in ours["CanaryUnhandledErrorsAlarm"]["Dimensions"]
+    assert {"ApiServerErrorsAlarm", "LatencyAlarm", "DynamoDbThrottlesAlarm", "LedgerSpillsAlarm", "KeySpendAlarm",
+            "FunctionErrorsAlarm", "FunctionThrottlesAlarm", "LedgerFallbackAlarm"} <= set(alarms)
+
+
+def test_the_settings_the_gateway_reads_for_its_metrics_come_from_the_template(function):
+    variables = function["Environment"]["Variables"]
+    assert variables["GATEWAY_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    assert variables["GATEWAY_KEY_SPEND_ALERT_SHARE"] == {"Ref": "KeySpendAlertShare"}
+    assert variables["GATEWAY_SERVICE_NAME"] == function["FunctionName"]
+    assert function["LoggingConfig"]["LogFormat"] == "JSON"
+    assert function["Tracing"] == {"Ref": "TracingMode"}
+
+
+def test_a_release_goes_out_gradually_and_rolls_back_on_its_alarms_in_both_modes(deployed):
+    mode, resources = deployed
+    [group] = of_type(resources, "AWS::CodeDeploy::DeploymentGroup").values()
+    alarms = {a["Name"]["Ref"] for a in group["Properties"]["AlarmConfiguration"]["Alarms"]}
+    assert alarms == {"CanaryFunctionErrorsAlarm", "CanaryUnhandledErrorsAlarm", "LatencyAlarm"}
+    assert group["Properties"]["AlarmConfiguration"]["Enabled"] is True
+    assert set(group["Properties"]["AutoRollbackConfiguration"]["Events"]) >= {"DEPLOYMENT_FAILURE",
+                                                                                "DEPLOYMENT_STOP_ON_ALARM"}
+    [alias] = of_type(resources, "AWS::Lambda::Alias").values()
+    assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
+    # The API in front calls that alias in either mode, so the canary's share is real traffic.
+    [permission] = of_type(resources, "AWS::Lambda::Permission").values()
+    assert permission["Properties"]["FunctionName"]["Ref"] in of_type(resources, "AWS::Lambda::Alias")
+
+
+def test_api_access_logs_are_json_and_the_stage_is_throttled(deployed):
+    mode, resources = deployed
+    if mode == "buffered":
+        [overrides] = of_type(resources, "AWS::ApiGatewayV2::ApiGatewayManagedOverrides").values()
+        stage = overrides["Properties"]["Stage"]
+        access = stage["AccessLogSettings"]
+        assert stage["DefaultRouteSettings"] == {"ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"},
+                                                 "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"}}
+    else:
+        [stage] = of_type(resources, "AWS::ApiGateway::Stage").values()
+        access = stage["Properties"]["AccessLogSetting"]
+        [settings] = stage["Properties"]["MethodSettings"]
+        assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == \
+            ({"Ref": "ThrottleRateLimit"}, {"Ref": "ThrottleBurstLimit"})
+        assert stage["Properties"]["TracingEnabled"] is True
+        assert resources["ApiGatewayAccount"]["Properties"]["CloudWatchRoleArn"] == \
+            {"Fn::GetAtt": ["ApiGatewayLogRole", "Arn"]}
+    fields = json.loads(access["Format"])
+    assert {"requestId", "status", "responseLatency", "integrationLatency"} <= set(fields)
+    assert not [v for v in fields.values() if "header" in v.lower()], "headers carry keys: never logged"
+    assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+
+
+def test_reserved_concurrency_is_a_parameter(template):
+    function = template["Resources"]["GatewayFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == \
+        {"Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
