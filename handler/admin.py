@@ -26,13 +26,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _empty_keys() -> dict:
+    return {"keys": []}
+
+
 def _load_keys(settings: Settings) -> dict:
-    try:
-        return aws.read_json_secret(settings.keys_secret_id)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
-            return {"keys": []}
-        raise
+    document, _ = aws.read_json_secret_version(settings.keys_secret_id)
+    return document or _empty_keys()
+
+
+def _public(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if k != "hash"}
 
 
 def create_key(settings: Settings, *, name: str, models: list[str] | None, limits: dict) -> dict:
@@ -43,26 +47,25 @@ def create_key(settings: Settings, *, name: str, models: list[str] | None, limit
         entry["models"] = models
     if limits:
         entry["limits"] = limits
-    document = _load_keys(settings)
-    document.setdefault("keys", []).append(entry)
-    aws.write_json_secret(settings.keys_secret_id, document)
-    public = {k: v for k, v in entry.items() if k != "hash"}
-    return {"key": key, **public}
+    aws.update_json_secret(settings.keys_secret_id, lambda document: document.setdefault("keys", []).append(entry),
+                           empty=_empty_keys)
+    return {"key": key, **_public(entry)}
 
 
 def list_keys(settings: Settings) -> list[dict]:
-    return [{k: v for k, v in entry.items() if k != "hash"} for entry in _load_keys(settings).get("keys", [])]
+    return [_public(entry) for entry in _load_keys(settings).get("keys", [])]
 
 
 def revoke_key(settings: Settings, key_id: str) -> dict:
-    document = _load_keys(settings)
-    for entry in document.get("keys", []):
-        if entry.get("key_id") == key_id:
-            entry["status"] = "revoked"
-            entry["revoked_at"] = _now()
-            aws.write_json_secret(settings.keys_secret_id, document)
-            return {k: v for k, v in entry.items() if k != "hash"}
-    raise LookupError(f"no key with id {key_id!r}")
+    def revoke(document: dict) -> dict:
+        for entry in document.get("keys", []):
+            if entry.get("key_id") == key_id:
+                entry["status"] = "revoked"
+                entry["revoked_at"] = _now()
+                return _public(entry)
+        raise LookupError(f"no key with id {key_id!r}")
+
+    return aws.update_json_secret(settings.keys_secret_id, revoke, empty=_empty_keys)
 
 
 def set_providers(settings: Settings, document: dict) -> dict:
@@ -190,7 +193,7 @@ def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> 
         elif args.action == "revoke":
             revoked = revoke_key(settings, args.key_id)
             _print(revoked, args.json, f"revoked {revoked['key_id']}")
-    except (LookupError, ValueError, OSError) as exc:
+    except (LookupError, ValueError, OSError, aws.SecretConflict) as exc:
         print(f"gateway-admin: {exc}", file=sys.stderr)
         return 1
     except (BotoCoreError, ClientError) as exc:

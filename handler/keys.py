@@ -56,21 +56,34 @@ class ApiKey:
         return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.models)
 
 
+def _entry(entry: Any) -> ApiKey:
+    """One entry of the keys secret, or ValueError: a wrong type never widens what a key may do."""
+    if not isinstance(entry, dict):
+        raise ValueError("not an object")
+    key_id, models, limits = entry.get("key_id"), entry.get("models"), entry.get("limits")
+    if not isinstance(key_id, str) or not key_id:
+        raise ValueError("key_id must be a string")
+    if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
+        raise ValueError("models must be a list of globs")  # a bare string would allow its characters
+    if limits is not None and not isinstance(limits, dict):
+        raise ValueError("limits must be an object")
+    if not isinstance(entry.get("status", "active"), str) or not isinstance(entry.get("name", ""), str):
+        raise ValueError("status and name must be strings")
+    return ApiKey(key_id=key_id, name=entry.get("name", ""), status=entry.get("status", "active"),
+                  models=tuple(models) if models is not None else None, limits=dict(limits or {}))
+
+
 def parse_keys_secret(document: dict) -> dict[str, ApiKey]:
-    """Map hash -> ApiKey; malformed entries are skipped and logged, not fatal."""
+    """Map hash -> ApiKey; malformed entries are skipped (their key is refused) and logged, not fatal."""
     keys: dict[str, ApiKey] = {}
-    for entry in document.get("keys", []):
+    for position, entry in enumerate(document.get("keys", [])):
         try:
-            models = entry.get("models")
-            keys[entry["hash"]] = ApiKey(
-                key_id=entry["key_id"],
-                name=entry.get("name", ""),
-                status=entry.get("status", "active"),
-                models=tuple(models) if models is not None else None,
-                limits=dict(entry.get("limits") or {}),
-            )
-        except (KeyError, TypeError, AttributeError):
-            log.error("skipping a malformed entry in the keys secret")
+            digest = entry["hash"]
+            if not isinstance(digest, str):
+                raise ValueError("hash must be a string")
+            keys[digest] = _entry(entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("skipping malformed entry %d of the keys secret: %s", position, exc)
     return keys
 
 

@@ -120,3 +120,33 @@ def test_providers_set_refuses_a_document_that_serves_nothing(moto_endpoint, tmp
     result = subprocess.run([sys.executable, "-m", "handler.admin", "providers", "set", "--file", str(path)],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 1 and "no provider" in result.stderr
+
+
+def test_concurrent_creates_and_revokes_lose_no_write(moto_endpoint, secret_id):
+    """Ten creates and ten revokes at once: every key created is stored, every revoked key stays revoked."""
+    from dataclasses import replace
+    from threading import Barrier
+    from concurrent.futures import ThreadPoolExecutor
+
+    from handler import admin as gateway_admin
+    from handler.config import Settings
+
+    settings = replace(Settings.from_env(), keys_secret_id=secret_id)
+    existing = [gateway_admin.create_key(settings, name=f"old-{i}", models=None, limits={}) for i in range(10)]
+    start = Barrier(20)
+
+    def create(i: int) -> dict:
+        start.wait()
+        return gateway_admin.create_key(settings, name=f"new-{i}", models=None, limits={})
+
+    def revoke(entry: dict) -> dict:
+        start.wait()
+        return gateway_admin.revoke_key(settings, entry["key_id"])
+
+    with ThreadPoolExecutor(20) as pool:
+        creating, revoking = pool.map(create, range(10)), pool.map(revoke, existing)
+        created, revoked = list(creating), list(revoking)
+    stored = {entry["key_id"]: entry for entry in aws.read_json_secret(secret_id)["keys"]}
+    assert {c["key_id"] for c in created} <= set(stored), "a key the CLI printed as created is missing"
+    assert all(stored[r["key_id"]]["status"] == "revoked" for r in revoked), "a key the CLI printed as revoked is active"
+    assert len(stored) == 20
