@@ -130,3 +130,32 @@ def update_json_secret(secret_id: str, change: Callable[[dict], T], *, empty: Ca
             return result
         sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 6)))  # jittered, so racing writers spread out
     raise SecretConflict(f"{secret_id} kept changing during {attempts} attempts; try again")
+
+
+def read_json_secrets(secret_ids: list[str]) -> dict[str, dict | None]:
+    """Many secrets in batches of 20 (BatchGetSecretValue); None for one that does not exist."""
+    sm = client("secretsmanager")
+    found: dict[str, dict | None] = {}
+    for start in range(0, len(secret_ids), 20):
+        wanted = secret_ids[start:start + 20]
+        answer = sm.batch_get_secret_value(SecretIdList=wanted)
+        for value in answer.get("SecretValues", []):
+            document = json.loads(value["SecretString"])
+            for name in (value.get("Name"), value.get("ARN")):
+                if name in wanted:
+                    found[name] = document
+        for error in answer.get("Errors", []):
+            if error.get("ErrorCode") != "ResourceNotFoundException":
+                raise ClientError({"Error": {"Code": error.get("ErrorCode", ""), "Message": error.get("Message", "")}},
+                                  "BatchGetSecretValue")
+    return {secret_id: found.get(secret_id) for secret_id in secret_ids}
+
+
+def ensure_json_secret(secret_id: str, document: dict) -> bool:
+    """Create the secret with `document` unless it exists; True if created."""
+    sm = client("secretsmanager")
+    try:
+        sm.create_secret(Name=secret_id, SecretString=secret_payload(document))
+        return True
+    except sm.exceptions.ResourceExistsException:
+        return False

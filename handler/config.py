@@ -40,6 +40,9 @@ class Settings:
     # old, never longer: the longest a revoked key keeps working, outages included.
     key_max_staleness: float = 900.0
     providers_cache_ttl: float = 300.0
+    # Keys are spread over this many secrets by digest (key_shards.py); 1 is the
+    # keys secret alone. Change it after `gateway-admin keys reshard --shards N`.
+    key_shards: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
     # Every upstream attempt ends before API Gateway's 29 s integration timeout.
     request_deadline: float = 27.0
@@ -62,6 +65,8 @@ class Settings:
     def __post_init__(self) -> None:
         from .routing import POLICIES
 
+        if not 1 <= self.key_shards <= 4096:
+            raise ValueError("GATEWAY_KEY_SHARDS must be between 1 and 4096")
         if self.key_max_staleness < self.key_cache_ttl:
             raise ValueError("GATEWAY_KEY_MAX_STALENESS must be at least GATEWAY_KEY_CACHE_TTL")
         if self.router_policy not in POLICIES:
@@ -77,6 +82,7 @@ class Settings:
             secret_refresh_gap=_float("GATEWAY_SECRET_REFRESH_GAP", 5.0),
             key_max_staleness=_float("GATEWAY_KEY_MAX_STALENESS", 900.0),
             providers_cache_ttl=_float("GATEWAY_PROVIDERS_CACHE_TTL", 300.0),
+            key_shards=_int("GATEWAY_KEY_SHARDS", 1),
             max_body_bytes=_int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024),
             request_deadline=_float("GATEWAY_REQUEST_DEADLINE", 27.0),
             stream_timeout=_float("GATEWAY_STREAM_TIMEOUT", 600.0),

@@ -124,24 +124,22 @@ def test_providers_set_refuses_a_document_that_serves_nothing(moto_endpoint, tmp
 
 def test_concurrent_creates_and_revokes_lose_no_write(moto_endpoint, secret_id):
     """Ten creates and ten revokes at once: every key created is stored, every revoked key stays revoked."""
-    from dataclasses import replace
     from threading import Barrier
     from concurrent.futures import ThreadPoolExecutor
 
-    from handler import admin as gateway_admin
-    from handler.config import Settings
+    from handler.key_admin import KeysAdmin
 
-    settings = replace(Settings.from_env(), keys_secret_id=secret_id)
-    existing = [gateway_admin.create_key(settings, name=f"old-{i}", models=None, limits={}) for i in range(10)]
+    keys = KeysAdmin(secret_id)
+    existing = [keys.create(name=f"old-{i}")[0] for i in range(10)]
     start = Barrier(20)
 
     def create(i: int) -> dict:
         start.wait()
-        return gateway_admin.create_key(settings, name=f"new-{i}", models=None, limits={})
+        return keys.create(name=f"new-{i}")[0]
 
     def revoke(entry: dict) -> dict:
         start.wait()
-        return gateway_admin.revoke_key(settings, entry["key_id"])
+        return keys.revoke([entry["key_id"]])[0]
 
     with ThreadPoolExecutor(20) as pool:
         creating, revoking = pool.map(create, range(10)), pool.map(revoke, existing)
