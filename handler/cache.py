@@ -39,7 +39,7 @@ class RefreshingValue(Generic[T]):
         self._name = name
         self._ttl = ttl
         self._min_gap = min_gap
-        self._max_staleness = max_staleness
+        self._max_staleness = max(max_staleness, ttl)  # a value is always good for its own TTL
         self._clock = clock
         self._value: T | None = None
         self._loaded_at = float("-inf")
