@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import datetime, timezone
 from typing import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, price_map
+from . import aws, price_map, usage_report
 from .config import Settings
 from .key_admin import UNSET, KeysAdmin, parse_duration, parse_expiry
 from .ledger import Ledger
+from .metering import REPORT_FIELDS
 from .providers import build_catalogue
 
 
@@ -54,10 +56,16 @@ def describe_providers(catalogue) -> dict:
     }
 
 
-def usage_reports(settings: Settings, *, key_id: str | None, month: str) -> list[dict]:
-    ledger = Ledger(settings.usage_table)
-    key_ids = [key_id] if key_id else [entry["key_id"] for entry in _keys(settings).list()]
-    return [ledger.month_report(k, month) for k in key_ids]
+def usage_table(settings: Settings, *, month: str, top: int | None = None) -> list[dict]:
+    """Every key's month, dearest first: one BatchGetItem per 100 keys (usage_report.py)."""
+    keys = _keys(settings).list()
+    totals = usage_report.month_totals(settings.usage_table, [key["key_id"] for key in keys], month)
+    return [{**row, "month": month} for row in usage_report.rows(keys, totals, top=top)]
+
+
+def key_usage(settings: Settings, *, key_id: str, month: str) -> dict:
+    """One key's month with a row per day."""
+    return Ledger(settings.usage_table).month_report(key_id, month)
 
 
 def replay(settings: Settings) -> dict:
@@ -67,15 +75,21 @@ def replay(settings: Settings) -> dict:
                   queue_url=settings.ledger_queue_url).replay()
 
 
-def _usage_text(reports: list[dict]) -> str:
-    lines = [f"{'key_id':20} {'month':8} {'requests':>9} {'input':>12} {'output':>12} "
-             f"{'cache_write':>12} {'cache_read':>12} {'cost_usd':>12}"]
-    for report in reports:
-        t = report["totals"]
-        lines.append(f"{report['key_id']:20} {report['month']:8} {t['requests']:>9} {t['input_tokens']:>12} "
-                     f"{t['output_tokens']:>12} {t['cache_creation_input_tokens']:>12} "
-                     f"{t['cache_read_input_tokens']:>12} {t['cost_usd']:>12.6f}")
-    return "\n".join(lines)
+def _usage_command(args: argparse.Namespace, settings: Settings) -> tuple[object, str]:
+    month = args.month or datetime.now(timezone.utc).strftime("%Y-%m")
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise ValueError(f"--month must look like YYYY-MM, not {month!r}")
+    if args.key_id:
+        report = key_usage(settings, key_id=args.key_id, month=month)
+        days = report["days"]
+        if args.csv:
+            return report, usage_report.as_csv(days, ("date", *REPORT_FIELDS))
+        return report, (f"{report['key_id']} {month}\n"
+                        + usage_report.as_text([*days, {"date": "total", **report["totals"]}], first="date"))
+    table = usage_table(settings, month=month, top=args.top)
+    if args.csv:
+        return table, usage_report.as_csv(table, ("month", *usage_report.COLUMNS))
+    return table, usage_report.as_text(table)
 
 
 def _limits(args: argparse.Namespace) -> dict:
@@ -183,8 +197,10 @@ def _parser() -> argparse.ArgumentParser:
     showing = provider_commands.add_parser("show", help="providers and models (never keys)")
     showing.add_argument("--json", action="store_true")
     usage = commands.add_parser("usage", help="metered usage per key, or replay the fallback queue")
-    usage.add_argument("--key-id", help="one key (default: every key)")
+    usage.add_argument("--key-id", help="one key, a row per day (default: every key, dearest first)")
     usage.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
+    usage.add_argument("--top", type=int, metavar="N", help="only the N dearest keys")
+    usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
     usage.add_argument("--json", action="store_true")
     usage.add_argument("action", nargs="?", choices=["replay"],
                        help="replay: write back ledger entries queued while DynamoDB failed")
@@ -215,9 +231,8 @@ def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> 
                 counts = replay(settings)
                 _print(counts, args.json, ", ".join(f"{k}: {v}" for k, v in counts.items()))
                 return 0 if not counts["failed"] else 3
-            month = args.month or datetime.now(timezone.utc).strftime("%Y-%m")
-            reports = usage_reports(settings, key_id=args.key_id, month=month)
-            _print(reports if not args.key_id else reports[0], args.json, _usage_text(reports))
+            result, text = _usage_command(args, settings)
+            _print(result, args.json, text.rstrip("\n"))
         else:
             if args.action == "reshard" and args.shards is None:
                 args.shards = settings.key_shards

@@ -18,11 +18,15 @@ import logging
 import sys
 import time
 from collections import Counter
+from decimal import Decimal
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from handler import admin, aws
+from handler.ledger import Ledger
+from handler.metering import LedgerEntry
+from handler.usage import Usage
 from handler.keys import new_key
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.stack import UvicornThread, new_stack, start_moto
@@ -32,16 +36,17 @@ CLAUDE = "anthropic/claude-sonnet-4-5"
 
 
 class Calls:
-    """Secrets Manager calls by operation, the providers secret's reads left out."""
+    """Secrets Manager and DynamoDB calls by operation, the providers secret's reads left out."""
 
     def __init__(self) -> None:
         self.counted: Counter = Counter()
         aws.client("secretsmanager").meta.events.register("before-call.secretsmanager.*", self._count)
+        aws.client("dynamodb").meta.events.register("before-call.dynamodb.*", self._count)
 
     def _count(self, event_name, params=None, **_) -> None:
         body = json.loads((params or {}).get("body") or b"{}")
         if "/providers" not in body.get("SecretId", ""):
-            self.counted[event_name.rsplit(".", 1)[1]] += 1
+            self.counted[event_name.split(".", 1)[1]] += 1
 
     def take(self) -> dict:
         taken, self.counted = dict(self.counted), Counter()
@@ -92,44 +97,58 @@ def main() -> None:
         settings = stack.settings
         calls = Calls()
         _, seconds = cli(settings, "keys", "reshard", "--json")
-        note("reshard", seconds=round(seconds, 2), sm_calls=calls.take())
+        note("reshard", seconds=round(seconds, 2), calls=calls.take())
         output, seconds = cli(settings, "keys", "create", "--name", "bulk", "--count", str(args.keys), "--json")
         created = json.loads(output)
-        note("create", seconds=round(seconds, 2), sm_calls=calls.take())
+        note("create", seconds=round(seconds, 2), calls=calls.take())
         sizes = [len(aws.secret_payload(aws.read_json_secret(f"{settings.keys_secret_id}/shard-{i:04d}-of-"
                                                              f"{args.shards:04d}"))) for i in range(args.shards)]
         calls.take()
         note("shards", largest_bytes=max(sizes), smallest_bytes=min(sizes), mean_bytes=sum(sizes) // len(sizes))
         output, seconds = cli(settings, "keys", "list", "--json")
-        note("list", seconds=round(seconds, 2), listed=len(json.loads(output)), sm_calls=calls.take())
+        note("list", seconds=round(seconds, 2), listed=len(json.loads(output)), calls=calls.take())
 
         server = UvicornThread(create_app(settings)).start()
         try:
             keys = [c["key"] for c in created]
             statuses, seconds = requests(server.url, keys)
             note("first_pass_cold", requests=len(keys), statuses=dict(statuses), seconds=round(seconds, 2),
-                 sm_calls=calls.take(), loads=server.app.state.keys.loads)
+                 calls=calls.take(), loads=server.app.state.keys.loads)
             statuses, seconds = requests(server.url, keys[:1000])
-            note("warm_pass", requests=1000, statuses=dict(statuses), seconds=round(seconds, 2), sm_calls=calls.take())
+            note("warm_pass", requests=1000, statuses=dict(statuses), seconds=round(seconds, 2), calls=calls.take())
             statuses, seconds = requests(server.url, keys[:500], path="/v3/v1/messages")
             note("messages", requests=500, statuses=dict(statuses), seconds=round(seconds, 2),
-                 sm_calls=calls.take(), upstream_calls=fake.count())
+                 calls=calls.take(), upstream_calls=fake.count())
             unknown = [new_key() for _ in range(1000)]
             statuses, seconds = requests(server.url, unknown)
             note("unknown_keys", requests=1000, statuses=dict(statuses), seconds=round(seconds, 2),
-                 sm_calls=calls.take(), refresh_gap_s=settings.secret_refresh_gap)
+                 calls=calls.take(), refresh_gap_s=settings.secret_refresh_gap)
+            ledger, month = Ledger(settings.usage_table), time.strftime("%Y-%m", time.gmtime())
+            entries = [LedgerEntry(key_id=c["key_id"], request_id=f"req_scale_{n}",
+                                   at=time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+                                   requested_model=CLAUDE, served_model=CLAUDE, attempts=[],
+                                   usage=Usage(input_tokens=n % 977, output_tokens=n % 131),
+                                   cost_usd=Decimal(n % 977) / 1000, priced=True, stream=False, status="ok")
+                       for n, c in enumerate(created)]
+            for start in range(0, len(entries), 30):
+                ledger.record_batch(entries[start:start + 30])
+            calls.take()
+            for argv in (("usage", "--json"), ("usage", "--top", "10"), ("usage", "--csv")):
+                output, seconds = cli(settings, *argv, "--month", month)
+                note("usage " + " ".join(argv[1:]), seconds=round(seconds, 2), output_lines=output.count("\n"),
+                     calls=calls.take())
             path = "/tmp/keys_at_scale_ids.txt"
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write("\n".join(c["key_id"] for c in created))
             _, seconds = cli(settings, "keys", "revoke", "--file", path, "--json")
-            note("revoke_all", seconds=round(seconds, 2), sm_calls=calls.take())
+            note("revoke_all", seconds=round(seconds, 2), calls=calls.take())
         finally:
             server.stop()
         server = UvicornThread(create_app(settings)).start()  # a new instance: what every one sees after the TTL
         try:
             statuses, seconds = requests(server.url, keys)
             note("after_revoke_new_instance", requests=len(keys), statuses=dict(statuses),
-                 seconds=round(seconds, 2), sm_calls=calls.take())
+                 seconds=round(seconds, 2), calls=calls.take())
         finally:
             server.stop()
             moto.stop()
