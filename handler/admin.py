@@ -16,9 +16,10 @@ from typing import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, price_map, usage_report
+from . import aws, hot_keys, price_map, usage_report
 from .config import Settings
 from .key_admin import UNSET, KeysAdmin, parse_duration, parse_expiry
+from .keys import ApiKey
 from .ledger import Ledger
 from .metering import REPORT_FIELDS
 from .providers import build_catalogue
@@ -59,13 +60,15 @@ def describe_providers(catalogue) -> dict:
 def usage_table(settings: Settings, *, month: str, top: int | None = None) -> list[dict]:
     """Every key's month, dearest first: one BatchGetItem per 100 keys (usage_report.py)."""
     keys = _keys(settings).list()
-    totals = usage_report.month_totals(settings.usage_table, [key["key_id"] for key in keys], month)
+    totals = usage_report.key_totals(settings.usage_table, keys, month)
     return [{**row, "month": month} for row in usage_report.rows(keys, totals, top=top)]
 
 
 def key_usage(settings: Settings, *, key_id: str, month: str) -> dict:
-    """One key's month with a row per day."""
-    return Ledger(settings.usage_table).month_report(key_id, month)
+    """One key's month with a row per day (a busy key's ledger shards summed)."""
+    entry = _keys(settings).show(key_id)
+    key = ApiKey(key_id=key_id, name=entry.get("name", ""), limits=dict(entry.get("limits") or {}))
+    return hot_keys.month_report(Ledger(settings.usage_table), key, month)
 
 
 def replay(settings: Settings) -> dict:
@@ -93,7 +96,8 @@ def _usage_command(args: argparse.Namespace, settings: Settings) -> tuple[object
 
 
 def _limits(args: argparse.Namespace) -> dict:
-    limits = {"rpm": args.rpm, "monthly_tokens": args.monthly_tokens, "monthly_usd": args.monthly_usd}
+    limits = {"rpm": args.rpm, "monthly_tokens": args.monthly_tokens, "monthly_usd": args.monthly_usd,
+              "ledger_shards": args.ledger_shards}
     return {name: value for name, value in limits.items() if value is not None}
 
 
@@ -111,6 +115,9 @@ def _key_options(command: argparse.ArgumentParser, *, update: bool) -> None:
     command.add_argument("--rpm", type=kind(int), default=default, help="none (on update) removes the limit")
     command.add_argument("--monthly-tokens", type=kind(int), default=default)
     command.add_argument("--monthly-usd", type=kind(float), default=default)
+    command.add_argument("--ledger-shards", type=kind(int), default=default, metavar="S",
+                         help="a busy key: spread its usage items over S (README, Capacity); set it before "
+                              "the month's traffic, a change restarts the month's caps in the new shards")
     command.add_argument("--expires-at", metavar="ISO8601" + ("|never" if update else ""),
                          help="the key stops working then (401, like a revoked key); UTC if no zone")
     command.add_argument("--json", action="store_true")
@@ -118,6 +125,9 @@ def _key_options(command: argparse.ArgumentParser, *, update: bool) -> None:
 
 def _key_command(args: argparse.Namespace, keys: KeysAdmin) -> tuple[object, str]:
     """(result, text) of one `keys` action."""
+    shards = getattr(args, "ledger_shards", None)
+    if isinstance(shards, int) and not 1 <= shards <= hot_keys.MAX_SHARDS:
+        raise ValueError(f"--ledger-shards must be between 1 and {hot_keys.MAX_SHARDS}")
     if args.action == "create":
         created = keys.create(name=args.name, models=args.models, limits=_limits(args),
                               expires_at=parse_expiry(args.expires_at), count=args.count)
@@ -144,7 +154,8 @@ def _key_command(args: argparse.Namespace, keys: KeysAdmin) -> tuple[object, str
     if args.action == "update":
         models = None if args.all_models else (args.models if args.models else UNSET)
         limits = {name: value for name, value in
-                  {"rpm": args.rpm, "monthly_tokens": args.monthly_tokens, "monthly_usd": args.monthly_usd}.items()
+                  {"rpm": args.rpm, "monthly_tokens": args.monthly_tokens, "monthly_usd": args.monthly_usd,
+                   "ledger_shards": args.ledger_shards}.items()
                   if value is not UNSET}
         expires = UNSET if args.expires_at is None else parse_expiry(args.expires_at)
         updated = keys.update(args.key_id, name=args.name if args.name is not None else UNSET, models=models,

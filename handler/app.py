@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from botocore.exceptions import BotoCoreError, ClientError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import anthropic_api, aws, price_map
+from . import anthropic_api, aws, hot_keys, price_map
 from .body import check_content_type, parse_json, read_limited, validate
 from .breaker import ModelHealth
 from .cache import RefreshingValue
@@ -234,7 +234,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         if not MONTH.fullmatch(month):
             raise GatewayError(400, "month must look like YYYY-MM.")
         try:
-            return await asyncio.to_thread(ledger.month_report, key.key_id, month)
+            return await asyncio.to_thread(hot_keys.month_report, ledger, key, month)
         except (BotoCoreError, ClientError):
             raise GatewayError(503, "Usage cannot be read right now; try again shortly.") from None
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
-from . import upstream
+from . import hot_keys, upstream
 from .cache import RefreshingValue
 from .errors import GatewayError
 from .group_commit import GroupCommit
@@ -119,6 +119,7 @@ class _Request:
     at: datetime
     reserved: Estimate = field(default_factory=lambda: Estimate(0, Decimal(0)))
     attempts: list[Attempt] = field(default_factory=list)
+    ledger_id: str = ""  # the key id, or for a busy key one of its ledger shards (hot_keys.py)
 
 
 class Gateway:
@@ -186,7 +187,8 @@ class Gateway:
             raise
         except BaseException:
             # Cancelled before any attempt finished: give the reservation back.
-            await asyncio.shield(asyncio.to_thread(self._ledger.release, key.key_id, request.at, request.reserved))
+            await asyncio.shield(asyncio.to_thread(self._ledger.release, request.ledger_id, request.at,
+                                                   request.reserved))
             raise
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
@@ -195,10 +197,12 @@ class Gateway:
     async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:
         limits = Limits.of(request.key.limits)
         if not limits.any:
+            request.ledger_id = hot_keys.pick(request.key)
             return None
         request.reserved = estimate(request.body, [price_of(m.info) for m in models])
-        return await asyncio.to_thread(self._ledger.reserve, request.key.key_id, request.at, limits,
-                                       request.reserved)
+        request.ledger_id, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, request.key, request.at,
+                                                          limits, request.reserved)
+        return rate
 
     async def _attempts(self, request: _Request, models: list[Model], anthropic_beta: str | None) -> Outcome:
         started = self._clock()
@@ -259,7 +263,7 @@ class Gateway:
     def _entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:
         price = price_of(model.info) if model is not None else None
         return LedgerEntry(
-            key_id=request.key.key_id,
+            key_id=request.ledger_id or request.key.key_id,
             request_id=request.request_id,
             at=request.at.isoformat(),
             requested_model=request.body["model"],

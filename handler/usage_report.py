@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from . import aws
+from .hot_keys import add, ledger_ids, shards_of
+from .keys import ApiKey
 from .metering import REPORT_FIELDS, from_item, key_pk, report_row
 
 BATCH = 100  # BatchGetItem's limit
@@ -31,6 +33,20 @@ def month_totals(table: str, key_ids: list[str], month: str, *, workers: int = 8
         for items in pool.map(lambda batch: _batch_get(dynamodb(), table, batch, month), batches):
             for item in items:
                 totals[item["pk"].removeprefix("KEY#")] = report_row(item)
+    return totals
+
+
+def key_totals(table: str, keys: list[dict], month: str) -> dict[str, dict]:
+    """key_id -> its month, a busy key's ledger shards (hot_keys.py) summed."""
+    ids = {key["key_id"]: ledger_ids(key["key_id"], shards_of(ApiKey(key["key_id"], "", limits=key.get("limits") or {})))
+           for key in keys}
+    found = month_totals(table, [ledger_id for group in ids.values() for ledger_id in group], month)
+    totals = {}
+    for key_id, group in ids.items():
+        row: dict = {}
+        for ledger_id in group:
+            row = add(row, found[ledger_id])
+        totals[key_id] = row
     return totals
 
 
