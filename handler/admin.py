@@ -33,6 +33,11 @@ def _keys(settings: Settings) -> KeysAdmin:
     return KeysAdmin(settings.keys_secret_id)
 
 
+def create_key(settings: Settings, *, name: str, models: list[str] | None, limits: dict) -> dict:
+    """One new key, printed once (scripts/devstack.py and the benchmark make theirs this way)."""
+    return _keys(settings).create(name=name, models=models, limits=limits)[0]
+
+
 def set_providers(settings: Settings, document: dict) -> dict:
     """Check the providers document as the gateway will read it, then store it."""
     catalogue = build_catalogue(document, price_map.load())
