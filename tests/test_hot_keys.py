@@ -67,10 +67,11 @@ def month_items(stack, key_id: str, shards: int) -> list[dict]:
 def test_a_sharded_keys_caps_hold_under_parallel_requests_and_its_reports_sum_the_shards(server, stack, fake):
     key = stack.add_key(limits={"monthly_tokens": 2000, "ledger_shards": 4})
     key_id = stack.key_id(key)
+    prompt = "hello " * 100  # 100 input tokens (the fake counts words): 40 requests need twice the cap
 
     def post(_):
         return httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": key}, timeout=30,
-                          json={"model": CLAUDE, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]})
+                          json={"model": CLAUDE, "max_tokens": 20, "messages": [{"role": "user", "content": prompt}]})
 
     with ThreadPoolExecutor(24) as pool:
         statuses = [r.status_code for r in pool.map(post, range(40))]
