@@ -288,8 +288,14 @@ def _apply(document: dict, digest: str, edit: Callable[[dict], None]) -> dict | 
 def _drop_expired_rotations(document: dict) -> None:
     """A rotated-out value past its grace can never authenticate again: its entry goes."""
     moment = now().timestamp()
-    document["keys"] = [e for e in document["keys"]
-                        if not ("retired_at" in e and (parse_time(e.get("expires_at")) or moment + 1) <= moment)]
+
+    def spent(entry: dict) -> bool:
+        try:
+            ends = parse_time(entry.get("expires_at"))
+        except ValueError:
+            return False  # not ours to judge: the gateway refuses it, the operator sees it
+        return "retired_at" in entry and ends is not None and ends <= moment
+    document["keys"] = [entry for entry in document["keys"] if not spent(entry)]
 
 
 def _clear_stale_mark(document: dict) -> None:

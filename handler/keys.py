@@ -180,8 +180,11 @@ class KeyStore:
         count = self._shards
         for _ in range(key_shards.MAX_HOPS):
             cache = self._cache(key_shards.shard_of(self._secret_id, count, digest))
+            loads = cache.loads
             shard = await cache.get()
-            if digest not in shard.keys and shard.moved_to is None and self._may_refresh_for_unknown_key():
+            just_read = cache.loads != loads  # then a re-read could not know more
+            if (digest not in shard.keys and shard.moved_to is None and not just_read
+                    and self._may_refresh_for_unknown_key()):
                 shard = await cache.get(refresh=True)
             if digest in shard.keys or shard.moved_to is None:
                 return shard.keys.get(digest)

@@ -12,12 +12,10 @@ two writers can both pass the check. `install()` fixes both, once.
 
 from __future__ import annotations
 
-import functools
-import threading
-
 from moto.secretsmanager.models import SecretsManagerBackend
 
-_lock = threading.RLock()
+from tests.support.moto_dynamodb import _serialised  # one lock for both services' fixed calls
+
 _stock_update_stage = SecretsManagerBackend.update_secret_version_stage
 
 
@@ -27,15 +25,6 @@ def update_secret_version_stage(self: SecretsManagerBackend, secret_id: str, ver
     if version_stage == "AWSCURRENT" and move_to_version_id:
         self.secrets[secret_id].default_version_id = move_to_version_id  # what GetSecretValue returns
     return answer
-
-
-def _serialised(method):
-    @functools.wraps(method)
-    def locked(self, *args, **kwargs):
-        with _lock:
-            return method(self, *args, **kwargs)
-    locked.serialised = True
-    return locked
 
 
 def install() -> None:
