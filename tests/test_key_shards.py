@@ -162,3 +162,28 @@ def test_a_single_secret_deployment_keeps_working_through_its_migration(moto_end
         assert all(models(new_config, key).status_code == 200 for key in [*before, created])
     listed = json.loads(admin(stack, "keys", "list", "--json", shards=8).stdout)
     assert sorted(e["name"] for e in listed) == sorted([*(f"old-{n}" for n in range(12)), "new"])
+
+
+def test_a_second_reshard_is_followed_by_gateways_still_on_the_first_layout(moto_endpoint, fake):
+    stack = new_stack(fake.url, key_shards=SHARDS)
+    admin(stack, "keys", "reshard")
+    created = json.loads(admin(stack, "keys", "create", "--name", "k", "--count", "12", "--json").stdout)
+    assert json.loads(admin(stack, "keys", "reshard", "--shards", "16", "--json").stdout)["to"] == 16
+    with serve(stack) as server:  # still configured for 4 shards: each follows its shard's moved_to mark
+        assert {models(server, c["key"]).status_code for c in created} == {200}
+    listed = json.loads(admin(stack, "keys", "list", "--json", shards=16).stdout)
+    assert len(listed) == 12
+
+
+def test_a_write_that_finds_its_shard_moved_goes_to_the_new_layout(moto_endpoint, fake, monkeypatch):
+    """An admin that read the layout just before a reshard finished still writes where readers look."""
+    from handler.key_admin import KeysAdmin
+
+    stack = new_stack(fake.url)
+    keys = KeysAdmin(stack.settings.keys_secret_id)
+    keys.reshard(SHARDS)
+    monkeypatch.setattr(KeysAdmin, "layout", lambda self: 1)  # the stale view: the keys secret alone
+    [created] = keys.create(name="late")
+    assert aws.read_json_secret(stack.settings.keys_secret_id) == {"keys": [], "moved_to": SHARDS}
+    stored = aws.read_json_secret(shard_of(stack, created["key"]))["keys"]
+    assert [entry["key_id"] for entry in stored] == [created["key_id"]]
