@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from botocore.exceptions import BotoCoreError, ClientError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import anthropic_api, aws, price_map, telemetry
+from . import anthropic_api, aws, hot_keys, price_map, telemetry
 from .body import check_content_type, parse_json, read_limited, validate
 from .breaker import ModelHealth
 from .cache import RefreshingValue
@@ -30,7 +30,7 @@ from .content import check_body
 from .errors import GatewayError, error_body
 from .gateway import Gateway
 from .ledger import Ledger
-from .keys import KeyStore, parse_keys_secret, presented_key
+from .keys import KeyStore, presented_key
 from .providers import Catalogue, build_catalogue
 from .openapi import install as install_openapi
 from .model_list import find, page, visible_models
@@ -116,14 +116,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("api_error", "Internal error."), status_code=500)
 
 
-def _keys_cache(settings: Settings) -> RefreshingValue:
-    return RefreshingValue(
-        lambda: parse_keys_secret(aws.read_json_secret(settings.keys_secret_id)),
-        name="keys",
-        ttl=settings.key_cache_ttl,
-        min_gap=settings.secret_refresh_gap,
-        max_staleness=settings.key_max_staleness,
-    )
+def _key_store(settings: Settings) -> KeyStore:
+    return KeyStore(aws.read_json_secret, secret_id=settings.keys_secret_id, shards=settings.key_shards,
+                    ttl=settings.key_cache_ttl, min_gap=settings.secret_refresh_gap,
+                    max_staleness=settings.key_max_staleness)
 
 
 def _catalogue_cache(settings: Settings) -> RefreshingValue[Catalogue]:
@@ -138,7 +134,7 @@ def _catalogue_cache(settings: Settings) -> RefreshingValue[Catalogue]:
 
 def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    keys = KeyStore(_keys_cache(settings))
+    keys = _key_store(settings)
     ledger = ledger or Ledger(settings.usage_table, ttl_days=settings.usage_ttl_days,
                               queue_url=settings.ledger_queue_url)
     observer = telemetry.Telemetry.from_settings(settings)
@@ -265,7 +261,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         if not MONTH.fullmatch(month):
             raise GatewayError(400, "month must look like YYYY-MM.")
         try:
-            return await asyncio.to_thread(ledger.month_report, key.key_id, month)
+            return await asyncio.to_thread(hot_keys.month_report, ledger, key, month)
         except (BotoCoreError, ClientError):
             raise GatewayError(503, "Usage cannot be read right now; try again shortly.") from None
 

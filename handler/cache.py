@@ -4,6 +4,10 @@ Both secrets (keys and providers) are read this way: one fetch at a time
 (single-flight), none within `min_gap` of the last attempt (so neither a
 burst of requests nor an outage of the store becomes a burst of calls), and a
 failed refresh keeps serving the last good value until `max_staleness`.
+
+`max_staleness` is a hard bound, whatever the store does: a value is never
+served once that long has passed since the read that produced it began, so
+a change in the store (a revoked key) takes effect within it, outages included.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class RefreshingValue(Generic[T]):
         self._name = name
         self._ttl = ttl
         self._min_gap = min_gap
-        self._max_staleness = max_staleness
+        self._max_staleness = max(max_staleness, ttl)  # a value is always good for its own TTL
         self._clock = clock
         self._value: T | None = None
         self._loaded_at = float("-inf")
@@ -47,7 +51,7 @@ class RefreshingValue(Generic[T]):
         """The cached value; `refresh=True` asks for a newer one (subject to min_gap)."""
         if refresh or self._value is None or self._clock() - self._loaded_at >= self._ttl:
             await self._refresh()
-        if self._value is None:
+        if self._value is None or self._clock() - self._loaded_at > self._max_staleness:
             raise GatewayError(503, f"The {self._name} store is unavailable; try again shortly.")
         return self._value
 
@@ -58,7 +62,7 @@ class RefreshingValue(Generic[T]):
         async with self._lock:
             if self._clock() - self._attempted_at < self._min_gap:
                 return  # loaded, or tried and failed, a moment ago
-            self._attempted_at = self._clock()
+            started = self._attempted_at = self._clock()
             try:
                 value = await asyncio.to_thread(self._load)
             except Exception as exc:  # noqa: BLE001 - any failure of the store
@@ -70,4 +74,4 @@ class RefreshingValue(Generic[T]):
                 return
             self.loads += 1
             self._value = value
-            self._loaded_at = self._clock()
+            self._loaded_at = started  # the value is as old as the read that began then

@@ -30,15 +30,19 @@ class Settings:
     providers_secret_id: str
     usage_table: str
     # How long a loaded keys secret is trusted before it is fetched again:
-    # the longest a revoked key keeps working.
+    # the longest a revoked key keeps working while Secrets Manager answers.
     key_cache_ttl: float = 60.0
     # A secret is fetched at most once per gap: an unknown key may trigger a
     # refresh (it could be brand new), but a burst of random keys, or an
     # outage, cannot become a burst of Secrets Manager calls.
     secret_refresh_gap: float = 5.0
-    # When Secrets Manager fails, cached keys keep serving this long.
-    key_max_staleness: float = 3600.0
+    # When Secrets Manager fails, cached keys keep serving until they are this
+    # old, never longer: the longest a revoked key keeps working, outages included.
+    key_max_staleness: float = 900.0
     providers_cache_ttl: float = 300.0
+    # Keys are spread over this many secrets by digest (key_shards.py); 1 is the
+    # keys secret alone. Change it after `gateway-admin keys reshard --shards N`.
+    key_shards: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
     # Every upstream attempt ends before API Gateway's 29 s integration timeout.
     request_deadline: float = 27.0
@@ -76,6 +80,10 @@ class Settings:
 
         if not 0 < self.key_spend_alert_share <= 1:
             raise ValueError(f"GATEWAY_KEY_SPEND_ALERT_SHARE is a share in (0, 1], not {self.key_spend_alert_share}")
+        if not 1 <= self.key_shards <= 4096:
+            raise ValueError("GATEWAY_KEY_SHARDS must be between 1 and 4096")
+        if self.key_max_staleness < self.key_cache_ttl:
+            raise ValueError("GATEWAY_KEY_MAX_STALENESS must be at least GATEWAY_KEY_CACHE_TTL")
         if self.router_policy not in POLICIES:
             raise ValueError(f"GATEWAY_ROUTER_POLICY must be one of {', '.join(POLICIES)}, not {self.router_policy!r}")
 
@@ -87,8 +95,9 @@ class Settings:
             usage_table=os.environ.get("GATEWAY_USAGE_TABLE", "gateway-usage"),
             key_cache_ttl=_float("GATEWAY_KEY_CACHE_TTL", 60.0),
             secret_refresh_gap=_float("GATEWAY_SECRET_REFRESH_GAP", 5.0),
-            key_max_staleness=_float("GATEWAY_KEY_MAX_STALENESS", 3600.0),
+            key_max_staleness=_float("GATEWAY_KEY_MAX_STALENESS", 900.0),
             providers_cache_ttl=_float("GATEWAY_PROVIDERS_CACHE_TTL", 300.0),
+            key_shards=_int("GATEWAY_KEY_SHARDS", 1),
             max_body_bytes=_int("GATEWAY_MAX_BODY_BYTES", 10 * 1024 * 1024),
             request_deadline=_float("GATEWAY_REQUEST_DEADLINE", 27.0),
             stream_timeout=_float("GATEWAY_STREAM_TIMEOUT", 600.0),

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
-from . import upstream
+from . import hot_keys, upstream
 from .adaptation import Adaptation, adapt
 from .cache import RefreshingValue
 from .errors import GatewayError
@@ -123,6 +123,7 @@ class _Request:
     anthropic_beta: str | None = None
     reserved: Estimate = field(default_factory=lambda: Estimate(0, Decimal(0)))
     attempts: list[Attempt] = field(default_factory=list)
+    ledger_id: str = ""  # the key id, or for a busy key one of its ledger shards (hot_keys.py)
 
 
 class Gateway:
@@ -210,7 +211,8 @@ class Gateway:
             raise
         except BaseException:
             # Cancelled before any attempt finished: give the reservation back.
-            await asyncio.shield(asyncio.to_thread(self._ledger.release, key.key_id, request.at, request.reserved))
+            await asyncio.shield(asyncio.to_thread(self._ledger.release, request.ledger_id, request.at,
+                                                   request.reserved))
             raise
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
@@ -227,20 +229,22 @@ class Gateway:
         rate = None
         rpm = Limits.of(key.limits).rpm
         if rpm is not None:
-            rate = await asyncio.to_thread(self._ledger.reserve, key.key_id, self._now(), Limits(rpm=rpm),
-                                           Estimate(0, Decimal(0)))
+            _, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, key, self._now(), Limits(rpm=rpm),
+                                              Estimate(0, Decimal(0)))
         tokens, method = await upstream.count_tokens(call)
         return tokens, method, rate
 
     async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:
         limits = Limits.of(request.key.limits)
         if not limits.any:
+            request.ledger_id = hot_keys.pick(request.key)
             return None
         bound = request_bound(request.body, [(m.info, m.speaks_anthropic) for m in models],
                               anthropic_beta=request.anthropic_beta)
         request.reserved = Estimate(bound.tokens, bound.usd)
-        return await asyncio.to_thread(self._ledger.reserve, request.key.key_id, request.at, limits,
-                                       request.reserved)
+        request.ledger_id, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, request.key, request.at,
+                                                          limits, request.reserved)
+        return rate
 
     async def _attempts(self, request: _Request, calls: list[tuple[Model, dict[str, Any]]]) -> Outcome:
         started = self._clock()
@@ -317,7 +321,7 @@ class Gateway:
     def _entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:
         price = price_of(model.info) if model is not None else None
         return LedgerEntry(
-            key_id=request.key.key_id,
+            key_id=request.ledger_id or request.key.key_id,
             request_id=request.request_id,
             at=request.at.isoformat(),
             requested_model=request.body["model"],

@@ -120,3 +120,31 @@ def test_providers_set_refuses_a_document_that_serves_nothing(moto_endpoint, tmp
     result = subprocess.run([sys.executable, "-m", "handler.admin", "providers", "set", "--file", str(path)],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 1 and "no provider" in result.stderr
+
+
+def test_concurrent_creates_and_revokes_lose_no_write(moto_endpoint, secret_id):
+    """Ten creates and ten revokes at once: every key created is stored, every revoked key stays revoked."""
+    from threading import Barrier
+    from concurrent.futures import ThreadPoolExecutor
+
+    from handler.key_admin import KeysAdmin
+
+    keys = KeysAdmin(secret_id)
+    existing = [keys.create(name=f"old-{i}")[0] for i in range(10)]
+    start = Barrier(20)
+
+    def create(i: int) -> dict:
+        start.wait()
+        return keys.create(name=f"new-{i}")[0]
+
+    def revoke(entry: dict) -> dict:
+        start.wait()
+        return keys.revoke([entry["key_id"]])[0]
+
+    with ThreadPoolExecutor(20) as pool:
+        creating, revoking = pool.map(create, range(10)), pool.map(revoke, existing)
+        created, revoked = list(creating), list(revoking)
+    stored = {entry["key_id"]: entry for entry in aws.read_json_secret(secret_id)["keys"]}
+    assert {c["key_id"] for c in created} <= set(stored), "a key the CLI printed as created is missing"
+    assert all(stored[r["key_id"]]["status"] == "revoked" for r in revoked), "a key the CLI printed as revoked is active"
+    assert len(stored) == 20

@@ -122,7 +122,7 @@ def test_the_allow_list_covers_fallbacks_too(server, stack, fake):
 def test_warm_requests_make_no_secrets_manager_call(server, api_key):
     client = sdk(server, api_key=api_key)
     client.messages.create(model=MODEL, max_tokens=10, messages=HELLO)
-    cache = server.app.state.keys._secret
+    cache = server.app.state.keys
     loads = cache.loads
     for _ in range(5):
         client.messages.create(model=MODEL, max_tokens=10, messages=HELLO)
@@ -131,10 +131,43 @@ def test_warm_requests_make_no_secrets_manager_call(server, api_key):
 
 def test_a_burst_of_unknown_keys_is_at_most_one_secrets_manager_call(server, api_key):
     sdk(server, api_key=api_key).messages.create(model=MODEL, max_tokens=10, messages=HELLO)
-    cache = server.app.state.keys._secret
+    cache = server.app.state.keys
     loads = cache.loads
     with httpx.Client() as http:
         statuses = {http.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": new_key()},
                               json={"model": MODEL, "messages": HELLO}).status_code for _ in range(50)}
     assert statuses == {401}
     assert cache.loads - loads <= 1
+
+
+@pytest.mark.parametrize("models", ["anthropic/*", [1], {"anthropic/*": True}])
+def test_a_keys_secret_entry_whose_models_are_not_a_list_of_globs_allows_nothing(server, stack, fake, models):
+    key = stack.add_key(models=models)
+    good = stack.add_key(models=["openai/*"])
+    response = httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": key},
+                          json={"model": "openai/gpt-4o", "max_tokens": 5, "messages": HELLO})
+    assert response.status_code == 401, f"a malformed allow-list {models!r} let the key in: {response.text}"
+    assert fake.count() == 0
+    assert sdk(server, api_key=good).messages.create(model="openai/gpt-4o-mini", max_tokens=5, messages=HELLO)
+
+
+def test_a_revoked_key_stops_within_the_maximum_staleness_even_while_secrets_manager_fails(moto_endpoint, fake):
+    """The refresh gap (6 s) outlasts the staleness bound (3 s): the bound still wins."""
+    import boto3
+    import time
+
+    stack = new_stack(fake.url, key_cache_ttl=0.2, secret_refresh_gap=6.0, key_max_staleness=3.0)
+    key = stack.add_key()
+    with serve(stack) as server:
+        client = sdk(server, api_key=key)
+        client.messages.create(model=MODEL, max_tokens=10, messages=HELLO)
+        loaded = time.monotonic()  # the keys were read before this
+        stack.revoke(key)  # the operator revokes, then Secrets Manager fails before the gateway reads it
+        boto3.client("secretsmanager").delete_secret(SecretId=stack.settings.keys_secret_id,
+                                                     ForceDeleteWithoutRecovery=True)
+        time.sleep(0.3)
+        client.messages.create(model=MODEL, max_tokens=10, messages=HELLO)  # stale, within the bound
+        time.sleep(max(0.0, 3.1 - (time.monotonic() - loaded)))
+        with pytest.raises(anthropic.APIStatusError) as refused:
+            client.messages.create(model=MODEL, max_tokens=10, messages=HELLO)
+        assert refused.value.status_code == 503, "a revoked key kept working past GATEWAY_KEY_MAX_STALENESS"

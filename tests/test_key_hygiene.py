@@ -77,7 +77,7 @@ def test_10000_requests_with_random_keys_cause_a_handful_of_secrets_manager_call
     stack = new_stack(fake.url)
     stack.add_key()
     app = create_app(stack.settings)
-    cache = app.state.keys._secret
+    cache = app.state.keys
 
     async def flood() -> set[int]:
         transport = httpx.ASGITransport(app=app)

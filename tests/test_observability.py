@@ -105,9 +105,9 @@ def lambda_key(moto_endpoint, _fake_session):
         pass
     stack.put_providers(providers_document(_fake_session.url))
     key = stack.add_key(name="observed")
-    module_app.state.keys._secret.invalidate()
+    module_app.state.keys.invalidate()
     yield stack, key
-    module_app.state.keys._secret.invalidate()
+    module_app.state.keys.invalidate()
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["message", "stream"])

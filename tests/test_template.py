@@ -245,11 +245,13 @@ def test_the_environment_matches_the_mode(deployed):
     assert function_of(resources)["Architectures"] == ["arm64"]
 
 
-def test_secrets_manager_access_is_only_get_secret_value_on_the_two_secrets(deployed):
+def test_secrets_manager_access_is_only_get_secret_value_on_the_two_secrets_and_the_key_shards(deployed):
     _, resources = deployed
     granted = [s for s in statements(resources) if any(a.startswith("secretsmanager:") for a in actions(s))]
     assert [actions(s) for s in granted] == [["secretsmanager:GetSecretValue"]]
-    assert sorted(r["Ref"] for r in granted[0]["Resource"]) == ["KeysSecret", "ProvidersSecret"]
+    assert sorted(r["Ref"] for r in granted[0]["Resource"] if "Ref" in r) == ["KeysSecret", "ProvidersSecret"]
+    [shards] = [r["Fn::Sub"][0] for r in granted[0]["Resource"] if "Ref" not in r]
+    assert shards.endswith(":secret:${Prefix}/keys/shard-*"), "key shards are named <prefix>/keys/shard-NNNN-of-NNNN"
 
 
 def test_dynamodb_access_is_what_the_ledger_calls_on_the_table_only(deployed):
@@ -266,7 +268,7 @@ def test_nothing_else_is_granted(deployed):
     role = resources["GatewayFunctionRole"]["Properties"]
     assert [a for s in statements(resources) for a in actions(s)
             if not a.startswith(("secretsmanager:", "dynamodb:", "bedrock:"))] == ["sqs:SendMessage"]
-    assert all("*" not in str(s["Resource"]) for s in statements(resources))
+    assert all("*" not in str(s["Resource"]).replace("/keys/shard-*", "") for s in statements(resources))
     # CloudWatch Logs, and X-Ray's write-only access for Tracing: Active.
     assert sorted(arn.rsplit(":policy/", 1)[1] for arn in role["ManagedPolicyArns"]) == \
         ["AWSXrayWriteOnlyAccess", "service-role/AWSLambdaBasicExecutionRole"]

@@ -89,3 +89,90 @@ def test_operators_report_one_key_or_every_key(stack, used):
     assert {r["key_id"] for r in every} == {entry["key_id"] for entry in stack.keys}
     table = admin_usage(stack).stdout
     assert key_id in table and "cost_usd" in table
+
+
+@pytest.fixture
+def three_keys(moto_endpoint, fake):
+    """Keys with no, little and more usage this month."""
+    stack = new_stack(fake.url)
+    keys = {name: stack.add_key(name=name) for name in ("idle", "light", "heavy")}
+    with serve(stack) as server:
+        for name, count, words in (("light", 1, "hi"), ("heavy", 3, "a much longer prompt " * 20)):
+            client = anthropic.Anthropic(api_key=keys[name], base_url=server.url + "/v3", max_retries=0)
+            for _ in range(count):
+                client.messages.create(model=CLAUDE, max_tokens=20, messages=[{"role": "user", "content": words}])
+            stack.month(keys[name], count)
+    return stack, keys
+
+
+def test_the_month_table_lists_every_key_dearest_first(three_keys):
+    stack, keys = three_keys
+    table = json.loads(admin_usage(stack, "--json").stdout)
+    assert [row["name"] for row in table] == ["heavy", "light", "idle"]
+    assert [row["requests"] for row in table] == [3, 1, 0]
+    assert table[0]["cost_usd"] > table[1]["cost_usd"] > 0 == table[2]["cost_usd"]
+    text = admin_usage(stack).stdout.splitlines()
+    assert text[0].split()[:3] == ["key_id", "name", "requests"] and "heavy" in text[1] and "idle" in text[3]
+    top = json.loads(admin_usage(stack, "--top", "1", "--json").stdout)
+    assert [row["name"] for row in top] == ["heavy"]
+
+
+def test_the_month_table_exports_as_csv(three_keys):
+    import csv
+
+    stack, keys = three_keys
+    rows = list(csv.DictReader(admin_usage(stack, "--csv").stdout.splitlines()))
+    assert [row["name"] for row in rows] == ["heavy", "light", "idle"]
+    assert rows[0]["month"] == this_month() and int(rows[0]["requests"]) == 3 and float(rows[0]["cost_usd"]) > 0
+    assert set(rows[0]) == {"month", "key_id", "name", "status", *FIELDS}
+
+
+def test_one_keys_month_shows_a_row_per_day_and_its_total(three_keys):
+    stack, keys = three_keys
+    key_id = stack.key_id(keys["heavy"])
+    text = admin_usage(stack, "--key-id", key_id).stdout
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    [day_line] = [line for line in text.splitlines() if line.startswith(today)]
+    [total_line] = [line for line in text.splitlines() if line.startswith("total")]
+    assert day_line.split()[1] == "3" and total_line.split()[1] == "3"
+    import csv
+    days = list(csv.DictReader(admin_usage(stack, "--key-id", key_id, "--csv").stdout.splitlines()))
+    assert [(d["date"], d["requests"]) for d in days] == [(today, "3")]
+
+
+def test_the_month_table_reads_one_item_per_key_however_many_requests(three_keys, capsys):
+    """The DynamoDB calls of a report depend on the number of keys, not of requests."""
+    from collections import Counter
+
+    from handler import admin, aws
+
+    stack, keys = three_keys
+    counted: Counter = Counter()
+
+    def count(event_name, **_):
+        counted[event_name.rsplit(".", 1)[1]] += 1
+
+    dynamodb = aws.client("dynamodb")
+    dynamodb.meta.events.register("before-call.dynamodb.*", count)
+    try:
+        assert admin.run(["usage", "--json"], stack.settings) == 0
+        before = dict(counted)
+        capsys.readouterr()
+        with serve(stack) as server:
+            client = anthropic.Anthropic(api_key=keys["heavy"], base_url=server.url + "/v3", max_retries=0)
+            for _ in range(5):
+                client.messages.create(model=CLAUDE, max_tokens=5, messages=[{"role": "user", "content": "x"}])
+            stack.month(keys["heavy"], 8)
+        counted.clear()
+        capsys.readouterr()  # the served requests' log lines
+        assert admin.run(["usage", "--json"], stack.settings) == 0
+    finally:
+        dynamodb.meta.events.unregister("before-call.dynamodb.*", count)
+    assert dict(counted) == before == {"BatchGetItem": 1}
+    assert json.loads(capsys.readouterr().out)[0]["requests"] == 8
+
+
+def test_a_malformed_month_is_refused_by_the_cli(three_keys):
+    stack, _ = three_keys
+    result = admin_usage(stack, "--month", "2026-13")
+    assert result.returncode == 1 and "YYYY-MM" in result.stderr

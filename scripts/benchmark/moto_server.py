@@ -1,4 +1,4 @@
-"""The moto server the benchmark runs, with tests/support/moto_dynamodb.py's fixes.
+"""The moto server the benchmark runs, with tests/support's fixes (moto_dynamodb.py, moto_secrets.py).
 
 Stock moto's ledger writes cost more as the table grows, so the benchmark
 would measure moto; see that module. Request logging is off, as in
@@ -13,11 +13,12 @@ import logging
 
 from moto import server
 
-from tests.support.moto_dynamodb import install
+from tests.support import moto_dynamodb, moto_secrets
 
 
 def main() -> None:
-    install()
+    moto_dynamodb.install()
+    moto_secrets.install()  # gateway-admin's compare-and-swap needs AWSCURRENT moves to show in GetSecretValue
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server.main()
 

@@ -22,7 +22,7 @@ import boto3
 import uvicorn
 
 from handler import aws
-from tests.support import moto_dynamodb
+from tests.support import moto_dynamodb, moto_secrets
 from handler.app import create_app
 from handler.config import Settings
 from handler.keys import hash_key, new_key, new_key_id
@@ -48,6 +48,7 @@ def start_moto(port: int = 0) -> tuple[object, str]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every call otherwise
     moto_dynamodb.install()
+    moto_secrets.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
