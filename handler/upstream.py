@@ -81,6 +81,8 @@ def upstream_message(exc: BaseException | str) -> str:
     """The provider's own words, without litellm's class-name prefixes or JSON wrapping; for a
     failure that carries none (a reset connection), what kind of failure it was."""
     raw = exc if isinstance(exc, str) else str(getattr(exc, "message", None) or exc)
+    # litellm appends the Python traceback to some messages: our internals, not the provider's words.
+    raw = raw.split("Traceback (most recent call last)", 1)[0]
     text = _NESTED_PREFIX.sub("", _EXCEPTION_PREFIX.sub("", raw, count=1)).strip()
     if not text and not isinstance(exc, str):
         text = f"{type(exc).__name__} with no message (the connection failed or closed early)"

@@ -134,3 +134,11 @@ def test_upstream_messages_lose_litellms_prefixes_and_json_wrapping():
 def test_map_exception_passes_gateway_errors_through():
     error = GatewayError(418, "teapot")
     assert map_exception(error) is error
+
+
+def test_a_python_traceback_in_litellms_message_never_reaches_the_caller():
+    leaked = Exception("litellm.APIConnectionError: unhashable type: 'dict'\nTraceback (most recent call last):\n"
+                       '  File "/var/task/litellm/main.py", line 944, in acompletion\n')
+    error = map_exception(leaked)
+    assert "Traceback" not in error.message and "/var/task" not in error.message, error.message
+    assert "unhashable type" in error.message
