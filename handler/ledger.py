@@ -210,6 +210,10 @@ class Ledger:
             failure = exc
         return [self._keep(entry, failure) for entry in entries]
 
+    def spill(self, entries: list[LedgerEntry], failure: Exception) -> list[str]:
+        """Entries that cannot wait for DynamoDB (the invocation's time is running out): queue, else log."""
+        return [self._keep(entry, failure) for entry in entries]
+
     def _keep(self, entry: LedgerEntry, failure: Exception) -> str:
         """An entry DynamoDB would not take: to the queue, else whole to the log."""
         log.error("ledger write failed after retries (%s); queueing request %s",
