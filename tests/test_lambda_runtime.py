@@ -97,7 +97,6 @@ def test_the_response_is_posted_before_the_usage_write_and_the_invocation_ends_a
     with LambdaRuntimeApi() as api, function_process(runtime_client_argv(sys.executable), function_env(stack, queue, api), ROOT) as output:
         invocation = api.invoke(message_event(key, stream=stream), timeout_s=30)
         api.completed(invocation)
-        assert [name for name in api.extensions.values()] == ["edenai-gateway-ledger"], output
     assert invocation.error is None, invocation.error
     assert invocation.response["statusCode"] == 200, invocation.response
     assert b"Hello from claude-sonnet-4-5" in body_of(invocation.response)
@@ -107,6 +106,7 @@ def test_the_response_is_posted_before_the_usage_write_and_the_invocation_ends_a
     assert writes.finished[0] <= extension_next, "the invocation ended before its usage was written"
     assert invocation.completed_at == extension_next
     assert len(stack.records(key, 1)) == 1 and queued(queue) == []
+    assert list(api.extensions.values()) == ["edenai-gateway-ledger"], "".join(output)
 
 
 def test_many_invocations_each_write_their_own_usage_once(gateway_stack, writes):
@@ -208,10 +208,10 @@ def test_streaming_mode_ends_the_response_before_the_usage_write_and_the_invocat
             time.sleep(0.1)
         threading.Thread(target=web_adapter, args=(api, f"http://127.0.0.1:{port}", ends), daemon=True).start()
         invocation = api.completed(api.invoke(message_event(key, stream=stream)))
-    assert list(api.extensions.values()) == ["edenai-gateway-ledger"], "".join(output)
     assert invocation.response["statusCode"] == 200, invocation.response
     assert len(writes.finished) == 1, "".join(output)
-    (extension_next,) = invocation.extension_next_at.values()
     assert ends[0] < writes.finished[0], "the caller's response waited for the usage write"
+    assert list(api.extensions.values()) == ["edenai-gateway-ledger"], "".join(output)
+    (extension_next,) = invocation.extension_next_at.values()
     assert writes.finished[0] <= extension_next, "the invocation ended before its usage was written"
     assert len(stack.records(key, 1)) == 1 and queued(queue) == []

@@ -119,7 +119,7 @@ class LambdaRuntimeApi:
     def _complete_if_over(self, invocation: Invocation) -> None:
         if invocation.completed_at is None and invocation.answered_at is not None \
                 and set(self.extensions) <= set(invocation.extension_next_at):
-            invocation.completed_at = max(invocation.answered_at, *invocation.extension_next_at.values())
+            invocation.completed_at = max([invocation.answered_at, *invocation.extension_next_at.values()])
 
     def runtime_next(self) -> Invocation:
         with self._cond:
