@@ -138,7 +138,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     ledger = ledger or Ledger(settings.usage_table, ttl_days=settings.usage_ttl_days,
                               queue_url=settings.ledger_queue_url)
     observer = telemetry.Telemetry.from_settings(settings)
-    gateway = Gateway(_catalogue_cache(settings), telemetry.ObservedLedger(ledger, observer),
+    metered_ledger = telemetry.ObservedLedger(ledger, observer)
+    gateway = Gateway(_catalogue_cache(settings), metered_ledger,
                       deadline=settings.request_deadline,
                       stream_timeout=settings.stream_timeout, policy=settings.router_policy,
                       meter_before_response_end=settings.meter_before_response_end,
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.state.keys = keys
     app.state.gateway = gateway
     app.state.ledger = ledger
+    app.state.metered_ledger = metered_ledger  # the ledger that tells telemetry what became of each entry
     app.state.telemetry = observer
     app.add_middleware(telemetry.Middleware, telemetry=observer)  # inside RequestIdMiddleware
     app.add_middleware(RefuseAmbiguousFraming)

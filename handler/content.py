@@ -21,6 +21,7 @@ BLOCK_TYPES = frozenset({
     "code_execution_tool_result", "bash_code_execution_tool_result",
     "text_editor_code_execution_tool_result", "mcp_tool_use", "mcp_tool_result", "container_upload",
 })
+TOOL_CHOICE_TYPES = frozenset({"auto", "any", "tool", "none"})
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 # Names litellm would read as connection settings if they ever reached it.
 CONNECTION_FIELDS = frozenset({
@@ -68,12 +69,23 @@ def _check_image(where: str, source: Any) -> None:
         raise GatewayError(400, f"{where}: image data is not valid base64.") from None
 
 
+def _check_tool_choice(choice: Any) -> None:
+    """The spec types it as any object; a provider's translation fails on one without a known type."""
+    if choice is None:
+        return
+    if choice.get("type") not in TOOL_CHOICE_TYPES:
+        raise GatewayError(400, f"tool_choice.type must be one of {', '.join(sorted(TOOL_CHOICE_TYPES))}.")
+    if choice["type"] == "tool" and not (isinstance(choice.get("name"), str) and choice["name"]):
+        raise GatewayError(400, "tool_choice of type 'tool' needs the tool's name.")
+
+
 def check_body(document: Mapping[str, Any]) -> None:
     """Raise 400 for anything the schema admits but the gateway must not forward."""
     _connection_fields(document, "body")
     metadata = document.get("metadata")
     if isinstance(metadata, Mapping):
         _connection_fields(metadata, "metadata")
+    _check_tool_choice(document.get("tool_choice"))
     for where, block in _blocks(document.get("messages") or []):
         kind = block.get("type")
         if kind not in BLOCK_TYPES:

@@ -155,6 +155,11 @@ class Gateway:
         self._clock = clock
         self._now = now
 
+    def write_ledger_with(self, writer: Any) -> None:
+        """Where entries go instead of the group commit (anything with `async record(entry)`):
+        the Lambda handler collects them to write after the response (after_response.py)."""
+        self._commits = writer
+
     async def catalogue(self) -> Catalogue:
         return await self._catalogue.get()
 

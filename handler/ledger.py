@@ -221,6 +221,11 @@ class Ledger:
             failure: Exception = exc
         except BotoCoreError as exc:
             failure = exc
+        return self.spill_all(entries, failure)
+
+    def spill_all(self, entries: list[LedgerEntry], failure: Exception) -> list[str]:
+        """Entries DynamoDB would not take, or that cannot wait for it (the invocation's time is
+        running out): queue, else log."""
         return [self._keep(entry, failure) for entry in entries]
 
     def _keep(self, entry: LedgerEntry, failure: Exception) -> str:

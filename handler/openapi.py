@@ -59,7 +59,12 @@ ERROR_STATUSES = {
     "504": "No model answered before the deadline",
     "529": "The upstream model is overloaded; see retry-after",
 }
-EVENT_STREAM = {"text/event-stream": {"schema": {"type": "string", "description": "Anthropic's SSE events"}}}
+# One server-sent event (OpenAPI 3.2 reads a text/event-stream schema per event, as schemathesis does).
+EVENT_STREAM = {"text/event-stream": {"schema": {
+    "type": "object", "description": "One of Anthropic's SSE events: `event` names it, `data` is its JSON",
+    "required": ["event", "data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string", "contentMediaType": "application/json"}},
+}}}
 SECURITY_SCHEMES = {
     "AuthBearer": {"type": "http", "scheme": "bearer"},
     "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},

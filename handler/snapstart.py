@@ -14,10 +14,13 @@ needs litellm (a provider that does not speak Anthropic's API) imports it
 then, and one that does not never pays for it.
 
 Buffered mode: the Python runtime runs `snapshot_restore_py`'s hooks (it ships
-with Lambda's runtime, not on PyPI; without it this is not a SnapStart runtime).
+with Lambda's runtime and its client, awslambdaric; the artifact does not carry it).
 Streaming mode: uvicorn runs in a process the runtime never sees, so the Lambda
 Web Adapter POSTs to AFTER_RESTORE_PATH instead (the adapter refuses that path
 to outside callers); `streaming_app` answers it in front of the gateway's app.
+It is built when first asked for (uvicorn's `handler.snapstart:streaming_app`),
+so that only the streaming mode registers its usage-writing extension
+(after_response.streaming); the buffered handler registers its own.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import os
 import random
 import sys
 
-from . import anthropic_api, aws, bedrock_api
+from . import after_response, anthropic_api, aws, bedrock_api
 from .app import app
 
 BEFORE_SNAPSHOT_PATH = "/_lambda/snapstart/before-snapshot"
@@ -99,7 +102,16 @@ def with_snapstart_hooks(inner):
     return app_with_hooks
 
 
-streaming_app = with_snapstart_hooks(app)
+def __getattr__(name: str):
+    if name != "streaming_app":
+        raise AttributeError(name)
+    global streaming_app
+    streaming_app = with_snapstart_hooks(after_response.streaming(
+        app, app.state.gateway, app.state.metered_ledger, os.environ.get("AWS_LAMBDA_RUNTIME_API"),
+        on_settled=app.state.telemetry.flush))
+    return streaming_app
+
+
 if init_is_prepared():
     import_first_call_modules()
 register_runtime_hooks()

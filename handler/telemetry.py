@@ -253,7 +253,15 @@ class ObservedLedger:
         return getattr(self._ledger, name)
 
     def record_batch(self, entries: list) -> list[str]:
-        outcomes = self._ledger.record_batch(entries)
+        return self._told(entries, self._ledger.record_batch(entries))
+
+    def spill(self, entry) -> str:
+        return self._told([entry], [self._ledger.spill(entry)])[0]
+
+    def spill_all(self, entries: list, error: BaseException) -> list[str]:
+        return self._told(entries, self._ledger.spill_all(entries, error))
+
+    def _told(self, entries: list, outcomes: list[str]) -> list[str]:
         for entry, outcome in zip(entries, outcomes):
             self._telemetry.metered(entry.request_id, entry, outcome)
         return outcomes

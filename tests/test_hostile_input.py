@@ -80,6 +80,15 @@ def test_content_blocks_of_unknown_types(send, kind):
     assert "unknown content block type" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("model", [CLAUDE, "openai/gpt-4o-mini"])
+@pytest.mark.parametrize("choice", [{}, {"type": "sometimes"}, {"type": "tool"}, {",": [496]}])
+def test_a_tool_choice_that_is_no_choice(send, model, choice):
+    """Found by the schema-valid generated run: litellm's OpenAI translation raised KeyError, a 502."""
+    response = send(body(model=model, tool_choice=choice))
+    assert response.status_code == 400
+    assert "tool_choice" in response.json()["error"]["message"]
+
+
 def test_unknown_block_types_inside_tool_results(send):
     nested = {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "bogus"}]}
     assert send(body(messages=[{"role": "user", "content": [nested]}])).status_code == 400

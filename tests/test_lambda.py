@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
+from moto.dynamodb.models import DynamoDBBackend
+
+from handler import aws
 
 from handler.app import app as module_app
 from handler.lambda_function import lambda_handler, strip_stage
@@ -105,3 +109,49 @@ def test_invocations_survive_a_closed_event_loop(lambda_key):
     asyncio.run(asyncio.sleep(0))
     event = http_api_event("POST", MESSAGES_PATH, body=BODY, headers={"x-api-key": lambda_key})
     assert invoke(event)["statusCode"] == 200
+
+
+@pytest.mark.parametrize("event, status", [
+    ({}, 400),
+    ({"requestContext": {"stage": "$default"}, "version": "2.0"}, 400),  # no http
+    ({**http_api_event("GET", "/health"), "requestContext": {"stage": "$default"}}, 400),
+    ({**http_api_event("GET", "/health"), "headers": None}, 200),  # a request without headers
+    ({**rest_api_event("GET", "/health"), "headers": None, "multiValueHeaders": None}, 200),
+    ({**http_api_event("POST", MESSAGES_PATH, body=BODY), "headers": None}, 401),
+    ({**http_api_event("POST", MESSAGES_PATH, body=BODY), "isBase64Encoded": True, "body": "%%not base64%%"}, 400),
+    ({k: v for k, v in rest_api_event("GET", "/health").items() if k != "requestContext"}, 400),
+    ({**rest_api_event("GET", "/health"), "headers": "x-api-key: k"}, 400),
+])
+def test_malformed_events_are_answered_in_the_error_envelope(lambda_key, event, status):
+    response = invoke(event)
+    assert response["statusCode"] == status, response
+    if status != 200:
+        error = json.loads(body_of(response))
+        assert error["type"] == "error" and error["error"]["type"] in (
+            "invalid_request_error", "authentication_error"), error
+
+
+def test_a_rest_api_stage_named_v3_keeps_the_v3_of_the_path(lambda_key):
+    event = rest_api_event("POST", MESSAGES_PATH, body=BODY, stage="v3", headers={"x-api-key": lambda_key})
+    assert strip_stage(event)["path"] == MESSAGES_PATH
+    assert invoke(event)["statusCode"] == 200
+    http_v3 = http_api_event("POST", MESSAGES_PATH, body=BODY, stage="v3", headers={"x-api-key": lambda_key})
+    assert strip_stage(http_v3)["rawPath"] == MESSAGES_PATH  # /v3/v3/v1/messages: the stage is the first
+
+
+def test_with_little_time_left_and_a_slow_dynamodb_the_entry_goes_to_the_queue(lambda_key, monkeypatch):
+    """Without the Runtime API (no extension) the write happens before the return, within the
+    invocation's remaining time less the queue's reserve."""
+    queue = aws.client("sqs").create_queue(QueueName="lambda-ledger-fallback")["QueueUrl"]
+    monkeypatch.setattr(module_app.state.ledger, "queue_url", queue)
+    original = DynamoDBBackend.transact_write_items
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items",
+                        lambda backend, *a, **k: (time.sleep(6), original(backend, *a, **k))[1])
+    started = time.monotonic()
+    response = lambda_handler(http_api_event("POST", MESSAGES_PATH, body=BODY, headers={"x-api-key": lambda_key}),
+                              LambdaContext(remaining_ms=3_500))
+    elapsed = time.monotonic() - started
+    assert response["statusCode"] == 200
+    assert elapsed < 3.5, f"the handler outlived the invocation's time ({elapsed:.1f} s)"
+    messages = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(messages) == 1 and json.loads(messages[0]["Body"])["status"] == "ok"

@@ -30,8 +30,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handler import snapstart
+from handler import aws, snapstart
 from tests.support.lambda_events import http_api_event
+from tests.support.lambda_runtime_api import (
+    RUNTIME_CLIENT_PACKAGES, LambdaRuntimeApi, function_process, runtime_client_argv)
 from tests.support.stack import new_stack, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -381,3 +383,35 @@ def test_the_streaming_mode_streams_from_the_pruned_artifact(streaming_mode, fak
     assert arrivals[0][0] == "message_start" and arrivals[-1][0] == "message_stop"
     first_delta = next(t for name, t in arrivals if name == "content_block_delta")
     assert arrivals[-1][1] - first_delta > 0.6  # later events came later: nothing was buffered
+
+
+def test_the_pruned_artifact_runs_under_the_runtime_interface_client(host_artifact, moto_endpoint, fake, tmp_path):
+    """As Lambda runs it: the runtime interface client (Lambda's Python runtime ships it beside
+    /var/task; here copied from .venv into a directory of its own) imports the artifact's handler,
+    whose extension registers during init and writes each invocation's usage after its response."""
+    runtime_dir = tmp_path / "runtime"
+    runtime_dir.mkdir()
+    site = Path(importlib.util.find_spec("awslambdaric").origin).parents[1]
+    for name in RUNTIME_CLIENT_PACKAGES:
+        for path in site.glob(f"{name}*"):
+            if path.suffix != ".dist-info" and not path.name.endswith(".dist-info"):
+                (runtime_dir / path.name).symlink_to(path)
+    stack = new_stack(fake.url)
+    key = stack.add_key(name="artifact-runtime")
+    queue = aws.client("sqs").create_queue(QueueName=f"ledger-{stack.settings.usage_table}")["QueueUrl"]
+    events = [http_api_event("POST", MESSAGES, body=BODY, headers={"x-api-key": key}),
+              http_api_event("POST", MESSAGES, body={**BODY, "stream": True}, headers={"x-api-key": key})]
+    with LambdaRuntimeApi() as api:
+        env = isolated_env(stack, moto_endpoint, PYTHONPATH=f"{host_artifact}{os.pathsep}{runtime_dir}",
+                           AWS_LAMBDA_RUNTIME_API=api.address, GATEWAY_LEDGER_QUEUE_URL=queue)
+        with function_process(runtime_client_argv(sys.executable, "-S", "-B", "-P"), env,
+                              host_artifact.parent) as output:
+            invocations = [api.completed(api.invoke(event), wait=120) for event in events]
+    assert list(api.extensions.values()) == ["edenai-gateway-ledger"], "".join(output)
+    assert api.init_errors == [], api.init_errors
+    for invocation in invocations:
+        assert invocation.error is None and invocation.response["statusCode"] == 200, invocation
+        (extension_next,) = invocation.extension_next_at.values()
+        assert invocation.answered_at <= extension_next
+    assert b"message_stop" in body_of(invocations[1].response)
+    assert len(stack.records(key, 2)) == 2, "".join(output)  # written by the artifact's extension

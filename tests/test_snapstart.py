@@ -1,9 +1,9 @@
 """SnapStart: a restore drops what one snapshot would share between environments,
 both through the Python runtime's hooks and through the Lambda Web Adapter's.
 
-`snapshot_restore_py` ships only inside Lambda's Python runtime (it is not on
-PyPI); a stand-in module with its two registration functions shows what the
-gateway registers there.
+`snapshot_restore_py` ships inside Lambda's Python runtime (and with its client,
+awslambdaric, in the dev lock); a stand-in module with its two registration
+functions shows what the gateway registers there.
 """
 
 from __future__ import annotations

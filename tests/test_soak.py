@@ -102,6 +102,7 @@ def test_a_bounded_soak_loses_nothing(moto_endpoint, fake):
     assert outcomes == {"ok": REQUESTS - injected, "injected": injected, "other_5xx": 0, "other": 0}, outcomes
     assert len(records) == len(warm) + REQUESTS
     month = stack.month(key, requests=len(records), timeout=60)
+    assert month.get("requests") == len(records), "the month's request count differs from its request records"
     reported = fake.reported_totals()
     warm_totals = {name: sum(int(r[name]) for r in warm) for name in reported}
     for name, total in reported.items():

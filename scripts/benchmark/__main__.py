@@ -129,7 +129,7 @@ def run(args: argparse.Namespace, stack: ExitStack, log_dir: Path) -> dict[str, 
     fake, upstream_url = start_upstream(stack, log_dir, env)
     progress(f"fake upstream at {upstream_url}")
     aws = None
-    if {"gateway", "lambda"} & set(args.target_names):
+    if {"gateway", "lambda", "streaming"} & set(args.target_names):
         aws = aws_stack.start(ROOT, log_dir, upstream_url)
         stack.callback(aws.moto.stop)
         env.update(aws.env)
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, stack: ExitStack, log_dir: Path) -> dict[str, 
         keys = {"key": aws.key, "limited_key": aws.limited_key}
         doc["aws_calls"] = {}
         for target in targets:
-            if target.name in ("gateway", "lambda"):
+            if target.name in ("gateway", "lambda", "streaming"):
                 progress(f"counting AWS calls per request: {target.name}")
                 doc["aws_calls"][target.name] = check_aws_calls(bench, target, keys, requests=args.aws_requests)
         if args.cold_starts:

@@ -110,7 +110,7 @@ def _ratio_table(doc: dict, key: str, title: str) -> list[str]:
 def _goals_table(doc: dict) -> list[str]:
     marks = {True: "yes", False: "**no**", None: NA}
     rows = [[g["goal"], g["measured"], marks[g["met"]]] for g in doc.get("goals", [])]
-    return ["### Goals (issue 7), gateway with metering on", "", *_table(["goal", "measured", "met"], rows), ""]
+    return ["### Goals (issues 7 and 17), metering on", "", *_table(["goal", "measured", "met"], rows), ""]
 
 
 def _aws_table(doc: dict) -> list[str]:

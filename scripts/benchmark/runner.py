@@ -82,7 +82,7 @@ class Bench:
         cpu = {"upstream": self.upstream.cpu_seconds()}
         if target.server is not None:
             cpu["server"] = target.server.cpu_seconds()
-        if self.moto is not None and target.name in ("gateway", "lambda"):
+        if self.moto is not None and target.name in ("gateway", "lambda", "streaming"):
             cpu["moto"] = self.moto.cpu_seconds()
         if target.driver is None:
             cpu["client"] = self.loadgen.process.cpu_seconds()

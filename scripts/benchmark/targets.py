@@ -5,10 +5,16 @@ and what request it serves: all of them answer the same Messages request
 for the same model, routed to the same fake upstream.
 
     direct   the fake upstream itself, called the way litellm calls it (the baseline)
-    floor    a bare FastAPI app calling litellm.anthropic.messages.acreate (the issue's floor)
-    gateway  this gateway under uvicorn, metering on (moto)
+    floor    a bare FastAPI app calling litellm.anthropic.messages.acreate (the issue's floor), run in
+             LiteLLM Proxy's environment: same litellm, plus what its native Anthropic stream needs
+             (soundfile, numpy, backoff, redis), which the gateway's lock no longer has
+    gateway  this gateway under uvicorn, metering on (moto), writes after the response, batched
+             (group commit): what `scripts/serve` runs, not a deployed mode
+    streaming  the streaming deployment: uvicorn with GATEWAY_METER_BEFORE_RESPONSE_END, each request
+             an invocation whose usage the extension writes after the response (stand-in Runtime API)
     proxy    LiteLLM Proxy 1.110.2, no database, its /v1/messages endpoint
-    lambda   handler.lambda_function.lambda_handler with API Gateway events, metering on
+    lambda   the buffered deployment: handler.lambda_function.lambda_handler with API Gateway events,
+             its extension writing the usage after the answer (stand-in Runtime API), metering on
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ from .procs import Process, free_port
 from .proxy_env import MASTER_KEY, ensure_proxy_venv, write_config
 from .worker import Worker
 
-ALL = ("direct", "floor", "gateway", "proxy", "lambda")
-LABELS = {"direct": "direct (fake upstream)", "floor": "bare litellm floor", "gateway": "gateway (uvicorn)",
-          "proxy": "LiteLLM Proxy", "lambda": "gateway (Lambda, in-process)"}
+ALL = ("direct", "floor", "gateway", "proxy", "lambda", "streaming")
+LABELS = {"direct": "direct (fake upstream)", "floor": "bare litellm floor",
+          "gateway": "gateway (uvicorn, deferred batched write)", "proxy": "LiteLLM Proxy",
+          "lambda": "gateway, Lambda buffered mode", "streaming": "gateway, Lambda streaming mode"}
+DEPLOYED = ("lambda", "streaming")  # the headline rows: what a deployed gateway does
 PROMPT = "Say hello in a few words, please."
 MAX_TOKENS = 64
 
@@ -130,12 +138,35 @@ def start_gateway(ctx: Context) -> Target:
                   aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls")
 
 
+def _versions_in(python: Path) -> tuple[str, str, str, str]:
+    """litellm, uvicorn, event loop and HTTP parser of another environment."""
+    probe = ("import importlib.metadata as m, importlib.util as u; "
+             "print(m.version('litellm'), m.version('uvicorn'), 'uvloop' if u.find_spec('uvloop') else 'asyncio', "
+             "'httptools' if u.find_spec('httptools') else 'h11')")
+    litellm, uvicorn, loop, http = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
+                                                  check=True).stdout.split()
+    return litellm, uvicorn, loop, http
+
+
+def start_streaming(ctx: Context) -> Target:
+    process, port, ready = _serve(ctx, "streaming", [sys.executable, "-m", "scripts.benchmark.gateway_server",
+                                                     "--mode", "streaming"], "/health")
+    return Target("streaming", process, None, port, "/v3/v1/messages",
+                  {"content-type": "application/json", "authorization": f"Bearer {ctx.aws.key}"}, ctx.model,
+                  max_concurrency=1, software=_uvicorn_here() + ", extension over a stand-in Runtime API",
+                  ready_s=ready, aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls")
+
+
 def start_floor(ctx: Context) -> Target:
+    python = ensure_proxy_venv(ctx.root)
     process, port, ready = _serve(
-        ctx, "floor", [sys.executable, "-m", "uvicorn", "scripts.benchmark.floor_app:app", "--host", "127.0.0.1"],
+        ctx, "floor", [str(python), "-m", "uvicorn", "scripts.benchmark.floor_app:app", "--host", "127.0.0.1",
+                       "--loop", "asyncio", "--http", "h11"],
         "/health", env={**ctx.env, "BENCH_UPSTREAM_URL": ctx.upstream_url})
+    litellm, uvicorn, _, _ = _versions_in(python)
     return Target("floor", process, None, port, "/v1/messages", {"content-type": "application/json"},
-                  ctx.model, software=_uvicorn_here(), ready_s=ready)
+                  ctx.model, software=f"litellm {litellm}, uvicorn {uvicorn} (asyncio, h11), {python.parent.parent.name}",
+                  ready_s=ready)
 
 
 def start_proxy(ctx: Context) -> Target:
@@ -147,11 +178,7 @@ def start_proxy(ctx: Context) -> Target:
         ctx, "litellm-proxy",
         [str(python.parent / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--num_workers", "1"],
         "/health/liveliness", env=env, timeout=180)
-    probe = ("import importlib.metadata as m, importlib.util as u; "
-             "print(m.version('litellm'), m.version('uvicorn'), 'uvloop' if u.find_spec('uvloop') else 'asyncio', "
-             "'httptools' if u.find_spec('httptools') else 'h11')")
-    litellm, uvicorn, loop, http = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
-                                                  check=True).stdout.split()
+    litellm, uvicorn, loop, http = _versions_in(python)
     return Target("proxy", process, None, port, "/v1/messages",
                   {"content-type": "application/json", "authorization": f"Bearer {MASTER_KEY}"}, ctx.model,
                   software=f"litellm {litellm}, uvicorn {uvicorn} ({loop}, {http})", ready_s=ready,
@@ -164,9 +191,10 @@ def start_lambda(ctx: Context) -> Target:
                           env=ctx.env, cwd=ctx.root, log_dir=ctx.log_dir, timeout=90)
     return Target("lambda", worker.process, worker, None, "/v3/v1/messages",
                   {"authorization": f"Bearer {ctx.aws.key}"}, ctx.model, max_concurrency=1,
-                  software=f"Mangum {package_version('mangum')}, API Gateway v2 events, no HTTP",
+                  software=f"Mangum {package_version('mangum')}, API Gateway v2 events, no HTTP, "
+                           "extension over a stand-in Runtime API",
                   ready_s=time.monotonic() - started)
 
 
 STARTERS = {"direct": start_direct, "floor": start_floor, "gateway": start_gateway, "proxy": start_proxy,
-            "lambda": start_lambda}
+            "lambda": start_lambda, "streaming": start_streaming}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -22,12 +23,14 @@ class LambdaContext:
     aws_request_id: str = ""
     log_group_name: str = "/aws/lambda/edenai-gateway"
     log_stream_name: str = "2026/11/25/[$LATEST]abcdef"
+    remaining_ms: int = 29_000  # at the start of the invocation
 
     def __post_init__(self) -> None:
         self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
+        self._deadline = time.monotonic() + self.remaining_ms / 1000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 29_000
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def _body(body, base64_encode: bool) -> tuple[str | None, bool]:
