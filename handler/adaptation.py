@@ -21,6 +21,9 @@ metadata beyond `user_id` stays at the gateway, and is listed too.
 
 from __future__ import annotations
 
+import json
+import re
+
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -105,8 +108,28 @@ class Adaptation:
             if self.budget_tokens is not None:
                 headers[CLAMPED_HEADER] += f"; thinking.budget_tokens={self.budget_tokens}"
         if self.dropped:
-            headers[DROPPED_HEADER] = ", ".join(self.dropped)
+            headers[DROPPED_HEADER] = dropped_header(self.dropped)
         return headers
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+MAX_DROPPED_HEADER = 1000
+
+
+def dropped_header(names: tuple[str, ...]) -> str:
+    """The dropped fields as one header value: unknown fields are the caller's own names, so
+    any but plain ones go JSON-quoted in ASCII (never a character a header cannot carry), and
+    a body of thousands of unknown fields cannot make a header a proxy refuses."""
+    shown = [name if _PLAIN_NAME.match(name) else json.dumps(name) for name in names]
+    value = ", ".join(shown)
+    if len(value) <= MAX_DROPPED_HEADER:
+        return value
+    kept: list[str] = []
+    for name in shown:
+        if len(", ".join([*kept, name])) > MAX_DROPPED_HEADER - 20:
+            break
+        kept.append(name)
+    return ", ".join(kept) + f", ... (+{len(shown) - len(kept)} more)"
 
 
 def _extra_metadata(body: Mapping[str, Any]) -> list[str]:

@@ -76,6 +76,18 @@ def test_what_has_no_equivalent_on_openai_is_listed_as_dropped(client, fake):
                 "reasoning_effort"} & set(sent), "gpt-4o-mini does not reason: nothing of it may reach it"
 
 
+def test_unknown_field_names_the_header_cannot_carry_are_quoted_and_a_flood_of_them_is_cut_short(client, fake):
+    """Found by the property-based run: a field named in astral-plane characters made the
+    dropped-fields header unencodable, and the caller got a 500 for a request that was served."""
+    odd = {"\U0007900c": 1, "line\r\nx-injected: 1": 2, "café": 3}
+    raw = create(client, model=GPT, max_tokens=100, extra_body={**odd, **{f"field_{i:04}": i for i in range(2000)}})
+    header = raw.headers["x-edenai-dropped-fields"]
+    assert raw.status_code == 200 and header.isascii() and "\r" not in header and "\n" not in header
+    assert '"caf\\u00e9"' in header and '"line\\r\\nx-injected: 1"' in header, header[:200]
+    assert len(header) <= 1000 and header.endswith("more)"), "thousands of field names must not make a huge header"
+    assert "x-injected" not in raw.headers
+
+
 @pytest.fixture
 def reasoning_client(stack):
     stack.put_providers(providers_document(stack.upstream_url, {**TEST_MODELS, "openai/o4-mini": {}}))
