@@ -23,8 +23,7 @@ import json
 import threading
 import time
 import weakref
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 from urllib.parse import urlencode
 
 from . import anthropic_api
@@ -45,8 +44,7 @@ class UnusableKey(ValueError):
     """The service account's private key cannot be read (the message never quotes it)."""
 
 
-@dataclass(frozen=True)
-class RsaKey:
+class RsaKey(NamedTuple):
     n: int
     e: int
     d: int

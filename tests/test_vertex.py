@@ -37,6 +37,7 @@ def gateway(moto_endpoint, fake, vertex):
     vertex.clear()
     vertex.clear_faults()
     vertex.token_lifetime = 3600
+    vertex.cache_read = False
     google_oauth.forget_tokens()
     with family_gateway(fake.url, {"vertex": entry(vertex)}, {CLAUDE: {}, GEMINI: {}}) as running:
         yield running
@@ -129,6 +130,32 @@ def test_a_tool_result_round_trips_through_claude_on_vertex(gateway):
     assert second.content[0].text == "Tool said: three cats"
 
 
+def test_signed_thinking_round_trips_through_claude_on_vertex(gateway, vertex):
+    _, _, client = gateway
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    first = client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=ask("why"))
+    block = first.content[0]
+    assert block.type == "thinking" and block.signature.startswith("sig_fake_")
+    client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=[
+        *ask("why"), {"role": "assistant", "content": [b.model_dump() for b in first.content]}, *ask("and then?")])
+    returned = vertex.last().body["messages"][1]["content"][0]
+    assert returned == {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+
+
+def test_prompt_caching_on_claude_on_vertex_is_metered_write_and_read(gateway, vertex):
+    stack, key, client = gateway
+    system = [{"type": "text", "text": "you are terse " * 20, "cache_control": {"type": "ephemeral"}}]
+    with client.messages.stream(model=CLAUDE, max_tokens=50, system=system, messages=ask()) as stream:
+        stream.get_final_message()
+    vertex.cache_read = True
+    client.messages.create(model=CLAUDE, max_tokens=50, system=system, messages=ask())
+    told = vertex.reported_totals()
+    assert told["cache_creation_input_tokens"] > 0 and told["cache_read_input_tokens"] > 0
+    month = stack.month(key, requests=2)
+    for name, total in told.items():
+        assert month[name] == total, f"{name}: metered {month[name]}, Vertex reported {total}"
+
+
 def test_only_the_betas_vertex_takes_are_sent_there(gateway, vertex):
     _, _, client = gateway
     client.messages.create(model=CLAUDE, max_tokens=50, messages=ask(),
@@ -159,6 +186,14 @@ def test_anthropic_falls_back_to_claude_on_vertex(gateway, fake):
     raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
                                                    extra_body={"fallbacks": [CLAUDE]})
     assert raw.parse().model == CLAUDE and raw.headers["x-edenai-model"] == CLAUDE
+
+
+def test_anthropic_falls_back_to_gemini_on_vertex(gateway, fake):
+    _, _, client = gateway
+    fake.fail("claude-sonnet-4-5", status=529)
+    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
+                                                   extra_body={"fallbacks": [GEMINI]})
+    assert raw.parse().model == GEMINI and raw.headers["x-edenai-model"] == GEMINI
 
 
 def test_a_refused_token_is_forgotten_and_the_next_request_exchanges_a_new_one(gateway, vertex):

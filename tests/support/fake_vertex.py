@@ -115,7 +115,8 @@ class _VertexHandler(ModelInPathHandler):
             return self._anthropic_error(400, "model: Extra inputs are not permitted")
         if bool(body.get("stream")) != stream:
             return self._anthropic_error(400, "stream must match the method (streamRawPredict streams)")
-        reply = self.server.fake._reply(_anthropic_prompt({**body, "model": model}), ANTHROPIC)
+        prompt = _anthropic_prompt({**body, "model": model}, self.server.fake.cache_read)
+        reply = self.server.fake._reply(prompt, ANTHROPIC)
         if not stream:
             message = _anthropic_message(reply)
             self.server.fake._report(model, [message])
@@ -161,6 +162,7 @@ class FakeVertex(FakeUpstream):
         self.token_lifetime = 3600
         self.tokens: dict[str, float] = {}  # issued token -> when it expires
         self.token_failures = 0
+        self.cache_read = False  # a prompt with cache_control reads the cache (else it writes it)
         self._token_ids = itertools.count(1)
 
     @property
