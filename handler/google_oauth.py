@@ -197,26 +197,40 @@ def forget_token(credentials: Any) -> None:
 
 
 async def access_token(credentials: Any, *, timeout: float = 30.0) -> str:
-    """A valid access token for the service account: cached, else exchanged (once, however
-    many requests ask at the same time)."""
+    """A valid access token for the service account: cached, else exchanged. Concurrent
+    requests share the one exchange in flight, its token or its failure: a token endpoint
+    that hangs costs them one timeout together, not one each in turn."""
     try:
         account = account_of(credentials)
-    except (UnusableKey, ValueError, TypeError) as exc:
-        raise GatewayError(502, f"Vertex AI credentials are unusable: {exc}", error_type="api_error") from None
+    except (ValueError, TypeError) as exc:
+        reason = exc if isinstance(exc, UnusableKey) else "it is not a JSON object"
+        raise GatewayError(502, f"Vertex AI credentials are unusable: {reason}", error_type="api_error") from None
     key = _cache_key(account)
     token = _cached(key)
     if token:
         return token
-    locks = _exchanges.setdefault(asyncio.get_running_loop(), {})
-    lock = locks.setdefault(key, asyncio.Lock())
-    async with lock:
-        token = _cached(key)  # another request exchanged while this one waited
-        if token:
-            return token
-        token, expires_in = await _exchange(account, timeout)
-        with _tokens_lock:
-            _tokens[key] = (token, time.time() + expires_in)
-        return token
+    loop = asyncio.get_running_loop()
+    in_flight = _exchanges.setdefault(loop, {})
+    task = in_flight.get(key)
+    if task is None:
+        task = in_flight[key] = loop.create_task(_exchange_and_keep(key, account, timeout))
+        task.add_done_callback(lambda done: _exchange_done(in_flight, key, done))
+    # Shielded: a request that gives up does not cancel the exchange the others wait for.
+    return await asyncio.shield(task)
+
+
+def _exchange_done(in_flight: dict, key: tuple[str, str, str], task: asyncio.Task) -> None:
+    if in_flight.get(key) is task:
+        del in_flight[key]
+    if not task.cancelled():
+        task.exception()  # retrieved: every waiter may have gone, and it is theirs to report
+
+
+async def _exchange_and_keep(key: tuple[str, str, str], account: Mapping[str, Any], timeout: float) -> str:
+    token, expires_in = await _exchange(account, timeout)
+    with _tokens_lock:
+        _tokens[key] = (token, time.time() + expires_in)
+    return token
 
 
 async def _exchange(account: Mapping[str, Any], timeout: float) -> tuple[str, float]:

@@ -85,11 +85,12 @@ async def post(call: Mapping[str, Any], url: str, headers: dict[str, str], data:
     request = http.build_request("POST", url, headers=headers, content=data, timeout=call.get("timeout"))
     response = await http.send(request, stream=True)
     if response.status_code >= 300:
-        raw = await response.aread()
-        await response.aclose()
         if response.status_code == 401:
             google_oauth.forget_token(call["vertex_credentials"])
-        raise google_error(raw, response.status_code, response.headers.get("retry-after"))
+        try:
+            await anthropic_api.fail_with(response)  # reads a bounded body
+        except UpstreamStatus as failure:
+            raise google_error(failure.message.encode(), failure.status_code, failure.retry_after) from None
     return response
 
 
@@ -110,14 +111,6 @@ async def count_tokens(call: Mapping[str, Any]) -> int:
     return answer["input_tokens"]
 
 
-async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.aiter_bytes():
-            yield chunk
-    finally:
-        await response.aclose()
-
-
 async def send(call: dict[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]:
     """The answer (Anthropic's message), or for a stream Anthropic's SSE bytes."""
     token = await google_oauth.access_token(call["vertex_credentials"], timeout=call.get("timeout") or 30)
@@ -125,5 +118,5 @@ async def send(call: dict[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]:
     url, headers, data = request_parts(call, token)
     response = await post(call, url, headers, data)
     if call["body"].get("stream") and response.headers.get("content-type", "").startswith("text/event-stream"):
-        return _chunks(response)
+        return anthropic_api._chunks(response)
     return await anthropic_api.json_answer(response)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from handler import google_oauth
+from handler.errors import GatewayError
 from tests.support.fake_vertex import FakeVertex, new_rsa_key, pem_of
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -83,6 +84,21 @@ def test_a_token_is_exchanged_once_for_many_concurrent_requests_and_again_after_
     assert asyncio.run(many())[0] == tokens[0] and vertex.exchanges == 1
     google_oauth.forget_tokens()  # what a SnapStart restore does
     assert asyncio.run(many())[0] != tokens[0] and vertex.exchanges == 2
+
+
+def test_concurrent_requests_share_one_failed_exchange_rather_than_retrying_it_in_turn(vertex):
+    vertex.clear()
+    google_oauth.forget_tokens()
+    vertex.fail_token_exchange(times=1)
+
+    async def many():
+        return await asyncio.gather(*(google_oauth.access_token(vertex.service_account) for _ in range(10)),
+                                    return_exceptions=True)
+
+    results = asyncio.run(many())
+    assert all(isinstance(r, GatewayError) and r.status == 502 for r in results), results
+    assert vertex.exchanges == 1, "the waiters share the exchange in flight and its failure"
+    assert asyncio.run(google_oauth.access_token(vertex.service_account)).startswith("ya29.fake-")
 
 
 def test_a_token_about_to_expire_is_replaced_before_it_does(vertex):
@@ -196,14 +212,16 @@ def test_anthropic_falls_back_to_gemini_on_vertex(gateway, fake):
     assert raw.parse().model == GEMINI and raw.headers["x-edenai-model"] == GEMINI
 
 
-def test_a_refused_token_is_forgotten_and_the_next_request_exchanges_a_new_one(gateway, vertex):
+@pytest.mark.parametrize("model", [CLAUDE, GEMINI])
+def test_a_refused_token_is_forgotten_and_the_next_request_exchanges_a_new_one(gateway, vertex, model):
     _, _, client = gateway
-    client.messages.create(model=CLAUDE, max_tokens=50, messages=ask())
+    client.messages.create(model=model, max_tokens=50, messages=ask())
     vertex.revoke_tokens()
     with pytest.raises(anthropic.APIStatusError) as raised:
-        client.messages.create(model=CLAUDE, max_tokens=50, messages=ask())
+        client.messages.create(model=model, max_tokens=50, messages=ask())
     assert raised.value.status_code == 502, "Vertex refusing the gateway's token is not the caller's fault"
-    assert client.messages.create(model=CLAUDE, max_tokens=50, messages=ask()).content
+    assert "ya29." not in raised.value.body["error"]["message"], "the token is a credential"
+    assert client.messages.create(model=model, max_tokens=50, messages=ask()).content
     assert vertex.exchanges == 2
 
 
