@@ -253,6 +253,17 @@ def test_count_tokens_asks_vertex_for_claude_and_for_gemini(gateway, vertex):
     assert vertex.last().headers["authorization"].startswith("Bearer ya29.fake-")
 
 
+def test_a_partner_model_on_vertex_goes_to_the_openai_compatible_endpoint_and_counts_locally(
+        moto_endpoint, fake, vertex):
+    vertex.clear()
+    llama = "vertex/meta/llama-3.3-70b-instruct-maas"
+    with family_gateway(fake.url, {"vertex": entry(vertex)}, {llama: {}}) as (_, _, client):
+        assert client.messages.create(model=llama, max_tokens=50, messages=ask()).content[0].text.endswith("there")
+        assert vertex.last().body["model"] == "meta/llama-3.3-70b-instruct-maas"
+        raw = client.messages.with_raw_response.count_tokens(model=llama, messages=ask("one two three"))
+        assert raw.headers["x-edenai-token-count-method"] == "local_tokenizer" and raw.parse().input_tokens > 0
+
+
 # --------------------------------------------------------------------------- Gemini on Vertex
 
 def test_gemini_on_vertex_answers_and_streams_metered_to_the_token(gateway, vertex):

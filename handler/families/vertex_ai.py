@@ -12,7 +12,8 @@ imports google-auth on every call, even with a token cached). So:
   through litellm's OpenAI route to Vertex's OpenAI-compatible endpoint
   (`…/endpoints/openapi/chat/completions`, model `google/<name>`), which takes
   the token as its bearer key: a litellm path already in the package.
-Token counts: Vertex's own count-tokens for Claude, countTokens for Gemini.
+Token counts: Vertex's own count-tokens for Claude, countTokens for Gemini,
+a local tokenizer for partner models.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ class VertexAI(Family):
         model = str(call["model"]).partition("/")[2]
         if is_claude(model):
             return await vertex_api.count_tokens(call), "vertex_count_tokens"
+        if "/" in model:  # a partner model (meta/llama-…): Google's countTokens is Gemini's
+            from .. import upstream
+
+            return upstream.litellm_route().count_locally(call), "local_tokenizer"
         token = await google_oauth.access_token(call["vertex_credentials"], timeout=call.get("timeout") or 30)
         request = count_request(call)["generateContentRequest"]
         request.pop("model")
