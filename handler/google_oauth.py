@@ -185,7 +185,7 @@ def _cached(key: tuple[str, str, str]) -> str | None:
 
 
 def forget_tokens() -> None:
-    """A SnapStart restore (the snapshot's tokens may be long expired), or a token refused."""
+    """A SnapStart restore: the snapshot's tokens may be long expired."""
     with _tokens_lock:
         _tokens.clear()
 
