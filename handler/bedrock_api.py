@@ -77,20 +77,24 @@ def forget_credentials() -> None:
 
 
 @functools.cache
-def _beta_names() -> dict[str, str | None]:
-    """Bedrock's column of litellm's beta map, read without importing litellm (as price_map
-    reads the prices): a beta with no name there is one Bedrock does not take."""
+def _beta_names(provider: str) -> dict[str, str | None]:
+    """A provider's column of litellm's beta map, read without importing litellm (as price_map
+    reads the prices): a beta with no name there is one that provider does not take."""
     document = json.loads(price_map.bundled_path().with_name(BETA_MAP_FILE).read_bytes())
-    return document.get("bedrock") or {}
+    return document.get(provider) or {}
+
+
+def provider_betas(header: str, provider: str) -> list[str]:
+    """The caller's betas that the provider (`bedrock`, `vertex_ai`) takes, by its names. It
+    refuses a request with any other (`invalid beta flag`), and clients such as Claude Code
+    send several on every call (claude-code-20250219, prompt-caching-scope-...): those are dropped."""
+    names = _beta_names(provider)
+    kept = (names.get(beta.strip()) for beta in header.split(","))
+    return list(dict.fromkeys(name for name in kept if name))
 
 
 def bedrock_betas(header: str) -> list[str]:
-    """The caller's betas that Bedrock takes, by Bedrock's names. Bedrock refuses a request
-    with any other (`invalid beta flag`), and clients such as Claude Code send several on
-    every call (claude-code-20250219, prompt-caching-scope-...): those are dropped."""
-    names = _beta_names()
-    kept = (names.get(beta.strip()) for beta in header.split(","))
-    return list(dict.fromkeys(name for name in kept if name))
+    return provider_betas(header, "bedrock")
 
 
 def endpoint(call: Mapping[str, Any]) -> str:

@@ -30,7 +30,7 @@ import os
 import random
 import sys
 
-from . import after_response, anthropic_api, aws, bedrock_api
+from . import after_response, anthropic_api, aws, bedrock_api, google_oauth
 from .app import app
 
 BEFORE_SNAPSHOT_PATH = "/_lambda/snapstart/before-snapshot"
@@ -65,6 +65,7 @@ def forget_process_state() -> None:
     aws.reset_clients()
     anthropic_api.forget_clients()
     bedrock_api.forget_credentials()
+    google_oauth.forget_tokens()
     litellm = sys.modules.get("litellm")
     if litellm is not None:
         attributes = vars(litellm)  # only what exists: reading would create it

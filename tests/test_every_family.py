@@ -9,11 +9,12 @@ from contextlib import ExitStack
 import pytest
 
 from tests.support.family_fakes import (
-    AZURE_MODELS, BEDROCK_MODELS, DIRECT_CLAUDE, GEMINI_MODELS, family_gateway, start_family_fakes,
+    AZURE_MODELS, BEDROCK_MODELS, DIRECT_CLAUDE, GEMINI_MODELS, VERTEX_MODELS, family_gateway, start_family_fakes,
 )
 
 BEDROCK_CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
 GEMINI = "gemini/gemini-2.5-flash"
+VERTEX_CLAUDE = "vertex/claude-sonnet-4-5@20250929"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def client(moto_endpoint, fake, families):
         yield sdk
 
 
-@pytest.mark.parametrize("model", sorted({**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS}))
+@pytest.mark.parametrize("model", sorted({**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS, **VERTEX_MODELS}))
 def test_every_offline_family_model_answers_streamed_and_not(client, model):
     message = client.messages.create(model=model, max_tokens=50, messages=[{"role": "user", "content": "hello"}])
     assert message.model == model and message.content[0].text.endswith(": hello")
@@ -48,3 +49,15 @@ def test_one_request_falls_back_from_anthropic_to_bedrock_claude_to_gemini(clien
     attempts = raw.headers["x-edenai-attempts"].split(", ")
     assert [a.split(";")[:2] for a in attempts] == [[DIRECT_CLAUDE, "status=529"], [BEDROCK_CLAUDE, "status=529"],
                                                     [GEMINI, "status=200"]]
+
+
+def test_one_request_falls_back_from_anthropic_to_claude_on_vertex_to_bedrock_claude(client, fake, families):
+    fake.fail("claude-sonnet-4-5", status=529)
+    families.fakes["vertex"].error("claude-sonnet-4-5@20250929", "RESOURCE_EXHAUSTED")
+    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50,
+                                                   messages=[{"role": "user", "content": "hello"}],
+                                                   extra_body={"fallbacks": [VERTEX_CLAUDE, BEDROCK_CLAUDE]})
+    assert raw.parse().model == BEDROCK_CLAUDE
+    attempts = raw.headers["x-edenai-attempts"].split(", ")
+    assert [a.split(";")[:2] for a in attempts] == [[DIRECT_CLAUDE, "status=529"], [VERTEX_CLAUDE, "status=429"],
+                                                    [BEDROCK_CLAUDE, "status=200"]]

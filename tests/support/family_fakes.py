@@ -14,6 +14,7 @@ import anthropic
 from tests.support.fake_azure import FakeAzure
 from tests.support.fake_bedrock import FakeBedrock
 from tests.support.fake_gemini import FakeGemini
+from tests.support.fake_vertex import FakeVertex
 from tests.support.stack import ANTHROPIC_TEST_KEY, Stack, new_stack, serve
 
 DIRECT_CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -24,6 +25,7 @@ GEMINI_TEST_KEY = "AIza-fake-gemini-credential-0003"
 AZURE_TEST_KEY = "azure-fake-credential-0004"
 AZURE_API_VERSION = "2024-10-21"
 AZURE_MODELS = {"azure/prod-chat": {"base_model": "gpt-4o"}}  # a deployment, priced as what it deploys
+VERTEX_MODELS = {"vertex/claude-sonnet-4-5@20250929": {}, "vertex/gemini-2.5-flash": {}}
 
 
 @dataclass
@@ -42,12 +44,16 @@ def start_family_fakes(stack: ExitStack) -> FamilyFakes:
     gemini = stack.enter_context(FakeGemini(api_key=GEMINI_TEST_KEY))
     azure = stack.enter_context(FakeAzure(api_key=AZURE_TEST_KEY, api_versions={AZURE_API_VERSION},
                                           deployments={"prod-chat"}))
+    # Its service account's token_uri is the fake's own token endpoint (a fresh RSA key each start).
+    vertex = stack.enter_context(FakeVertex(project="fake-project", location="us-east5"))
     providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url},
                  "gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url},
                  "azure": {"type": "azure", "api_key": AZURE_TEST_KEY, "api_base": azure.url,
-                           "api_version": AZURE_API_VERSION}}
-    return FamilyFakes(providers, {**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS},
-                       {"bedrock": bedrock, "gemini": gemini, "azure": azure})
+                           "api_version": AZURE_API_VERSION},
+                 "vertex": {"type": "vertex_ai", "vertex_project": vertex.project, "vertex_location": vertex.location,
+                            "credentials": vertex.service_account, "api_base": vertex.url}}
+    return FamilyFakes(providers, {**BEDROCK_MODELS, **GEMINI_MODELS, **AZURE_MODELS, **VERTEX_MODELS},
+                       {"bedrock": bedrock, "gemini": gemini, "azure": azure, "vertex": vertex})
 
 
 @contextmanager
