@@ -113,7 +113,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error in %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("api_error", "Internal error."), status_code=500)
+        # Starlette answers this outside RequestIdMiddleware: the id is added here.
+        request_id = getattr(request.state, "request_id", None)
+        return JSONResponse(error_body("api_error", "Internal error."), status_code=500,
+                            headers={REQUEST_ID_HEADER: request_id} if request_id else None)
 
 
 def _key_store(settings: Settings) -> KeyStore:

@@ -307,8 +307,9 @@ def test_an_unhandled_exception_is_the_error_type_a_release_rolls_back_on(stack,
     with serve(stack, ledger=BrokenLedger(stack.settings.usage_table)) as server:
         response = httpx.post(server.url + MESSAGES, headers={"x-api-key": key},
                               json={"model": CLAUDE, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
-    assert response.status_code == 500  # (Starlette's outermost 500 handler answers it, without a request-id)
+    assert response.status_code == 500 and response.json()["error"]["type"] == "api_error"
     line, documents = output.wait_for(None, exception="RuntimeError", key_id=stack.key_id(key))
+    assert response.headers.get("request-id") == line["request_id"], "a 500 must carry its request-id too"
     assert (line["status"], line["error_type"], line["exception"]) == (500, "unhandled_exception", "RuntimeError")
     [errors] = [d for d in documents if "Errors" in d]
     # template.yaml's CanaryUnhandledErrorsAlarm watches exactly this series.
