@@ -8,11 +8,10 @@ import pytest
 
 from tests.support.fake_azure import FakeAzure
 from handler import price_map
+from tests.support.family_checks import ask, assert_tool_result_round_trips
 from tests.support.family_fakes import AZURE_API_VERSION, AZURE_TEST_KEY, DIRECT_CLAUDE, family_gateway
 
 AZURE = "azure/prod-chat"
-TOOL = {"name": "lookup", "description": "Look a thing up.",
-        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +29,6 @@ def gateway(moto_endpoint, fake, azure):
     with family_gateway(fake.url, providers, {AZURE: {"base_model": "gpt-4o"}}) as running:
         yield running
     azure.clear_faults()
-
-
-def ask(text="hello there"):
-    return [{"role": "user", "content": text}]
 
 
 def test_an_azure_deployment_answers_streams_and_is_priced_as_its_base_model(gateway, azure):
@@ -55,12 +50,7 @@ def test_an_azure_deployment_answers_streams_and_is_priced_as_its_base_model(gat
 
 def test_a_tool_result_round_trips_through_azure(gateway):
     _, _, client = gateway
-    first = client.messages.create(model=AZURE, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
-    call = next(block for block in first.content if block.type == "tool_use")
-    second = client.messages.create(model=AZURE, max_tokens=50, tools=[TOOL], messages=[
-        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
-    assert second.content[0].text == "Tool said: three cats"
+    assert_tool_result_round_trips(client, AZURE)
 
 
 def test_azure_rate_limits_reach_the_caller_and_anthropic_falls_back_to_azure(gateway, azure, fake):

@@ -16,12 +16,13 @@ import pytest
 
 from handler import bedrock_api
 from tests.support.fake_bedrock import FakeBedrock
+from tests.support.family_checks import (
+    TOOL, ask, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
+)
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
 CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "bedrock/amazon.nova-lite-v1:0"
-TOOL = {"name": "lookup", "description": "Look a thing up.",
-        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 
 
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -49,10 +50,6 @@ def gateway(moto_endpoint, fake, bedrock):
     with family_gateway(fake.url, providers, {CLAUDE: {}, NOVA: {}}) as running:
         yield running
     bedrock.clear_faults()
-
-
-def ask(text="hello there"):
-    return [{"role": "user", "content": text}]
 
 
 def test_claude_on_bedrock_answers_signed_with_the_environments_credentials(gateway, bedrock):
@@ -128,13 +125,7 @@ def test_claude_on_bedrock_streams_in_anthropics_grammar_and_is_metered_to_the_t
 
 def test_a_tool_result_round_trips_through_claude_on_bedrock(gateway, bedrock):
     _, _, client = gateway
-    first = client.messages.create(model=CLAUDE, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
-    call = next(block for block in first.content if block.type == "tool_use")
-    assert first.stop_reason == "tool_use" and call.input == {"query": "find cats"}
-    second = client.messages.create(model=CLAUDE, max_tokens=50, tools=[TOOL], messages=[
-        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
-    assert second.content[0].text == "Tool said: three cats"
+    assert_tool_result_round_trips(client, CLAUDE)
 
 
 def test_an_image_reaches_claude_on_bedrock_as_the_caller_sent_it(gateway, bedrock):
@@ -147,14 +138,7 @@ def test_an_image_reaches_claude_on_bedrock_as_the_caller_sent_it(gateway, bedro
 
 def test_signed_thinking_round_trips_through_claude_on_bedrock(gateway, bedrock):
     _, _, client = gateway
-    thinking = {"type": "enabled", "budget_tokens": 1024}
-    first = client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=ask("why"))
-    block = first.content[0]
-    assert block.type == "thinking" and block.signature.startswith("sig_fake_")
-    client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=[
-        *ask("why"), {"role": "assistant", "content": [b.model_dump() for b in first.content]}, *ask("and then?")])
-    returned = bedrock.last().body["messages"][1]["content"][0]
-    assert returned == {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    assert_signed_thinking_round_trips(client, CLAUDE, bedrock)
 
 
 def test_nova_answers_streams_and_round_trips_a_tool_through_litellms_converse(gateway, bedrock):
@@ -186,14 +170,7 @@ def test_nova_answers_streams_and_round_trips_a_tool_through_litellms_converse(g
 def test_bedrocks_named_errors_reach_the_caller_in_anthropics_terms(gateway, bedrock, model, name, status, error_type):
     _, _, client = gateway
     bedrock.error(upstream(model), name, f"Bedrock says {name}")
-    with pytest.raises(anthropic.APIStatusError) as raised:
-        client.messages.create(model=model, max_tokens=50, messages=ask())
-    assert raised.value.status_code == status, f"{name} reached the caller as {raised.value.status_code}"
-    assert raised.value.body["error"]["type"] == error_type
-    if status == 400:
-        assert f"Bedrock says {name}" in raised.value.body["error"]["message"]
-    if status in (429, 529):
-        assert raised.value.response.headers.get("retry-after")
+    assert_error_in_anthropics_terms(client, model, name, status, error_type)
 
 
 def test_an_exception_frame_mid_stream_becomes_an_error_event(gateway, bedrock):

@@ -9,13 +9,14 @@ import anthropic
 import pytest
 
 from tests.support.fake_gemini import FakeGemini
+from tests.support.family_checks import (
+    TOOL, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms, assert_tool_result_round_trips,
+)
 from tests.support.family_fakes import DIRECT_CLAUDE, GEMINI_TEST_KEY, family_gateway
 
 GEMINI = "gemini/gemini-2.5-flash"
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
-TOOL = {"name": "lookup", "description": "Look a thing up.",
-        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +33,6 @@ def gateway(moto_endpoint, fake, gemini):
                         {GEMINI: {}}) as running:
         yield running
     gemini.clear_faults()
-
-
-def ask(text="hello there"):
-    return [{"role": "user", "content": text}]
 
 
 def test_gemini_answers_and_streams_in_anthropics_grammar_metered_to_the_token(gateway, gemini):
@@ -57,13 +54,7 @@ def test_gemini_answers_and_streams_in_anthropics_grammar_metered_to_the_token(g
 
 def test_a_tool_result_round_trips_through_gemini(gateway):
     _, _, client = gateway
-    first = client.messages.create(model=GEMINI, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
-    call = next(block for block in first.content if block.type == "tool_use")
-    assert first.stop_reason == "tool_use" and call.input == {"query": "find cats"}
-    second = client.messages.create(model=GEMINI, max_tokens=50, tools=[TOOL], messages=[
-        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
-    assert second.content[0].text == "Tool said: three cats"
+    assert_tool_result_round_trips(client, GEMINI)
 
 
 def test_an_image_reaches_gemini_as_inline_data(gateway, gemini):
@@ -84,20 +75,12 @@ def test_an_image_reaches_gemini_as_inline_data(gateway, gemini):
 def test_googles_errors_reach_the_caller_in_anthropics_terms(gateway, gemini, status, code, error_type):
     _, _, client = gateway
     gemini.error("gemini-2.5-flash", status, f"Google says {status}")
-    with pytest.raises(anthropic.APIStatusError) as raised:
-        client.messages.create(model=GEMINI, max_tokens=50, messages=ask())
-    assert raised.value.status_code == code, f"{status} reached the caller as {raised.value.status_code}"
-    assert raised.value.body["error"]["type"] == error_type
-    if code == 400:
-        assert f"Google says {status}" in raised.value.body["error"]["message"]
+    assert_error_in_anthropics_terms(client, GEMINI, status, code, error_type)
 
 
 def test_anthropic_falls_back_to_gemini(gateway, fake):
     _, _, client = gateway
-    fake.fail("claude-sonnet-4-5", status=529)
-    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
-                                                   extra_body={"fallbacks": [GEMINI]})
-    assert raw.parse().model == GEMINI and raw.headers["x-edenai-model"] == GEMINI
+    assert_anthropic_falls_back_to(client, fake, GEMINI)
 
 
 def test_count_tokens_asks_geminis_own_count_tokens(gateway, gemini):

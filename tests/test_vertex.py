@@ -14,12 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from handler import google_oauth
 from handler.errors import GatewayError
 from tests.support.fake_vertex import FakeVertex, new_rsa_key, pem_of
+from tests.support.family_checks import (
+    ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
+)
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
 CLAUDE = "vertex/claude-sonnet-4-5@20250929"
 GEMINI = "vertex/gemini-2.5-flash"
-TOOL = {"name": "lookup", "description": "Look a thing up.",
-        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +44,6 @@ def gateway(moto_endpoint, fake, vertex):
     with family_gateway(fake.url, {"vertex": entry(vertex)}, {CLAUDE: {}, GEMINI: {}}) as running:
         yield running
     vertex.clear_faults()
-
-
-def ask(text="hello there"):
-    return [{"role": "user", "content": text}]
 
 
 # --------------------------------------------------------------------------- RS256 and the token
@@ -140,25 +137,12 @@ def test_claude_on_vertex_answers_and_streams_metered_to_the_token(gateway, vert
 @pytest.mark.parametrize("model", [CLAUDE, GEMINI])
 def test_a_tool_result_round_trips_through_vertex(gateway, model):
     _, _, client = gateway
-    first = client.messages.create(model=model, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
-    call = next(block for block in first.content if block.type == "tool_use")
-    assert first.stop_reason == "tool_use" and call.input == {"query": "find cats"}
-    second = client.messages.create(model=model, max_tokens=50, tools=[TOOL], messages=[
-        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
-    assert second.content[0].text == "Tool said: three cats"
+    assert_tool_result_round_trips(client, model)
 
 
 def test_signed_thinking_round_trips_through_claude_on_vertex(gateway, vertex):
     _, _, client = gateway
-    thinking = {"type": "enabled", "budget_tokens": 1024}
-    first = client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=ask("why"))
-    block = first.content[0]
-    assert block.type == "thinking" and block.signature.startswith("sig_fake_")
-    client.messages.create(model=CLAUDE, max_tokens=2000, thinking=thinking, messages=[
-        *ask("why"), {"role": "assistant", "content": [b.model_dump() for b in first.content]}, *ask("and then?")])
-    returned = vertex.last().body["messages"][1]["content"][0]
-    assert returned == {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    assert_signed_thinking_round_trips(client, CLAUDE, vertex)
 
 
 def test_prompt_caching_on_claude_on_vertex_is_metered_write_and_read(gateway, vertex):
@@ -191,28 +175,17 @@ def test_only_the_betas_vertex_takes_are_sent_there(gateway, vertex):
 def test_googles_errors_reach_the_caller_in_anthropics_terms(gateway, vertex, model, status, code, error_type):
     _, _, client = gateway
     vertex.error(model.partition("/")[2], status, f"Google says {status}")
-    with pytest.raises(anthropic.APIStatusError) as raised:
-        client.messages.create(model=model, max_tokens=50, messages=ask())
-    assert raised.value.status_code == code, f"{status} reached the caller as {raised.value.status_code}"
-    assert raised.value.body["error"]["type"] == error_type
-    if code == 400:
-        assert f"Google says {status}" in raised.value.body["error"]["message"]
+    assert_error_in_anthropics_terms(client, model, status, code, error_type)
 
 
 def test_anthropic_falls_back_to_claude_on_vertex(gateway, fake):
     _, _, client = gateway
-    fake.fail("claude-sonnet-4-5", status=529)
-    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
-                                                   extra_body={"fallbacks": [CLAUDE]})
-    assert raw.parse().model == CLAUDE and raw.headers["x-edenai-model"] == CLAUDE
+    assert_anthropic_falls_back_to(client, fake, CLAUDE)
 
 
 def test_anthropic_falls_back_to_gemini_on_vertex(gateway, fake):
     _, _, client = gateway
-    fake.fail("claude-sonnet-4-5", status=529)
-    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
-                                                   extra_body={"fallbacks": [GEMINI]})
-    assert raw.parse().model == GEMINI and raw.headers["x-edenai-model"] == GEMINI
+    assert_anthropic_falls_back_to(client, fake, GEMINI)
 
 
 @pytest.mark.parametrize("model", [CLAUDE, GEMINI])

@@ -1,0 +1,65 @@
+"""What every provider family must do for a client, checked the same way for each.
+
+The family tests (test_bedrock, test_gemini, test_vertex, test_azure) drive
+these through the official SDK against the gateway and that family's fake:
+one definition of "a tool round trip works", not one per family.
+"""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+from tests.support.family_fakes import DIRECT_CLAUDE
+
+TOOL = {"name": "lookup", "description": "Look a thing up.",
+        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+
+
+def ask(text: str = "hello there") -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def assert_tool_result_round_trips(client: anthropic.Anthropic, model: str) -> None:
+    """The model calls the tool with the prompt as its input; the result comes back to it."""
+    first = client.messages.create(model=model, max_tokens=50, tools=[TOOL], messages=ask("find cats"))
+    call = next(block for block in first.content if block.type == "tool_use")
+    assert first.stop_reason == "tool_use" and call.input == {"query": "find cats"}
+    second = client.messages.create(model=model, max_tokens=50, tools=[TOOL], messages=[
+        *ask("find cats"), {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}])
+    assert second.content[0].text == "Tool said: three cats"
+
+
+def assert_signed_thinking_round_trips(client: anthropic.Anthropic, model: str, provider_fake) -> None:
+    """A signed thinking block the model wrote reaches it again, byte for byte, in the next turn."""
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    first = client.messages.create(model=model, max_tokens=2000, thinking=thinking, messages=ask("why"))
+    block = first.content[0]
+    assert block.type == "thinking" and block.signature.startswith("sig_fake_")
+    client.messages.create(model=model, max_tokens=2000, thinking=thinking, messages=[
+        *ask("why"), {"role": "assistant", "content": [b.model_dump() for b in first.content]}, *ask("and then?")])
+    returned = provider_fake.last().body["messages"][1]["content"][0]
+    assert returned == {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+
+
+def assert_error_in_anthropics_terms(client: anthropic.Anthropic, model: str, provider_error: str,
+                                     status: int, error_type: str) -> None:
+    """The provider's named failure reaches the caller as Anthropic's status and type; a 400
+    keeps the provider's own words (the fake says "… says <provider_error>")."""
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        client.messages.create(model=model, max_tokens=50, messages=ask())
+    assert raised.value.status_code == status, f"{provider_error} reached the caller as {raised.value.status_code}"
+    assert raised.value.body["error"]["type"] == error_type
+    if status == 400:
+        assert f"says {provider_error}" in raised.value.body["error"]["message"]
+    if status in (429, 529):
+        assert raised.value.response.headers.get("retry-after"), "a client backs off by retry-after"
+
+
+def assert_anthropic_falls_back_to(client: anthropic.Anthropic, anthropic_fake, model: str) -> None:
+    """Anthropic overloaded: the request's fallback on this family answers it, and says so."""
+    anthropic_fake.fail("claude-sonnet-4-5", status=529)
+    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
+                                                   extra_body={"fallbacks": [model]})
+    assert raw.parse().model == model and raw.headers["x-edenai-model"] == model
