@@ -104,3 +104,21 @@ def test_added_latency_cold_start_and_goals_are_reported(results):
         f"gateway, Lambda {mode} mode: {what} <= 0.5x LiteLLM Proxy's"
         for mode in ("buffered", "streaming") for what in ("added p50 at c=1", "streamed TTFB p50 at c=1")]
     assert results["meta"]["machine"]["nproc"] >= 1 and results["meta"]["versions"]["litellm"] != "-"
+
+
+@pytest.mark.parametrize("model", ["bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0", "bedrock/amazon.nova-lite-v1:0"])
+def test_bedrock_models_run_against_the_fake_bedrock_signed_with_the_benchmarks_credentials(tmp_path, model):
+    """The fake refuses an unsigned or wrongly signed request (403): every target, the direct
+    calls' pre-signed InvokeModel / Converse included, must get answers from it."""
+    results = bench(tmp_path / "bench.json", "--model", model, "--targets", "direct,gateway,lambda,streaming")
+    assert results["meta"]["model"] == model
+    assert set(results["targets"]) == {"direct", "gateway", "lambda", "streaming"}
+    assert_every_load_served_without_errors(results["targets"])
+    assert "cold_start" not in results  # the cold-start probe's bare litellm cannot call Bedrock
+
+
+def test_the_floor_is_refused_on_bedrock_with_a_reason(tmp_path):
+    done = subprocess.run([str(ROOT / "scripts" / "bench"), "--quick", "--model", "bedrock/amazon.nova-lite-v1:0",
+                           "--targets", "direct,floor"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 2 and "floor cannot call Bedrock" in done.stderr, done.stderr[-2000:]

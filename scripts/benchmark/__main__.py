@@ -35,7 +35,8 @@ from .worker import Worker
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE_LITELLM = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
                    "LITELLM_OFFLINE_MODE": "true"}
-MODELS = ("anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini")
+MODELS = ("anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini", aws_stack.BEDROCK_CLAUDE, aws_stack.BEDROCK_NOVA)
+NOT_ON_BEDROCK = ("floor",)  # the floor calls litellm with an api_key and an api_base only
 PACKAGES = ("litellm", "fastapi", "starlette", "uvicorn", "mangum", "boto3", "moto", "pydantic")
 
 
@@ -65,11 +66,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else max(5, args.requests // 10)
     args.cold_starts = args.cold_starts if args.cold_starts is not None else (1 if quick else 5)
     args.aws_requests = args.aws_requests or (5 if quick else 20)
+    bedrock = args.model.startswith("bedrock/")
     default = [t for t in ALL if t != "proxy"] if quick else list(ALL)
+    default = [t for t in default if not (bedrock and t in NOT_ON_BEDROCK)]
     names = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else default
     unknown = set(names) - set(ALL)
     if unknown:
         parser.error(f"unknown target(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL)}")
+    if bedrock and set(names) & set(NOT_ON_BEDROCK):
+        parser.error(f"{', '.join(NOT_ON_BEDROCK)} cannot call Bedrock; leave it out of --targets")
+    if bedrock:
+        args.cold_starts = 0  # the probe's bare litellm is set up for an api_key and an api_base only
     args.target_names = ["direct", *(t for t in ALL if t in names and t != "direct")]
     if args.profile and "gateway" not in args.target_names:
         parser.error("--profile samples the gateway: include it in --targets")
@@ -114,9 +121,12 @@ def meta(args: argparse.Namespace, targets: list[Target]) -> dict[str, Any]:
     }
 
 
-def start_upstream(stack: ExitStack, log_dir: Path, env: dict[str, str]) -> tuple[Process, str]:
-    """The fake provider in its own process (TCP_NODELAY, big backlog), so its CPU is its own."""
-    fake = Process("fake-upstream", [sys.executable, "-m", "tests.support.fake_upstream", "--port", "0"],
+def start_upstream(stack: ExitStack, log_dir: Path, env: dict[str, str], model: str) -> tuple[Process, str]:
+    """The fake provider in its own process (TCP_NODELAY, big backlog), so its CPU is its own:
+    Anthropic's and OpenAI's, or Bedrock's (checking SigV4 against the benchmark's credentials)."""
+    module = ("scripts.benchmark.fake_bedrock_server" if model.startswith("bedrock/")
+              else "tests.support.fake_upstream")
+    fake = Process("fake-upstream", [sys.executable, "-m", module, "--port", "0"],
                    env=env, cwd=ROOT, log_dir=log_dir)
     stack.callback(fake.stop)
     url = fake.first_line(timeout=30)
@@ -126,11 +136,14 @@ def start_upstream(stack: ExitStack, log_dir: Path, env: dict[str, str]) -> tupl
 
 def run(args: argparse.Namespace, stack: ExitStack, log_dir: Path) -> dict[str, Any]:
     env = {**os.environ, **OFFLINE_LITELLM, "PYTHONUNBUFFERED": "1"}
-    fake, upstream_url = start_upstream(stack, log_dir, env)
-    progress(f"fake upstream at {upstream_url}")
+    bedrock = args.model.startswith("bedrock/")
+    if bedrock:
+        env.update(aws_stack.CREDENTIALS, AWS_DEFAULT_REGION=aws_stack.REGION)
+    fake, upstream_url = start_upstream(stack, log_dir, env, args.model)
+    progress(f"fake {'Bedrock' if bedrock else 'upstream'} at {upstream_url}")
     aws = None
     if {"gateway", "lambda", "streaming"} & set(args.target_names):
-        aws = aws_stack.start(ROOT, log_dir, upstream_url)
+        aws = aws_stack.start(ROOT, log_dir, upstream_url, bedrock_url=upstream_url if bedrock else None)
         stack.callback(aws.moto.stop)
         env.update(aws.env)
         progress(f"moto at {aws.env['AWS_ENDPOINT_URL']}, secrets, table and keys created")

@@ -40,11 +40,24 @@ def ensure_proxy_venv(root: Path) -> Path:
     return python
 
 
-def write_config(directory: Path, upstream_url: str) -> Path:
-    """config.yaml: both benchmark models on the fake upstream, a master key, no database.
+def write_config(directory: Path, upstream_url: str, *, bedrock: bool = False) -> Path:
+    """config.yaml: the benchmark models on the fake upstream, a master key, no database.
 
-    OpenAI models go through /chat/completions, as the gateway sends them."""
+    OpenAI models go through /chat/completions, as the gateway sends them. `bedrock`: the
+    upstream is the fake Bedrock, the endpoint override of litellm's `bedrock/` models, which
+    sign with the environment's AWS credentials (the benchmark's)."""
+    from .aws_stack import BEDROCK_CLAUDE, BEDROCK_NOVA, REGION
+
     path = directory / "litellm-proxy-config.yaml"
+    models = "".join(f"""\
+  - model_name: {model}
+    litellm_params:
+      model: {model}
+      aws_region_name: {REGION}
+      api_base: {upstream_url}
+      aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID
+      aws_secret_access_key: os.environ/AWS_SECRET_ACCESS_KEY
+""" for model in (BEDROCK_CLAUDE, BEDROCK_NOVA)) if bedrock else ""
     path.write_text(f"""\
 model_list:
   - model_name: anthropic/claude-sonnet-4-5
@@ -57,7 +70,7 @@ model_list:
       model: openai/gpt-4o-mini
       api_base: {upstream_url}/v1
       api_key: sk-openai-bench-fake
-litellm_settings:
+{models}litellm_settings:
   use_chat_completions_url_for_anthropic_messages: true
 general_settings:
   master_key: {MASTER_KEY}

@@ -92,8 +92,8 @@ class Bench:
                 headers: dict[str, str] | None = None, count_aws: bool = False) -> Run:
         driver = target.driver or self.loadgen
         driver.send({
-            "cmd": "run", "host": "127.0.0.1", "port": target.port, "path": target.path,
-            "headers": headers or target.headers, "body": target.body(scenario.stream),
+            "cmd": "run", "host": "127.0.0.1", "port": target.port, "path": target.path_for(scenario.stream),
+            "headers": headers or target.headers_for(scenario.stream), "body": target.body(scenario.stream),
             "expect": target.expect(scenario.stream), "concurrency": scenario.concurrency,
             "requests": requests, "warmup": warmup,
         })

@@ -4,7 +4,9 @@ A target knows how to start, which processes are its cost (CPU, memory),
 and what request it serves: all of them answer the same Messages request
 for the same model, routed to the same fake upstream.
 
-    direct   the fake upstream itself, called the way litellm calls it (the baseline)
+    direct   the fake upstream itself, called the way litellm calls it (the baseline); on Bedrock a
+             SigV4-signed InvokeModel (Claude) or Converse (Nova), signed once: the fake checks the
+             signature, not the clock
     floor    a bare FastAPI app calling litellm.anthropic.messages.acreate (the issue's floor), run in
              LiteLLM Proxy's environment: same litellm, plus what its native Anthropic stream needs
              (soundfile, numpy, backoff, redis), which the gateway's lock no longer has
@@ -19,6 +21,7 @@ for the same model, routed to the same fake upstream.
 
 from __future__ import annotations
 
+import base64
 import importlib.metadata
 import importlib.util
 import json
@@ -27,8 +30,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
-from .aws_stack import AwsStack
+from .aws_stack import CREDENTIALS, REGION, AwsStack
 from .procs import Process, free_port
 from .proxy_env import MASTER_KEY, ensure_proxy_venv, write_config
 from .worker import Worker
@@ -40,6 +44,14 @@ LABELS = {"direct": "direct (fake upstream)", "floor": "bare litellm floor",
 DEPLOYED = ("lambda", "streaming")  # the headline rows: what a deployed gateway does
 PROMPT = "Say hello in a few words, please."
 MAX_TOKENS = 64
+BEDROCK_BODIES = {  # the same request in InvokeModel's and Converse's words (no model, no stream key)
+    "invoke": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": MAX_TOKENS,
+               "messages": [{"role": "user", "content": PROMPT}]},
+    "converse": {"messages": [{"role": "user", "content": [{"text": PROMPT}]}],
+                 "inferenceConfig": {"maxTokens": MAX_TOKENS}},
+}
+# The base64 the last chunk of an InvokeModel stream starts with: {"type": "message_stop"...
+INVOKE_STREAM_END = base64.b64encode(b'{"type": "message_stop"'[:21]).decode()
 
 
 @dataclass
@@ -61,7 +73,10 @@ class Target:
     path: str
     headers: dict[str, str]
     request_model: str
-    dialect: str = "anthropic"  # what the target speaks to us: direct OpenAI is chat completions
+    dialect: str = "anthropic"  # what the target speaks to us: direct OpenAI is chat completions,
+    #                             direct Bedrock "invoke" (Claude) or "converse" (Nova)
+    stream_path: str | None = None  # Bedrock names streaming in the path, and signs path and body
+    stream_headers: dict[str, str] | None = None
     max_concurrency: int = 1_000
     software: str = ""
     ready_s: float | None = None  # seconds from spawn to answering (direct: the fake, started first)
@@ -72,7 +87,15 @@ class Target:
     def label(self) -> str:
         return LABELS[self.name]
 
+    def path_for(self, stream: bool) -> str:
+        return self.stream_path if stream and self.stream_path else self.path
+
+    def headers_for(self, stream: bool) -> dict[str, str]:
+        return self.stream_headers if stream and self.stream_headers else self.headers
+
     def body(self, stream: bool) -> str:
+        if self.dialect in BEDROCK_BODIES:
+            return json.dumps(BEDROCK_BODIES[self.dialect])
         document = {"model": self.request_model, "max_tokens": MAX_TOKENS, "stream": stream,
                     "messages": [{"role": "user", "content": PROMPT}]}
         if self.dialect == "openai" and stream:
@@ -83,6 +106,10 @@ class Target:
         """A marker only a complete answer holds."""
         if self.dialect == "openai":
             return "[DONE]" if stream else '"choices"'
+        if self.dialect == "invoke":  # a stream's events are base64 JSON inside event-stream frames
+            return INVOKE_STREAM_END if stream else '"content"'
+        if self.dialect == "converse":
+            return "messageStop" if stream else '"output"'  # the last event's :event-type header
         return "message_stop" if stream else '"content"'
 
     def stop(self) -> None:
@@ -105,8 +132,33 @@ def _uvicorn_here() -> str:
     return f"uvicorn {package_version('uvicorn')} ({loop}, {http}), FastAPI {package_version('fastapi')}"
 
 
+def _signed(url: str, body: str) -> dict[str, str]:
+    """Headers of a request SigV4-signed for Bedrock with the benchmark's credentials."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url=url, data=body.encode(), headers={"content-type": "application/json"})
+    SigV4Auth(Credentials(CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"]), "bedrock",
+              REGION).add_auth(request)
+    return {name.lower(): value for name, value in request.headers.items()}
+
+
+def _direct_bedrock(ctx: Context, model: str) -> Target:
+    dialect = "invoke" if model.startswith("anthropic.") else "converse"
+    action, stream_action = ("invoke", "invoke-with-response-stream") if dialect == "invoke" \
+        else ("converse", "converse-stream")
+    path, stream_path = (f"/model/{quote(model, safe='')}/{a}" for a in (action, stream_action))
+    body = json.dumps(BEDROCK_BODIES[dialect])
+    return Target("direct", None, None, _port(ctx.upstream_url), path, _signed(ctx.upstream_url + path, body),
+                  model, dialect=dialect, stream_path=stream_path,
+                  stream_headers=_signed(ctx.upstream_url + stream_path, body), software="stdlib ThreadingHTTPServer")
+
+
 def start_direct(ctx: Context) -> Target:
     provider, model = ctx.model.split("/", 1)
+    if provider == "bedrock":
+        return _direct_bedrock(ctx, model)
     if provider == "openai":
         return Target("direct", None, None, _port(ctx.upstream_url), "/v1/chat/completions",
                       {"content-type": "application/json", "authorization": "Bearer sk-openai-bench-fake"},
@@ -171,7 +223,7 @@ def start_floor(ctx: Context) -> Target:
 
 def start_proxy(ctx: Context) -> Target:
     python = ensure_proxy_venv(ctx.root)
-    config = write_config(ctx.log_dir, ctx.upstream_url)
+    config = write_config(ctx.log_dir, ctx.upstream_url, bedrock=ctx.model.startswith("bedrock/"))
     env = {k: v for k, v in ctx.env.items() if k not in ("DATABASE_URL", "AWS_ENDPOINT_URL")}
     env["LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES"] = "true"
     process, port, ready = _serve(
