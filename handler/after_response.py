@@ -54,6 +54,14 @@ class Outbox:
         entries, self._entries = self._entries, []
         return entries
 
+    @property
+    def backlog(self) -> int:
+        return len(self._entries)
+
+    async def close(self) -> None:
+        """Shutdown (Gateway.drain): nothing to do, each invocation hands its entries over as
+        its response ends, also when cut short."""
+
 
 def settle(ledger: Ledger, entries: list[LedgerEntry], deadline: float, *,
            reserve: float = SPILL_RESERVE_S, clock: Callable[[], float] = time.time) -> list[str]:

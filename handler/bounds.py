@@ -89,13 +89,16 @@ def shape_of(body: Mapping[str, Any], *, anthropic_beta: str | None = None) -> S
     text_bytes = len(json.dumps(stripped, ensure_ascii=False, separators=(",", ":")).encode())
     tools = [tool for tool in body.get("tools") or [] if isinstance(tool, Mapping)]
     server = [tool for tool in tools if str(tool.get("type", "")).startswith(SERVER_TOOL_PREFIXES)]
+    # Anthropic's MCP connector runs the caller's servers in a loop on Anthropic's side, as
+    # server tools do: bounded the same way.
+    mcp = bool(body.get("mcp_servers")) or any(str(tool.get("type", "")).startswith("mcp") for tool in tools)
     searches = sum(_uses(tool) for tool in server if str(tool.get("type")).startswith("web_search"))
     return Shape(
         text_bytes=text_bytes,
         images=counts["images"],
         unreadable_documents=counts["unreadable_documents"],
         has_tools=bool(tools),
-        server_tools=bool(server),
+        server_tools=bool(server) or mcp,
         web_searches=searches,
         max_tokens=int(body.get("max_tokens") or 1024),
         long_context="context-1m" in (anthropic_beta or ""),

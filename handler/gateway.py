@@ -269,7 +269,11 @@ class Gateway:
             except TimeoutError:
                 error = GatewayError(504, "The upstream model did not start its answer in time.")
                 request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
-                self.health.record_failure(model.id)
+                if call.get("stream"):
+                    # A stream's first content is the provider's to send quickly. A whole answer
+                    # can take long because the caller asked for a long one (max_tokens): that
+                    # must not take the model away from every other key.
+                    self.health.record_failure(model.id)
                 last_error = error
                 continue
             except GatewayError as error:

@@ -29,10 +29,15 @@ MAX_SHARDS = 64
 
 
 def shards_of(key: ApiKey) -> int:
+    """The key's ledger shards, never more than its rpm: a shard whose share of the rpm is 0
+    would still admit the first request of each minute, so the key's rpm would not hold."""
     value = key.limits.get("ledger_shards")
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SHARDS:
-        return value
-    return 1
+    if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SHARDS):
+        return 1
+    rpm = key.limits.get("rpm")
+    if isinstance(rpm, int) and not isinstance(rpm, bool) and rpm >= 1:
+        return min(value, rpm)
+    return value
 
 
 def ledger_ids(key_id: str, shards: int) -> list[str]:

@@ -118,6 +118,9 @@ def _refusal(reason: str) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     reason = malformed(event)
     if reason is not None:
+        # Nothing to write, but the extension waits for every invocation's handover.
+        _after_response.hand_over(getattr(context, "aws_request_id", None), [],
+                                  context.get_remaining_time_in_millis() / 1000)
         return _refusal(reason)
     loop = _current_loop()
     try:

@@ -118,7 +118,7 @@ def request_line(o: Observation, *, spend_share: float) -> dict[str, Any]:
     line: dict[str, Any] = {
         "request_id": o.request_id, "lambda_request_id": o.lambda_request_id,
         "api_gateway_request_id": o.api_gateway_request_id, "trace_id": o.trace_id,
-        "method": o.method, "path": o.path, "status": o.status, "key_id": entry.key_id if entry else o.key_id,
+        "method": o.method, "path": o.path, "status": o.status, "key_id": o.key_id or (entry.key_id if entry else None),
         "requested_model": (o.requested_model or "")[:MAX_LOGGED_MODEL] or None,
         "served_model": o.served_model, "provider": provider_of(model) if model else None,
         "stream": o.stream, "ttfb_ms": o.ttfb_ms, "latency_ms": o.latency_ms,

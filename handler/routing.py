@@ -118,9 +118,9 @@ def candidates_for(catalogue: Catalogue, router_candidates: list[str] | None,
         if len(set(router_candidates)) != len(router_candidates):
             raise GatewayError(400, "router_candidates: a model may appear only once.")
         models = [catalogue.resolve(name) for name in router_candidates]
-        for model in models:
-            if not may_use(model.id):
-                raise GatewayError(403, f"router_candidates: this API key may not use model {model.id!r}.")
+        for name, model in zip(router_candidates, models):
+            if not may_use(model.id):  # the name as given: never the catalogue id /models hides
+                raise GatewayError(403, f"router_candidates: this API key may not use model {name!r}.")
         return models, {}
     return [m for m in catalogue.models.values() if may_use(m.id)], {}
 

@@ -52,7 +52,7 @@ def caller_headers(extra_headers: Mapping[str, str] | None) -> dict[str, str]:
     for name, value in (extra_headers or {}).items():
         check_header(name, value, source="extra_headers")
         lowered = name.lower()
-        if lowered in _FORBIDDEN_HEADERS or lowered.startswith(("x-amz-", "x-amzn-")) or _CREDENTIAL_HINT.search(lowered):
+        if lowered in _FORBIDDEN_HEADERS or lowered.startswith(("x-amz-", "x-amzn-", "x-goog-")) or _CREDENTIAL_HINT.search(lowered):
             raise GatewayError(400, f"extra_headers: {name!r} may not be set by the caller.")
         headers[lowered] = value
     return headers

@@ -111,6 +111,15 @@ def test_a_403_for_a_bare_model_name_does_not_reveal_the_catalogue_id(server, st
     assert "anthropic/" not in response.text, "the refusal named a catalogue id /models hides from this key"
 
 
+def test_a_403_for_a_bare_router_candidate_does_not_reveal_the_catalogue_id(server, stack):
+    key = stack.add_key(models=["openai/*"])
+    response = httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": key},
+                          json={"model": "@edenai", "router_candidates": ["claude-sonnet-4-5"], "max_tokens": 10,
+                                "messages": HELLO})
+    assert response.status_code == 403
+    assert "anthropic/" not in response.text, "the refusal named a catalogue id /models hides from this key"
+
+
 def test_the_allow_list_covers_fallbacks_too(server, stack, fake):
     key = stack.add_key(models=["openai/*"])
     with pytest.raises(anthropic.PermissionDeniedError):

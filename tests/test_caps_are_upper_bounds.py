@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from handler.bounds import IMAGE_TOKENS_ANTHROPIC, request_bound, shape_of
 from handler.price_map import load
@@ -133,3 +134,13 @@ def test_every_real_claude_code_request_reserves_at_least_what_tokenizers_count(
         assert bound.tokens - body["max_tokens"] >= max(count(text) for count in counters)
         checked += 1
     assert checked >= 20
+
+
+@pytest.mark.parametrize("loop", [{"mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "x"}]},
+                                  {"tools": [{"type": "mcp_toolset", "mcp_server_name": "x"}]}])
+def test_the_mcp_connector_reserves_its_loop_like_a_server_tool(loop):
+    """Anthropic runs the caller's MCP servers in a loop on its side: each round may read a
+    whole context of tool results, so one small request can bill many windows."""
+    body = {"max_tokens": 100, "messages": ask("use my tools"), **loop}
+    bound = request_bound(body, [(SONNET, True)])
+    assert bound.tokens >= 9 * SONNET["max_input_tokens"], f"reserved only {bound.tokens} tokens"

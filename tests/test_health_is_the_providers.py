@@ -68,3 +68,18 @@ def test_a_request_the_gateway_refuses_uses_no_rpm_and_is_not_metered(server, st
     assert post(server, key, model=CLAUDE).status_code == 200, "refused requests spent the key's rpm"
     assert [r["status"] for r in stack.records(key, 1)] == ["ok"]
     assert stack.month(key, requests=1)["requests"] == 1
+
+
+def test_a_whole_answer_that_outlasts_the_deadline_never_opens_the_shared_breaker(moto_endpoint, fake):
+    """A non-streamed answer takes as long as the caller asked for (max_tokens): a caller who
+    makes it outlast the deadline must not take the model away from every other key."""
+    from tests.support.stack import new_stack, serve
+
+    stack = new_stack(fake.url, request_deadline=1.5)
+    attacker, victim = stack.add_key(name="attacker"), stack.add_key(name="victim")
+    fake.delay("gpt-4o-mini", 2.0, times=4)
+    with serve(stack) as server:
+        for _ in range(4):
+            assert post(server, attacker, model=GPT).status_code == 504
+        fake.clear_faults()
+        assert routed_to(server, victim, GPT, CLAUDE) == GPT, "one caller's slow answers opened the breaker"

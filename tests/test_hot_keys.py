@@ -97,3 +97,13 @@ def test_a_sharded_keys_caps_hold_under_parallel_requests_and_its_reports_sum_th
     table = json.loads(subprocess.run([sys.executable, "-m", "handler.admin", "usage", "--json"], env=env,
                                       capture_output=True, text=True, timeout=60).stdout)
     assert [row["requests"] for row in table if row["key_id"] == key_id] == [served]
+
+
+def test_a_sharded_key_never_passes_its_rpm_even_with_fewer_requests_a_minute_than_shards(server, stack):
+    """With rpm 1 over 8 shards, seven shards' share of the rpm would be 0, and each would still
+    admit the first request of its minute: the shards never outnumber the rpm."""
+    key = stack.add_key(limits={"rpm": 1, "ledger_shards": 8})
+    statuses = [httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": key}, timeout=30,
+                           json={"model": CLAUDE, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+                           ).status_code for _ in range(6)]
+    assert statuses.count(200) == 1 and statuses.count(429) == 5, statuses

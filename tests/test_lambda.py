@@ -131,6 +131,18 @@ def test_malformed_events_are_answered_in_the_error_envelope(lambda_key, event, 
             "invalid_request_error", "authentication_error"), error
 
 
+def test_a_refused_event_still_hands_its_invocation_over_so_the_extension_lets_it_end(monkeypatch):
+    """The usage extension holds every invocation until its handover: a warm-up ping or a test
+    event that gets a 400 must not be billed until the function's timeout."""
+    from handler import lambda_function
+
+    handed: list[tuple] = []
+    monkeypatch.setattr(lambda_function._after_response, "hand_over", lambda *args: handed.append(args))
+    response = lambda_handler({}, LambdaContext(aws_request_id="ping-1"))
+    assert response["statusCode"] == 400
+    assert handed == [("ping-1", [], handed[0][2])], "the refused invocation was never handed over"
+
+
 def test_a_rest_api_stage_named_v3_keeps_the_v3_of_the_path(lambda_key):
     event = rest_api_event("POST", MESSAGES_PATH, body=BODY, stage="v3", headers={"x-api-key": lambda_key})
     assert strip_stage(event)["path"] == MESSAGES_PATH

@@ -215,3 +215,23 @@ def test_streaming_mode_ends_the_response_before_the_usage_write_and_the_invocat
     (extension_next,) = invocation.extension_next_at.values()
     assert writes.finished[0] <= extension_next, "the invocation ended before its usage was written"
     assert len(stack.records(key, 1)) == 1 and queued(queue) == []
+
+
+def test_a_streaming_mode_shutdown_that_outlasts_its_grace_cancels_cleanly():
+    """Streaming mode writes through the extension's outbox: a server stopped while a request
+    still meters must cut it short, not fail on the outbox (each invocation hands its entries
+    over itself as its response ends)."""
+    import asyncio
+
+    from handler.after_response import Outbox
+    from handler.gateway import Gateway
+
+    async def stopped_server() -> bool:
+        gateway = Gateway(catalogue=None, ledger=None, deadline=27.0)
+        gateway.write_ledger_with(Outbox())
+        still_metering = asyncio.Event()
+        gateway.spawn(still_metering.wait())
+        await gateway.drain(timeout=0.05)
+        return not gateway._pending
+
+    assert asyncio.run(stopped_server()), "pending work outlived the shutdown"

@@ -305,3 +305,13 @@ def test_a_location_is_its_regional_host_and_global_the_global_one():
     assert vertex_api.publisher_url(call, "anthropic") == \
         "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/europe-west4/publishers/anthropic/models"
     assert vertex_api.endpoint({**call, "vertex_location": "global"}) == "https://aiplatform.googleapis.com"
+
+
+@pytest.mark.parametrize("header", ["x-goog-user-project", "X-Goog-Request-Params"])
+def test_a_caller_cannot_set_googles_own_request_headers(gateway, vertex, header):
+    """x-goog-user-project would bill another project through the gateway's service account."""
+    _, _, client = gateway
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model=GEMINI, max_tokens=50, messages=ask(),
+                               extra_body={"extra_headers": {header: "someone-elses-project"}})
+    assert "may not be set by the caller" in raised.value.body["error"]["message"]
