@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-from .pricing import Price, price_of
+from .pricing import USD_QUANTUM, Price, price_of
 
 TOOL_PROMPT_TOKENS = 1_000
 IMAGE_TOKENS_ANTHROPIC = 2_000
@@ -45,7 +45,6 @@ LONG_CONTEXT = 1_000_000
 SERVER_TOOL_ITERATIONS = 10
 SERVER_TOOL_PREFIXES = ("web_search", "web_fetch", "code_execution", "tool_search")
 DEFAULT_SERVER_TOOL_USES = 50
-_QUANTUM = Decimal("1e-12")
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def bound_for(shape: Shape, info: Mapping[str, Any], *, anthropic: bool) -> Boun
     usd = Decimal(0)
     if price is not None:
         usd = input_tokens * price.input + output_tokens * price.output + shape.web_searches * price.web_search
-    return Bound(input_tokens + output_tokens, usd.quantize(_QUANTUM))
+    return Bound(input_tokens + output_tokens, usd.quantize(USD_QUANTUM))
 
 
 def request_bound(body: Mapping[str, Any], candidates: Iterable[tuple[Mapping[str, Any], bool]], *,

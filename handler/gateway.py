@@ -199,7 +199,9 @@ class Gateway:
         models = plan.models
         # Every call is built (and so the caller's part checked) before anything is reserved:
         # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
-        calls = [(model, build_call(body, model, anthropic_beta=anthropic_beta, timeout=self._deadline))
+        adaptations = {model.id: adapt(body, model) for model in models}
+        calls = [(model, build_call(body, model, anthropic_beta=anthropic_beta, timeout=self._deadline,
+                                    adaptation=adaptations[model.id]))
                  for model in models]
         request = _Request(key, body, request_id, self._now(), anthropic_beta)
         rate = await self._reserve(request, models)
@@ -221,7 +223,7 @@ class Gateway:
             raise
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
-        outcome.adaptation = adapt(body, outcome.model)
+        outcome.adaptation = adaptations[outcome.model.id]
         return outcome
 
     async def count_tokens(self, key: ApiKey, body: dict[str, Any]) -> tuple[int, str, RateInfo | None]:

@@ -21,7 +21,8 @@ from typing import Any, Mapping
 
 from .usage import Usage
 
-_QUANTUM = Decimal("1e-12")
+# USD amounts are kept to the picodollar (DynamoDB numbers, the ledger's sums).
+USD_QUANTUM = Decimal("1e-12")
 # Anthropic's published web search price, for models the price map gives none.
 DEFAULT_WEB_SEARCH_PRICE = Decimal("0.01")
 
@@ -73,4 +74,4 @@ def cost_of(usage: Usage, price: Price | None) -> Decimal:
              + usage.cache_creation_input_tokens * price.cache_write
              + usage.cache_read_input_tokens * price.cache_read
              + sum((uses * price.per_use(name) for name, uses in usage.server_tool_use.items()), Decimal(0)))
-    return total.quantize(_QUANTUM)
+    return total.quantize(USD_QUANTUM)

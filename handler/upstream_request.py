@@ -161,9 +161,11 @@ def build_call(
     *,
     anthropic_beta: str | None,
     timeout: float,
+    adaptation: Adaptation | None = None,
 ) -> dict[str, Any]:
     """One attempt on `model`: for an Anthropic-type provider the connection plus the `body`
-    to post (anthropic_api.send), else litellm.anthropic.messages.acreate(**kwargs)."""
+    to post (anthropic_api.send), else litellm.anthropic.messages.acreate(**kwargs).
+    `adaptation` is adapt(body, model) when the caller has it already."""
     provider = model.provider
     call: dict[str, Any] = {
         "model": model.litellm_model,
@@ -178,7 +180,7 @@ def build_call(
         headers["anthropic-beta"] = anthropic_beta
     if headers:
         call["extra_headers"] = headers
-    adaptation = adapt(body, model)
+    adaptation = adaptation or adapt(body, model)
     if model.speaks_anthropic:
         call["body"] = anthropic_body(body, model, adaptation, anthropic_beta=anthropic_beta)
     else:

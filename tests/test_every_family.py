@@ -39,25 +39,24 @@ def test_every_offline_family_model_answers_streamed_and_not(client, model):
         assert s.get_final_message().content[0].text == message.content[0].text
 
 
+def assert_falls_back_along(client, chain: list[str], statuses: list[int]) -> None:
+    """Anthropic first, then `chain` in order: the last one answers, the header lists every attempt."""
+    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50,
+                                                   messages=[{"role": "user", "content": "hello"}],
+                                                   extra_body={"fallbacks": chain})
+    assert raw.parse().model == chain[-1]
+    attempts = raw.headers["x-edenai-attempts"].split(", ")
+    assert [a.split(";")[:2] for a in attempts] == [[model, f"status={status}"] for model, status
+                                                    in zip([DIRECT_CLAUDE, *chain], statuses)]
+
+
 def test_one_request_falls_back_from_anthropic_to_bedrock_claude_to_gemini(client, fake, families):
     fake.fail("claude-sonnet-4-5", status=529)
     families.fakes["bedrock"].error("anthropic.claude-sonnet-4-5-20250929-v1:0", "ServiceUnavailableException")
-    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50,
-                                                   messages=[{"role": "user", "content": "hello"}],
-                                                   extra_body={"fallbacks": [BEDROCK_CLAUDE, GEMINI]})
-    assert raw.parse().model == GEMINI
-    attempts = raw.headers["x-edenai-attempts"].split(", ")
-    assert [a.split(";")[:2] for a in attempts] == [[DIRECT_CLAUDE, "status=529"], [BEDROCK_CLAUDE, "status=529"],
-                                                    [GEMINI, "status=200"]]
+    assert_falls_back_along(client, [BEDROCK_CLAUDE, GEMINI], [529, 529, 200])
 
 
 def test_one_request_falls_back_from_anthropic_to_claude_on_vertex_to_bedrock_claude(client, fake, families):
     fake.fail("claude-sonnet-4-5", status=529)
     families.fakes["vertex"].error("claude-sonnet-4-5@20250929", "RESOURCE_EXHAUSTED")
-    raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50,
-                                                   messages=[{"role": "user", "content": "hello"}],
-                                                   extra_body={"fallbacks": [VERTEX_CLAUDE, BEDROCK_CLAUDE]})
-    assert raw.parse().model == BEDROCK_CLAUDE
-    attempts = raw.headers["x-edenai-attempts"].split(", ")
-    assert [a.split(";")[:2] for a in attempts] == [[DIRECT_CLAUDE, "status=529"], [VERTEX_CLAUDE, "status=429"],
-                                                    [BEDROCK_CLAUDE, "status=200"]]
+    assert_falls_back_along(client, [VERTEX_CLAUDE, BEDROCK_CLAUDE], [529, 429, 200])
