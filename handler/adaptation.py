@@ -13,7 +13,9 @@ response header rather than done silently:
   reasoning effort where the model reasons. Everything else (top_k,
   context_management, cache_control, service_tier, container, mcp_servers,
   speed, fields the gateway has never heard of, ...) has no equivalent there
-  and is listed in `x-edenai-dropped-fields`.
+  and is listed in `x-edenai-dropped-fields`; so is a server tool (code
+  execution, web fetch, ...) the model cannot run, as `tools.<name>`, and web
+  search where its provider has none.
 
 Anthropic-type providers get every field as sent (upstream_request.py); only
 metadata beyond `user_id` stays at the gateway, and is listed too.
@@ -100,6 +102,8 @@ class Adaptation:
     keeps_format: bool = False
     # A thinking budget lowered with max_tokens (Anthropic wants it below max_tokens).
     budget_tokens: int | None = None
+    # Anthropic's server tools this model cannot run, by name: left out of its call.
+    dropped_tools: frozenset[str] = frozenset()
 
     def headers(self) -> dict[str, str]:
         headers = {}
@@ -148,6 +152,19 @@ def _lowered_budget(body: Mapping[str, Any], max_tokens: int, requested: int) ->
     return max_tokens - 1
 
 
+def is_server_tool(tool: Any) -> bool:
+    """One of Anthropic's own tools (web search, code execution, ...), which it runs itself."""
+    return isinstance(tool, Mapping) and tool.get("type") not in (None, "custom")
+
+
+def _unrunnable_tools(body: Mapping[str, Any], model: Model) -> list[str]:
+    """Server tools a non-Anthropic model has no equivalent for: web search where its
+    provider family searches (family.takes_web_search), nothing else."""
+    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    return [str(tool.get("name") or tool.get("type")) for tool in tools if is_server_tool(tool)
+            and not (str(tool.get("type")).startswith("web_search") and model.provider.family.takes_web_search(model))]
+
+
 def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
     requested = body.get("max_tokens") or DEFAULT_MAX_TOKENS
     max_tokens = clamped_max_tokens(model, requested)
@@ -158,6 +175,10 @@ def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
     effort = _reasoning_effort(body) if reasons else None
     keeps_format = structured_format(body) is not None and can_structure(model) is not False
     dropped = _extra_metadata(body)
+    unrunnable = _unrunnable_tools(body, model)
+    dropped += [f"tools.{name}" for name in unrunnable]
+    if unrunnable and len(unrunnable) == len(body["tools"]) and body.get("tool_choice") is not None:
+        dropped.append("tool_choice")  # no tool left to choose
     for name, value in body.items():
         if name in GATEWAY_FIELDS or name in TRANSLATED_FIELDS or value is None:
             continue
@@ -174,4 +195,5 @@ def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
                 dropped.append(f"output_config.{key}")
             continue
         dropped.append(name)
-    return Adaptation(max_tokens, requested, tuple(dropped), effort, keeps_format)
+    return Adaptation(max_tokens, requested, tuple(dropped), effort, keeps_format,
+                      dropped_tools=frozenset(unrunnable))

@@ -73,3 +73,29 @@ def _parse_block(block: bytes) -> Event | None:
             name = "message"
         block = b"event: " + name.encode() + b"\ndata: " + data.encode() + b"\n\n"
     return Event(name, data, block)
+
+
+class DataParser:
+    """The `data` of each event of a stream that sends only data (OpenAI's chunks): no
+    event names to keep, so nothing to rebuild."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self._buffer += chunk.replace(b"\r\n", b"\n")
+        if b"\n\n" not in self._buffer:
+            return []
+        *blocks, self._buffer = self._buffer.split(b"\n\n")
+        return [data for block in blocks if (data := _data_of(block)) is not None]
+
+    def flush(self) -> list[str]:
+        """A final event the upstream did not terminate with a blank line."""
+        rest, self._buffer = self._buffer, b""
+        data = _data_of(rest)
+        return [] if data is None else [data]
+
+
+def _data_of(block: bytes) -> str | None:
+    lines = [line[5:].removeprefix(b" ") for line in block.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(lines).decode("utf-8") if lines else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from .adaptation import GATEWAY_FIELDS, LITELLM_AS_IS, Adaptation, adapt, structured_format
+from .adaptation import GATEWAY_FIELDS, LITELLM_AS_IS, Adaptation, adapt, is_server_tool, structured_format
 from .errors import GatewayError
 from .history import adapt_messages
 from .providers import Model
@@ -145,6 +145,13 @@ def litellm_arguments(body: Mapping[str, Any], adaptation: Adaptation) -> dict[s
     for name in LITELLM_AS_IS:  # not top_k (litellm forwards it untranslated) nor thinking (-> /responses)
         if body.get(name) is not None:
             arguments[name] = body[name]
+    if adaptation.dropped_tools:
+        arguments["tools"] = [tool for tool in body["tools"]
+                              if not (is_server_tool(tool) and str(tool.get("name") or tool.get("type"))
+                                      in adaptation.dropped_tools)]
+        if not arguments["tools"]:
+            del arguments["tools"]
+            arguments.pop("tool_choice", None)
     metadata = _user_metadata(body.get("metadata"))
     if metadata:
         arguments["metadata"] = metadata

@@ -1,12 +1,20 @@
 """Azure OpenAI: models are deployments of a resource, called with an `api-key` and an
-`api-version`. litellm sends its own default version when given none (FIELD-NOTES), which a
-resource may not serve, so the entry must say which one it has."""
+`api-version`, in Chat Completions (openai_api.py). litellm sends its own default version
+when given none (FIELD-NOTES), which a resource may not serve, so the entry must say which
+one it has."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlencode
 
+from .. import openai_api
 from .base import Family
+
+
+def deployment_url(api_base: str, deployment: str, api_version: str) -> str:
+    return (f"{api_base.rstrip('/')}/openai/deployments/{quote(deployment, safe='')}/chat/completions?"
+            + urlencode({"api-version": api_version}))
 
 
 class Azure(Family):
@@ -16,3 +24,10 @@ class Azure(Family):
 
     def connection(self, provider) -> dict[str, Any]:
         return {**super().connection(provider), "api_version": provider.settings["api_version"]}
+
+    async def send(self, call: dict[str, Any]) -> Any:
+        url = deployment_url(call["api_base"], str(call["model"]).partition("/")[2], call["api_version"])
+        return await openai_api.send(call, url=url, credential={"api-key": call["api_key"]})
+
+    def takes_web_search(self, model) -> bool:
+        return False  # Azure's chat completions has no web search

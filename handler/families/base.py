@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..errors import GatewayError
 
 if TYPE_CHECKING:
-    from ..providers import Provider
+    from ..providers import Model, Provider
 
 # litellm falls back to the environment's key when given none: a provider configured
 # without a key (a local server) gets this instead.
@@ -60,6 +60,11 @@ class Family:
     def speaks_anthropic(self, model_name: str) -> bool:
         """Whether this model takes Anthropic's Messages body as the caller sent it."""
         return False
+
+    def takes_web_search(self, model: Model) -> bool:
+        """Whether Anthropic's web search tool has an equivalent here: litellm translates it
+        where the price map says the model searches."""
+        return model.info.get("supports_web_search") is True
 
     def connection(self, provider: Provider) -> dict[str, Any]:
         """Credential and endpoint of a litellm call: always from the providers secret."""

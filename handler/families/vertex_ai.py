@@ -8,10 +8,10 @@ imports google-auth on every call, even with a token cached). So:
 
 - Claude is called directly, rawPredict with Anthropic's body (vertex_api.py),
   as on Bedrock: every field the caller sent goes on.
-- Every other model (Gemini; partner models such as `meta/llama-…`) goes
-  through litellm's OpenAI route to Vertex's OpenAI-compatible endpoint
-  (`…/endpoints/openapi/chat/completions`, model `google/<name>`), which takes
-  the token as its bearer key: a litellm path already in the package.
+- Every other model (Gemini; partner models such as `meta/llama-…`) goes to
+  Vertex's OpenAI-compatible endpoint (`…/endpoints/openapi/chat/completions`,
+  model `google/<name>`) in Chat Completions (openai_api.py), with the token
+  as its bearer key.
 Token counts: Vertex's own count-tokens for Claude, countTokens for Gemini,
 a local tokenizer for partner models.
 """
@@ -21,14 +21,10 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from .. import anthropic_api, google_oauth, vertex_api
+from .. import anthropic_api, google_oauth, openai_api, vertex_api
 from ..errors import GatewayError
 from .base import Family
 from .gemini import count_request
-
-# A call's keys that say how to reach Vertex: not for litellm's OpenAI route.
-VERTEX_KEYS = ("vertex_project", "vertex_location", "vertex_credentials")
-
 
 def is_claude(model_name: str) -> bool:
     return model_name.startswith("claude")
@@ -62,6 +58,9 @@ class VertexAI(Family):
     def speaks_anthropic(self, model_name: str) -> bool:
         return is_claude(model_name)
 
+    def takes_web_search(self, model) -> bool:
+        return False  # Gemini's search grounding is not on Vertex's OpenAI-compatible endpoint
+
     def connection(self, provider) -> dict[str, Any]:
         key = provider.settings["credentials"]
         connection = {"vertex_project": provider.settings["vertex_project"],
@@ -80,11 +79,11 @@ class VertexAI(Family):
             return await vertex_api.send(call)
         token = await google_oauth.access_token(call["vertex_credentials"], timeout=call.get("timeout") or 30)
         call["api_key"] = token  # redacted from any relayed message, as a key is
-        openai_call = {name: value for name, value in call.items() if name not in VERTEX_KEYS}
-        openai_call.update(model="openai/" + openai_model(str(call["model"]).partition("/")[2]), api_key=token,
-                           api_base=vertex_api.endpoint(call) + vertex_api.project_path(call) + "/endpoints/openapi")
+        base = vertex_api.endpoint(call) + vertex_api.project_path(call) + "/endpoints/openapi"
+        openai_call = {**call, "model": "openai/" + openai_model(str(call["model"]).partition("/")[2])}
         try:
-            return await super().send(openai_call)
+            return await openai_api.send(openai_call, url=openai_api.chat_url(base),
+                                         credential={"authorization": f"Bearer {token}"})
         except Exception as exc:
             if getattr(exc, "status_code", None) == 401:
                 google_oauth.forget_token(call["vertex_credentials"])
