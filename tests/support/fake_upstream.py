@@ -95,6 +95,7 @@ class _Prompt:
     latest: str = ""  # the last text of the last user turn (a client puts its prompt last)
     answer_schema: dict | None = None  # a JSON-schema output format the answer must satisfy
     web_searches: int = 0
+    cached_tokens: int = 0  # OpenAI: the part of the prompt its prefix cache served
 
 
 def _words(text: str) -> int:
@@ -425,7 +426,9 @@ def reported_usage(payloads: list) -> dict:
         if not found:
             continue
         if "prompt_tokens" in found:
-            found = {"input_tokens": found["prompt_tokens"], "output_tokens": found["completion_tokens"]}
+            cached = (found.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+            found = {"input_tokens": found["prompt_tokens"] - cached, "output_tokens": found["completion_tokens"],
+                     "cache_read_input_tokens": cached}
         usage.update({k: v for k, v in found.items() if k in USAGE_FIELDS})
     return usage
 
@@ -493,10 +496,22 @@ def _anthropic_frames(r: _Reply) -> list[bytes]:
 
 # --------------------------------------------------------------------------- OpenAI wire format
 
+# OpenAI caches prompt prefixes of 1,024 tokens or more, and reports hits in steps of 128.
+OPENAI_CACHE_MINIMUM, OPENAI_CACHE_STEP = 1024, 128
+
+
+def openai_prefix(body: dict) -> tuple[str, int]:
+    """What OpenAI's prompt cache keys on (tools and every message but the newest) and its size."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)][:-1]
+    key = json.dumps([body.get("tools"), messages], sort_keys=True)
+    return key, _input_words([t for m in messages for t in _texts(m.get("content"))], body)
+
+
 def _openai_usage(r: _Reply) -> dict:
-    """Chat Completions usage block."""
+    """Chat Completions usage block; a prefix seen before is reported as cached tokens."""
     prompt = r.prompt.input_words
-    return {"prompt_tokens": prompt, "completion_tokens": r.output_tokens, "total_tokens": prompt + r.output_tokens}
+    return {"prompt_tokens": prompt, "completion_tokens": r.output_tokens, "total_tokens": prompt + r.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": r.prompt.cached_tokens, "audio_tokens": 0}}
 
 
 def _openai_call(block: dict) -> dict:
@@ -638,6 +653,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_raw(200, "application/json", MALFORMED_JSON)
         cache_read = self.headers.get("x-fake-cache", "").lower() == "read"
         prompt = _anthropic_prompt(body, cache_read) if dialect == ANTHROPIC else _openai_prompt(body)
+        if dialect == OPENAI:
+            prompt.cached_tokens = self.server.fake._cached_prefix(body)
         reply = self.server.fake._reply(prompt, dialect)
         if not stream:
             payload = (_anthropic_message if dialect == ANTHROPIC else _openai_completion)(reply)
@@ -796,6 +813,7 @@ class FakeUpstream:
         self._delays: list[_Fault] = []
         self._reply_ids = itertools.count(1)
         self._tool_ids = itertools.count(1)
+        self._prefixes: set[str] = set()  # OpenAI prompt prefixes seen: its cache
         self._server: _Server | None = None
         # Compress every response whose request accepts gzip (httpx's default does), as many providers do.
         self.gzip = False
@@ -870,10 +888,11 @@ class FakeUpstream:
             return totals
 
     def clear(self) -> None:
-        """Forget recorded requests and reported usage (faults are kept; see clear_faults)."""
+        """Forget recorded requests, reported usage and cached prefixes (faults are kept; see clear_faults)."""
         with self._lock:
             self.requests.clear()
             self.reported.clear()
+            self._prefixes.clear()
 
     # faults
     def fail(self, model: str, status: int = 500, times: int | None = 1, body=None, headers: dict | None = None):
@@ -943,6 +962,16 @@ class FakeUpstream:
         if delay:
             time.sleep(delay.args["seconds"])
         return self._take(self._faults, model, stream)
+
+    def _cached_prefix(self, body: dict) -> int:
+        """OpenAI's automatic prompt caching: a long enough prefix seen before is read from cache."""
+        key, words = openai_prefix(body)
+        if words < OPENAI_CACHE_MINIMUM:
+            return 0
+        with self._lock:
+            seen = key in self._prefixes
+            self._prefixes.add(key)
+        return words // OPENAI_CACHE_STEP * OPENAI_CACHE_STEP if seen else 0
 
     def _reply(self, prompt: _Prompt, dialect: str) -> _Reply:
         """Build the deterministic reply with this server's id counters and dialect's prefixes."""

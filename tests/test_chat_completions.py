@@ -1,0 +1,327 @@
+"""OpenAI-compatible providers are spoken to in Chat Completions directly, and answer in Anthropic's terms.
+
+The translation is the gateway's own (handler/chat_completions.py), so what
+it sends and what the caller gets back are specified here: first as pure
+functions, then end to end through the official SDK against the fake, which
+speaks OpenAI's wire format (tests/test_fake_upstream.py proves it against
+litellm and the OpenAI SDK).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import anthropic
+import httpx
+import pytest
+
+from handler import chat_completions
+from handler.errors import GatewayError
+from handler.openai_shape import provider_tool_id
+from tests.support.sse_grammar import check, parse
+from tests.support.stack import TEST_MODELS, new_stack, providers_document, serve
+
+GPT = "openai/gpt-4o-mini"
+WEATHER = {"name": "get_weather", "description": "Current weather for a city.",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+# Claude Code's MCP tools are often named past OpenAI's 64 characters.
+LONG_NAME = "mcp__acme_internal_knowledge_base__search_engineering_design_documents_by_keyword"
+
+
+def ask(text="hello"):
+    return [{"role": "user", "content": text}]
+
+
+def call(**fields):
+    return {"model": GPT, "messages": ask(), "max_tokens": 100, **fields}
+
+
+# --------------------------------------------------------------------------- what the provider is sent
+
+
+def test_the_system_prompt_comes_first_and_tool_results_follow_the_assistants_calls_at_once():
+    history = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Looking."},
+                                          {"type": "tool_use", "id": "call_1", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "and be brief"},
+                                     {"type": "tool_result", "tool_use_id": "call_1", "content": [
+                                         {"type": "text", "text": "sunny"}]}]},
+    ]
+    sent = chat_completions.request(call(messages=history, system=[{"type": "text", "text": "Be kind."}],
+                                         tools=[WEATHER]))
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "tool", "user"]
+    assert sent["messages"][0] == {"role": "system", "content": "Be kind."}
+    assert sent["messages"][2]["tool_calls"] == [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]
+    assert sent["messages"][3] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+    assert sent["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "parameters": WEATHER["input_schema"], "description": WEATHER["description"]}}]
+
+
+def test_images_and_pdfs_become_openai_content_parts():
+    pdf = {"type": "document", "title": "q3.pdf",
+           "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}}
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0K"}}
+    linked = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}
+    note = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "plain notes"}}
+    [user] = chat_completions.request(call(messages=[{"role": "user", "content": [pdf, image, linked, note]}]))["messages"]
+    assert user["content"] == [
+        {"type": "file", "file": {"filename": "q3.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+        {"type": "text", "text": "plain notes"},
+    ]
+
+
+def test_a_document_chat_completions_cannot_fetch_is_a_400_a_fallback_may_still_take():
+    linked = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
+    with pytest.raises(GatewayError) as refused:
+        chat_completions.request(call(messages=[{"role": "user", "content": [linked]}]))
+    assert refused.value.status == 400 and refused.value.retryable and "'url' source" in refused.value.message
+
+
+def test_tool_choice_and_the_other_sampling_fields_in_openais_terms():
+    sent = chat_completions.request(call(
+        tools=[WEATHER], tool_choice={"type": "any", "disable_parallel_tool_use": True}, temperature=0.2,
+        top_p=0.9, stop_sequences=["END"], metadata={"user_id": "u-42"}, stream=True))
+    assert (sent["tool_choice"], sent["parallel_tool_calls"]) == ("required", False)
+    assert (sent["temperature"], sent["top_p"], sent["stop"], sent["user"]) == (0.2, 0.9, ["END"], "u-42")
+    assert sent["stream_options"] == {"include_usage": True}, "without it OpenAI never reports a stream's usage"
+    named = chat_completions.request(call(tools=[WEATHER], tool_choice={"type": "tool", "name": "get_weather"}))
+    assert named["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+
+
+@pytest.mark.parametrize("model, field", [("openai/gpt-4o-mini", "max_tokens"), ("openai/o3-mini", "max_completion_tokens"),
+                                          ("openai/gpt-5-mini", "max_completion_tokens")])
+def test_reasoning_models_get_the_output_limit_in_the_field_they_accept(model, field):
+    from handler.openai_api import max_tokens_field
+
+    sent = chat_completions.request(call(model=model), max_tokens_field=max_tokens_field(model))
+    assert sent[field] == 100 and len({"max_tokens", "max_completion_tokens"} & set(sent)) == 1
+
+
+def test_a_structured_output_schema_is_made_strict_as_openai_requires():
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "tags": {
+        "type": "array", "items": {"type": "object", "properties": {"label": {"type": "string"}}}}}}
+    sent = chat_completions.request(call(output_config={"format": {"type": "json_schema", "schema": schema}}))
+    form = sent["response_format"]
+    assert form["type"] == "json_schema" and form["json_schema"]["strict"] is True
+    strict = form["json_schema"]["schema"]
+    assert strict["additionalProperties"] is False and strict["required"] == ["name", "tags"]
+    assert strict["properties"]["tags"]["items"]["required"] == ["label"]
+    assert "additionalProperties" not in schema, "the caller's schema is not changed in place"
+
+
+def test_a_tool_name_past_openais_limit_is_shortened_uniquely_and_restored_in_the_answer():
+    other = LONG_NAME.replace("keyword", "author")
+    tools = [{**WEATHER, "name": LONG_NAME}, {**WEATHER, "name": other}]
+    sent = [t["function"]["name"] for t in chat_completions.request(call(tools=tools))["tools"]]
+    assert all(len(name) <= 64 for name in sent) and len(set(sent)) == 2
+    answer = {"id": "chatcmpl-1", "choices": [{"finish_reason": "tool_calls", "message": {"tool_calls": [
+        {"id": "call_9", "type": "function", "function": {"name": sent[0], "arguments": "{}"}}]}}]}
+    [block] = chat_completions.message(answer, "gpt", chat_completions.tool_names(call(tools=tools)))["content"]
+    assert block["name"] == LONG_NAME and provider_tool_id(block["id"]) == "call_9"
+
+
+# --------------------------------------------------------------------------- what the caller gets back
+
+
+def test_cached_prompt_tokens_are_cache_reads_and_input_tokens_the_rest_as_anthropic_counts():
+    answer = {"id": "chatcmpl-1", "choices": [{"finish_reason": "stop", "message": {"content": "hi"}}],
+              "usage": {"prompt_tokens": 2000, "completion_tokens": 7,
+                        "prompt_tokens_details": {"cached_tokens": 1536}}}
+    assert chat_completions.message(answer, "gpt")["usage"] == {
+        "input_tokens": 464, "output_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1536}
+
+
+@pytest.mark.parametrize("finish, stop_reason", [("stop", "end_turn"), ("length", "max_tokens"),
+                                                 ("tool_calls", "tool_use"), ("content_filter", "refusal")])
+def test_finish_reasons_become_anthropics_stop_reasons(finish, stop_reason):
+    answer = {"id": "x", "choices": [{"finish_reason": finish, "message": {"content": "a"}}]}
+    assert chat_completions.message(answer, "gpt")["stop_reason"] == stop_reason
+
+
+def test_a_refusal_is_the_answers_text_with_stop_reason_refusal():
+    answer = {"id": "x", "choices": [{"finish_reason": "stop", "message": {"content": None,
+                                                                         "refusal": "I can't help with that."}}]}
+    message = chat_completions.message(answer, "gpt")
+    assert message["content"] == [{"type": "text", "text": "I can't help with that."}]
+    assert message["stop_reason"] == "refusal"
+
+
+def test_reasoning_a_provider_returns_is_a_thinking_block_before_the_text():
+    answer = {"id": "x", "choices": [{"finish_reason": "stop", "message": {
+        "content": "42", "reasoning_content": "six times seven"}}]}
+    assert [b["type"] for b in chat_completions.message(answer, "deepseek")["content"]] == ["thinking", "text"]
+
+
+def test_tool_arguments_that_are_not_json_reach_the_caller_whole_rather_than_failing_the_answer():
+    answer = {"id": "x", "choices": [{"finish_reason": "tool_calls", "message": {"tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"city": "Par'}}]}}]}
+    [block] = chat_completions.message(answer, "gpt")["content"]
+    assert block["input"] == {"_raw": '{"city": "Par'}
+
+
+def test_an_answer_without_choices_is_a_502_not_an_empty_message():
+    with pytest.raises(GatewayError) as failed:
+        chat_completions.message({"id": "x", "choices": []}, "gpt")
+    assert failed.value.status == 502
+
+
+def _chunk(delta=None, finish=None, usage=None, choices=True):
+    chunk = {"id": "chatcmpl-7", "object": "chat.completion.chunk", "choices": []}
+    if choices:
+        chunk["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
+    if usage:
+        chunk["usage"] = usage
+    return chunk
+
+
+def _run(chunks, **translator):
+    stream = chat_completions.StreamTranslator("gpt", 12, **translator)
+    events = [event for chunk in chunks for event in stream.feed(chunk)] + stream.finish()
+    return events
+
+
+def test_a_stream_of_text_and_two_tool_calls_is_anthropics_grammar_with_the_final_usage():
+    events = _run([
+        _chunk({"role": "assistant", "content": ""}),
+        _chunk({"content": "Checking "}), _chunk({"content": "both."}),
+        _chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+                                "function": {"name": "get_weather", "arguments": ""}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}),
+        _chunk({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
+                                "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}),
+        _chunk(finish="tool_calls"),
+        _chunk(choices=False, usage={"prompt_tokens": 30, "completion_tokens": 9}),
+    ])
+    raw = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
+    check(parse(raw))
+    names = [name for name, _ in events]
+    assert names[:2] == ["message_start", "ping"] and names[-2:] == ["message_delta", "message_stop"]
+    starts = [data["content_block"] for name, data in events if name == "content_block_start"]
+    assert [b["type"] for b in starts] == ["text", "tool_use", "tool_use"]
+    assert [provider_tool_id(b["id"]) for b in starts[1:]] == ["call_a", "call_b"]
+    delta = events[-2][1]
+    assert delta["delta"] == {"stop_reason": "tool_use", "stop_sequence": None}
+    assert delta["usage"]["input_tokens"] == 30 and delta["usage"]["output_tokens"] == 9
+    assert events[0][1]["message"]["usage"]["input_tokens"] == 12, "message_start carries the estimate"
+
+
+def test_a_stream_that_never_finishes_gets_no_message_stop_so_the_relay_calls_it_cut():
+    events = _run([_chunk({"content": "Hel"})])
+    assert "message_stop" not in [name for name, _ in events]
+
+
+def test_a_finished_stream_without_a_usage_chunk_estimates_its_output_from_the_text():
+    events = _run([_chunk({"content": "x" * 30}), _chunk(finish="stop")])
+    assert events[-2][1]["usage"] == {"output_tokens": 10}
+
+
+def test_an_error_chunk_mid_stream_is_an_anthropic_error_event():
+    events = _run([_chunk({"content": "Hel"}), {"error": {"type": "server_error", "message": "boom"}}])
+    assert ("error", {"type": "error", "error": {"type": "server_error", "message": "boom"}}) in events
+
+
+# --------------------------------------------------------------------------- end to end, through the SDK
+
+
+def test_an_mcp_tool_named_past_openais_limit_round_trips_through_gpt(client, fake):
+    tool = {**WEATHER, "name": LONG_NAME}
+    first = client.messages.create(model=GPT, max_tokens=200, tools=[tool], messages=ask("use the tool"))
+    [use] = [b for b in first.content if b.type == "tool_use"]
+    sent = fake.last("/chat/completions").body
+    assert len(sent["tools"][0]["function"]["name"]) <= 64, "OpenAI refuses longer function names with a 400"
+    assert use.name == LONG_NAME, "Claude Code finds the tool to run by the name it declared"
+    history = ask("use the tool") + [{"role": "assistant", "content": [b.model_dump() for b in first.content]},
+                                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                                                   "content": "found 3 documents"}]}]
+    second = client.messages.create(model=GPT, max_tokens=200, tools=[tool], messages=history)
+    assert second.stop_reason == "end_turn" and "found 3 documents" in second.content[0].text
+
+
+def test_parallel_tool_use_disabled_by_the_caller_reaches_openai(client, fake):
+    client.messages.create(model=GPT, max_tokens=50, tools=[WEATHER], messages=ask("weather in Paris"),
+                           tool_choice={"type": "auto", "disable_parallel_tool_use": True})
+    assert fake.last("/chat/completions").body["parallel_tool_calls"] is False
+
+
+def _long_prompt() -> str:
+    return " ".join(f"rule{n}" for n in range(1200))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_prompt_openai_serves_from_its_cache_is_metered_and_priced_as_cache_reads(moto_endpoint, fake, stream):
+    prices = {"input_cost_per_token": 1e-6, "output_cost_per_token": 4e-6, "cache_read_input_token_cost": 1e-7}
+    stack = new_stack(fake.url)
+    stack.put_providers(providers_document(fake.url, {**TEST_MODELS, "openai/cached-model": prices}))
+    key = stack.add_key()
+    with serve(stack) as server:
+        client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0)
+        for question in ("first question", "second question"):
+            if stream:
+                with client.messages.stream(model="openai/cached-model", max_tokens=20, system=_long_prompt(),
+                                            messages=ask(question)) as events:
+                    usage = events.get_final_message().usage
+            else:
+                usage = client.messages.create(model="openai/cached-model", max_tokens=20, system=_long_prompt(),
+                                               messages=ask(question)).usage
+    first, second = stack.records(key, 2)
+    assert int(first["cache_read_input_tokens"]) == 0
+    assert int(second["cache_read_input_tokens"]) == usage.cache_read_input_tokens == 1152
+    assert int(second["input_tokens"]) == usage.input_tokens == int(first["input_tokens"]) - 1152, \
+        "input_tokens excludes the cached part, as Anthropic's does"
+    assert second["cost_usd"] == (int(second["input_tokens"]) * Decimal("1e-6") + 1152 * Decimal("1e-7")
+                                  + int(second["output_tokens"]) * Decimal("4e-6"))
+
+
+def test_web_search_goes_to_openais_search_models_and_is_listed_as_dropped_for_the_rest(moto_endpoint, fake):
+    stack = new_stack(fake.url)
+    stack.put_providers(providers_document(fake.url, {**TEST_MODELS, "openai/gpt-4o-search-preview": {}}))
+    key = stack.add_key()
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3,
+              "user_location": {"type": "approximate", "city": "Lyon", "country": "FR"}}
+    body = {"max_tokens": 50, "tools": [search], "messages": ask("news today?")}
+    with serve(stack) as server:
+        searched = httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": key},
+                              json={**body, "model": "openai/gpt-4o-search-preview"})
+        plain = httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": key}, json={**body, "model": GPT})
+    [to_search, to_plain] = fake.snapshot()
+    assert searched.status_code == 200 and to_search.body["web_search_options"] == {
+        "user_location": {"type": "approximate", "approximate": {"city": "Lyon", "country": "FR"}}}
+    assert "tools" not in to_search.body, "web search is not a function tool"
+    assert plain.status_code == 200 and plain.headers["x-edenai-dropped-fields"] == "tools.web_search"
+    assert "tools" not in to_plain.body and "web_search_options" not in to_plain.body
+
+
+def test_a_server_tool_no_provider_runs_is_dropped_and_said_while_custom_tools_still_work(client, fake):
+    raw = client.messages.with_raw_response.create(
+        model=GPT, max_tokens=50, messages=ask("weather in Paris"),
+        tools=[WEATHER, {"type": "code_execution_20250825", "name": "code_execution"}])
+    assert raw.headers["x-edenai-dropped-fields"] == "tools.code_execution"
+    assert [t["function"]["name"] for t in fake.last("/chat/completions").body["tools"]] == ["get_weather"]
+    assert raw.parse().stop_reason == "tool_use"
+
+
+def test_an_openai_compatible_call_never_imports_litellm(fake):
+    """The direct route needs none of litellm's 2 s import and 150 MB: a gateway serving only
+    Anthropic and OpenAI-compatible models never loads it (a fresh process, so nothing else did)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, sys\n"
+        "from handler import upstream\n"
+        f"call = {{'model': {GPT!r}, 'api_key': 'sk-test', 'api_base': {fake.url + '/v1'!r}, 'stream': False,\n"
+        "        'timeout': 30, 'max_retries': 0, 'max_tokens': 10, 'messages': [{'role': 'user', 'content': 'hi'}]}\n"
+        "answer = asyncio.run(upstream.send(call))\n"
+        "assert answer['content'][0]['type'] == 'text', answer\n"
+        "print('litellm' in sys.modules)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.strip() == "False", "litellm was imported for an OpenAI-compatible call"
