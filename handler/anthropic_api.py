@@ -104,6 +104,17 @@ async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
         await response.aclose()
 
 
+async def post(url: str, headers: Mapping[str, str], content: bytes, *, timeout: float | None) -> httpx.Response:
+    """One POST over this loop's client, its body not yet read; a non-2xx answer is raised
+    as UpstreamStatus."""
+    http = client()
+    response = await http.send(http.build_request("POST", url, headers=headers, content=content, timeout=timeout),
+                               stream=True)
+    if response.status_code >= 300:
+        await fail_with(response)
+    return response
+
+
 async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]:
     """The answer (a dict), or for a stream its raw SSE bytes; a stream request that got
     JSON instead (an error sent with a 200) gets the dict, for the caller to check.
@@ -112,12 +123,7 @@ async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]
     `upstream.map_exception` to put in Anthropic's terms.
     """
     url, headers, body = request_parts(call)
-    http = client()
-    request = http.build_request("POST", url, headers=headers, content=json.dumps(body).encode(),
-                                 timeout=call.get("timeout"))
-    response = await http.send(request, stream=True)
-    if response.status_code >= 300:
-        await fail_with(response)
+    response = await post(url, headers, json.dumps(body).encode(), timeout=call.get("timeout"))
     if body.get("stream") and response.headers.get("content-type", "").startswith("text/event-stream"):
         return _chunks(response)
     return await json_answer(response)

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Mapping
 import httpx
 
 from . import chat_completions, sse
-from .anthropic_api import client, fail_with, json_answer
+from .anthropic_api import json_answer, post
 
 _DONE = "[DONE]"
 # OpenAI's reasoning models refuse `max_tokens` and want `max_completion_tokens`.
@@ -45,12 +45,7 @@ async def send(call: Mapping[str, Any], *, url: str, credential: Mapping[str, st
     model = body["model"]
     headers = {**(call.get("extra_headers") or {}), **credential, "content-type": "application/json",
                "accept": "text/event-stream" if body.get("stream") else "application/json"}
-    http = client()
-    outgoing = http.build_request("POST", url, headers=headers, content=json.dumps(body).encode(),
-                                  timeout=call.get("timeout"))
-    response = await http.send(outgoing, stream=True)
-    if response.status_code >= 300:
-        await fail_with(response)
+    response = await post(url, headers, json.dumps(body).encode(), timeout=call.get("timeout"))
     if body.get("stream") and response.headers.get("content-type", "").startswith("text/event-stream"):
         translator = chat_completions.StreamTranslator(model, chat_completions.estimated_input_tokens(body),
                                                        chat_completions.tool_names(call))
