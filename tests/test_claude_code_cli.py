@@ -81,3 +81,23 @@ def test_claude_code_completes_a_tool_round_trip(gateway, fake, tmp_path):
     assert [(c["name"], c["input"]) for c in calls] == [("Read", {"file_path": str(secret)})]
     assert "pineapple" in events[-1]["result"], "the tool's result never made it back through the gateway"
     assert events[-1]["num_turns"] == 2
+
+
+def test_claude_code_completes_a_tool_round_trip_on_gpt_through_chat_completions(gateway, fake, tmp_path):
+    """The same round trip with an OpenAI model: Claude Code's tools reach it as functions, its
+    call comes back as a `toolu_` tool_use Claude Code runs, and the result goes back as OpenAI's
+    tool message with OpenAI's own call id."""
+    secret = tmp_path / "hello.txt"
+    secret.write_text("the secret word is mango\n")
+    result = claude(gateway, "-p", f"Use the Read tool to read {secret}", "--model", "openai/gpt-4o-mini",
+                    "--output-format", "stream-json", "--verbose", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    calls = [block for e in events if e["type"] == "assistant" for block in e["message"]["content"]
+             if block["type"] == "tool_use"]
+    assert [(c["name"], c["input"]) for c in calls] == [("Read", {"file_path": str(secret)})]
+    assert calls[0]["id"].startswith("toolu_")
+    assert "mango" in events[-1]["result"], "the tool's result never made it back through the gateway"
+    sent = [r.body for r in fake.snapshot() if r.path.endswith("/chat/completions")]
+    [answered] = [m for body in sent for m in body["messages"] if m["role"] == "tool"]
+    assert answered["tool_call_id"].startswith("call_fake_") and "mango" in answered["content"]
