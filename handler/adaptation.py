@@ -27,13 +27,16 @@ import json
 import re
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from .providers import Model
+if TYPE_CHECKING:
+    from .providers import Model
 
 DROPPED_HEADER = "x-edenai-dropped-fields"
 CLAMPED_HEADER = "x-edenai-max-tokens-clamped"
 DEFAULT_MAX_TOKENS = 1024  # the seed's default
+# tool_choice's flag, listed as dropped where the model refuses parallel_tool_calls.
+PARALLEL_TOOL_USE = "tool_choice.disable_parallel_tool_use"
 
 # Never upstream, never "dropped": they are addressed to the gateway.
 GATEWAY_FIELDS = frozenset({"fallbacks", "router_candidates", "extra_headers"})
@@ -104,6 +107,8 @@ class Adaptation:
     budget_tokens: int | None = None
     # Anthropic's server tools this model cannot run, by name: left out of its call.
     dropped_tools: frozenset[str] = frozenset()
+    # How many stop sequences the provider takes, where it limits them (the rest are listed).
+    stop_limit: int | None = None
 
     def headers(self) -> dict[str, str]:
         headers = {}
@@ -165,6 +170,18 @@ def _unrunnable_tools(body: Mapping[str, Any], model: Model) -> list[str]:
             and not (str(tool.get("type")).startswith("web_search") and model.provider.family.takes_web_search(model))]
 
 
+def _chooses_a_server_tool(body: Mapping[str, Any], unrunnable: list[str]) -> bool:
+    """Whether tool_choice can no longer be sent: it names a server tool (none is a function
+    tool here), or every tool it could choose was left out."""
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    if not isinstance(choice, Mapping):
+        return False
+    if unrunnable and len(unrunnable) == len(tools):
+        return True
+    named = choice.get("name") if choice.get("type") == "tool" else None
+    return any(is_server_tool(tool) and named in (tool.get("name"), tool.get("type")) for tool in tools)
+
+
 def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
     requested = body.get("max_tokens") or DEFAULT_MAX_TOKENS
     max_tokens = clamped_max_tokens(model, requested)
@@ -174,11 +191,19 @@ def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
     reasons = model.info.get("supports_reasoning") is True
     effort = _reasoning_effort(body) if reasons else None
     keeps_format = structured_format(body) is not None and can_structure(model) is not False
-    dropped = _extra_metadata(body)
+    family = model.provider.family
+    dropped = _extra_metadata(body) + family.refused_fields(model, body)
     unrunnable = _unrunnable_tools(body, model)
     dropped += [f"tools.{name}" for name in unrunnable]
-    if unrunnable and len(unrunnable) == len(body["tools"]) and body.get("tool_choice") is not None:
-        dropped.append("tool_choice")  # no tool left to choose
+    if _chooses_a_server_tool(body, unrunnable) and "tool_choice" not in dropped:
+        dropped.append("tool_choice")
+    stops = body.get("stop_sequences")
+    stop_limit = family.max_stop_sequences
+    if stop_limit is not None and "stop_sequences" not in dropped and isinstance(stops, list) \
+            and len(stops) > stop_limit:
+        dropped.append(f"stop_sequences[{stop_limit}:]")
+    else:
+        stop_limit = None
     for name, value in body.items():
         if name in GATEWAY_FIELDS or name in TRANSLATED_FIELDS or value is None:
             continue
@@ -196,4 +221,4 @@ def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
             continue
         dropped.append(name)
     return Adaptation(max_tokens, requested, tuple(dropped), effort, keeps_format,
-                      dropped_tools=frozenset(unrunnable))
+                      dropped_tools=frozenset(unrunnable), stop_limit=stop_limit)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .errors import GatewayError
 from .openai_shape import anthropic_tool_id, message_id
+from .usage import ESTIMATED
 
 # OpenAI's finish reasons as Anthropic's stop reasons (OpenAI does not say which stop
 # sequence fired, so a stop is an end_turn).
@@ -34,9 +35,12 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 # OpenAI's function names: longer or other characters are refused with a 400.
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# Bytes of prompt per token for a stream's first, estimated input figure (the real one
-# arrives with the last chunk; a stream cut before it is metered on this, flagged).
-_BYTES_PER_TOKEN = 4
+# An input estimate, for a stream's message_start and for an answer that reports no usage:
+# text at 4 bytes a token, an image as a large one (OpenAI bills a 1024x1024 one at about
+# 765), a PDF as a few pages.
+_BYTES_PER_TOKEN, _IMAGE_TOKENS, _PDF_TOKENS = 4, 1_600, 6_000
+# Finish reasons that say the answer failed (vLLM, sglang): not an answer to deliver as whole.
+_FAILED = frozenset({"error", "abort"})
 
 
 # --------------------------------------------------------------------------- the request
@@ -69,6 +73,23 @@ def _media_part(block: Mapping[str, Any]) -> dict[str, Any]:
                        retryable=True)
 
 
+def _result_text(block: Mapping[str, Any]) -> str:
+    """A tool result's content as the text of a `tool` message: text, text documents and
+    search results (their title, source and text); an error says it is one."""
+    parts = []
+    inner = block.get("content")
+    for item in [{"type": "text", "text": inner}] if isinstance(inner, str) else inner or []:
+        kind = item.get("type") if isinstance(item, Mapping) else None
+        if kind == "text":
+            parts.append(str(item.get("text", "")))
+        elif kind == "search_result":
+            parts.append("\n".join([str(item.get("title", "")), str(item.get("source", "")), _text(item.get("content"))]))
+        elif kind == "document" and (item.get("source") or {}).get("type") == "text":
+            parts.append(str(item["source"].get("data", "")))
+    text = "\n".join(parts)
+    return f"Error: {text}" if block.get("is_error") else text
+
+
 def _user_messages(content: Any) -> list[dict[str, Any]]:
     """One Anthropic user turn: its tool results become `tool` messages (which must follow the
     assistant's calls at once), the rest one user message after them."""
@@ -80,7 +101,7 @@ def _user_messages(content: Any) -> list[dict[str, Any]]:
         kind = block.get("type")
         if kind == "tool_result":
             inner = block.get("content")
-            results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id")), "content": _text(inner)})
+            results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id")), "content": _result_text(block)})
             # A tool result's images have no place in a tool message: they follow as the user's.
             parts.extend(_media_part(b) for b in inner or [] if isinstance(b, Mapping) and b.get("type") == "image")
         elif kind == "text":
@@ -166,14 +187,24 @@ def _tool_choice(choice: Mapping[str, Any]) -> Any:
     return _TOOL_CHOICES.get(str(choice.get("type")), "auto")
 
 
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SUBSCHEMAS = ("items", "prefixItems", "anyOf", "oneOf", "allOf", "not", "additionalProperties")
+
+
 def strict_schema(schema: Any) -> Any:
     """A JSON schema as OpenAI's strict mode takes it: every object closed, every property
     listed in `required` (a copy; Anthropic's structured outputs close objects too)."""
-    if isinstance(schema, list):
-        return [strict_schema(item) for item in schema]
     if not isinstance(schema, Mapping):
         return schema
-    strict = {name: strict_schema(value) for name, value in schema.items()}
+    strict = dict(schema)
+    for keyword in _SUBSCHEMA_MAPS:  # maps of names to schemas: the names are not keywords
+        if isinstance(strict.get(keyword), Mapping):
+            strict[keyword] = {name: strict_schema(sub) for name, sub in strict[keyword].items()}
+    for keyword in _SUBSCHEMAS:
+        if isinstance(strict.get(keyword), list):
+            strict[keyword] = [strict_schema(sub) for sub in strict[keyword]]
+        elif isinstance(strict.get(keyword), Mapping):
+            strict[keyword] = strict_schema(strict[keyword])
     if isinstance(strict.get("properties"), Mapping):
         strict["additionalProperties"] = False
         strict["required"] = list(strict["properties"])
@@ -187,12 +218,13 @@ def response_format(form: Mapping[str, Any]) -> dict[str, Any]:
                                                    "strict": True}}
 
 
-def request(call: Mapping[str, Any], *, max_tokens_field: str = "max_tokens") -> dict[str, Any]:
+def request(call: Mapping[str, Any]) -> dict[str, Any]:
     """The Chat Completions body for a built call (upstream_request.build_call's litellm
-    arguments); `max_tokens_field` is `max_completion_tokens` where the provider wants it."""
+    arguments, and the family's `max_tokens_field`: OpenAI's reasoning models take only
+    `max_completion_tokens`)."""
     body: dict[str, Any] = {"model": str(call["model"]).partition("/")[2],
                             "messages": messages(call["messages"], call.get("system")),
-                            max_tokens_field: call["max_tokens"]}
+                            call.get("max_tokens_field") or "max_tokens": call["max_tokens"]}
     for name in ("temperature", "top_p", "reasoning_effort"):
         if call.get(name) is not None:
             body[name] = call[name]
@@ -221,10 +253,23 @@ def request(call: Mapping[str, Any], *, max_tokens_field: str = "max_tokens") ->
 
 
 def estimated_input_tokens(body: Mapping[str, Any]) -> int:
-    """A stream's input before the provider reports it: the prompt's bytes at 4 a token."""
-    size = len(json.dumps(body.get("messages"), ensure_ascii=False).encode())
-    size += len(json.dumps(body.get("tools") or [], ensure_ascii=False).encode())
-    return max(1, size // _BYTES_PER_TOKEN)
+    """The prompt's tokens before (or without) the provider's figure: its text and tools at 4
+    bytes a token, each image and PDF at a flat figure rather than its base64's length."""
+    size, media = len(json.dumps(body.get("tools") or [], ensure_ascii=False).encode()), 0
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        for part in [content] if isinstance(content, str) or content is None else content:
+            if isinstance(part, str):
+                size += len(part.encode())
+            elif part.get("type") == "image_url":
+                media += _IMAGE_TOKENS
+            elif part.get("type") == "file":
+                media += _PDF_TOKENS
+            else:
+                size += len(str(part.get("text", "")).encode())
+        for call in message.get("tool_calls") or []:
+            size += len(str(call["function"].get("arguments", "")).encode())
+    return max(1, size // _BYTES_PER_TOKEN + media)
 
 
 # --------------------------------------------------------------------------- the answer
@@ -240,8 +285,27 @@ def usage(reported: Any) -> dict[str, int]:
     cached = _count(reported.get("cache_read_input_tokens")) or _count(details.get("cached_tokens"))
     written = _count(reported.get("cache_creation_input_tokens")) or _count(details.get("cache_creation_tokens")) \
         or _count(details.get("cache_write_tokens"))
-    return {"input_tokens": max(prompt - cached - written, 0), "output_tokens": _count(reported.get("completion_tokens")),
+    # Some providers leave reasoning out of completion_tokens but not out of total_tokens.
+    output = max(_count(reported.get("completion_tokens")), _count(reported.get("total_tokens")) - prompt)
+    return {"input_tokens": max(prompt - cached - written, 0), "output_tokens": output,
             "cache_creation_input_tokens": written, "cache_read_input_tokens": cached}
+
+
+def estimated_output_tokens(produced_bytes: int) -> int:
+    """Output the provider did not report, from what it produced: 3 bytes a token, as the
+    relay estimates a cut stream's."""
+    return max(1, -(-produced_bytes // 3))
+
+
+def stop_reason(finish_reason: Any, *, called_tools: bool) -> str:
+    """Anthropic's stop reason for OpenAI's finish reason. Some providers (Gemini's
+    OpenAI-compatible endpoint, sglang) finish a turn of tool calls with "stop": an agent
+    loop runs tools only on tool_use. A failed generation is an error, not an answer."""
+    if finish_reason in _FAILED:
+        raise GatewayError(502, f"The upstream model's generation failed (finish_reason {finish_reason!r}).",
+                           error_type="api_error")
+    reason = STOP_REASONS.get(str(finish_reason), "end_turn")
+    return "tool_use" if called_tools and reason == "end_turn" else reason
 
 
 def _count(value: Any) -> int:
@@ -260,7 +324,7 @@ def tool_input(arguments: Any) -> Any:
     return parsed if isinstance(parsed, dict) else {"_raw": arguments}
 
 
-def _thinking_of(message: Mapping[str, Any]) -> str | None:
+def thinking_of(message: Mapping[str, Any]) -> str | None:
     """What the provider says of its reasoning: `reasoning_content` (DeepSeek, vLLM, Vertex) or `reasoning`."""
     for name in ("reasoning_content", "reasoning"):
         if isinstance(message.get(name), str) and message[name]:
@@ -268,14 +332,24 @@ def _thinking_of(message: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _tool_use(call: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+def tool_use(call: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """A tool call's tool_use block, `input` still to fill: Anthropic's id, the caller's name."""
     function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
     name = str(function.get("name") or "")
     return {"type": "tool_use", "id": anthropic_tool_id(call.get("id")), "name": names.get(name, name), "input": {}}
 
 
-def message(answer: Mapping[str, Any], model: str, names: Mapping[str, str] = {}) -> dict[str, Any]:  # noqa: B006
-    """A whole Chat Completions answer as an Anthropic message (`names`: tool_names of the call)."""
+def text_of(content: Any) -> str:
+    """A message's or delta's content: a string, or (some providers) a list of text parts."""
+    if isinstance(content, str):
+        return content
+    return "".join(str(part.get("text", "")) for part in content or [] if isinstance(part, Mapping))
+
+
+def message(answer: Mapping[str, Any], model: str, names: Mapping[str, str] = {},  # noqa: B006
+            estimate_input: Callable[[], int] = lambda: 0) -> dict[str, Any]:
+    """A whole Chat Completions answer as an Anthropic message (`names`: tool_names of the
+    call). An answer that reports no usage is metered on estimates, flagged (ESTIMATED)."""
     if isinstance(answer.get("error"), Mapping):
         return {"type": "error", "error": answer["error"]}  # upstream.checked_message says what it was
     choices = answer.get("choices")
@@ -284,129 +358,24 @@ def message(answer: Mapping[str, Any], model: str, names: Mapping[str, str] = {}
     choice = choices[0]
     said = choice.get("message") if isinstance(choice.get("message"), Mapping) else {}
     content: list[dict[str, Any]] = []
-    thinking = _thinking_of(said)
+    thinking = thinking_of(said)
     if thinking:
         content.append({"type": "thinking", "thinking": thinking, "signature": ""})
-    text = said.get("content") or said.get("refusal")
-    if isinstance(text, str) and text:
+    text = text_of(said.get("content")) or text_of(said.get("refusal"))
+    if text:
         content.append({"type": "text", "text": text})
     for call in said.get("tool_calls") or []:
         if isinstance(call, Mapping):
-            content.append({**_tool_use(call, names), "input": tool_input((call.get("function") or {}).get("arguments"))})
-    stop_reason = "refusal" if said.get("refusal") and not said.get("content") else \
-        STOP_REASONS.get(str(choice.get("finish_reason")), "end_turn")
-    return {"id": message_id(answer.get("id")), "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": stop_reason, "stop_sequence": None,
-            "usage": usage(answer.get("usage"))}
-
-
-class StreamTranslator:
-    """Chat Completions chunks in, Anthropic's stream events out, as (name, data) pairs.
-
-    Anthropic's grammar is blocks one after another, each opened, filled and
-    closed: reasoning, text and each tool call become a block in the order they
-    arrive. OpenAI sends its finish reason, then (asked with include_usage) a
-    last chunk with the usage: message_delta waits for the end of the stream
-    so it carries both. A stream that ends without a finish reason never gets
-    message_stop, so the relay sees it was cut.
-    """
-
-    def __init__(self, model: str, input_estimate: int, names: Mapping[str, str] = {}) -> None:  # noqa: B006
-        self._model = model
-        self._names = names
-        self._input_estimate = input_estimate
-        self._started = False
-        self._block: tuple[str, Any] | None = None  # ("text"|"thinking"|"tool", tool index)
-        self._index = -1
-        self._stop_reason: str | None = None
-        self._usage: dict[str, int] | None = None
-        self._output_bytes = 0
-        self.finished = False
-
-    def _start(self, chunk: Mapping[str, Any]) -> list[tuple[str, dict]]:
-        self._started = True
-        started = {"id": message_id(chunk.get("id")), "type": "message", "role": "assistant", "model": self._model,
-                   "content": [], "stop_reason": None, "stop_sequence": None,
-                   "usage": {"input_tokens": self._input_estimate, "output_tokens": 1,
-                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
-        return [("message_start", {"type": "message_start", "message": started}), ("ping", {"type": "ping"})]
-
-    def _close(self) -> list[tuple[str, dict]]:
-        if self._block is None:
-            return []
-        self._block = None
-        return [("content_block_stop", {"type": "content_block_stop", "index": self._index})]
-
-    def _open(self, block: tuple[str, Any], content_block: dict) -> list[tuple[str, dict]]:
-        events = self._close()
-        self._block, self._index = block, self._index + 1
-        return events + [("content_block_start", {"type": "content_block_start", "index": self._index,
-                                                  "content_block": content_block})]
-
-    def _delta(self, delta: dict) -> tuple[str, dict]:
-        return "content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta}
-
-    def feed(self, chunk: Mapping[str, Any]) -> list[tuple[str, dict]]:
-        if isinstance(chunk.get("error"), Mapping):
-            error = chunk["error"]
-            return [("error", {"type": "error", "error": {"type": str(error.get("type") or "api_error"),
-                                                          "message": str(error.get("message") or "")}})]
-        events = [] if self._started else self._start(chunk)
-        if isinstance(chunk.get("usage"), Mapping):
-            self._usage = usage(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
-                events += self._choice(choice)
-        return events
-
-    def _choice(self, choice: Mapping[str, Any]) -> list[tuple[str, dict]]:
-        events: list[tuple[str, dict]] = []
-        delta = choice.get("delta") if isinstance(choice.get("delta"), Mapping) else {}
-        thinking = _thinking_of(delta)
-        if thinking:
-            if self._block != ("thinking", None):
-                events += self._open(("thinking", None), {"type": "thinking", "thinking": "", "signature": ""})
-            events.append(self._delta({"type": "thinking_delta", "thinking": thinking}))
-        for name in ("content", "refusal"):
-            text = delta.get(name)
-            if isinstance(text, str) and text:
-                if self._block != ("text", None):
-                    events += self._open(("text", None), {"type": "text", "text": ""})
-                events.append(self._delta({"type": "text_delta", "text": text}))
-                self._output_bytes += len(text.encode())
-                if name == "refusal":
-                    self._stop_reason = "refusal"
-        for call in delta.get("tool_calls") or []:
-            events += self._tool_call(call)
-        if choice.get("finish_reason"):
-            events += self._close()
-            self._stop_reason = self._stop_reason if self._stop_reason == "refusal" else \
-                STOP_REASONS.get(str(choice["finish_reason"]), "end_turn")
-        return events
-
-    def _tool_call(self, call: Mapping[str, Any]) -> list[tuple[str, dict]]:
-        events: list[tuple[str, dict]] = []
-        function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
-        block = ("tool", call.get("index", 0))
-        if self._block != block:
-            if not call.get("id") and not function.get("name"):
-                return []  # arguments of a call already closed: Anthropic's blocks cannot reopen
-            events += self._open(block, _tool_use(call, self._names))
-        arguments = function.get("arguments")
-        if isinstance(arguments, str) and arguments:
-            events.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))
-            self._output_bytes += len(arguments.encode())
-        return events
-
-    def finish(self) -> list[tuple[str, dict]]:
-        """The events that end the message, once the upstream has sent everything; none if
-        it never said it had finished (the relay then reports the stream as cut)."""
-        if not self._started or self._stop_reason is None or self.finished:
-            return []
-        self.finished = True
-        reported = self._usage or {"output_tokens": max(1, -(-self._output_bytes // 3))}
-        return self._close() + [
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": self._stop_reason,
-                                                                   "stop_sequence": None}, "usage": reported}),
-            ("message_stop", {"type": "message_stop"}),
-        ]
+            content.append({**tool_use(call, names), "input": tool_input((call.get("function") or {}).get("arguments"))})
+    called = any(block["type"] == "tool_use" for block in content)
+    reason = "refusal" if said.get("refusal") and not said.get("content") else \
+        stop_reason(choice.get("finish_reason"), called_tools=called)
+    translated = {"id": message_id(answer.get("id")), "type": "message", "role": "assistant", "model": model,
+                  "content": content, "stop_reason": reason, "stop_sequence": None,
+                  "usage": usage(answer.get("usage"))}
+    if not translated["usage"]["output_tokens"] and content:
+        produced = len(json.dumps(content, ensure_ascii=False).encode())
+        translated["usage"].update(input_tokens=translated["usage"]["input_tokens"] or estimate_input(),
+                                   output_tokens=estimated_output_tokens(produced))
+        translated[ESTIMATED] = True
+    return translated

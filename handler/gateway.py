@@ -32,7 +32,7 @@ from .providers import EDENAI_ROUTER, Catalogue, Model
 from .model_list import resolve_for
 from .routing import candidates_for, fallback_names, needs_of, route
 from .upstream_request import build_call, build_count_call
-from .usage import Usage
+from .usage import ESTIMATED, Usage
 
 log = logging.getLogger(__name__)
 
@@ -321,8 +321,11 @@ class Gateway:
             return Outcome(model, request.attempts, stream=relay)
         message = upstream.checked_message(result, secrets=model.provider.secrets)
         message["model"] = model.id
+        estimated = message.pop(ESTIMATED, False)
         request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")
+        if estimated:
+            entry.extra["usage_estimated"] = True
 
         async def finish() -> None:
             await self._commits.record(entry)

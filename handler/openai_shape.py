@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import re
+import uuid
 from typing import Any, AsyncIterator
 
 from . import sse
@@ -28,12 +29,19 @@ _NOT_ID = re.compile(r"[^A-Za-z0-9_]")
 
 
 def message_id(provider_id: Any) -> str:
-    text = str(provider_id or "")
-    return text if text.startswith("msg_") else "msg_" + _NOT_ID.sub("", text)
+    """`msg_` + the provider's id; a fresh one where it gave none (Azure's streams, Gemini)."""
+    text = _NOT_ID.sub("", str(provider_id or ""))
+    if not text:
+        return "msg_" + uuid.uuid4().hex[:24]
+    return text if text.startswith("msg_") else "msg_" + text
 
 
 def anthropic_tool_id(provider_id: Any) -> str:
+    """`toolu_` carrying the provider's id; a fresh one where it gave none, so two calls
+    never share an id (their results would go to the wrong call)."""
     text = str(provider_id or "")
+    if not text:
+        return "toolu_" + uuid.uuid4().hex[:24]
     if text.startswith("toolu_"):
         return text
     return TOOL_ID_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")

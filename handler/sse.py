@@ -32,7 +32,8 @@ class Parser:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[Event]:
-        self._buffer += chunk.replace(b"\r\n", b"\n")
+        # Joined first: a CRLF can be split between two reads.
+        self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
         events = []
         while True:
             end = self._buffer.find(b"\n\n")
@@ -83,7 +84,7 @@ class DataParser:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[str]:
-        self._buffer += chunk.replace(b"\r\n", b"\n")
+        self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
         if b"\n\n" not in self._buffer:
             return []
         *blocks, self._buffer = self._buffer.split(b"\n\n")

@@ -289,6 +289,8 @@ class StreamRelay:
         finally:
             await self._close_upstream()
             self._estimate_unreported_output()
+            # A translated stream (openai_api) says when it had to estimate what it reported.
+            self.usage_estimated = self.usage_estimated or getattr(self._upstream, "usage_estimated", False) is True
             self._queue.put_nowait(_END)
             await self._await_consumer()
             await self._finish()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from .adaptation import GATEWAY_FIELDS, LITELLM_AS_IS, Adaptation, adapt, is_server_tool, structured_format
+from .adaptation import (GATEWAY_FIELDS, LITELLM_AS_IS, PARALLEL_TOOL_USE, Adaptation, adapt, is_server_tool,
+                         structured_format)
 from .errors import GatewayError
 from .history import adapt_messages
 from .providers import Model
@@ -143,8 +144,12 @@ def litellm_arguments(body: Mapping[str, Any], adaptation: Adaptation) -> dict[s
     if system:
         arguments["system"] = system
     for name in LITELLM_AS_IS:  # not top_k (litellm forwards it untranslated) nor thinking (-> /responses)
-        if body.get(name) is not None:
+        if body.get(name) is not None and name not in adaptation.dropped:
             arguments[name] = body[name]
+    if adaptation.stop_limit is not None:
+        arguments["stop_sequences"] = body["stop_sequences"][:adaptation.stop_limit]
+    if PARALLEL_TOOL_USE in adaptation.dropped:
+        arguments["tool_choice"] = {k: v for k, v in body["tool_choice"].items() if k != "disable_parallel_tool_use"}
     if adaptation.dropped_tools:
         arguments["tools"] = [tool for tool in body["tools"]
                               if not (is_server_tool(tool) and str(tool.get("name") or tool.get("type"))
@@ -191,5 +196,5 @@ def build_call(
     if model.speaks_anthropic:
         call["body"] = anthropic_body(body, model, adaptation, anthropic_beta=anthropic_beta)
     else:
-        call.update(litellm_arguments(body, adaptation))
+        call.update(litellm_arguments(body, adaptation), **provider.family.model_arguments(model))
     return call

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 TOKEN_NAMES = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+# Set on an answer whose usage a translation had to estimate (the provider reported none):
+# the gateway takes it off before the caller sees the answer and flags the ledger entry.
+ESTIMATED = "_edenai_usage_estimated"
 
 
 def _count(value: Any) -> bool:

@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from handler import chat_completions
+from handler.chat_stream import StreamTranslator
 from handler.errors import GatewayError
+from handler.usage import ESTIMATED
 from handler.openai_shape import provider_tool_id
 from tests.support.sse_grammar import check, parse
 from tests.support.stack import TEST_MODELS, new_stack, providers_document, serve
@@ -94,13 +96,10 @@ def test_tool_choice_and_the_other_sampling_fields_in_openais_terms():
     assert named["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
 
 
-@pytest.mark.parametrize("model, field", [("openai/gpt-4o-mini", "max_tokens"), ("openai/o3-mini", "max_completion_tokens"),
-                                          ("openai/gpt-5-mini", "max_completion_tokens")])
-def test_reasoning_models_get_the_output_limit_in_the_field_they_accept(model, field):
-    from handler.openai_api import max_tokens_field
-
-    sent = chat_completions.request(call(model=model), max_tokens_field=max_tokens_field(model))
-    assert sent[field] == 100 and len({"max_tokens", "max_completion_tokens"} & set(sent)) == 1
+def test_the_output_limit_goes_in_the_field_the_family_says():
+    assert chat_completions.request(call())["max_tokens"] == 100
+    sent = chat_completions.request(call(max_tokens_field="max_completion_tokens"))
+    assert sent["max_completion_tokens"] == 100 and "max_tokens" not in sent
 
 
 def test_a_structured_output_schema_is_made_strict_as_openai_requires():
@@ -181,9 +180,15 @@ def _chunk(delta=None, finish=None, usage=None, choices=True):
 
 
 def _run(chunks, **translator):
-    stream = chat_completions.StreamTranslator("gpt", 12, **translator)
-    events = [event for chunk in chunks for event in stream.feed(chunk)] + stream.finish()
-    return events
+    stream = StreamTranslator("gpt", 12, **translator)
+    return [event for chunk in chunks for event in stream.feed(chunk)] + stream.finish()
+
+
+def _translator_after(chunks):
+    stream = StreamTranslator("gpt", 12)
+    for chunk in chunks:
+        stream.feed(chunk)
+    return stream, stream.finish()
 
 
 def test_a_stream_of_text_and_two_tool_calls_is_anthropics_grammar_with_the_final_usage():
@@ -217,14 +222,108 @@ def test_a_stream_that_never_finishes_gets_no_message_stop_so_the_relay_calls_it
     assert "message_stop" not in [name for name, _ in events]
 
 
-def test_a_finished_stream_without_a_usage_chunk_estimates_its_output_from_the_text():
-    events = _run([_chunk({"content": "x" * 30}), _chunk(finish="stop")])
-    assert events[-2][1]["usage"] == {"output_tokens": 10}
+def test_a_finished_stream_without_a_usage_chunk_estimates_its_usage_and_says_so():
+    stream, events = _translator_after([_chunk({"reasoning_content": "y" * 30}), _chunk({"content": "x" * 30}),
+                                        _chunk(finish="stop")])
+    assert events[-2][1]["usage"] == {"input_tokens": 12, "output_tokens": 20}, "thinking is output too"
+    assert stream.usage_estimated is True
 
 
-def test_an_error_chunk_mid_stream_is_an_anthropic_error_event():
+def test_a_usage_chunk_that_reports_no_output_for_what_was_streamed_is_not_taken_at_its_word():
+    stream, events = _translator_after([_chunk(usage={"prompt_tokens": 5, "completion_tokens": 0}),
+                                        _chunk({"content": "x" * 300}), _chunk(finish="stop")])
+    assert events[-2][1]["usage"]["output_tokens"] == 100 and stream.usage_estimated is True
+
+
+def test_a_provider_that_leaves_reasoning_out_of_completion_tokens_is_metered_on_the_total():
+    stream, events = _translator_after([_chunk({"content": "hi"}), _chunk(finish="stop"), _chunk(
+        choices=False, usage={"prompt_tokens": 20, "completion_tokens": 2, "total_tokens": 600})])
+    assert events[-2][1]["usage"]["output_tokens"] == 580 and stream.usage_estimated is False
+
+
+def test_tool_calls_that_end_with_stop_are_still_tool_use_so_agent_loops_run_them():
+    """Gemini's OpenAI-compatible endpoint and sglang finish a turn of calls with "stop"."""
+    events = _run([_chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}]}),
+                   _chunk(finish="stop")])
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+    answer = {"id": "x", "choices": [{"finish_reason": "stop", "message": {"tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}]}
+    assert chat_completions.message(answer, "gemini")["stop_reason"] == "tool_use"
+
+
+def test_calls_without_an_index_are_told_apart_by_their_ids():
+    """Gemini's OpenAI-compatible stream sends no `index`: a new id is a new call."""
+    events = _run([_chunk({"tool_calls": [{"id": "call_a", "function": {"name": "f", "arguments": '{"x":1}'}}]}),
+                   _chunk({"tool_calls": [{"id": "call_b", "function": {"name": "g", "arguments": '{"y":2}'}}]}),
+                   _chunk(finish="tool_calls")])
+    check(parse("".join(f"event: {n}\ndata: {json.dumps(d)}\n\n" for n, d in events)))
+    starts = [d["content_block"] for n, d in events if n == "content_block_start"]
+    assert [(b["name"], provider_tool_id(b["id"])) for b in starts] == [("f", "call_a"), ("g", "call_b")]
+
+
+def test_arguments_for_a_call_already_closed_fail_the_stream_rather_than_being_lost():
+    with pytest.raises(GatewayError, match="closed"):
+        _run([_chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}}]}),
+              _chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g", "arguments": ""}}]}),
+              _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"x": 1}'}}]})])
+
+
+@pytest.mark.parametrize("finish", ["error", "abort"])
+def test_a_generation_the_provider_says_failed_is_an_error_not_a_whole_answer(finish):
+    with pytest.raises(GatewayError) as failed:
+        _run([_chunk({"content": "Hel"}), _chunk(finish=finish)])
+    assert failed.value.status == 502
+
+
+def test_answers_without_ids_get_fresh_distinct_ones():
+    answer = {"id": None, "choices": [{"finish_reason": "tool_calls", "message": {"tool_calls": [
+        {"id": "", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+        {"id": "", "type": "function", "function": {"name": "g", "arguments": "{}"}}]}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+    message = chat_completions.message(answer, "gemini")
+    first, second = (block["id"] for block in message["content"])
+    assert first != second and first.startswith("toolu_") and len(message["id"]) > len("msg_")
+
+
+def test_a_whole_answer_without_usage_is_metered_on_estimates_flagged():
+    answer = {"id": "x", "choices": [{"finish_reason": "stop", "message": {"content": "x" * 30}}]}
+    message = chat_completions.message(answer, "gpt", estimate_input=lambda: 7)
+    assert message["usage"]["input_tokens"] == 7 and message["usage"]["output_tokens"] >= 10
+    assert message[ESTIMATED] is True
+
+
+def test_content_given_as_a_list_of_parts_is_the_answers_text():
+    answer = {"id": "x", "choices": [{"finish_reason": "stop", "message": {"content": [
+        {"type": "text", "text": "Hello "}, {"type": "text", "text": "there"}]}}]}
+    assert chat_completions.message(answer, "gpt")["content"] == [{"type": "text", "text": "Hello there"}]
+
+
+def test_a_tool_result_keeps_its_error_flag_search_results_and_text_documents_in_words():
+    result = {"type": "tool_result", "tool_use_id": "c1", "is_error": True, "content": [
+        {"type": "text", "text": "not found"},
+        {"type": "search_result", "title": "Docs", "source": "https://d", "content": [{"type": "text", "text": "a"}]},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}}]}
+    [tool] = chat_completions.request(call(messages=[{"role": "user", "content": [result]}]))["messages"]
+    assert tool["content"] == "Error: not found\nDocs\nhttps://d\na\nnotes"
+
+
+def test_a_property_named_properties_is_a_property_not_a_keyword():
+    schema = {"type": "object", "properties": {"properties": {"type": "object", "properties": {
+        "x": {"type": "string"}}}}}
+    strict = chat_completions.strict_schema(schema)
+    assert strict["properties"]["properties"]["required"] == ["x"]
+    assert set(strict["properties"]) == {"properties"}, "no keyword was added to the map of properties"
+
+
+def test_an_input_estimate_counts_images_as_images_not_as_their_base64():
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A" * 1_000_000}}
+    body = chat_completions.request(call(messages=[{"role": "user", "content": [image]}]))
+    assert chat_completions.estimated_input_tokens(body) < 2_000
+
+
+def test_an_error_chunk_mid_stream_is_an_anthropic_error_event_of_anthropics_types():
     events = _run([_chunk({"content": "Hel"}), {"error": {"type": "server_error", "message": "boom"}}])
-    assert ("error", {"type": "error", "error": {"type": "server_error", "message": "boom"}}) in events
+    assert ("error", {"type": "error", "error": {"type": "api_error", "message": "boom"}}) in events
 
 
 # --------------------------------------------------------------------------- end to end, through the SDK
@@ -325,3 +424,65 @@ def test_an_openai_compatible_call_never_imports_litellm(fake):
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert ran.stdout.strip() == "False", "litellm was imported for an OpenAI-compatible call"
+
+
+def _stack_with(fake, models: dict):
+    stack = new_stack(fake.url)
+    stack.put_providers(providers_document(fake.url, {**TEST_MODELS, **models}))
+    return stack, stack.add_key()
+
+
+def test_openais_reasoning_models_are_not_sent_the_fields_they_refuse_and_the_header_lists_them(moto_endpoint, fake):
+    """o3 and gpt-5 answer 400 to temperature, top_p, stop and parallel_tool_calls, which would end
+    a fallback chain: they are left out and said, and the limit goes as max_completion_tokens."""
+    stack, key = _stack_with(fake, {"openai/o3-mini": {}})
+    with serve(stack) as server:
+        client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0)
+        raw = client.messages.with_raw_response.create(
+            model="openai/o3-mini", max_tokens=50, extra_body={"temperature": 0.3, "top_p": 0.9}, stop_sequences=["END"],
+            tools=[WEATHER], tool_choice={"type": "auto", "disable_parallel_tool_use": True},
+            messages=ask("weather in Paris"))
+    sent = fake.last("/chat/completions").body
+    assert raw.headers["x-edenai-dropped-fields"] == \
+        "temperature, top_p, stop_sequences, tool_choice.disable_parallel_tool_use"
+    assert not {"temperature", "top_p", "stop", "parallel_tool_calls", "max_tokens"} & set(sent)
+    assert sent["max_completion_tokens"] == 50 and sent["tool_choice"] == "auto"
+
+
+def test_an_azure_deployment_is_known_as_a_reasoning_model_by_its_base_model():
+    from handler.adaptation import adapt
+    from handler.providers import Model, Provider
+
+    azure = Provider("azure", "azure", "k", "https://r.openai.azure.com", settings={"api_version": "2025-04-01"})
+    model = Model("azure/prod-reasoner", azure, "prod-reasoner", {"base_model": "o4-mini"})
+    assert adapt({"messages": ask(), "max_tokens": 10, "temperature": 0.2}, model).dropped == ("temperature",)
+    assert azure.family.model_arguments(model) == {"max_tokens_field": "max_completion_tokens"}
+
+
+def test_more_than_four_stop_sequences_are_cut_to_openais_four_and_the_rest_said(client, fake):
+    raw = client.messages.with_raw_response.create(model=GPT, max_tokens=20, messages=ask(),
+                                                   stop_sequences=["a1", "b2", "c3", "d4", "e5", "f6"])
+    assert fake.last("/chat/completions").body["stop"] == ["a1", "b2", "c3", "d4"]
+    assert raw.headers["x-edenai-dropped-fields"] == '"stop_sequences[4:]"'
+
+
+def test_a_tool_choice_that_names_a_server_tool_is_dropped_rather_than_naming_a_missing_function(client, fake):
+    raw = client.messages.with_raw_response.create(
+        model=GPT, max_tokens=20, messages=ask("weather in Paris"),
+        tools=[WEATHER, {"type": "web_search_20250305", "name": "web_search"}],
+        tool_choice={"type": "tool", "name": "web_search"})
+    sent = fake.last("/chat/completions").body
+    assert "tool_choice" not in sent and [t["function"]["name"] for t in sent["tools"]] == ["get_weather"]
+    assert raw.headers["x-edenai-dropped-fields"] == "tools.web_search, tool_choice"
+
+
+@pytest.mark.parametrize("split", range(1, 12))
+def test_an_event_boundary_split_between_two_reads_is_still_a_boundary(split):
+    from handler import sse
+
+    raw = b'data: {"a":1}\r\n\r\ndata: {"b":2}\r\n\r\n'
+    parser = sse.DataParser()
+    assert parser.feed(raw[:10 + split]) + parser.feed(raw[10 + split:]) == ['{"a":1}', '{"b":2}']
+    events = sse.Parser()
+    named = b"event: ping\r\ndata: {}\r\n\r\nevent: ping\r\ndata: {}\r\n\r\n"
+    assert len(events.feed(named[:18 + split]) + events.feed(named[18 + split:])) == 2

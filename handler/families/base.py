@@ -61,6 +61,18 @@ class Family:
         """Whether this model takes Anthropic's Messages body as the caller sent it."""
         return False
 
+    # How many stop sequences a request may carry, where the provider limits them.
+    max_stop_sequences: int | None = None
+
+    def refused_fields(self, model: Model, body: Mapping[str, Any]) -> list[str]:
+        """Request fields this model refuses with a 400 (adaptation lists them as dropped)."""
+        return []
+
+    def model_arguments(self, model: Model) -> dict[str, Any]:
+        """What a call to this model needs beyond the connection and the request (none for
+        litellm, which works it out itself)."""
+        return {}
+
     def takes_web_search(self, model: Model) -> bool:
         """Whether Anthropic's web search tool has an equivalent here: litellm translates it
         where the price map says the model searches."""
