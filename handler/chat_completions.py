@@ -24,7 +24,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from .errors import GatewayError
-from .openai_shape import anthropic_tool_id, message_id
+from .openai_shape import THOUGHT_SIGNATURE, anthropic_tool_id, message_id
 from .usage import ESTIMATED
 
 # OpenAI's finish reasons as Anthropic's stop reasons (OpenAI does not say which stop
@@ -111,13 +111,21 @@ def _user_messages(content: Any) -> list[dict[str, Any]]:
     return results + ([{"role": "user", "content": parts}] if parts else [])
 
 
+def _call(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool_use block as the assistant's tool call, with Gemini 3's thought signature if
+    the call had one (Vertex refuses the next step without it)."""
+    call = {"id": str(block.get("id")), "type": "function",
+            "function": {"name": function_name(block.get("name")), "arguments": json.dumps(block.get("input") or {})}}
+    if block.get(THOUGHT_SIGNATURE):
+        call["extra_content"] = {"google": {"thought_signature": block[THOUGHT_SIGNATURE]}}
+    return call
+
+
 def _assistant_message(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"role": "assistant", "content": content}]
     text = "".join(str(b.get("text", "")) for b in content or [] if b.get("type") == "text")
-    calls = [{"id": str(b.get("id")), "type": "function",
-              "function": {"name": function_name(b.get("name")), "arguments": json.dumps(b.get("input") or {})}}
-             for b in content or [] if b.get("type") == "tool_use"]
+    calls = [_call(b) for b in content or [] if b.get("type") == "tool_use"]
     if not text and not calls:
         return []
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
@@ -336,7 +344,10 @@ def tool_use(call: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any
     """A tool call's tool_use block, `input` still to fill: Anthropic's id, the caller's name."""
     function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
     name = str(function.get("name") or "")
-    return {"type": "tool_use", "id": anthropic_tool_id(call.get("id")), "name": names.get(name, name), "input": {}}
+    google = (call.get("extra_content") or {}).get("google") if isinstance(call.get("extra_content"), Mapping) else None
+    signature = google.get("thought_signature") if isinstance(google, Mapping) else None
+    return {"type": "tool_use", "id": anthropic_tool_id(call.get("id"), signature if isinstance(signature, str) else None),
+            "name": names.get(name, name), "input": {}}
 
 
 def text_of(content: Any) -> str:

@@ -6,14 +6,15 @@ another. Anthropic rejects thinking blocks whose signature it did not issue
 all. Such blocks are dropped rather than turned into a 400, and an assistant
 turn left empty by that is dropped too. Tool ids the gateway gave an
 OpenAI-compatible provider's calls go back to that kind of provider as its
-own ids (openai_shape.py).
+own ids (openai_shape.py), with the thought signature Gemini 3 gave a call
+(chat_completions.py sends it back as `extra_content`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .openai_shape import provider_tool_id
+from .openai_shape import THOUGHT_SIGNATURE, provider_tool_id, thought_signature
 
 THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
 
@@ -33,7 +34,10 @@ def _provider_ids(block: Any) -> Any:
         return block
     for key in ("id", "tool_use_id") if block.get("type") in ("tool_use", "tool_result") else ():
         if key in block and provider_tool_id(block[key]) != block[key]:
-            return {**block, key: provider_tool_id(block[key])}
+            mapped = {**block, key: provider_tool_id(block[key])}
+            if key == "id" and thought_signature(block[key]):
+                mapped[THOUGHT_SIGNATURE] = thought_signature(block[key])
+            return mapped
     return block
 
 

@@ -25,6 +25,10 @@ from typing import Any, AsyncIterator
 from . import sse
 
 TOOL_ID_PREFIX = "toolu_edenai_"
+# Between a provider's call id and the thought signature Gemini 3 attached to the call
+# (history.py hands it back as THOUGHT_SIGNATURE on the tool_use block).
+_SIGNED = "\x1f"
+THOUGHT_SIGNATURE = "_edenai_thought_signature"
 _NOT_ID = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -36,26 +40,39 @@ def message_id(provider_id: Any) -> str:
     return text if text.startswith("msg_") else "msg_" + text
 
 
-def anthropic_tool_id(provider_id: Any) -> str:
-    """`toolu_` carrying the provider's id; a fresh one where it gave none, so two calls
-    never share an id (their results would go to the wrong call)."""
+def anthropic_tool_id(provider_id: Any, thought_signature: str | None = None) -> str:
+    """`toolu_` carrying the provider's id (and the call's thought signature, which Gemini 3
+    must be given back); a fresh one where it gave none, so two calls never share an id
+    (their results would go to the wrong call)."""
     text = str(provider_id or "")
     if not text:
-        return "toolu_" + uuid.uuid4().hex[:24]
-    if text.startswith("toolu_"):
+        text = "call_" + uuid.uuid4().hex[:24]
+    elif text.startswith("toolu_") and not thought_signature:
         return text
-    return TOOL_ID_PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    carried = text + _SIGNED + thought_signature if thought_signature else text
+    return TOOL_ID_PREFIX + base64.urlsafe_b64encode(carried.encode()).decode().rstrip("=")
+
+
+def _carried(tool_id: Any) -> tuple[Any, str | None]:
+    if not isinstance(tool_id, str) or not tool_id.startswith(TOOL_ID_PREFIX):
+        return tool_id, None
+    encoded = tool_id[len(TOOL_ID_PREFIX):]
+    try:
+        carried = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, ValueError):
+        return tool_id, None
+    provider_id, _, signature = carried.partition(_SIGNED)
+    return provider_id, signature or None
 
 
 def provider_tool_id(tool_id: Any) -> Any:
     """The provider's own id inside one of ours; any other id as it is."""
-    if not isinstance(tool_id, str) or not tool_id.startswith(TOOL_ID_PREFIX):
-        return tool_id
-    encoded = tool_id[len(TOOL_ID_PREFIX):]
-    try:
-        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-    except (binascii.Error, ValueError):
-        return tool_id
+    return _carried(tool_id)[0]
+
+
+def thought_signature(tool_id: Any) -> str | None:
+    """The thought signature carried in one of our tool ids, if the call had one."""
+    return _carried(tool_id)[1]
 
 
 def _block(block: Any) -> Any:

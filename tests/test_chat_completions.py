@@ -486,3 +486,45 @@ def test_an_event_boundary_split_between_two_reads_is_still_a_boundary(split):
     events = sse.Parser()
     named = b"event: ping\r\ndata: {}\r\n\r\nevent: ping\r\ndata: {}\r\n\r\n"
     assert len(events.feed(named[:18 + split]) + events.feed(named[18 + split:])) == 2
+
+
+# --------------------------------------------------------------------------- Gemini 3 on Vertex
+
+
+@pytest.fixture
+def gemini3(moto_endpoint, fake):
+    from handler import google_oauth
+    from tests.support.family_fakes import family_gateway
+    from tests.support.fake_vertex import FakeVertex
+
+    with FakeVertex(project="proj-3", location="global") as vertex:
+        google_oauth.forget_tokens()
+        entry = {"type": "vertex_ai", "vertex_project": vertex.project, "vertex_location": vertex.location,
+                 "credentials": vertex.service_account, "api_base": vertex.url}
+        with family_gateway(fake.url, {"vertex": entry}, {"vertex/gemini-3-pro-preview": {}}) as (_, _, client):
+            yield vertex, client
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gemini_3_gets_its_thought_signatures_back_so_a_tool_loop_on_vertex_goes_on(gemini3, stream):
+    """Gemini 3 signs each step of function calls and refuses the next request without the
+    signature; the gateway keeps no state, so the signature travels in the tool_use id."""
+    vertex, client = gemini3
+    tool = {"name": "lookup", "description": "Look a thing up.",
+            "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+    question = ask("find cats")
+    if stream:
+        with client.messages.stream(model="vertex/gemini-3-pro-preview", max_tokens=50, tools=[tool],
+                                    messages=question) as events:
+            first = events.get_final_message()
+    else:
+        first = client.messages.create(model="vertex/gemini-3-pro-preview", max_tokens=50, tools=[tool],
+                                       messages=question)
+    [call] = [block for block in first.content if block.type == "tool_use"]
+    history = [*question, {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "three cats"}]}]
+    second = client.messages.create(model="vertex/gemini-3-pro-preview", max_tokens=50, tools=[tool], messages=history)
+    assert second.content[0].text == "Tool said: three cats"
+    [assistant] = [m for m in vertex.last("/chat/completions").body["messages"] if m["role"] == "assistant"]
+    assert assistant["tool_calls"][0]["extra_content"]["google"]["thought_signature"], \
+        "the signature Vertex gave the call did not go back with it"

@@ -515,9 +515,10 @@ def _openai_usage(r: _Reply) -> dict:
 
 
 def _openai_call(block: dict) -> dict:
-    """A tool_use block as an OpenAI tool_calls entry."""
+    """A tool_use block as an OpenAI tool_calls entry (with a provider's extras, such as
+    Gemini's thought signature, kept on the block by the fake that adds them)."""
     function = {"name": block["name"], "arguments": _tool_json(block)}
-    return {"id": block["id"], "type": "function", "function": function}
+    return {"id": block["id"], "type": "function", "function": function, **block.get("openai_extra", {})}
 
 
 def _openai_completion(r: _Reply) -> dict:
@@ -656,6 +657,13 @@ class _Handler(BaseHTTPRequestHandler):
         if dialect == OPENAI:
             prompt.cached_tokens = self.server.fake._cached_prefix(body)
         reply = self.server.fake._reply(prompt, dialect)
+        if dialect == OPENAI:
+            problem = self.server.fake.history_problem(body)
+            if problem:
+                return self._send_failure(dialect, 400, _error_body(dialect, 400, problem))
+            for block in reply.blocks:
+                if block["type"] == "tool_use" and self.server.fake.tool_call_extra(prompt.model):
+                    block["openai_extra"] = self.server.fake.tool_call_extra(prompt.model)
         if not stream:
             payload = (_anthropic_message if dialect == ANTHROPIC else _openai_completion)(reply)
             self.server.fake._report(model, [payload])
@@ -962,6 +970,14 @@ class FakeUpstream:
         if delay:
             time.sleep(delay.args["seconds"])
         return self._take(self._faults, model, stream)
+
+    def tool_call_extra(self, model: str) -> dict | None:
+        """Provider-specific fields on each OpenAI tool call (none here; see FakeVertex)."""
+        return None
+
+    def history_problem(self, body: dict) -> str | None:
+        """Why a provider would refuse this Chat Completions history (none here)."""
+        return None
 
     def _cached_prefix(self, body: dict) -> int:
         """OpenAI's automatic prompt caching: a long enough prefix seen before is read from cache."""

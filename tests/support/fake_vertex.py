@@ -165,6 +165,31 @@ class FakeVertex(FakeUpstream):
         self.cache_read = False  # a prompt with cache_control reads the cache (else it writes it)
         self._token_ids = itertools.count(1)
 
+    # Gemini 3 signs its function calls; a later request must hand each turn's signature back
+    # (Vertex's OpenAI-compatible endpoint: `extra_content.google.thought_signature`).
+    def tool_call_extra(self, model: str) -> dict | None:
+        if not model.removeprefix("google/").startswith("gemini-3"):
+            return None
+        signature = base64.b64encode(f"thought of {model}".encode()).decode()
+        return {"extra_content": {"google": {"thought_signature": signature}}}
+
+    def history_problem(self, body: dict) -> str | None:
+        """Gemini 3 refuses a history whose current turn (since the user's last message) has a
+        step of function calls without the signature it was given."""
+        if not self.tool_call_extra(str(body.get("model", ""))):
+            return None
+        messages = body.get("messages") or []
+        turn = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+        for message in messages[turn + 1:]:
+            calls = message.get("tool_calls") or []
+            signed = ((calls[0].get("extra_content") or {}).get("google") or {}).get("thought_signature") \
+                if calls else True
+            if message.get("role") == "assistant" and not signed:
+                return ("Function call is missing a thought_signature in functionCall parts. This is required "
+                        "for tools to work correctly, and missing thought_signature may lead to degraded model "
+                        "performance.")
+        return None
+
     @property
     def token_uri(self) -> str:
         return self.url + "/token"
