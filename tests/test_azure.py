@@ -1,4 +1,4 @@
-"""Azure OpenAI end to end: the official anthropic SDK, the gateway (litellm's Azure
+"""Azure OpenAI end to end: the official anthropic SDK, the gateway (its Chat Completions
 route), the fake Azure resource. Models are deployments, priced as their base_model."""
 
 from __future__ import annotations
@@ -63,3 +63,28 @@ def test_azure_rate_limits_reach_the_caller_and_anthropic_falls_back_to_azure(ga
     raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
                                                    extra_body={"fallbacks": [AZURE]})
     assert raw.parse().model == AZURE
+
+
+def test_messages_parse_on_an_azure_deployment_returns_a_parsed_object(gateway, azure):
+    """Structured outputs reach Azure as its strict JSON-schema response format."""
+    from tests.test_structured_output import Forecast
+
+    _, _, client = gateway
+    message = client.messages.parse(model=AZURE, max_tokens=500, output_format=Forecast,
+                                    messages=[{"role": "user", "content": "Paris tomorrow?"}])
+    assert isinstance(message.parsed_output, Forecast) and message.parsed_output.city == "Paris tomorrow?"
+    form = azure.last().body["response_format"]
+    assert form["type"] == "json_schema" and form["json_schema"]["strict"] is True
+    assert form["json_schema"]["schema"]["additionalProperties"] is False
+
+
+def test_a_pdf_reaches_an_azure_deployment_as_a_file_part(gateway, azure):
+    _, _, client = gateway
+    pdf = {"type": "document", "title": "report.pdf",
+           "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}}
+    message = client.messages.create(model=AZURE, max_tokens=50, messages=[
+        {"role": "user", "content": [pdf, {"type": "text", "text": "summarise it"}]}])
+    assert message.content[0].text
+    [user] = [m for m in azure.last().body["messages"] if m["role"] == "user"]
+    assert user["content"][0] == {"type": "file", "file": {
+        "filename": "report.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQK"}}

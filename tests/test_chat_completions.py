@@ -528,3 +528,13 @@ def test_gemini_3_gets_its_thought_signatures_back_so_a_tool_loop_on_vertex_goes
     [assistant] = [m for m in vertex.last("/chat/completions").body["messages"] if m["role"] == "assistant"]
     assert assistant["tool_calls"][0]["extra_content"]["google"]["thought_signature"], \
         "the signature Vertex gave the call did not go back with it"
+
+
+def test_messages_parse_on_gemini_on_vertex_returns_a_parsed_object(gemini3):
+    from tests.test_structured_output import Forecast
+
+    vertex, client = gemini3
+    message = client.messages.parse(model="vertex/gemini-3-pro-preview", max_tokens=500, output_format=Forecast,
+                                    messages=[{"role": "user", "content": "Paris tomorrow?"}])
+    assert isinstance(message.parsed_output, Forecast) and message.parsed_output.city == "Paris tomorrow?"
+    assert vertex.last("/chat/completions").body["response_format"]["type"] == "json_schema"
