@@ -226,6 +226,19 @@ def response_format(form: Mapping[str, Any]) -> dict[str, Any]:
                                                    "strict": True}}
 
 
+def claude_code_session(user_id: Any) -> str | None:
+    """The session id Claude Code packs (as JSON) into `metadata.user_id`, cut to OpenAI's 64
+    characters: a cache key per conversation, where OpenAI would otherwise route a session's
+    requests to machines that do not hold its prefix (litellm sends it too)."""
+    if not isinstance(user_id, str) or not user_id.startswith("{"):
+        return None
+    try:
+        session = json.loads(user_id).get("session_id")
+    except (ValueError, AttributeError):
+        return None
+    return session[:64] if isinstance(session, str) and session else None
+
+
 def request(call: Mapping[str, Any]) -> dict[str, Any]:
     """The Chat Completions body for a built call (upstream_request.build_call's litellm
     arguments, and the family's `max_tokens_field`: OpenAI's reasoning models take only
@@ -254,6 +267,9 @@ def request(call: Mapping[str, Any]) -> dict[str, Any]:
     user = (call.get("metadata") or {}).get("user_id")
     if user:
         body["user"] = user
+        session = claude_code_session(user) if call.get("session_cache_key") else None
+        if session:
+            body["prompt_cache_key"] = session
     if call.get("stream"):
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}

@@ -449,6 +449,17 @@ def test_openais_reasoning_models_are_not_sent_the_fields_they_refuse_and_the_he
     assert sent["max_completion_tokens"] == 50 and sent["tool_choice"] == "auto"
 
 
+def test_a_claude_code_session_is_openais_prompt_cache_key(client, fake):
+    """Claude Code packs its session id into metadata.user_id: OpenAI keeps a session's prefix
+    cached on the machines its key routes to."""
+    user = json.dumps({"device_id": "d" * 64, "account_uuid": "", "session_id": "5f0c2a4e-session"})
+    client.messages.create(model=GPT, max_tokens=10, messages=ask(), metadata={"user_id": user})
+    sent = fake.last("/chat/completions").body
+    assert sent["prompt_cache_key"] == "5f0c2a4e-session" and sent["user"] == user
+    client.messages.create(model=GPT, max_tokens=10, messages=ask(), metadata={"user_id": "alice"})
+    assert "prompt_cache_key" not in fake.last("/chat/completions").body, "a plain user id names a person"
+
+
 def test_an_azure_deployment_is_known_as_a_reasoning_model_by_its_base_model():
     from handler.adaptation import adapt
     from handler.providers import Model, Provider
@@ -456,7 +467,7 @@ def test_an_azure_deployment_is_known_as_a_reasoning_model_by_its_base_model():
     azure = Provider("azure", "azure", "k", "https://r.openai.azure.com", settings={"api_version": "2025-04-01"})
     model = Model("azure/prod-reasoner", azure, "prod-reasoner", {"base_model": "o4-mini"})
     assert adapt({"messages": ask(), "max_tokens": 10, "temperature": 0.2}, model).dropped == ("temperature",)
-    assert azure.family.model_arguments(model) == {"max_tokens_field": "max_completion_tokens"}
+    assert azure.family.model_arguments(model)["max_tokens_field"] == "max_completion_tokens"
 
 
 def test_more_than_four_stop_sequences_are_cut_to_openais_four_and_the_rest_said(client, fake):

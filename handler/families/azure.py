@@ -25,6 +25,7 @@ class Azure(OpenAI):
     optional = ()
     default_api_base = None
     key_or_api_base = False
+    session_cache_key = False
 
     def connection(self, provider) -> dict[str, Any]:
         return {**Family.connection(self, provider), "api_version": provider.settings["api_version"]}

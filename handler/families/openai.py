@@ -37,9 +37,13 @@ class OpenAI(Family):
             refused.append(PARALLEL_TOOL_USE)
         return refused
 
+    # OpenAI's prompt_cache_key, from a Claude Code session (Azure's api-versions may not take it).
+    session_cache_key = True
+
     def model_arguments(self, model) -> dict[str, Any]:
         reasoning = openai_api.is_reasoning_model(self.served_model(model))
-        return {"max_tokens_field": "max_completion_tokens" if reasoning else "max_tokens"}
+        return {"max_tokens_field": "max_completion_tokens" if reasoning else "max_tokens",
+                "session_cache_key": self.session_cache_key}
 
     def takes_web_search(self, model) -> bool:
         return chat_completions.is_search_model(self.served_model(model))
