@@ -39,6 +39,8 @@ _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # text at 4 bytes a token, an image as a large one (OpenAI bills a 1024x1024 one at about
 # 765), a PDF as a few pages.
 _BYTES_PER_TOKEN, _IMAGE_TOKENS, _PDF_TOKENS = 4, 1_600, 6_000
+# OpenAI's limit on `user` (and on prompt_cache_key).
+_MAX_USER = 64
 # Finish reasons that say the answer failed (vLLM, sglang): not an answer to deliver as whole.
 _FAILED = frozenset({"error", "abort"})
 
@@ -226,6 +228,12 @@ def response_format(form: Mapping[str, Any]) -> dict[str, Any]:
                                                    "strict": True}}
 
 
+def end_user(user_id: str) -> str:
+    """metadata.user_id as OpenAI's `user`, which it refuses past 64 characters (Claude Code's
+    is a JSON object of about 150): a longer one goes as its SHA-256, still one per user."""
+    return user_id if len(user_id) <= _MAX_USER else hashlib.sha256(user_id.encode()).hexdigest()
+
+
 def claude_code_session(user_id: Any) -> str | None:
     """The session id Claude Code packs (as JSON) into `metadata.user_id`, cut to OpenAI's 64
     characters: a cache key per conversation, where OpenAI would otherwise route a session's
@@ -236,7 +244,7 @@ def claude_code_session(user_id: Any) -> str | None:
         session = json.loads(user_id).get("session_id")
     except (ValueError, AttributeError):
         return None
-    return session[:64] if isinstance(session, str) and session else None
+    return session[:_MAX_USER] if isinstance(session, str) and session else None
 
 
 def request(call: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,7 +274,7 @@ def request(call: Mapping[str, Any]) -> dict[str, Any]:
         body["response_format"] = response_format(form)
     user = (call.get("metadata") or {}).get("user_id")
     if user:
-        body["user"] = user
+        body["user"] = end_user(user)
         session = claude_code_session(user) if call.get("session_cache_key") else None
         if session:
             body["prompt_cache_key"] = session

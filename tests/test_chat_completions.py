@@ -9,6 +9,7 @@ litellm and the OpenAI SDK).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 
@@ -455,7 +456,9 @@ def test_a_claude_code_session_is_openais_prompt_cache_key(client, fake):
     user = json.dumps({"device_id": "d" * 64, "account_uuid": "", "session_id": "5f0c2a4e-session"})
     client.messages.create(model=GPT, max_tokens=10, messages=ask(), metadata={"user_id": user})
     sent = fake.last("/chat/completions").body
-    assert sent["prompt_cache_key"] == "5f0c2a4e-session" and sent["user"] == user
+    assert sent["prompt_cache_key"] == "5f0c2a4e-session"
+    assert sent["user"] == hashlib.sha256(user.encode()).hexdigest(), \
+        "OpenAI refuses a user past 64 characters: Claude Code's ~150 would be a 400 on every request"
     client.messages.create(model=GPT, max_tokens=10, messages=ask(), metadata={"user_id": "alice"})
     assert "prompt_cache_key" not in fake.last("/chat/completions").body, "a plain user id names a person"
 

@@ -496,6 +496,8 @@ def _anthropic_frames(r: _Reply) -> list[bytes]:
 
 # --------------------------------------------------------------------------- OpenAI wire format
 
+# OpenAI refuses a `user` longer than this (Claude Code's metadata.user_id is ~150 characters).
+OPENAI_USER_MAX = 64
 # OpenAI caches prompt prefixes of 1,024 tokens or more, and reports hits in steps of 128.
 OPENAI_CACHE_MINIMUM, OPENAI_CACHE_STEP = 1024, 128
 
@@ -658,7 +660,7 @@ class _Handler(BaseHTTPRequestHandler):
             prompt.cached_tokens = self.server.fake._cached_prefix(body)
         reply = self.server.fake._reply(prompt, dialect)
         if dialect == OPENAI:
-            problem = self.server.fake.history_problem(body)
+            problem = self.server.fake.request_problem(body)
             if problem:
                 return self._send_failure(dialect, 400, _error_body(dialect, 400, problem))
             for block in reply.blocks:
@@ -975,8 +977,12 @@ class FakeUpstream:
         """Provider-specific fields on each OpenAI tool call (none here; see FakeVertex)."""
         return None
 
-    def history_problem(self, body: dict) -> str | None:
-        """Why a provider would refuse this Chat Completions history (none here)."""
+    def request_problem(self, body: dict) -> str | None:
+        """Why OpenAI would refuse this Chat Completions request with a 400."""
+        user = body.get("user")
+        if isinstance(user, str) and len(user) > OPENAI_USER_MAX:
+            return (f"Invalid 'user': string too long. Expected a string with maximum length {OPENAI_USER_MAX}, "
+                    f"but got a string with length {len(user)} instead.")
         return None
 
     def _cached_prefix(self, body: dict) -> int:

@@ -173,11 +173,11 @@ class FakeVertex(FakeUpstream):
         signature = base64.b64encode(f"thought of {model}".encode()).decode()
         return {"extra_content": {"google": {"thought_signature": signature}}}
 
-    def history_problem(self, body: dict) -> str | None:
+    def request_problem(self, body: dict) -> str | None:
         """Gemini 3 refuses a history whose current turn (since the user's last message) has a
         step of function calls without the signature it was given."""
         if not self.tool_call_extra(str(body.get("model", ""))):
-            return None
+            return super().request_problem(body)
         messages = body.get("messages") or []
         turn = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
         for message in messages[turn + 1:]:
