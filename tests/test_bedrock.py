@@ -17,7 +17,7 @@ import pytest
 from handler import bedrock_api
 from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_checks import (
-    TOOL, ask, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
+    PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -216,3 +216,47 @@ def test_count_tokens_asks_bedrock_for_claude_and_counts_locally_for_nova(gatewa
     assert raw.headers["x-edenai-token-count-method"] == "local_tokenizer"
     assert raw.parse().input_tokens > 6
     assert bedrock.count() == before, "Nova has no Bedrock counting: nothing may reach Bedrock"
+
+
+def test_a_pdf_reaches_claude_on_bedrock_as_the_caller_sent_it(gateway, bedrock):
+    _, _, client = gateway
+    content = [{**PDF_DOCUMENT, "title": "report", "citations": {"enabled": True}},
+               {"type": "text", "text": "summarise this"}]
+    message = client.messages.create(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": content}])
+    assert message.content[0].text == f"Hello from {upstream(CLAUDE)}: summarise this"
+    assert bedrock.last().body["messages"][0]["content"] == content, "InvokeModel takes Anthropic's document block"
+
+
+def test_a_pdf_reaches_nova_as_a_converse_document_block(gateway, bedrock):
+    _, _, client = gateway
+    with client.messages.stream(model=NOVA, max_tokens=50, messages=[
+            {"role": "user", "content": [PDF_DOCUMENT, {"type": "text", "text": "summarise this"}]}]) as stream:
+        assert stream.get_final_message().content[0].text == f"Hello from {upstream(NOVA)}: summarise this"
+    sent = bedrock.last()
+    assert sent.path.endswith("/converse-stream")
+    document = sent.body["messages"][0]["content"][0]["document"]
+    assert document["format"] == "pdf" and document["source"] == {"bytes": PDF}, f"Bedrock got {document}"
+
+
+def test_messages_parse_on_claude_on_bedrock_sends_output_config_as_invoke_model_takes_it(gateway, bedrock):
+    """Bedrock's InvokeModel takes Claude's `output_config.format` (Bedrock user guide,
+    "Get validated JSON results from models"): the body goes as sent."""
+    _, _, client = gateway
+    message = client.messages.parse(model=CLAUDE, max_tokens=500, output_format=Forecast,
+                                    messages=[{"role": "user", "content": "Paris tomorrow?"}])
+    assert isinstance(message.parsed_output, Forecast) and message.parsed_output.city == "Paris tomorrow?"
+    form = bedrock.last().body["output_config"]["format"]
+    assert form["type"] == "json_schema" and form["schema"]["required"] == Forecast.model_json_schema()["required"]
+
+
+def test_messages_parse_on_nova_forces_a_json_tool_whose_input_is_the_answer(gateway, bedrock):
+    """litellm's Converse route asks for the schema as the input of one forced tool (Converse's
+    toolConfig); the tool's input comes back as the answer's text."""
+    _, _, client = gateway
+    message = client.messages.parse(model=NOVA, max_tokens=500, output_format=Forecast,
+                                    messages=[{"role": "user", "content": "Paris tomorrow?"}])
+    assert isinstance(message.parsed_output, Forecast), f"the SDK could not parse {message.content[0].text!r}"
+    config = bedrock.last().body["toolConfig"]
+    (tool,) = config["tools"]
+    assert config["toolChoice"] == {"tool": {"name": tool["toolSpec"]["name"]}}
+    assert tool["toolSpec"]["inputSchema"]["json"]["required"] == Forecast.model_json_schema()["required"]

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 
+from decimal import Decimal
+
 import anthropic
+import jsonschema
 import pytest
 
+from handler import price_map, pricing
 from tests.support.fake_gemini import FakeGemini
 from tests.support.family_checks import (
-    TOOL, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms, assert_tool_result_round_trips,
+    PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms, assert_tool_result_round_trips,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, GEMINI_TEST_KEY, family_gateway
 
@@ -108,3 +112,60 @@ def test_a_count_tokens_failure_at_gemini_is_reported_in_anthropics_terms(gatewa
     with pytest.raises(anthropic.RateLimitError) as raised:
         client.messages.count_tokens(model=GEMINI, messages=ask())
     assert "Quota exceeded for countTokens" in raised.value.body["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_geminis_cached_tokens_are_metered_as_cache_reads_and_priced_at_the_cache_read_rate(gateway, gemini, stream):
+    """Gemini 2.5 caches implicitly: usageMetadata.cachedContentTokenCount is a part of
+    promptTokenCount. Anthropic's usage counts it apart (input_tokens + cache_read_input_tokens
+    is the prompt), and it costs a tenth of an input token."""
+    stack, key, client = gateway
+    gemini.cache_read = True
+    try:
+        words = "you are terse and exact " * 10
+        if stream:
+            with client.messages.stream(model=GEMINI, max_tokens=50, system=words, messages=ask()) as events:
+                usage = events.get_final_message().usage
+        else:
+            usage = client.messages.create(model=GEMINI, max_tokens=50, system=words, messages=ask()).usage
+    finally:
+        gemini.cache_read = False
+    prompt = len(words.split()) + 2  # the fake's promptTokenCount: it counts words
+    assert (usage.input_tokens, usage.cache_read_input_tokens) == (prompt - prompt // 2, prompt // 2), \
+        f"the caller was told {usage}, Gemini said promptTokenCount {prompt} of which {prompt // 2} cached"
+    month = stack.month(key, requests=1)
+    told = gemini.reported_totals()
+    assert (month["input_tokens"], month["cache_read_input_tokens"], month["output_tokens"]) == (
+        told["input_tokens"], told["cache_read_input_tokens"], told["output_tokens"])
+    price = price_map.load()[GEMINI]
+    expected = (told["input_tokens"] * Decimal(str(price["input_cost_per_token"]))
+                + told["cache_read_input_tokens"] * Decimal(str(price["cache_read_input_token_cost"]))
+                + told["output_tokens"] * Decimal(str(price["output_cost_per_token"])))
+    assert Decimal(str(month["cost_usd"])) == expected.quantize(pricing.USD_QUANTUM), \
+        "cached tokens are priced at litellm's cache-read rate, the rest at the input rate"
+
+
+def test_a_pdf_reaches_gemini_as_inline_data_of_type_application_pdf(gateway, gemini):
+    _, _, client = gateway
+    message = client.messages.create(model=GEMINI, max_tokens=50, messages=[
+        {"role": "user", "content": [PDF_DOCUMENT, {"type": "text", "text": "summarise this"}]}])
+    assert message.content[0].text == "Hello from gemini-2.5-flash: summarise this"
+    parts = gemini.last().body["contents"][0]["parts"]
+    inline = [p.get("inlineData") or p.get("inline_data") for p in parts if "inlineData" in p or "inline_data" in p]
+    assert len(inline) == 1, f"Gemini did not get the PDF: {parts}"
+    assert inline[0] == {"mime_type": "application/pdf", "data": PDF} or \
+        inline[0] == {"mimeType": "application/pdf", "data": PDF}, f"Gemini got {inline[0]}"
+
+
+def test_messages_parse_on_gemini_sends_a_response_schema_and_returns_a_parsed_object(gateway, gemini):
+    _, _, client = gateway
+    message = client.messages.parse(model=GEMINI, max_tokens=500, output_format=Forecast,
+                                    messages=[{"role": "user", "content": "Paris tomorrow?"}])
+    assert isinstance(message.parsed_output, Forecast), f"the SDK could not parse {message.content[0].text!r}"
+    config = gemini.last().body["generationConfig"]
+    assert config.get("response_mime_type", config.get("responseMimeType")) == "application/json"
+    schema = config.get("response_json_schema", config.get("responseJsonSchema"))
+    assert schema is not None and schema["required"] == Forecast.model_json_schema()["required"], \
+        f"Gemini must get the schema as its responseJsonSchema: {config}"
+    assert schema["properties"]["wind"]["enum"] == ["calm", "breezy", "stormy"]
+    jsonschema.validate(json.loads(message.content[0].text), schema)

@@ -7,8 +7,12 @@ one definition of "a tool round trip works", not one per family.
 
 from __future__ import annotations
 
+import base64
+from typing import Literal
+
 import anthropic
 import pytest
+from pydantic import BaseModel
 
 from tests.support.family_fakes import DIRECT_CLAUDE
 
@@ -63,3 +67,18 @@ def assert_anthropic_falls_back_to(client: anthropic.Anthropic, anthropic_fake, 
     raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
                                                    extra_body={"fallbacks": [model]})
     assert raw.parse().model == model and raw.headers["x-edenai-model"] == model
+
+
+# A minimal, well-formed PDF: what a caller attaches as a document block.
+PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n").decode()
+PDF_DOCUMENT = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
+
+
+class Forecast(BaseModel):
+    """What `messages.parse(output_format=...)` asks for: required fields, an enum, a list."""
+
+    city: str
+    high_celsius: int
+    sunny: bool
+    wind: Literal["calm", "breezy", "stormy"]
+    hours: list[int]
