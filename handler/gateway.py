@@ -199,6 +199,8 @@ class Gateway:
         models = plan.models
         # Every call is built (and so the caller's part checked) before anything is reserved:
         # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
+        for model in models:  # what a model's route would drop or fetch is refused, not lost
+            model.provider.family.refuse_unsendable(body, model)
         adaptations = {model.id: adapt(body, model) for model in models}
         calls = [(model, build_call(body, model, anthropic_beta=anthropic_beta, timeout=self._deadline,
                                     adaptation=adaptations[model.id]))

@@ -17,7 +17,7 @@ import pytest
 from handler import bedrock_api
 from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_checks import (
-    PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
+    LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, assert_what_litellm_would_lose_is_refused, ask, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -260,3 +260,18 @@ def test_messages_parse_on_nova_forces_a_json_tool_whose_input_is_the_answer(gat
     (tool,) = config["tools"]
     assert config["toolChoice"] == {"tool": {"name": tool["toolSpec"]["name"]}}
     assert tool["toolSpec"]["inputSchema"]["json"]["required"] == Forecast.model_json_schema()["required"]
+
+
+@pytest.mark.parametrize("block", [None, *LOST_BLOCKS.values()], ids=["url-document", *LOST_BLOCKS])
+def test_a_block_litellms_converse_would_drop_or_fetch_for_nova_is_refused(gateway, bedrock, block):
+    _, _, client = gateway
+    assert_what_litellm_would_lose_is_refused(client, NOVA, bedrock, block)
+
+
+def test_claude_on_bedrock_gets_a_text_document_and_a_url_source_as_sent(gateway, bedrock):
+    """InvokeModel takes Anthropic's body: nothing there is lost or fetched by the gateway."""
+    _, _, client = gateway
+    content = [LOST_BLOCKS["text-document"], {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}},
+               {"type": "text", "text": "what does it say"}]
+    client.messages.create(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": content}])
+    assert bedrock.last().body["messages"][0]["content"] == content

@@ -14,7 +14,7 @@ import pytest
 from handler import price_map, pricing
 from tests.support.fake_gemini import FakeGemini
 from tests.support.family_checks import (
-    PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms, assert_tool_result_round_trips,
+    LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, assert_what_litellm_would_lose_is_refused, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms, assert_tool_result_round_trips,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, GEMINI_TEST_KEY, family_gateway
 
@@ -169,3 +169,9 @@ def test_messages_parse_on_gemini_sends_a_response_schema_and_returns_a_parsed_o
         f"Gemini must get the schema as its responseJsonSchema: {config}"
     assert schema["properties"]["wind"]["enum"] == ["calm", "breezy", "stormy"]
     jsonschema.validate(json.loads(message.content[0].text), schema)
+
+
+@pytest.mark.parametrize("block", [None, *LOST_BLOCKS.values()], ids=["url-document", *LOST_BLOCKS])
+def test_a_block_litellm_would_drop_or_fetch_for_gemini_is_refused(gateway, gemini, block):
+    _, _, client = gateway
+    assert_what_litellm_would_lose_is_refused(client, GEMINI, gemini, block)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..errors import GatewayError
 
 if TYPE_CHECKING:
-    from ..providers import Provider
+    from ..providers import Model, Provider
 
 # litellm falls back to the environment's key when given none: a provider configured
 # without a key (a local server) gets this instead.
@@ -68,6 +68,9 @@ class Family:
         if api_base:
             connection["api_base"] = api_base
         return connection
+
+    def refuse_unsendable(self, body: Mapping[str, Any], model: Model) -> None:
+        """Refuse (400) a request part this model's route would drop or fetch; the base has none."""
 
     def status_of(self, exc: BaseException) -> int | None:
         """The status a failure really means, where the family's errors say more than their

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import bedrock_api
+from .. import bedrock_api, litellm_content
 from .base import Family
 
 
@@ -35,6 +35,11 @@ class Bedrock(Family):
 
     def speaks_anthropic(self, model_name: str) -> bool:
         return is_claude(model_name)
+
+    def refuse_unsendable(self, body: Mapping[str, Any], model) -> None:
+        """Claude takes Anthropic's body as sent; litellm's Converse translation loses some blocks."""
+        if not is_claude(model.name):
+            litellm_content.refuse_what_litellm_loses(body, model.id)
 
     def connection(self, provider) -> dict[str, Any]:
         connection: dict[str, Any] = {"aws_region_name": provider.settings["aws_region"]}

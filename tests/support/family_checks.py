@@ -8,6 +8,9 @@ one definition of "a tool round trip works", not one per family.
 from __future__ import annotations
 
 import base64
+import http.server
+import threading
+from contextlib import contextmanager
 from typing import Literal
 
 import anthropic
@@ -82,3 +85,58 @@ class Forecast(BaseModel):
     sunny: bool
     wind: Literal["calm", "breezy", "stormy"]
     hours: list[int]
+
+
+class _Fetched(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.server.fetched.append(self.path)
+        self.send_response(200)
+        self.send_header("content-type", "application/pdf")
+        self.end_headers()
+        self.wfile.write(b"%PDF-1.4 internal report")
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def internal_host():
+    """A host the gateway can reach: `url` serves a PDF, `fetched` lists what was asked of it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Fetched)
+    server.fetched = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# Blocks litellm's translation would drop silently (or, for a URL, fetch from inside the gateway).
+LOST_BLOCKS = {
+    "text-document": {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "the terms"}},
+    "content-document": {"type": "document", "source": {"type": "content",
+                                                        "content": [{"type": "text", "text": "the terms"}]}},
+    "file-document": {"type": "document", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}},
+    "document-context": {**PDF_DOCUMENT, "context": "the quarterly report"},
+    "document-citations": {**PDF_DOCUMENT, "citations": {"enabled": True}},
+}
+
+
+def assert_what_litellm_would_lose_is_refused(client: anthropic.Anthropic, model: str, provider_fake,
+                                               block: dict | None) -> None:
+    """A block the model's route cannot carry is a 400 naming it, before any call; a URL source
+    is never fetched by the gateway (litellm fetched public ones itself, and a failed fetch was a
+    502 charged to the provider's health)."""
+    with internal_host() as (host, url):
+        if block is None:
+            block = {"type": "document", "source": {"type": "url", "url": f"{url}/internal/report.pdf"}}
+        before = provider_fake.count()
+        with pytest.raises(anthropic.BadRequestError) as raised:
+            client.messages.create(model=model, max_tokens=50, messages=[
+                {"role": "user", "content": [block, {"type": "text", "text": "what does it say"}]}])
+        assert host.fetched == [], f"the gateway fetched {host.fetched} for the caller"
+    message = raised.value.body["error"]["message"]
+    assert "messages.0.content.0" in message and model in message, message
+    assert provider_fake.count() == before, "the model must not answer without the caller's block"
