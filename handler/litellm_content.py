@@ -8,15 +8,15 @@ litellm itself, from the gateway (public hosts: it blocks private addresses),
 so a caller spends the gateway's egress and time, and a fetch that fails came
 back as a 502 "Could not reach the upstream model" (Converse), a provider
 failure that moves the shared breaker. A base64 PDF or image goes through as
-the provider's own block. Pure: the families that call through litellm refuse
-such a request with a 400 naming the block, before anything is reserved or sent.
+the provider's own block. Pure: the families that call through litellm say so
+(Family.unsendable); the gateway refuses a request naming such a model with a
+400 naming the block, before anything is reserved or sent, and @edenai routes
+around such candidates.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
-
-from .errors import GatewayError
 
 CARRIED_SOURCES = {"image": {"base64"}, "document": {"base64"}}
 LOST_DOCUMENT_FIELDS = ("title", "context", "citations")
@@ -53,9 +53,3 @@ def lost_in_translation(body: Mapping[str, Any]) -> str | None:
         if extra:
             return f"{where}: this model cannot take a document's {', '.join(extra)}; send the document without it."
     return None
-
-
-def refuse_what_litellm_loses(body: Mapping[str, Any], model_id: str) -> None:
-    problem = lost_in_translation(body)
-    if problem:
-        raise GatewayError(400, f"{problem} (model {model_id})")

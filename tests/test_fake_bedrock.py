@@ -154,7 +154,9 @@ def test_the_aws_sdk_meets_bedrocks_document_name_rules_at_the_fake(bedrock, nam
     underscores); anything else is a ValidationException."""
     import boto3
 
-    client = boto3.client("bedrock-runtime", region_name=REGION, endpoint_url=bedrock.url)
+    client = boto3.session.Session().client("bedrock-runtime", region_name=REGION, endpoint_url=bedrock.url,
+                                              aws_access_key_id=bedrock.access_key_id,
+                                              aws_secret_access_key=bedrock.secret_key)
     request = dict(modelId=NOVA, messages=[{"role": "user", "content": [
         {"document": {"format": "pdf", "name": name, "source": {"bytes": PDF_BYTES}}}, {"text": "summarise"}]}])
     if not refused:

@@ -157,10 +157,17 @@ def test_a_pdf_reaches_gemini_as_inline_data_of_type_application_pdf(gateway, ge
         inline[0] == {"mimeType": "application/pdf", "data": PDF}, f"Gemini got {inline[0]}"
 
 
-def test_messages_parse_on_gemini_sends_a_response_schema_and_returns_a_parsed_object(gateway, gemini):
+@pytest.mark.parametrize("stream", [False, True], ids=["parse", "stream"])
+def test_messages_parse_on_gemini_sends_a_response_schema_and_returns_a_parsed_object(gateway, gemini, stream):
     _, _, client = gateway
-    message = client.messages.parse(model=GEMINI, max_tokens=500, output_format=Forecast,
-                                    messages=[{"role": "user", "content": "Paris tomorrow?"}])
+    asked = dict(model=GEMINI, max_tokens=500, output_format=Forecast,
+                 messages=[{"role": "user", "content": "Paris tomorrow?"}])
+    if stream:
+        with client.messages.stream(**asked) as events:
+            message = events.get_final_message()
+        assert gemini.last().path.endswith(":streamGenerateContent?alt=sse")
+    else:
+        message = client.messages.parse(**asked)
     assert isinstance(message.parsed_output, Forecast), f"the SDK could not parse {message.content[0].text!r}"
     config = gemini.last().body["generationConfig"]
     assert config.get("response_mime_type", config.get("responseMimeType")) == "application/json"
@@ -175,3 +182,28 @@ def test_messages_parse_on_gemini_sends_a_response_schema_and_returns_a_parsed_o
 def test_a_block_litellm_would_drop_or_fetch_for_gemini_is_refused(gateway, gemini, block):
     _, _, client = gateway
     assert_what_litellm_would_lose_is_refused(client, GEMINI, gemini, block)
+
+
+def test_count_tokens_sends_a_pdf_to_geminis_count_tokens_as_inline_data(gateway, gemini):
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.count_tokens(model=GEMINI, messages=[
+        {"role": "user", "content": [PDF_DOCUMENT, {"type": "text", "text": "summarise this"}]}])
+    assert raw.headers["x-edenai-token-count-method"] == "gemini_count_tokens"
+    parts = gemini.last().body["generateContentRequest"]["contents"][0]["parts"]
+    assert parts[0] == {"inlineData": {"mimeType": "application/pdf", "data": PDF}}, \
+        "Gemini counts the PDF only if it is sent"
+
+
+def test_edenai_routes_a_block_gemini_would_lose_to_a_model_that_takes_it(gateway, gemini, fake):
+    """Gemini is the cheaper candidate, but a text document would not reach it: the router
+    serves the request elsewhere and says why."""
+    _, _, client = gateway
+    before = gemini.count()
+    raw = client.messages.with_raw_response.create(
+        model="@edenai", max_tokens=50, extra_body={"router_candidates": [GEMINI, DIRECT_CLAUDE]},
+        messages=[{"role": "user", "content": [LOST_BLOCKS["text-document"], {"type": "text", "text": "summarise"}]}])
+    assert raw.parse().model == DIRECT_CLAUDE and gemini.count() == before
+    assert f"{GEMINI}: messages.0.content.0" in raw.headers["x-edenai-route"], raw.headers["x-edenai-route"]
+    cheap = client.messages.with_raw_response.create(
+        model="@edenai", max_tokens=50, extra_body={"router_candidates": [GEMINI, DIRECT_CLAUDE]}, messages=ask())
+    assert cheap.parse().model == GEMINI, "without such a block, Gemini is the router's choice"

@@ -69,8 +69,9 @@ class Family:
             connection["api_base"] = api_base
         return connection
 
-    def refuse_unsendable(self, body: Mapping[str, Any], model: Model) -> None:
-        """Refuse (400) a request part this model's route would drop or fetch; the base has none."""
+    def unsendable(self, body: Mapping[str, Any], model: Model) -> str | None:
+        """A part of the request this model's route would drop or fetch (None: it carries all)."""
+        return None
 
     def status_of(self, exc: BaseException) -> int | None:
         """The status a failure really means, where the family's errors say more than their

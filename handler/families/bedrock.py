@@ -36,10 +36,9 @@ class Bedrock(Family):
     def speaks_anthropic(self, model_name: str) -> bool:
         return is_claude(model_name)
 
-    def refuse_unsendable(self, body: Mapping[str, Any], model) -> None:
+    def unsendable(self, body: Mapping[str, Any], model) -> str | None:
         """Claude takes Anthropic's body as sent; litellm's Converse translation loses some blocks."""
-        if not is_claude(model.name):
-            litellm_content.refuse_what_litellm_loses(body, model.id)
+        return None if is_claude(model.name) else litellm_content.lost_in_translation(body)
 
     def connection(self, provider) -> dict[str, Any]:
         connection: dict[str, Any] = {"aws_region_name": provider.settings["aws_region"]}

@@ -82,8 +82,8 @@ class Gemini(Family):
     required = ("api_key",)
     optional = ()
 
-    def refuse_unsendable(self, body: Mapping[str, Any], model) -> None:
-        litellm_content.refuse_what_litellm_loses(body, model.id)
+    def unsendable(self, body: Mapping[str, Any], model) -> str | None:
+        return litellm_content.lost_in_translation(body)
 
     def status_of(self, exc: BaseException) -> int | None:
         """Google's UNAVAILABLE (503) is the model overloaded: Anthropic's 529, which clients retry."""
