@@ -65,6 +65,34 @@ def answer_schema(config: dict) -> dict | None:
     return _lower_types(schema) if isinstance(schema, dict) else None
 
 
+# The proto Schema behind responseSchema (OpenAPI's subset): any other name is refused;
+# responseJsonSchema takes JSON Schema (additionalProperties, $ref, type lists) instead.
+RESPONSE_SCHEMA_FIELDS = frozenset({
+    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties", "required",
+    "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf", "propertyOrdering",
+    "default", "items", "minimum", "maximum"})
+
+
+def response_schema_problem(config: dict, where: str = "generation_config.response_schema") -> str | None:
+    """Google's 400 for a responseSchema naming a field its proto lacks (None: it is good)."""
+    schema = _field(config, "responseSchema") if where == "generation_config.response_schema" else config
+    if not isinstance(schema, dict):
+        return None
+    for name, value in schema.items():
+        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+        if camel not in RESPONSE_SCHEMA_FIELDS:
+            return f'Invalid JSON payload received. Unknown name "{name}" at \'{where}\': Cannot find field.'
+        if camel == "type" and not isinstance(value, str):
+            return f"Invalid JSON payload received. Unknown name \"type\" at '{where}': Proto field is not repeating."
+        inner = value.values() if camel == "properties" and isinstance(value, dict) else \
+            value if camel == "anyOf" and isinstance(value, list) else [value] if camel == "items" else []
+        for child in inner:
+            problem = response_schema_problem(child, f"{where}.{name}")
+            if problem:
+                return problem
+    return None
+
+
 def _lower_types(schema):
     """responseSchema is OpenAPI's subset: types are upper case (OBJECT, STRING)."""
     if isinstance(schema, list):
@@ -176,6 +204,9 @@ class _GeminiHandler(ModelInPathHandler):
             return self._error(400, "INVALID_ARGUMENT", "the fake streams only with alt=sse")
         if not isinstance(body.get("contents"), list) or not body["contents"]:
             return self._error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
+        problem = response_schema_problem(_field(body, "generationConfig") or {})
+        if problem:
+            return self._error(400, "INVALID_ARGUMENT", problem)
         reply = fake._reply(gemini_prompt(model, body, fake.cache_read), ANTHROPIC)
         fake._report(model, [{"usage": gemini_usage_reported(reply)}])
         if not stream:
