@@ -262,7 +262,8 @@ def test_messages_parse_on_nova_forces_a_json_tool_whose_input_is_the_answer(gat
     assert tool["toolSpec"]["inputSchema"]["json"]["required"] == Forecast.model_json_schema()["required"]
 
 
-@pytest.mark.parametrize("block", [None, *LOST_BLOCKS.values()], ids=["url-document", *LOST_BLOCKS])
+@pytest.mark.parametrize("block", ["document", "image", *LOST_BLOCKS.values()],
+                         ids=["url-document", "url-image", *LOST_BLOCKS])
 def test_a_block_litellms_converse_would_drop_or_fetch_for_nova_is_refused(gateway, bedrock, block):
     _, _, client = gateway
     assert_what_litellm_would_lose_is_refused(client, NOVA, bedrock, block)

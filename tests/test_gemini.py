@@ -178,7 +178,8 @@ def test_messages_parse_on_gemini_sends_a_response_schema_and_returns_a_parsed_o
     jsonschema.validate(json.loads(message.content[0].text), schema)
 
 
-@pytest.mark.parametrize("block", [None, *LOST_BLOCKS.values()], ids=["url-document", *LOST_BLOCKS])
+@pytest.mark.parametrize("block", ["document", "image", *LOST_BLOCKS.values()],
+                         ids=["url-document", "url-image", *LOST_BLOCKS])
 def test_a_block_litellm_would_drop_or_fetch_for_gemini_is_refused(gateway, gemini, block):
     _, _, client = gateway
     assert_what_litellm_would_lose_is_refused(client, GEMINI, gemini, block)

@@ -125,13 +125,13 @@ LOST_BLOCKS = {
 
 
 def assert_what_litellm_would_lose_is_refused(client: anthropic.Anthropic, model: str, provider_fake,
-                                               block: dict | None) -> None:
+                                               block: dict | str) -> None:
     """A block the model's route cannot carry is a 400 naming it, before any call; a URL source
     is never fetched by the gateway (litellm fetched public ones itself, and a failed fetch was a
     502 charged to the provider's health)."""
     with internal_host() as (host, url):
-        if block is None:
-            block = {"type": "document", "source": {"type": "url", "url": f"{url}/internal/report.pdf"}}
+        if isinstance(block, str):  # "document" or "image" from a URL
+            block = {"type": block, "source": {"type": "url", "url": f"{url}/internal/{block}"}}
         before = provider_fake.count()
         with pytest.raises(anthropic.BadRequestError) as raised:
             client.messages.create(model=model, max_tokens=50, messages=[
