@@ -133,16 +133,20 @@ def test_geminis_cached_tokens_are_metered_as_cache_reads_and_priced_at_the_cach
     prompt = len(words.split()) + 2  # the fake's promptTokenCount: it counts words
     assert (usage.input_tokens, usage.cache_read_input_tokens) == (prompt - prompt // 2, prompt // 2), \
         f"the caller was told {usage}, Gemini said promptTokenCount {prompt} of which {prompt // 2} cached"
+    (record,) = stack.records(key, 1)
     month = stack.month(key, requests=1)
     told = gemini.reported_totals()
-    assert (month["input_tokens"], month["cache_read_input_tokens"], month["output_tokens"]) == (
-        told["input_tokens"], told["cache_read_input_tokens"], told["output_tokens"])
+    for metered in (record, month):
+        assert (int(metered["input_tokens"]), int(metered["cache_read_input_tokens"]),
+                int(metered["output_tokens"])) == (told["input_tokens"], told["cache_read_input_tokens"],
+                                                   told["output_tokens"]), f"the ledger holds {metered}"
     price = price_map.load()[GEMINI]
     expected = (told["input_tokens"] * Decimal(str(price["input_cost_per_token"]))
                 + told["cache_read_input_tokens"] * Decimal(str(price["cache_read_input_token_cost"]))
                 + told["output_tokens"] * Decimal(str(price["output_cost_per_token"])))
-    assert Decimal(str(month["cost_usd"])) == expected.quantize(pricing.USD_QUANTUM), \
-        "cached tokens are priced at litellm's cache-read rate, the rest at the input rate"
+    for metered in (record, month):
+        assert Decimal(str(metered["cost_usd"])) == expected.quantize(pricing.USD_QUANTUM), \
+            "cached tokens are priced at litellm's cache-read rate, the rest at the input rate"
 
 
 def test_a_pdf_reaches_gemini_as_inline_data_of_type_application_pdf(gateway, gemini):
