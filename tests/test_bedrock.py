@@ -17,7 +17,9 @@ import pytest
 from handler import bedrock_api
 from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_checks import (
-    LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, assert_what_litellm_would_lose_is_refused, ask, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
+    LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_error_in_anthropics_terms,
+    assert_output_config_reaches_claude_as_sent, assert_signed_thinking_round_trips,
+    assert_tool_result_round_trips, assert_what_litellm_would_lose_is_refused, parsed_forecast,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -242,20 +244,14 @@ def test_messages_parse_on_claude_on_bedrock_sends_output_config_as_invoke_model
     """Bedrock's InvokeModel takes Claude's `output_config.format` (Bedrock user guide,
     "Get validated JSON results from models"): the body goes as sent."""
     _, _, client = gateway
-    message = client.messages.parse(model=CLAUDE, max_tokens=500, output_format=Forecast,
-                                    messages=[{"role": "user", "content": "Paris tomorrow?"}])
-    assert isinstance(message.parsed_output, Forecast) and message.parsed_output.city == "Paris tomorrow?"
-    form = bedrock.last().body["output_config"]["format"]
-    assert form["type"] == "json_schema" and form["schema"]["required"] == Forecast.model_json_schema()["required"]
+    assert_output_config_reaches_claude_as_sent(client, CLAUDE, bedrock)
 
 
 def test_messages_parse_on_nova_forces_a_json_tool_whose_input_is_the_answer(gateway, bedrock):
     """litellm's Converse route asks for the schema as the input of one forced tool (Converse's
     toolConfig); the tool's input comes back as the answer's text."""
     _, _, client = gateway
-    message = client.messages.parse(model=NOVA, max_tokens=500, output_format=Forecast,
-                                    messages=[{"role": "user", "content": "Paris tomorrow?"}])
-    assert isinstance(message.parsed_output, Forecast), f"the SDK could not parse {message.content[0].text!r}"
+    parsed_forecast(client, NOVA)
     config = bedrock.last().body["toolConfig"]
     (tool,) = config["tools"]
     assert config["toolChoice"] == {"tool": {"name": tool["toolSpec"]["name"]}}
@@ -272,7 +268,8 @@ def test_a_block_litellms_converse_would_drop_or_fetch_for_nova_is_refused(gatew
 def test_claude_on_bedrock_gets_a_text_document_and_a_url_source_as_sent(gateway, bedrock):
     """InvokeModel takes Anthropic's body: nothing there is lost or fetched by the gateway."""
     _, _, client = gateway
-    content = [LOST_BLOCKS["text-document"], {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}},
+    url_image = {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}}
+    content = [LOST_BLOCKS["text-document"], url_image,
                {"type": "text", "text": "what does it say"}]
     client.messages.create(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": content}])
     assert bedrock.last().body["messages"][0]["content"] == content

@@ -14,7 +14,9 @@ import pytest
 from handler import price_map, pricing
 from tests.support.fake_gemini import FakeGemini
 from tests.support.family_checks import (
-    LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, assert_what_litellm_would_lose_is_refused, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms, assert_tool_result_round_trips,
+    LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_anthropic_falls_back_to,
+    assert_error_in_anthropics_terms, assert_tool_result_round_trips,
+    assert_what_litellm_would_lose_is_refused,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, GEMINI_TEST_KEY, family_gateway
 
@@ -61,14 +63,19 @@ def test_a_tool_result_round_trips_through_gemini(gateway):
     assert_tool_result_round_trips(client, GEMINI)
 
 
-def test_an_image_reaches_gemini_as_inline_data(gateway, gemini):
+@pytest.mark.parametrize("block, media_type", [(IMAGE, "image/png"), (PDF_DOCUMENT, "application/pdf")],
+                         ids=["image", "pdf"])
+def test_an_image_or_a_pdf_reaches_gemini_as_inline_data_of_its_media_type(gateway, gemini, block, media_type):
     _, _, client = gateway
     message = client.messages.create(model=GEMINI, max_tokens=50, messages=[
-        {"role": "user", "content": [IMAGE, {"type": "text", "text": "what is this"}]}])
+        {"role": "user", "content": [block, {"type": "text", "text": "what is this"}]}])
     assert message.content[0].text == "Hello from gemini-2.5-flash: what is this"
     parts = gemini.last().body["contents"][0]["parts"]
+    # Proto JSON: litellm writes snake_case, Google's reference camelCase; the API takes both.
     inline = [p.get("inlineData") or p.get("inline_data") for p in parts if "inlineData" in p or "inline_data" in p]
-    assert inline and inline[0]["data"] == PIXEL, f"Gemini did not get the image: {parts}"
+    assert len(inline) == 1, f"Gemini did not get the {media_type}: {parts}"
+    assert inline[0].get("mimeType", inline[0].get("mime_type")) == media_type
+    assert inline[0]["data"] == block["source"]["data"]
 
 
 @pytest.mark.parametrize("status, code, error_type", [
@@ -147,18 +154,6 @@ def test_geminis_cached_tokens_are_metered_as_cache_reads_and_priced_at_the_cach
     for metered in (record, month):
         assert Decimal(str(metered["cost_usd"])) == expected.quantize(pricing.USD_QUANTUM), \
             "cached tokens are priced at litellm's cache-read rate, the rest at the input rate"
-
-
-def test_a_pdf_reaches_gemini_as_inline_data_of_type_application_pdf(gateway, gemini):
-    _, _, client = gateway
-    message = client.messages.create(model=GEMINI, max_tokens=50, messages=[
-        {"role": "user", "content": [PDF_DOCUMENT, {"type": "text", "text": "summarise this"}]}])
-    assert message.content[0].text == "Hello from gemini-2.5-flash: summarise this"
-    parts = gemini.last().body["contents"][0]["parts"]
-    inline = [p.get("inlineData") or p.get("inline_data") for p in parts if "inlineData" in p or "inline_data" in p]
-    assert len(inline) == 1, f"Gemini did not get the PDF: {parts}"
-    assert inline[0] == {"mime_type": "application/pdf", "data": PDF} or \
-        inline[0] == {"mimeType": "application/pdf", "data": PDF}, f"Gemini got {inline[0]}"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["parse", "stream"])

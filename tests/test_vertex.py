@@ -15,7 +15,9 @@ from handler import google_oauth
 from handler.errors import GatewayError
 from tests.support.fake_vertex import FakeVertex, new_rsa_key, pem_of
 from tests.support.family_checks import (
-    PDF_DOCUMENT, Forecast, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
+    PDF_DOCUMENT, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms,
+    assert_output_config_reaches_claude_as_sent, assert_signed_thinking_round_trips,
+    assert_tool_result_round_trips,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -171,11 +173,7 @@ def test_messages_parse_on_claude_on_vertex_sends_output_config_as_rawpredict_ta
     """Vertex AI takes Claude's `output_config.format` on rawPredict (Vertex AI, "Structured
     outputs with Anthropic Claude models"; an organization policy must allow the feature)."""
     _, _, client = gateway
-    message = client.messages.parse(model=CLAUDE, max_tokens=500, output_format=Forecast,
-                                    messages=[{"role": "user", "content": "Paris tomorrow?"}])
-    assert isinstance(message.parsed_output, Forecast) and message.parsed_output.city == "Paris tomorrow?"
-    form = vertex.last().body["output_config"]["format"]
-    assert form["type"] == "json_schema" and form["schema"]["required"] == Forecast.model_json_schema()["required"]
+    assert_output_config_reaches_claude_as_sent(client, CLAUDE, vertex)
 
 
 def test_only_the_betas_vertex_takes_are_sent_there(gateway, vertex):

@@ -140,3 +140,18 @@ def assert_what_litellm_would_lose_is_refused(client: anthropic.Anthropic, model
     message = raised.value.body["error"]["message"]
     assert "messages.0.content.0" in message and model in message, message
     assert provider_fake.count() == before, "the model must not answer without the caller's block"
+
+
+def parsed_forecast(client: anthropic.Anthropic, model: str):
+    """`messages.parse(output_format=Forecast)` as a client calls it; the SDK must parse the answer."""
+    message = client.messages.parse(model=model, max_tokens=500, output_format=Forecast,
+                                    messages=ask("Paris tomorrow?"))
+    assert isinstance(message.parsed_output, Forecast), f"the SDK could not parse {message.content[0].text!r}"
+    return message
+
+
+def assert_output_config_reaches_claude_as_sent(client: anthropic.Anthropic, model: str, provider_fake) -> None:
+    """Claude's platforms take `output_config.format` in Anthropic's body: it goes on as the SDK sent it."""
+    assert parsed_forecast(client, model).parsed_output.city == "Paris tomorrow?"
+    form = provider_fake.last().body["output_config"]["format"]
+    assert form["type"] == "json_schema" and form["schema"]["required"] == Forecast.model_json_schema()["required"]
