@@ -273,3 +273,16 @@ def test_claude_on_bedrock_gets_a_text_document_and_a_url_source_as_sent(gateway
                {"type": "text", "text": "what does it say"}]
     client.messages.create(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": content}])
     assert bedrock.last().body["messages"][0]["content"] == content
+
+
+def test_a_callers_unfetchable_url_cannot_open_novas_circuit_for_everyone(gateway, bedrock):
+    """litellm fetched a URL source itself, and an unreachable one came back as a 502: three of
+    them opened Nova's shared circuit. Refused as the caller's 400, it never touches Nova's health."""
+    _, _, client = gateway
+    unreachable = {"type": "document", "source": {"type": "url", "url": "https://unreachable.invalid/a.pdf"}}
+    for _ in range(4):
+        with pytest.raises(anthropic.BadRequestError):
+            client.messages.create(model=NOVA, max_tokens=50, messages=[{"role": "user", "content": [unreachable]}])
+    routed = client.messages.create(model="@edenai", max_tokens=50, messages=ask(),
+                                    extra_body={"router_candidates": [NOVA]})
+    assert routed.model == NOVA, "another caller must still reach Nova"
