@@ -19,7 +19,7 @@ from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_checks import (
     LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_error_in_anthropics_terms,
     assert_output_config_reaches_claude_as_sent, assert_signed_thinking_round_trips,
-    assert_tool_result_round_trips, assert_what_litellm_would_lose_is_refused, parsed_forecast,
+    assert_tool_result_round_trips, assert_what_litellm_would_lose_is_refused, parsed_forecast, tool_returned,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -286,3 +286,12 @@ def test_a_callers_unfetchable_url_cannot_open_novas_circuit_for_everyone(gatewa
     routed = client.messages.create(model="@edenai", max_tokens=50, messages=ask(),
                                     extra_body={"router_candidates": [NOVA]})
     assert routed.model == NOVA, "another caller must still reach Nova"
+
+
+def test_a_pdf_a_tool_returned_reaches_nova_inside_the_converse_tool_result(gateway, bedrock):
+    _, _, client = gateway
+    message = client.messages.create(model=NOVA, max_tokens=50, tools=[TOOL], messages=tool_returned(PDF_DOCUMENT))
+    assert message.content[0].text == "Tool said: the report"
+    result = bedrock.last().body["messages"][2]["content"][0]["toolResult"]
+    document = result["content"][1]["document"]
+    assert document["format"] == "pdf" and document["source"] == {"bytes": PDF}, f"Bedrock got {result}"

@@ -16,7 +16,7 @@ from tests.support.fake_gemini import FakeGemini
 from tests.support.family_checks import (
     LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_anthropic_falls_back_to,
     assert_error_in_anthropics_terms, assert_tool_result_round_trips,
-    assert_what_litellm_would_lose_is_refused,
+    assert_what_litellm_would_lose_is_refused, tool_returned,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, GEMINI_TEST_KEY, family_gateway
 
@@ -207,3 +207,11 @@ def test_edenai_routes_a_block_gemini_would_lose_to_a_model_that_takes_it(gatewa
     cheap = client.messages.with_raw_response.create(
         model="@edenai", max_tokens=50, extra_body={"router_candidates": [GEMINI, DIRECT_CLAUDE]}, messages=ask())
     assert cheap.parse().model == GEMINI, "without such a block, Gemini is the router's choice"
+
+
+def test_a_pdf_a_tool_returned_reaches_gemini_beside_the_function_response(gateway, gemini):
+    _, _, client = gateway
+    message = client.messages.create(model=GEMINI, max_tokens=50, tools=[TOOL], messages=tool_returned(PDF_DOCUMENT))
+    assert message.content[0].text == "Tool said: the report"
+    parts = gemini.last().body["contents"][2]["parts"]
+    assert {"inline_data": {"data": PDF, "mime_type": "application/pdf"}} in parts, f"Gemini got {parts}"

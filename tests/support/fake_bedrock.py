@@ -169,21 +169,23 @@ def _converse_prompt(model: str, body: dict, cache_read: bool) -> _Prompt:
 
 def document_problem(messages: list) -> str | None:
     """Why Bedrock would refuse a Converse document block in these messages (None: it takes them)."""
-    for message in messages:
-        for block in message.get("content") or []:
-            document = block.get("document") if isinstance(block, dict) else None
-            if document is None:
-                continue
-            if document.get("format") not in DOCUMENT_FORMATS:
-                return f"Unsupported document format {document.get('format')!r}."
-            if not DOCUMENT_NAME.match(str(document.get("name", ""))):
-                return ("The document file name can only contain alphanumeric characters, whitespace characters, "
-                        "hyphens, parentheses, and square brackets. The name can't contain more than one "
-                        "consecutive whitespace character.")
-            try:
-                base64.b64decode(str((document.get("source") or {}).get("bytes", "")), validate=True)
-            except binascii.Error:
-                return "document.source.bytes is not valid base64."
+    blocks = [b for m in messages for b in m.get("content") or [] if isinstance(b, dict)]
+    blocks += [b for r in blocks if isinstance(r.get("toolResult"), dict)
+               for b in r["toolResult"].get("content") or [] if isinstance(b, dict)]
+    for block in blocks:
+        document = block.get("document")
+        if document is None:
+            continue
+        if document.get("format") not in DOCUMENT_FORMATS:
+            return f"Unsupported document format {document.get('format')!r}."
+        if not DOCUMENT_NAME.match(str(document.get("name", ""))):
+            return ("The document file name can only contain alphanumeric characters, whitespace characters, "
+                    "hyphens, parentheses, and square brackets. The name can't contain more than one "
+                    "consecutive whitespace character.")
+        try:
+            base64.b64decode(str((document.get("source") or {}).get("bytes", "")), validate=True)
+        except binascii.Error:
+            return "document.source.bytes is not valid base64."
     return None
 
 

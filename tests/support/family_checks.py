@@ -155,3 +155,12 @@ def assert_output_config_reaches_claude_as_sent(client: anthropic.Anthropic, mod
     assert parsed_forecast(client, model).parsed_output.city == "Paris tomorrow?"
     form = provider_fake.last().body["output_config"]["format"]
     assert form["type"] == "json_schema" and form["schema"]["required"] == Forecast.model_json_schema()["required"]
+
+
+def tool_returned(block: dict) -> list[dict]:
+    """A conversation in which a tool's result holds `block` (Claude Code's Read of a PDF)."""
+    return [*ask("read the report"),
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
+                                               "input": {"query": "report"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                          "content": [{"type": "text", "text": "the report"}, block]}]}]
