@@ -3,7 +3,8 @@
 Measured with litellm 1.110.2 against the fakes: a document whose source is
 `text`, `content` or a Files API `file` id is dropped without a word (the model
 answers as if it had never been sent); a document's `title`, `context` and
-`citations` are dropped too; a `url` source (image or document) is fetched by
+`citations` are dropped too, and so are `search_result` and `container_upload`
+blocks; a `url` source (image or document) is fetched by
 litellm itself, from the gateway (public hosts: it blocks private addresses),
 so a caller spends the gateway's egress and time, and a fetch that fails came
 back as a 502 "Could not reach the upstream model" (Converse), a provider
@@ -20,6 +21,7 @@ from typing import Any, Iterator, Mapping
 
 CARRIED_SOURCES = {"image": {"base64"}, "document": {"base64"}}
 LOST_DOCUMENT_FIELDS = ("title", "context", "citations")
+LOST_KINDS = frozenset({"search_result", "container_upload"})  # no equivalent: dropped whole
 
 
 def _blocks(messages: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -41,6 +43,9 @@ def lost_in_translation(body: Mapping[str, Any]) -> str | None:
     """The first block litellm would drop or fetch, said so a caller can fix it (None: none)."""
     for where, block in _blocks(body.get("messages")):
         kind = block.get("type")
+        if kind in LOST_KINDS:
+            return (f"{where}: a {kind} block has no equivalent on this model and would be dropped on the way; "
+                    "send its text as a text block.")
         if kind not in CARRIED_SOURCES:
             continue
         source = block.get("source") if isinstance(block.get("source"), Mapping) else {}

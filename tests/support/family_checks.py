@@ -121,6 +121,9 @@ LOST_BLOCKS = {
     "file-document": {"type": "document", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}},
     "document-context": {**PDF_DOCUMENT, "context": "the quarterly report"},
     "document-citations": {**PDF_DOCUMENT, "citations": {"enabled": True}},
+    "search-result": {"type": "search_result", "source": "https://docs.example/handbook", "title": "Handbook",
+                      "content": [{"type": "text", "text": "Leave is 25 days."}]},
+    "container-upload": {"type": "container_upload", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"},
 }
 
 
