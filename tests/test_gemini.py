@@ -215,3 +215,13 @@ def test_a_pdf_a_tool_returned_reaches_gemini_beside_the_function_response(gatew
     assert message.content[0].text == "Tool said: the report"
     parts = gemini.last().body["contents"][2]["parts"]
     assert {"inline_data": {"data": PDF, "mime_type": "application/pdf"}} in parts, f"Gemini got {parts}"
+
+
+def test_a_block_gemini_would_lose_inside_a_tool_result_is_refused_where_it_is(gateway, gemini):
+    _, _, client = gateway
+    before = gemini.count()
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model=GEMINI, max_tokens=50, tools=[TOOL],
+                               messages=tool_returned(LOST_BLOCKS["search-result"]))
+    assert "messages.2.content.0.content.1: a search_result block" in raised.value.body["error"]["message"]
+    assert gemini.count() == before
