@@ -105,6 +105,9 @@ def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, pol
         return Plan(_resolve_all(catalogue, key, [requested, *fallbacks], "fallbacks"))
     explicit = _resolve_all(catalogue, key, fallbacks, "fallbacks")
     candidates, dropped = candidates_for(catalogue, body.get("router_candidates"), key.may_use)
+    unsendable = {model.id: model.provider.family.unsendable(body, model) for model in candidates}
+    dropped.update((model_id, problem) for model_id, problem in unsendable.items() if problem)
+    candidates = [model for model in candidates if not unsendable[model.id]]
     needs = needs_of(body, input_token_estimate(body))
     routed = route(candidates, dropped, needs, policy=policy, is_open=health.is_open, latency_ms=health.latency_ms)
     order = [routed.models[0], *explicit, *routed.models[1:]]
@@ -199,6 +202,10 @@ class Gateway:
         models = plan.models
         # Every call is built (and so the caller's part checked) before anything is reserved:
         # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
+        for model in models:  # what a model's route would drop or fetch is refused, not lost
+            problem = model.provider.family.unsendable(body, model)
+            if problem:
+                raise GatewayError(400, f"{problem} (model {model.id})")
         adaptations = {model.id: adapt(body, model) for model in models}
         calls = [(model, build_call(body, model, anthropic_beta=anthropic_beta, timeout=self._deadline,
                                     adaptation=adaptations[model.id]))

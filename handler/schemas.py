@@ -31,7 +31,7 @@ class AnthropicContentBlock(_Open):
     tool_use_id: str | None = None
     content: str | list[Any] | None = None
     is_error: bool | None = None
-    source: dict[str, Any] | None = None
+    source: dict[str, Any] | str | None = None  # a search_result names its source with a string
     thinking: str | None = None
     signature: str | None = None
 

@@ -17,7 +17,9 @@ import pytest
 from handler import bedrock_api
 from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_checks import (
-    TOOL, ask, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
+    LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_error_in_anthropics_terms,
+    assert_output_config_reaches_claude_as_sent, assert_signed_thinking_round_trips,
+    assert_tool_result_round_trips, assert_what_litellm_would_lose_is_refused, parsed_forecast, tool_returned,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -216,3 +218,80 @@ def test_count_tokens_asks_bedrock_for_claude_and_counts_locally_for_nova(gatewa
     assert raw.headers["x-edenai-token-count-method"] == "local_tokenizer"
     assert raw.parse().input_tokens > 6
     assert bedrock.count() == before, "Nova has no Bedrock counting: nothing may reach Bedrock"
+
+
+def test_a_pdf_reaches_claude_on_bedrock_as_the_caller_sent_it(gateway, bedrock):
+    _, _, client = gateway
+    content = [{**PDF_DOCUMENT, "title": "report", "citations": {"enabled": True}},
+               {"type": "text", "text": "summarise this"}]
+    message = client.messages.create(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": content}])
+    assert message.content[0].text == f"Hello from {upstream(CLAUDE)}: summarise this"
+    assert bedrock.last().body["messages"][0]["content"] == content, "InvokeModel takes Anthropic's document block"
+
+
+def test_a_pdf_reaches_nova_as_a_converse_document_block(gateway, bedrock):
+    _, _, client = gateway
+    with client.messages.stream(model=NOVA, max_tokens=50, messages=[
+            {"role": "user", "content": [PDF_DOCUMENT, {"type": "text", "text": "summarise this"}]}]) as stream:
+        assert stream.get_final_message().content[0].text == f"Hello from {upstream(NOVA)}: summarise this"
+    sent = bedrock.last()
+    assert sent.path.endswith("/converse-stream")
+    document = sent.body["messages"][0]["content"][0]["document"]
+    assert document["format"] == "pdf" and document["source"] == {"bytes": PDF}, f"Bedrock got {document}"
+
+
+def test_messages_parse_on_claude_on_bedrock_sends_output_config_as_invoke_model_takes_it(gateway, bedrock):
+    """Bedrock's InvokeModel takes Claude's `output_config.format` (Bedrock user guide,
+    "Get validated JSON results from models"): the body goes as sent."""
+    _, _, client = gateway
+    assert_output_config_reaches_claude_as_sent(client, CLAUDE, bedrock)
+
+
+def test_messages_parse_on_nova_forces_a_json_tool_whose_input_is_the_answer(gateway, bedrock):
+    """litellm's Converse route asks for the schema as the input of one forced tool (Converse's
+    toolConfig); the tool's input comes back as the answer's text."""
+    _, _, client = gateway
+    parsed_forecast(client, NOVA)
+    config = bedrock.last().body["toolConfig"]
+    (tool,) = config["tools"]
+    assert config["toolChoice"] == {"tool": {"name": tool["toolSpec"]["name"]}}
+    assert tool["toolSpec"]["inputSchema"]["json"]["required"] == Forecast.model_json_schema()["required"]
+
+
+@pytest.mark.parametrize("block", ["document", "image", *LOST_BLOCKS.values()],
+                         ids=["url-document", "url-image", *LOST_BLOCKS])
+def test_a_block_litellms_converse_would_drop_or_fetch_for_nova_is_refused(gateway, bedrock, block):
+    _, _, client = gateway
+    assert_what_litellm_would_lose_is_refused(client, NOVA, bedrock, block)
+
+
+def test_claude_on_bedrock_gets_a_text_document_and_a_url_source_as_sent(gateway, bedrock):
+    """InvokeModel takes Anthropic's body: nothing there is lost or fetched by the gateway."""
+    _, _, client = gateway
+    url_image = {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}}
+    content = [LOST_BLOCKS["text-document"], url_image,
+               {"type": "text", "text": "what does it say"}]
+    client.messages.create(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": content}])
+    assert bedrock.last().body["messages"][0]["content"] == content
+
+
+def test_a_callers_unfetchable_url_cannot_open_novas_circuit_for_everyone(gateway, bedrock):
+    """litellm fetched a URL source itself, and an unreachable one came back as a 502: three of
+    them opened Nova's shared circuit. Refused as the caller's 400, it never touches Nova's health."""
+    _, _, client = gateway
+    unreachable = {"type": "document", "source": {"type": "url", "url": "https://unreachable.invalid/a.pdf"}}
+    for _ in range(4):
+        with pytest.raises(anthropic.BadRequestError):
+            client.messages.create(model=NOVA, max_tokens=50, messages=[{"role": "user", "content": [unreachable]}])
+    routed = client.messages.create(model="@edenai", max_tokens=50, messages=ask(),
+                                    extra_body={"router_candidates": [NOVA]})
+    assert routed.model == NOVA, "another caller must still reach Nova"
+
+
+def test_a_pdf_a_tool_returned_reaches_nova_inside_the_converse_tool_result(gateway, bedrock):
+    _, _, client = gateway
+    message = client.messages.create(model=NOVA, max_tokens=50, tools=[TOOL], messages=tool_returned(PDF_DOCUMENT))
+    assert message.content[0].text == "Tool said: the report"
+    result = bedrock.last().body["messages"][2]["content"][0]["toolResult"]
+    document = result["content"][1]["document"]
+    assert document["format"] == "pdf" and document["source"] == {"bytes": PDF}, f"Bedrock got {result}"

@@ -130,3 +130,38 @@ def test_litellm_maps_bedrocks_named_errors(bedrock, name, error):
     with pytest.raises(error) as raised:
         complete(bedrock, NOVA, messages=[{"role": "user", "content": "hi"}])
     assert f"fake {name} message" in str(raised.value)
+
+
+PDF_BYTES = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+
+def test_litellm_sends_a_pdf_to_nova_as_a_document_block_the_fake_takes(bedrock):
+    data = base64.b64encode(PDF_BYTES).decode()
+    response = complete(bedrock, NOVA, messages=[{"role": "user", "content": [
+        {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{data}"}},
+        {"type": "text", "text": "summarise this"}]}])
+    assert response.choices[0].message.content == f"Hello from {NOVA}: summarise this"
+    document = bedrock.last().body["messages"][0]["content"][0]["document"]
+    assert document["format"] == "pdf" and base64.b64decode(document["source"]["bytes"]) == PDF_BYTES
+
+
+@pytest.mark.parametrize("name, refused", [("report", False), ("Q3 report (final) [v2]", False),
+                                           ("report_2026", False), ("report.pdf", True), ("a  b", True),
+                                           ("../etc/passwd", True)])
+def test_the_aws_sdk_meets_bedrocks_document_name_rules_at_the_fake(bedrock, name, refused):
+    """boto3's own Converse call (the AWS SDK, not litellm): Bedrock's DocumentBlock name takes
+    letters, digits, single spaces, hyphens, parentheses and brackets (and, measured by others,
+    underscores); anything else is a ValidationException."""
+    import boto3
+
+    client = boto3.session.Session().client("bedrock-runtime", region_name=REGION, endpoint_url=bedrock.url,
+                                              aws_access_key_id=bedrock.access_key_id,
+                                              aws_secret_access_key=bedrock.secret_key)
+    request = dict(modelId=NOVA, messages=[{"role": "user", "content": [
+        {"document": {"format": "pdf", "name": name, "source": {"bytes": PDF_BYTES}}}, {"text": "summarise"}]}])
+    if not refused:
+        assert client.converse(**request)["output"]["message"]["content"][0]["text"].endswith("summarise")
+        return
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.converse(**request)
+    assert "document file name can only contain" in str(raised.value)

@@ -83,3 +83,50 @@ def test_a_wrong_key_is_refused_as_google_refuses_it(gemini):
     with pytest.raises(litellm.AuthenticationError) as raised:
         complete(gemini, api_key="AIza-wrong", messages=[{"role": "user", "content": "hi"}])
     assert "API key not valid" in str(raised.value)
+
+
+def test_litellm_gets_json_satisfying_its_response_schema(gemini):
+    import jsonschema
+
+    schema = {"type": "object", "required": ["city", "wind"], "additionalProperties": False,
+              "properties": {"city": {"type": "string"}, "wind": {"type": "string", "enum": ["calm", "breezy"]}}}
+    response = complete(gemini, messages=[{"role": "user", "content": "Oslo"}],
+                        response_format={"type": "json_schema", "json_schema": {"name": "f", "schema": schema}})
+    answer = json.loads(response.choices[0].message.content)
+    jsonschema.validate(answer, schema)
+    assert answer["city"] == "Oslo"
+
+
+def test_litellm_reads_implicit_cache_reads_as_cached_prompt_tokens(gemini):
+    gemini.cache_read = True
+    try:
+        response = complete(gemini, messages=[{"role": "user", "content": "one two three four five six"}])
+    finally:
+        gemini.cache_read = False
+    assert response.usage.prompt_tokens == 6
+    assert response.usage.prompt_tokens_details.cached_tokens == 3, "cachedContentTokenCount, a part of the prompt"
+
+
+@pytest.mark.parametrize("field, schema, refused", [
+    ("responseSchema", {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}, "required": ["city"]}, None),
+    ("responseSchema", {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}, "additionalProperties": False},
+     'Unknown name "additionalProperties"'),
+    ("responseSchema", {"type": "OBJECT", "properties": {"city": {"type": ["string", "null"]}}},
+     "Proto field is not repeating"),
+    ("responseJsonSchema", {"type": "object", "properties": {"city": {"type": ["string", "null"]}},
+                            "required": ["city"], "additionalProperties": False}, None),
+])
+def test_a_response_schema_is_the_openapi_subset_and_a_response_json_schema_is_json_schema(gemini, field, schema,
+                                                                                           refused):
+    """What the fake takes of each field, as Google documents them: litellm sends
+    responseJsonSchema (with additionalProperties), which the proto responseSchema refuses."""
+    import httpx
+
+    body = {"contents": [{"role": "user", "parts": [{"text": "Oslo"}]}],
+            "generationConfig": {"responseMimeType": "application/json", field: schema}}
+    response = httpx.post(f"{gemini.url}/models/{MODEL}:generateContent", json=body, headers={"x-goog-api-key": KEY})
+    if refused:
+        assert response.status_code == 400 and refused in response.json()["error"]["message"]
+    else:
+        answer = json.loads(response.json()["candidates"][0]["content"]["parts"][0]["text"])
+        assert answer["city"] == "Oslo", answer

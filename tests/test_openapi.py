@@ -46,9 +46,16 @@ def test_every_seed_schema_is_in_the_document_as_specified(document, name):
     assert set(ours.get("required", [])) == set(seed.get("required", []))
     assert ours.get("additionalProperties") == seed.get("additionalProperties")
     for field, spec in seed["properties"].items():
-        if (name, field) == ("AnthropicMessagesBody", "fallbacks"):
-            continue  # widened on purpose: test_fallbacks_are_the_seeds_strings_or_the_sdks_objects
+        if (name, field) in (("AnthropicMessagesBody", "fallbacks"), ("AnthropicContentBlock", "source")):
+            continue  # widened on purpose: the two tests below
         assert normalized(ours["properties"][field]) == normalized(spec), f"{name}.{field}"
+
+
+def test_a_blocks_source_is_the_seeds_object_or_a_search_results_string(document):
+    """Widened so Anthropic's search_result block (its source a URL string) is accepted."""
+    ours = document["components"]["schemas"]["AnthropicContentBlock"]["properties"]["source"]
+    seed = SEED_SCHEMAS["AnthropicContentBlock"]["properties"]["source"]
+    assert normalized(ours)["anyOf"] == normalized({"anyOf": [*seed["anyOf"], {"type": "string"}]})["anyOf"]
 
 
 def test_fallbacks_are_the_seeds_strings_or_the_sdks_objects(document):

@@ -86,3 +86,12 @@ def test_connection_fields_are_still_refused_with_everything_else_passing(client
     with pytest.raises(anthropic.BadRequestError, match="may not be set by the caller"):
         client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(), extra_body={**TODAYS_FIELDS, **smuggled})
     assert fake.count() == 0
+
+
+def test_a_search_result_block_reaches_claude_as_the_sdk_types_it(client, fake):
+    """The SDK's SearchResultBlockParam names its source with a string (a URL or any id)."""
+    block = {"type": "search_result", "source": "https://docs.example/handbook", "title": "Handbook",
+             "content": [{"type": "text", "text": "Leave is 25 days."}], "citations": {"enabled": True}}
+    client.messages.create(model=CLAUDE, max_tokens=50, messages=[
+        {"role": "user", "content": [block, {"type": "text", "text": "how much leave?"}]}])
+    assert fake.last("/v1/messages").body["messages"][0]["content"][0] == block

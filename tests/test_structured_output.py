@@ -12,25 +12,16 @@ loop completes; litellm itself, driven at the fake, proves its OpenAI side.
 from __future__ import annotations
 
 import json
-from typing import Literal
 
 import jsonschema
 import litellm
 import pytest
-from pydantic import BaseModel
 
 from tests.support.fake_upstream import example
+from tests.support.family_checks import Forecast
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 GPT = "openai/gpt-4o-mini"
-
-
-class Forecast(BaseModel):
-    city: str
-    high_celsius: int
-    sunny: bool
-    wind: Literal["calm", "breezy", "stormy"]
-    hours: list[int]
 
 
 @pytest.mark.parametrize("model", [CLAUDE, GPT])

@@ -15,7 +15,9 @@ from handler import google_oauth
 from handler.errors import GatewayError
 from tests.support.fake_vertex import FakeVertex, new_rsa_key, pem_of
 from tests.support.family_checks import (
-    ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms, assert_signed_thinking_round_trips, assert_tool_result_round_trips,
+    PDF_DOCUMENT, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms,
+    assert_output_config_reaches_claude_as_sent, assert_signed_thinking_round_trips,
+    assert_tool_result_round_trips,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -157,6 +159,21 @@ def test_prompt_caching_on_claude_on_vertex_is_metered_write_and_read(gateway, v
     month = stack.month(key, requests=2)
     for name, total in told.items():
         assert month[name] == total, f"{name}: metered {month[name]}, Vertex reported {total}"
+
+
+def test_a_pdf_reaches_claude_on_vertex_as_the_caller_sent_it(gateway, vertex):
+    _, _, client = gateway
+    content = [PDF_DOCUMENT, {"type": "text", "text": "summarise this"}]
+    with client.messages.stream(model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": content}]) as stream:
+        assert stream.get_final_message().content[0].text.endswith(": summarise this")
+    assert vertex.last().body["messages"][0]["content"] == content, "rawPredict takes Anthropic's document block"
+
+
+def test_messages_parse_on_claude_on_vertex_sends_output_config_as_rawpredict_takes_it(gateway, vertex):
+    """Vertex AI takes Claude's `output_config.format` on rawPredict (Vertex AI, "Structured
+    outputs with Anthropic Claude models"; an organization policy must allow the feature)."""
+    _, _, client = gateway
+    assert_output_config_reaches_claude_as_sent(client, CLAUDE, vertex)
 
 
 def test_only_the_betas_vertex_takes_are_sent_there(gateway, vertex):

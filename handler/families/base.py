@@ -86,6 +86,10 @@ class Family:
             connection["api_base"] = api_base
         return connection
 
+    def unsendable(self, body: Mapping[str, Any], model: Model) -> str | None:
+        """A part of the request this model's route would drop or fetch (None: it carries all)."""
+        return None
+
     def status_of(self, exc: BaseException) -> int | None:
         """The status a failure really means, where the family's errors say more than their
         HTTP status (None: take the status as it is)."""

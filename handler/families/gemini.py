@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
-from .. import anthropic_api
+from .. import anthropic_api, litellm_content
 from ..errors import GatewayError
 from .base import Family
 
@@ -81,6 +81,9 @@ class Gemini(Family):
     type = "gemini"
     required = ("api_key",)
     optional = ()
+
+    def unsendable(self, body: Mapping[str, Any], model) -> str | None:
+        return litellm_content.lost_in_translation(body)
 
     def status_of(self, exc: BaseException) -> int | None:
         """Google's UNAVAILABLE (503) is the model overloaded: Anthropic's 529, which clients retry."""

@@ -22,7 +22,9 @@ dialect (same words, same token counts, same signed thinking).
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import re
 import struct
 import time
 import zlib
@@ -55,6 +57,11 @@ ACCEPTED_BETAS = {"computer-use-2025-01-24", "computer-use-2025-11-24", "context
                   "context-management-2025-06-27", "effort-2025-11-24", "fine-grained-tool-streaming-2025-05-14",
                   "interleaved-thinking-2025-05-14", "output-128k-2025-02-19", "token-efficient-tools-2025-02-19",
                   "tool-search-tool-2025-10-19"}
+# DocumentBlock (API reference): a format Bedrock knows; a name of letters, digits, single
+# whitespace, hyphens, parentheses and brackets (underscores pass too, measured by others
+# against the live API), at most 200 characters.
+DOCUMENT_FORMATS = {"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"}
+DOCUMENT_NAME = re.compile(r"^(?!.*\s\s)[A-Za-z0-9_ ()\[\]-]{1,200}$")
 CONVERSE_STOP = {"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
                  "stop_sequence": "stop_sequence"}
 
@@ -158,6 +165,28 @@ def _converse_prompt(model: str, body: dict, cache_read: bool) -> _Prompt:
                    tool_schema=picked.get("input_schema") or None,
                    stop=_stop_list(config.get("stopSequences")), max_tokens=_int_or_none(config.get("maxTokens")),
                    cache=("read" if cache_read else "creation") if cached else None)
+
+
+def document_problem(messages: list) -> str | None:
+    """Why Bedrock would refuse a Converse document block in these messages (None: it takes them)."""
+    blocks = [b for m in messages for b in m.get("content") or [] if isinstance(b, dict)]
+    blocks += [b for r in blocks if isinstance(r.get("toolResult"), dict)
+               for b in r["toolResult"].get("content") or [] if isinstance(b, dict)]
+    for block in blocks:
+        document = block.get("document")
+        if document is None:
+            continue
+        if document.get("format") not in DOCUMENT_FORMATS:
+            return f"Unsupported document format {document.get('format')!r}."
+        if not DOCUMENT_NAME.match(str(document.get("name", ""))):
+            return ("The document file name can only contain alphanumeric characters, whitespace characters, "
+                    "hyphens, parentheses, and square brackets. The name can't contain more than one "
+                    "consecutive whitespace character.")
+        try:
+            base64.b64decode(str((document.get("source") or {}).get("bytes", "")), validate=True)
+        except binascii.Error:
+            return "document.source.bytes is not valid base64."
+    return None
 
 
 def _converse_usage(reply) -> dict:
@@ -271,6 +300,9 @@ class _BedrockHandler(ModelInPathHandler):
     def _converse(self, model: str, body: dict, stream: bool, fault: _Fault | None, cache_read: bool):
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             return self._error(400, "ValidationException", "The messages field is required.")
+        problem = document_problem([m for m in body["messages"] if isinstance(m, dict)])
+        if problem:
+            return self._error(400, "ValidationException", problem)
         reply = self.server.fake._reply(_converse_prompt(model, body, cache_read), ANTHROPIC)
         response = converse_response(reply)
         if not stream:

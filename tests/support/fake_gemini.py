@@ -10,13 +10,18 @@ UNAVAILABLE 503, INVALID_ARGUMENT 400).
     with FakeGemini(api_key="AIza-test") as gemini:
         gemini.error("gemini-2.5-flash", "RESOURCE_EXHAUSTED")
 
-Replies are fake_upstream.py's deterministic ones. A prompt whose request
-names a `cachedContent` reports half of it as cachedContentTokenCount.
+Replies are fake_upstream.py's deterministic ones. A request naming a
+`cachedContent` (explicit caching), or any request once `cache_read` is set
+(Gemini 2.5's implicit caching, which needs no field), reports half its prompt
+as cachedContentTokenCount, a part of promptTokenCount as Gemini counts it. A
+`responseMimeType: application/json` with a `responseSchema` (OpenAPI subset)
+or `responseJsonSchema` (JSON Schema) is answered with JSON satisfying it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.support.fake_upstream import (
@@ -44,7 +49,61 @@ def _part_texts(parts) -> list[str]:
     return out
 
 
-def gemini_prompt(model: str, body: dict) -> _Prompt:
+def _field(document: dict, name: str):
+    """A proto JSON field, camelCase or snake_case (litellm sends snake_case)."""
+    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+    return document.get(name, document.get(snake))
+
+
+def answer_schema(config: dict) -> dict | None:
+    """The JSON the answer must satisfy: only with responseMimeType application/json."""
+    if _field(config, "responseMimeType") != "application/json":
+        return None
+    if isinstance(_field(config, "responseJsonSchema"), dict):
+        return _field(config, "responseJsonSchema")
+    schema = _field(config, "responseSchema")
+    return _lower_types(schema) if isinstance(schema, dict) else None
+
+
+# The proto Schema behind responseSchema (OpenAPI's subset): any other name is refused;
+# responseJsonSchema takes JSON Schema (additionalProperties, $ref, type lists) instead.
+RESPONSE_SCHEMA_FIELDS = frozenset({
+    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties", "required",
+    "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf", "propertyOrdering",
+    "default", "items", "minimum", "maximum"})
+
+
+def response_schema_problem(config: dict, where: str = "generation_config.response_schema") -> str | None:
+    """Google's 400 for a responseSchema naming a field its proto lacks (None: it is good)."""
+    schema = _field(config, "responseSchema") if where == "generation_config.response_schema" else config
+    if not isinstance(schema, dict):
+        return None
+    for name, value in schema.items():
+        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+        if camel not in RESPONSE_SCHEMA_FIELDS:
+            return f'Invalid JSON payload received. Unknown name "{name}" at \'{where}\': Cannot find field.'
+        if camel == "type" and not isinstance(value, str):
+            return f"Invalid JSON payload received. Unknown name \"type\" at '{where}': Proto field is not repeating."
+        inner = value.values() if camel == "properties" and isinstance(value, dict) else \
+            value if camel == "anyOf" and isinstance(value, list) else [value] if camel == "items" else []
+        for child in inner:
+            problem = response_schema_problem(child, f"{where}.{name}")
+            if problem:
+                return problem
+    return None
+
+
+def _lower_types(schema):
+    """responseSchema is OpenAPI's subset: types are upper case (OBJECT, STRING)."""
+    if isinstance(schema, list):
+        return [_lower_types(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {key: value.lower() if key == "type" and isinstance(value, str) else _lower_types(value)
+            for key, value in schema.items()}
+
+
+def gemini_prompt(model: str, body: dict, cache_read: bool = False) -> _Prompt:
     contents = [c for c in body.get("contents") or [] if isinstance(c, dict)]
     system = (body.get("systemInstruction") or body.get("system_instruction") or {}).get("parts")
     texts = _part_texts(system) + [t for c in contents for t in _part_texts(c.get("parts"))]
@@ -61,11 +120,12 @@ def gemini_prompt(model: str, body: dict) -> _Prompt:
     config = body.get("generationConfig") or body.get("generation_config") or {}
     picked = _picked_tool({"tools": tools, "tool_choice": choice})
     return _Prompt(model=model, echo=" ".join(_part_texts(results or last))[:200], tool_result=bool(results),
+                   latest=(_part_texts(last) or [""])[-1], answer_schema=answer_schema(config),
                    input_words=_input_words(texts, {"tools": tools}),
                    tool=(picked or {}).get("name"), tool_schema=(picked or {}).get("input_schema") or None,
                    stop=_stop_list(config.get("stopSequences") or config.get("stop_sequences")),
                    max_tokens=_int_or_none(config.get("maxOutputTokens") or config.get("max_output_tokens")),
-                   cache="read" if body.get("cachedContent") or body.get("cached_content") else None)
+                   cache="read" if cache_read or _field(body, "cachedContent") else None)
 
 
 def usage_metadata(reply) -> dict:
@@ -144,7 +204,10 @@ class _GeminiHandler(ModelInPathHandler):
             return self._error(400, "INVALID_ARGUMENT", "the fake streams only with alt=sse")
         if not isinstance(body.get("contents"), list) or not body["contents"]:
             return self._error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
-        reply = fake._reply(gemini_prompt(model, body), ANTHROPIC)
+        problem = response_schema_problem(_field(body, "generationConfig") or {})
+        if problem:
+            return self._error(400, "INVALID_ARGUMENT", problem)
+        reply = fake._reply(gemini_prompt(model, body, fake.cache_read), ANTHROPIC)
         fake._report(model, [{"usage": gemini_usage_reported(reply)}])
         if not stream:
             return self._send_json(200, generate_response(reply))
@@ -163,6 +226,7 @@ class FakeGemini(FakeUpstream):
     def __init__(self, *, api_key: str, **server) -> None:
         super().__init__(**server)
         self.api_key = api_key
+        self.cache_read = False  # True: every prompt is half read from Gemini's implicit cache
 
     def error(self, model: str, status: str, message: str | None = None, *, times: int | None = 1) -> None:
         """Answer the next `times` calls with Google's error (RESOURCE_EXHAUSTED, UNAVAILABLE, ...)."""

@@ -7,8 +7,15 @@ one definition of "a tool round trip works", not one per family.
 
 from __future__ import annotations
 
+import base64
+import http.server
+import threading
+from contextlib import contextmanager
+from typing import Literal
+
 import anthropic
 import pytest
+from pydantic import BaseModel
 
 from tests.support.family_fakes import DIRECT_CLAUDE
 
@@ -63,3 +70,100 @@ def assert_anthropic_falls_back_to(client: anthropic.Anthropic, anthropic_fake, 
     raw = client.messages.with_raw_response.create(model=DIRECT_CLAUDE, max_tokens=50, messages=ask(),
                                                    extra_body={"fallbacks": [model]})
     assert raw.parse().model == model and raw.headers["x-edenai-model"] == model
+
+
+# A minimal, well-formed PDF: what a caller attaches as a document block.
+PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n").decode()
+PDF_DOCUMENT = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
+
+
+class Forecast(BaseModel):
+    """What `messages.parse(output_format=...)` asks for: required fields, an enum, a list."""
+
+    city: str
+    high_celsius: int
+    sunny: bool
+    wind: Literal["calm", "breezy", "stormy"]
+    hours: list[int]
+
+
+class _Fetched(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.server.fetched.append(self.path)
+        self.send_response(200)
+        self.send_header("content-type", "application/pdf")
+        self.end_headers()
+        self.wfile.write(b"%PDF-1.4 internal report")
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def internal_host():
+    """A host the gateway can reach: `url` serves a PDF, `fetched` lists what was asked of it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Fetched)
+    server.fetched = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# Blocks litellm's translation would drop silently (or, for a URL, fetch from inside the gateway).
+LOST_BLOCKS = {
+    "text-document": {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "the terms"}},
+    "content-document": {"type": "document", "source": {"type": "content",
+                                                        "content": [{"type": "text", "text": "the terms"}]}},
+    "file-document": {"type": "document", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}},
+    "document-context": {**PDF_DOCUMENT, "context": "the quarterly report"},
+    "document-citations": {**PDF_DOCUMENT, "citations": {"enabled": True}},
+    "search-result": {"type": "search_result", "source": "https://docs.example/handbook", "title": "Handbook",
+                      "content": [{"type": "text", "text": "Leave is 25 days."}]},
+    "container-upload": {"type": "container_upload", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"},
+}
+
+
+def assert_what_litellm_would_lose_is_refused(client: anthropic.Anthropic, model: str, provider_fake,
+                                               block: dict | str) -> None:
+    """A block the model's route cannot carry is a 400 naming it, before any call; a URL source
+    is never fetched by the gateway (litellm fetched public ones itself, and a failed fetch was a
+    502 charged to the provider's health)."""
+    with internal_host() as (host, url):
+        if isinstance(block, str):  # "document" or "image" from a URL
+            block = {"type": block, "source": {"type": "url", "url": f"{url}/internal/{block}"}}
+        before = provider_fake.count()
+        with pytest.raises(anthropic.BadRequestError) as raised:
+            client.messages.create(model=model, max_tokens=50, messages=[
+                {"role": "user", "content": [block, {"type": "text", "text": "what does it say"}]}])
+        assert host.fetched == [], f"the gateway fetched {host.fetched} for the caller"
+    message = raised.value.body["error"]["message"]
+    assert "messages.0.content.0" in message and model in message, message
+    assert provider_fake.count() == before, "the model must not answer without the caller's block"
+
+
+def parsed_forecast(client: anthropic.Anthropic, model: str):
+    """`messages.parse(output_format=Forecast)` as a client calls it; the SDK must parse the answer."""
+    message = client.messages.parse(model=model, max_tokens=500, output_format=Forecast,
+                                    messages=ask("Paris tomorrow?"))
+    assert isinstance(message.parsed_output, Forecast), f"the SDK could not parse {message.content[0].text!r}"
+    return message
+
+
+def assert_output_config_reaches_claude_as_sent(client: anthropic.Anthropic, model: str, provider_fake) -> None:
+    """Claude's platforms take `output_config.format` in Anthropic's body: it goes on as the SDK sent it."""
+    assert parsed_forecast(client, model).parsed_output.city == "Paris tomorrow?"
+    form = provider_fake.last().body["output_config"]["format"]
+    assert form["type"] == "json_schema" and form["schema"]["required"] == Forecast.model_json_schema()["required"]
+
+
+def tool_returned(block: dict) -> list[dict]:
+    """A conversation in which a tool's result holds `block` (Claude Code's Read of a PDF)."""
+    return [*ask("read the report"),
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
+                                               "input": {"query": "report"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                          "content": [{"type": "text", "text": "the report"}, block]}]}]
