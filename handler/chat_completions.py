@@ -24,6 +24,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 from .errors import GatewayError
+from .lost_content import lost_in_translation
 from .openai_shape import THOUGHT_SIGNATURE, anthropic_tool_id, message_id
 from .usage import ESTIMATED
 
@@ -39,6 +40,11 @@ _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # text at 4 bytes a token, an image as a large one (OpenAI bills a 1024x1024 one at about
 # 765), a PDF as a few pages.
 _BYTES_PER_TOKEN, _IMAGE_TOKENS, _PDF_TOKENS = 4, 1_600, 6_000
+# What Chat Completions carries (lost_content.py): image URLs (the provider fetches them) and
+# text documents too; a document's title is its file name, its context and citations are lost.
+CARRIED_SOURCES = {"image": {"base64", "url"}, "document": {"base64", "text"}}
+LOST_KINDS = frozenset({"container_upload"})
+LOST_DOCUMENT_FIELDS = ("context", "citations")
 # OpenAI's limit on `user` (and on prompt_cache_key).
 _MAX_USER = 64
 # Finish reasons that say the answer failed (vLLM, sglang): not an answer to deliver as whole.
@@ -75,6 +81,16 @@ def _media_part(block: Mapping[str, Any]) -> dict[str, Any]:
                        retryable=True)
 
 
+def unsendable(body: Mapping[str, Any]) -> str | None:
+    """The first block of the caller's body this translation would lose (lost_content.py)."""
+    return lost_in_translation(body, CARRIED_SOURCES, LOST_KINDS, LOST_DOCUMENT_FIELDS)
+
+
+def _search_result_text(block: Mapping[str, Any]) -> str:
+    """A search result in words: its title, its source and its text."""
+    return "\n".join([str(block.get("title", "")), str(block.get("source", "")), _text(block.get("content"))])
+
+
 def _result_text(block: Mapping[str, Any]) -> str:
     """A tool result's content as the text of a `tool` message: text, text documents and
     search results (their title, source and text); an error says it is one."""
@@ -85,7 +101,7 @@ def _result_text(block: Mapping[str, Any]) -> str:
         if kind == "text":
             parts.append(str(item.get("text", "")))
         elif kind == "search_result":
-            parts.append("\n".join([str(item.get("title", "")), str(item.get("source", "")), _text(item.get("content"))]))
+            parts.append(_search_result_text(item))
         elif kind == "document" and (item.get("source") or {}).get("type") == "text":
             parts.append(str(item["source"].get("data", "")))
     text = "\n".join(parts)
@@ -108,6 +124,8 @@ def _user_messages(content: Any) -> list[dict[str, Any]]:
             parts.extend(_media_part(b) for b in inner or [] if isinstance(b, Mapping) and b.get("type") == "image")
         elif kind == "text":
             parts.append({"type": "text", "text": block.get("text", "")})
+        elif kind == "search_result":
+            parts.append({"type": "text", "text": _search_result_text(block)})
         elif kind in ("image", "document"):
             parts.append(_media_part(block))
     return results + ([{"role": "user", "content": parts}] if parts else [])

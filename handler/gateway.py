@@ -129,6 +129,17 @@ class _Request:
     ledger_id: str = ""  # the key id, or for a busy key one of its ledger shards (hot_keys.py)
 
 
+def carrying_models(models: list[Model], body: dict[str, Any]) -> list[Model]:
+    """The request's chain without the models whose route would drop or fetch part of it (a
+    fallback that could not answer it as asked); none left is a 400 naming what the first
+    model would lose, before anything is reserved or sent."""
+    problems = {model.id: model.provider.family.unsendable(body, model) for model in models}
+    carrying = [model for model in models if not problems[model.id]]
+    if not carrying:
+        raise GatewayError(400, f"{problems[models[0].id]} (model {models[0].id})")
+    return carrying
+
+
 class Gateway:
     def __init__(
         self,
@@ -199,13 +210,9 @@ class Gateway:
                              request_id: str) -> Outcome:
         catalogue = await self._catalogue.get()
         plan = plan_request(catalogue, key, body, policy=self._policy, health=self.health)
-        models = plan.models
+        models = carrying_models(plan.models, body)
         # Every call is built (and so the caller's part checked) before anything is reserved:
         # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
-        for model in models:  # what a model's route would drop or fetch is refused, not lost
-            problem = model.provider.family.unsendable(body, model)
-            if problem:
-                raise GatewayError(400, f"{problem} (model {model.id})")
         adaptations = {model.id: adapt(body, model) for model in models}
         calls = [(model, build_call(body, model, anthropic_beta=anthropic_beta, timeout=self._deadline,
                                     adaptation=adaptations[model.id]))

@@ -26,6 +26,7 @@ from tests.support.sse_grammar import check, parse
 from tests.support.stack import TEST_MODELS, new_stack, providers_document, serve
 
 GPT = "openai/gpt-4o-mini"
+CLAUDE = "anthropic/claude-sonnet-4-5"
 WEATHER = {"name": "get_weather", "description": "Current weather for a city.",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 # Claude Code's MCP tools are often named past OpenAI's 64 characters.
@@ -552,3 +553,24 @@ def test_messages_parse_on_gemini_on_vertex_returns_a_parsed_object(gemini3):
                                     messages=[{"role": "user", "content": "Paris tomorrow?"}])
     assert isinstance(message.parsed_output, Forecast) and message.parsed_output.city == "Paris tomorrow?"
     assert vertex.last("/chat/completions").body["response_format"]["type"] == "json_schema"
+
+
+LINKED_PDF = {"type": "document", "source": {"type": "url", "url": "https://example.com/q3.pdf"}}
+
+
+def test_a_document_url_for_a_chat_completions_model_is_a_400_naming_the_block(client, fake):
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        client.messages.create(model=GPT, max_tokens=20, messages=[
+            {"role": "user", "content": [LINKED_PDF, {"type": "text", "text": "summarise"}]}])
+    assert "messages.0.content.0" in refused.value.message and "'url' source" in refused.value.message
+    assert fake.snapshot() == [], "nothing was sent, and nothing fetched"
+
+
+def test_a_model_of_the_chain_that_cannot_carry_the_request_is_left_out_and_the_next_answers(client, fake):
+    """Fallbacks are the caller's consent to other models: one whose route would lose a block
+    is skipped, as one that is down would be, rather than failing the whole request."""
+    message = client.messages.create(model=GPT, max_tokens=20, extra_body={"fallbacks": [CLAUDE]}, messages=[
+        {"role": "user", "content": [LINKED_PDF, {"type": "text", "text": "summarise"}]}])
+    assert message.model == CLAUDE
+    [sent] = fake.snapshot()
+    assert sent.path.endswith("/v1/messages") and sent.body["messages"][0]["content"][0] == LINKED_PDF

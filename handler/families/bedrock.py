@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import bedrock_api, litellm_content
+from .. import bedrock_api, lost_content
 from .base import Family
 
 
@@ -38,7 +38,7 @@ class Bedrock(Family):
 
     def unsendable(self, body: Mapping[str, Any], model) -> str | None:
         """Claude takes Anthropic's body as sent; litellm's Converse translation loses some blocks."""
-        return None if is_claude(model.name) else litellm_content.lost_in_translation(body)
+        return None if is_claude(model.name) else lost_content.lost_in_translation(body)
 
     def connection(self, provider) -> dict[str, Any]:
         connection: dict[str, Any] = {"aws_region_name": provider.settings["aws_region"]}

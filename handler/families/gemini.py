@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
-from .. import anthropic_api, litellm_content
+from .. import anthropic_api, lost_content
 from ..errors import GatewayError
 from .base import Family
 
@@ -83,7 +83,7 @@ class Gemini(Family):
     optional = ()
 
     def unsendable(self, body: Mapping[str, Any], model) -> str | None:
-        return litellm_content.lost_in_translation(body)
+        return lost_content.lost_in_translation(body)
 
     def status_of(self, exc: BaseException) -> int | None:
         """Google's UNAVAILABLE (503) is the model overloaded: Anthropic's 529, which clients retry."""

@@ -40,6 +40,9 @@ class OpenAI(Family):
     # OpenAI's prompt_cache_key, from a Claude Code session (Azure's api-versions may not take it).
     session_cache_key = True
 
+    def unsendable(self, body: Mapping[str, Any], model) -> str | None:
+        return chat_completions.unsendable(body)
+
     def model_arguments(self, model) -> dict[str, Any]:
         reasoning = openai_api.is_reasoning_model(self.served_model(model))
         return {"max_tokens_field": "max_completion_tokens" if reasoning else "max_tokens",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from .. import anthropic_api, google_oauth, openai_api, vertex_api
+from .. import anthropic_api, chat_completions, google_oauth, openai_api, vertex_api
 from ..errors import GatewayError
 from .base import Family
 from .gemini import count_request
@@ -57,6 +57,10 @@ class VertexAI(Family):
 
     def speaks_anthropic(self, model_name: str) -> bool:
         return is_claude(model_name)
+
+    def unsendable(self, body: Mapping[str, Any], model) -> str | None:
+        """Claude takes Anthropic's body as sent; the others go in Chat Completions."""
+        return None if is_claude(model.name) else chat_completions.unsendable(body)
 
     def takes_web_search(self, model) -> bool:
         return False  # Gemini's search grounding is not on Vertex's OpenAI-compatible endpoint

@@ -1,5 +1,10 @@
-"""What litellm's translation from Anthropic's Messages cannot carry to Gemini or Converse.
+"""What a translation from Anthropic's Messages cannot carry to a model.
 
+The routes that translate (litellm's to Gemini and Converse; the gateway's own
+to Chat Completions, chat_completions.py) each carry some blocks and sources
+and not others; what they cannot carry must not vanish on the way.
+
+litellm's, measured:
 Measured with litellm 1.110.2 against the fakes: a document whose source is
 `text`, `content` or a Files API `file` id is dropped without a word (the model
 answers as if it had never been sent); a document's `title`, `context` and
@@ -10,10 +15,11 @@ gateway's egress and time, and a fetch that fails came back as a 502 "Could
 not reach the upstream model" (Converse), a provider failure that moves the
 shared breaker: four such requests opened Nova's circuit for every caller. A
 base64 PDF or image goes through as the provider's own block, in a tool_result
-too. Pure: the families that call through litellm say so
-(Family.unsendable); the gateway refuses a request naming such a model with a
-400 naming the block, before anything is reserved or sent, and @edenai routes
-around such candidates.
+too. Chat Completions carries image URLs (the provider fetches them) and text
+documents, but no document URL or file id. Pure: each family says what its
+route loses (Family.unsendable); the gateway leaves such a model out of the
+request's chain, refuses the request with a 400 naming the block when no model
+of the chain can carry it, and @edenai routes around such candidates.
 """
 
 from __future__ import annotations
@@ -41,21 +47,24 @@ def _blocks(messages: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
                     yield f"{where}.content.{i}", nested
 
 
-def lost_in_translation(body: Mapping[str, Any]) -> str | None:
-    """The first block litellm would drop or fetch, said so a caller can fix it (None: none)."""
+def lost_in_translation(body: Mapping[str, Any], carried: Mapping[str, set[str]] = CARRIED_SOURCES,
+                        lost_kinds: frozenset[str] = LOST_KINDS,
+                        lost_fields: tuple[str, ...] = LOST_DOCUMENT_FIELDS) -> str | None:
+    """The first block the route would drop or fetch, said so a caller can fix it (None: none);
+    litellm's by default."""
     for where, block in _blocks(body.get("messages")):
         kind = block.get("type")
-        if kind in LOST_KINDS:
+        if kind in lost_kinds:
             return (f"{where}: a {kind} block has no equivalent on this model and would be dropped on the way; "
                     "send its text as a text block.")
-        if kind not in CARRIED_SOURCES:
+        if kind not in carried:
             continue
         source = block.get("source") if isinstance(block.get("source"), Mapping) else {}
-        if source.get("type") not in CARRIED_SOURCES[kind]:
+        if source.get("type") not in carried[kind]:
             how = "fetched by the gateway" if source.get("type") == "url" else "dropped"
             return (f"{where}: a {kind} with a {source.get('type')!r} source would be {how} on the way to this "
                     f"model; {INSTEAD[kind]}")
-        extra = [name for name in LOST_DOCUMENT_FIELDS
+        extra = [name for name in lost_fields
                  if kind == "document" and block.get(name) not in (None, "", {"enabled": False})]
         if extra:
             return f"{where}: this model cannot take a document's {', '.join(extra)}; send the document without it."
