@@ -42,7 +42,7 @@ PARALLEL_TOOL_USE = "tool_choice.disable_parallel_tool_use"
 GATEWAY_FIELDS = frozenset({"fallbacks", "router_candidates", "extra_headers"})
 # Fields litellm translates into Chat Completions as they are given to it...
 LITELLM_AS_IS = ("temperature", "top_p", "stop_sequences", "tools", "tool_choice")
-# ...and with the ones the call builds itself (upstream_request.litellm_arguments).
+# ...and with the ones the call builds itself (upstream_request.translated_arguments).
 TRANSLATED_FIELDS = frozenset({"model", "messages", "system", "max_tokens", "stream", "metadata", *LITELLM_AS_IS})
 # Anthropic thinking budgets as OpenAI reasoning effort (litellm's buckets).
 _EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))

@@ -7,10 +7,10 @@ gateway's CPU on this route, measured (README, Benchmark), for work the
 gateway does itself (metering) or does not want. Chat Completions is one
 stable, documented wire format, so OpenAI, Azure OpenAI, Vertex AI's
 OpenAI-compatible endpoint and every OpenAI-compatible server are spoken
-here directly (openai_api.py does the I/O).
+here directly (openai_api.py does the I/O, chat_stream.py the streams).
 
 What the caller's body becomes is decided before this point
-(upstream_request.litellm_arguments, adaptation.py): this module receives
+(upstream_request.translated_arguments, adaptation.py): this module receives
 those arguments and writes them in OpenAI's terms. Answers come back with
 Anthropic's ids (`msg_…`, `toolu_…`: openai_shape.py), stop reasons and
 usage, where `input_tokens` excludes the cached part as Anthropic's does.

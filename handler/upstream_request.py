@@ -3,8 +3,8 @@
 Anthropic-type providers get the caller's body as sent, less the gateway's
 own fields: Anthropic adds request fields every month (context_management,
 output_config, container, ...), and an allow-list silently dropped each new
-one while the matching beta header went through. Other providers go through
-litellm's translation, from the fields it knows.
+one while the matching beta header went through. Other providers get the
+fields their route translates (the gateway's Chat Completions, or litellm's).
 
 Nothing the caller sends can choose where the call goes or which credential
 it carries: the model's provider supplies `api_key` and `api_base` outside
@@ -132,10 +132,10 @@ def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation
     return sent
 
 
-def litellm_arguments(body: Mapping[str, Any], adaptation: Adaptation) -> dict[str, Any]:
-    """litellm.anthropic.messages.acreate's request fields for a provider it translates to:
-    what has an equivalent there (adaptation.py says which); litellm turns
-    `output_config.format` into a JSON-schema response_format."""
+def translated_arguments(body: Mapping[str, Any], adaptation: Adaptation) -> dict[str, Any]:
+    """The request fields of a call to a provider that does not speak Anthropic's API, in
+    Anthropic's shape: what has an equivalent there (adaptation.py says which). The route
+    translates them: chat_completions.py, or litellm.anthropic.messages.acreate."""
     messages, system = split_system(body["messages"], body.get("system"))
     messages = adapt_messages(messages, anthropic=False)
     if not messages:
@@ -176,8 +176,10 @@ def build_call(
     adaptation: Adaptation | None = None,
 ) -> dict[str, Any]:
     """One attempt on `model`: for an Anthropic-type provider the connection plus the `body`
-    to post (anthropic_api.send), else litellm.anthropic.messages.acreate(**kwargs).
-    `adaptation` is adapt(body, model) when the caller has it already."""
+    to post (anthropic_api.send); else the connection, the translated arguments and what the
+    model needs besides (family.model_arguments), for its family's route (openai_api.send,
+    or litellm.anthropic.messages.acreate(**kwargs)). `adaptation` is adapt(body, model)
+    when the caller has it already."""
     provider = model.provider
     call: dict[str, Any] = {
         "model": model.litellm_model,
@@ -196,5 +198,5 @@ def build_call(
     if model.speaks_anthropic:
         call["body"] = anthropic_body(body, model, adaptation, anthropic_beta=anthropic_beta)
     else:
-        call.update(litellm_arguments(body, adaptation), **provider.family.model_arguments(model))
+        call.update(translated_arguments(body, adaptation), **provider.family.model_arguments(model))
     return call
