@@ -170,6 +170,16 @@ def _unrunnable_tools(body: Mapping[str, Any], model: Model) -> list[str]:
             and not (str(tool.get("type")).startswith("web_search") and model.provider.family.takes_web_search(model))]
 
 
+def _lost_search_settings(body: Mapping[str, Any], model: Model, unrunnable: list[str]) -> list[str]:
+    """The settings of a web search tool the model does run that its provider has no place
+    for (max_uses, domain lists, ...: family.web_search_fields says what it carries)."""
+    carried = model.provider.family.web_search_fields
+    return [f"tools.{tool.get('name') or tool.get('type')}.{field}" for tool in body.get("tools") or []
+            if is_server_tool(tool) and str(tool.get("type")).startswith("web_search")
+            and str(tool.get("name") or tool.get("type")) not in unrunnable
+            for field, value in tool.items() if field not in carried and value is not None]
+
+
 def _chooses_a_server_tool(body: Mapping[str, Any], unrunnable: list[str]) -> bool:
     """Whether tool_choice can no longer be sent: it names a server tool (none is a function
     tool here), or every tool it could choose was left out."""
@@ -194,7 +204,7 @@ def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
     family = model.provider.family
     dropped = _extra_metadata(body) + family.refused_fields(model, body)
     unrunnable = _unrunnable_tools(body, model)
-    dropped += [f"tools.{name}" for name in unrunnable]
+    dropped += [f"tools.{name}" for name in unrunnable] + _lost_search_settings(body, model, unrunnable)
     if _chooses_a_server_tool(body, unrunnable) and "tool_choice" not in dropped:
         dropped.append("tool_choice")
     stops = body.get("stop_sequences")

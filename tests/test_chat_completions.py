@@ -384,7 +384,7 @@ def test_web_search_goes_to_openais_search_models_and_is_listed_as_dropped_for_t
     stack = new_stack(fake.url)
     stack.put_providers(providers_document(fake.url, {**TEST_MODELS, "openai/gpt-4o-search-preview": {}}))
     key = stack.add_key()
-    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3,
+    search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3, "allowed_domains": ["lemonde.fr"],
               "user_location": {"type": "approximate", "city": "Lyon", "country": "FR"}}
     body = {"max_tokens": 50, "tools": [search], "messages": ask("news today?")}
     with serve(stack) as server:
@@ -395,6 +395,8 @@ def test_web_search_goes_to_openais_search_models_and_is_listed_as_dropped_for_t
     assert searched.status_code == 200 and to_search.body["web_search_options"] == {
         "user_location": {"type": "approximate", "approximate": {"city": "Lyon", "country": "FR"}}}
     assert "tools" not in to_search.body, "web search is not a function tool"
+    assert searched.headers["x-edenai-dropped-fields"] == "tools.web_search.max_uses, tools.web_search.allowed_domains", \
+        "web_search_options has no place for them: the caller is told, not left to wonder"
     assert plain.status_code == 200 and plain.headers["x-edenai-dropped-fields"] == "tools.web_search"
     assert "tools" not in to_plain.body and "web_search_options" not in to_plain.body
 

@@ -73,6 +73,10 @@ class Family:
         litellm, which works it out itself)."""
         return {}
 
+    # What of Anthropic's web search tool reaches the provider where it searches (litellm
+    # turns it into Gemini's googleSearch, which takes no settings).
+    web_search_fields: frozenset[str] = frozenset({"type", "name"})
+
     def takes_web_search(self, model: Model) -> bool:
         """Whether Anthropic's web search tool has an equivalent here: litellm translates it
         where the price map says the model searches."""

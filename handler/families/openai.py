@@ -21,6 +21,7 @@ class OpenAI(Family):
     default_api_base = "https://api.openai.com/v1"
     key_or_api_base = True
     max_stop_sequences = 4
+    web_search_fields = frozenset({"type", "name", "user_location"})  # web_search_options takes a location
 
     def served_model(self, model) -> str:
         """The OpenAI model behind a catalogue entry (Azure: the deployment's `base_model`)."""
