@@ -54,12 +54,13 @@ _FAILED = frozenset({"error", "abort"})
 # --------------------------------------------------------------------------- the request
 
 
-def _text(content: Any) -> str:
-    """The text of a system prompt or tool result given as a string or as blocks."""
+def text_of(content: Any, separator: str = "") -> str:
+    """The text of content given as a string or as text blocks/parts: a system prompt, a tool
+    result (lines), an answer or a delta (some providers send parts)."""
     if isinstance(content, str):
         return content
-    return "\n".join(str(block.get("text", "")) for block in content or []
-                     if isinstance(block, Mapping) and block.get("type") == "text")
+    return separator.join(str(part.get("text", "")) for part in content or []
+                          if isinstance(part, Mapping) and part.get("type", "text") == "text")
 
 
 def _media_part(block: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def unsendable(body: Mapping[str, Any]) -> str | None:
 
 def _search_result_text(block: Mapping[str, Any]) -> str:
     """A search result in words: its title, its source and its text."""
-    return "\n".join([str(block.get("title", "")), str(block.get("source", "")), _text(block.get("content"))])
+    return "\n".join([str(block.get("title", "")), str(block.get("source", "")), text_of(block.get("content"), "\n")])
 
 
 def _result_text(block: Mapping[str, Any]) -> str:
@@ -158,7 +159,7 @@ def messages(history: Iterable[Mapping[str, Any]], system: Any) -> list[dict[str
     """The conversation in Chat Completions' messages (system first)."""
     translated: list[dict[str, Any]] = []
     if system:
-        translated.append({"role": "system", "content": _text(system)})
+        translated.append({"role": "system", "content": text_of(system, "\n")})
     for message in history:
         if message.get("role") == "assistant":
             translated.extend(_assistant_message(message.get("content")))
@@ -266,8 +267,8 @@ def claude_code_session(user_id: Any) -> str | None:
 
 
 def request(call: Mapping[str, Any]) -> dict[str, Any]:
-    """The Chat Completions body for a built call (upstream_request.build_call's litellm
-    arguments, and the family's `max_tokens_field`: OpenAI's reasoning models take only
+    """The Chat Completions body for a built call (upstream_request.translated_arguments, and
+    the family's `max_tokens_field`: OpenAI's reasoning models take only
     `max_completion_tokens`)."""
     body: dict[str, Any] = {"model": str(call["model"]).partition("/")[2],
                             "messages": messages(call["messages"], call.get("system")),
@@ -392,11 +393,6 @@ def tool_use(call: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any
             "name": names.get(name, name), "input": {}}
 
 
-def text_of(content: Any) -> str:
-    """A message's or delta's content: a string, or (some providers) a list of text parts."""
-    if isinstance(content, str):
-        return content
-    return "".join(str(part.get("text", "")) for part in content or [] if isinstance(part, Mapping))
 
 
 def message(answer: Mapping[str, Any], model: str, names: Mapping[str, str] = {},  # noqa: B006

@@ -99,11 +99,13 @@ def _resolve_all(catalogue: Catalogue, key: ApiKey, names: list[str], field_name
 def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, policy: str,
                  health: ModelHealth) -> Plan:
     """The primary model then each fallback; for @edenai, the routed choice, the explicit
-    fallbacks, then the next routed candidates."""
+    fallbacks, then the next routed candidates. Models whose route would lose part of the
+    request are left out (each asked once: the walk over a large body is not free)."""
     requested, fallbacks = body["model"], fallback_names(body)
     if requested != EDENAI_ROUTER:
-        return Plan(_resolve_all(catalogue, key, [requested, *fallbacks], "fallbacks"))
-    explicit = _resolve_all(catalogue, key, fallbacks, "fallbacks")
+        return Plan(carrying_models(_resolve_all(catalogue, key, [requested, *fallbacks], "fallbacks"), body))
+    explicit = [model for model in _resolve_all(catalogue, key, fallbacks, "fallbacks")
+                if not model.provider.family.unsendable(body, model)]
     candidates, dropped = candidates_for(catalogue, body.get("router_candidates"), key.may_use)
     unsendable = {model.id: model.provider.family.unsendable(body, model) for model in candidates}
     dropped.update((model_id, problem) for model_id, problem in unsendable.items() if problem)
@@ -210,7 +212,7 @@ class Gateway:
                              request_id: str) -> Outcome:
         catalogue = await self._catalogue.get()
         plan = plan_request(catalogue, key, body, policy=self._policy, health=self.health)
-        models = carrying_models(plan.models, body)
+        models = plan.models
         # Every call is built (and so the caller's part checked) before anything is reserved:
         # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
         adaptations = {model.id: adapt(body, model) for model in models}

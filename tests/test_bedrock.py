@@ -19,7 +19,8 @@ from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_checks import (
     LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_error_in_anthropics_terms,
     assert_output_config_reaches_claude_as_sent, assert_signed_thinking_round_trips,
-    assert_tool_result_round_trips, assert_what_litellm_would_lose_is_refused, parsed_forecast, tool_returned,
+    assert_prompt_caching_is_metered_write_then_read, assert_tool_result_round_trips,
+    assert_what_litellm_would_lose_is_refused, lost_blocks, parsed_forecast, tool_returned,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -109,20 +110,10 @@ def test_claude_codes_betas_reach_bedrock_only_where_bedrock_takes_them(gateway,
 
 def test_claude_on_bedrock_streams_in_anthropics_grammar_and_is_metered_to_the_token(gateway, bedrock):
     stack, key, client = gateway
-    system = [{"type": "text", "text": "you are terse " * 20, "cache_control": {"type": "ephemeral"}}]
-    with client.messages.stream(model=CLAUDE, max_tokens=50, system=system, messages=ask()) as stream:
-        events = [event.type for event in stream]
-        final = stream.get_final_message()
+    events, final = assert_prompt_caching_is_metered_write_then_read(stack, key, client, CLAUDE, bedrock)
     assert events[0] == "message_start" and events[-1] == "message_stop"
     assert final.content[0].text == f"Hello from {upstream(CLAUDE)}: hello there"
-    bedrock.cache_read = True
-    client.messages.create(model=CLAUDE, max_tokens=50, system=system, messages=ask())
-    told = bedrock.reported_totals()
-    assert told["cache_creation_input_tokens"] > 0 and told["cache_read_input_tokens"] > 0
-    month = stack.month(key, requests=2)
-    for name, total in told.items():
-        assert month[name] == total, f"{name}: metered {month[name]}, Bedrock reported {total}"
-    assert month["cost_usd"] > 0, "Claude on Bedrock must be priced from litellm's price map"
+    assert stack.month(key, requests=2)["cost_usd"] > 0, "Claude on Bedrock must be priced from litellm's price map"
 
 
 def test_a_tool_result_round_trips_through_claude_on_bedrock(gateway, bedrock):
@@ -258,8 +249,7 @@ def test_messages_parse_on_nova_forces_a_json_tool_whose_input_is_the_answer(gat
     assert tool["toolSpec"]["inputSchema"]["json"]["required"] == Forecast.model_json_schema()["required"]
 
 
-@pytest.mark.parametrize("block", ["document", "image", *LOST_BLOCKS.values()],
-                         ids=["url-document", "url-image", *LOST_BLOCKS])
+@lost_blocks
 def test_a_block_litellms_converse_would_drop_or_fetch_for_nova_is_refused(gateway, bedrock, block):
     _, _, client = gateway
     assert_what_litellm_would_lose_is_refused(client, NOVA, bedrock, block)

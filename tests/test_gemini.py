@@ -16,7 +16,7 @@ from tests.support.fake_gemini import FakeGemini
 from tests.support.family_checks import (
     LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_anthropic_falls_back_to,
     assert_error_in_anthropics_terms, assert_tool_result_round_trips,
-    assert_what_litellm_would_lose_is_refused, tool_returned,
+    assert_what_litellm_would_lose_is_refused, google_errors, lost_blocks, tool_returned,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, GEMINI_TEST_KEY, family_gateway
 
@@ -78,11 +78,7 @@ def test_an_image_or_a_pdf_reaches_gemini_as_inline_data_of_its_media_type(gatew
     assert inline[0]["data"] == block["source"]["data"]
 
 
-@pytest.mark.parametrize("status, code, error_type", [
-    ("RESOURCE_EXHAUSTED", 429, "rate_limit_error"),
-    ("UNAVAILABLE", 529, "overloaded_error"),
-    ("INVALID_ARGUMENT", 400, "invalid_request_error"),
-])
+@google_errors
 def test_googles_errors_reach_the_caller_in_anthropics_terms(gateway, gemini, status, code, error_type):
     _, _, client = gateway
     gemini.error("gemini-2.5-flash", status, f"Google says {status}")
@@ -177,8 +173,7 @@ def test_messages_parse_on_gemini_sends_a_response_schema_and_returns_a_parsed_o
     jsonschema.validate(json.loads(message.content[0].text), schema)
 
 
-@pytest.mark.parametrize("block", ["document", "image", *LOST_BLOCKS.values()],
-                         ids=["url-document", "url-image", *LOST_BLOCKS])
+@lost_blocks
 def test_a_block_litellm_would_drop_or_fetch_for_gemini_is_refused(gateway, gemini, block):
     _, _, client = gateway
     assert_what_litellm_would_lose_is_refused(client, GEMINI, gemini, block)

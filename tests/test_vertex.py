@@ -17,7 +17,7 @@ from tests.support.fake_vertex import FakeVertex, new_rsa_key, pem_of
 from tests.support.family_checks import (
     PDF_DOCUMENT, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms,
     assert_output_config_reaches_claude_as_sent, assert_signed_thinking_round_trips,
-    assert_tool_result_round_trips,
+    assert_prompt_caching_is_metered_write_then_read, assert_tool_result_round_trips, google_errors,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
@@ -149,16 +149,7 @@ def test_signed_thinking_round_trips_through_claude_on_vertex(gateway, vertex):
 
 def test_prompt_caching_on_claude_on_vertex_is_metered_write_and_read(gateway, vertex):
     stack, key, client = gateway
-    system = [{"type": "text", "text": "you are terse " * 20, "cache_control": {"type": "ephemeral"}}]
-    with client.messages.stream(model=CLAUDE, max_tokens=50, system=system, messages=ask()) as stream:
-        stream.get_final_message()
-    vertex.cache_read = True
-    client.messages.create(model=CLAUDE, max_tokens=50, system=system, messages=ask())
-    told = vertex.reported_totals()
-    assert told["cache_creation_input_tokens"] > 0 and told["cache_read_input_tokens"] > 0
-    month = stack.month(key, requests=2)
-    for name, total in told.items():
-        assert month[name] == total, f"{name}: metered {month[name]}, Vertex reported {total}"
+    assert_prompt_caching_is_metered_write_then_read(stack, key, client, CLAUDE, vertex)
 
 
 def test_a_pdf_reaches_claude_on_vertex_as_the_caller_sent_it(gateway, vertex):
@@ -183,11 +174,7 @@ def test_only_the_betas_vertex_takes_are_sent_there(gateway, vertex):
     assert vertex.last().headers.get("anthropic-beta") == "claude-code-20250219"
 
 
-@pytest.mark.parametrize("status, code, error_type", [
-    ("RESOURCE_EXHAUSTED", 429, "rate_limit_error"),
-    ("UNAVAILABLE", 529, "overloaded_error"),
-    ("INVALID_ARGUMENT", 400, "invalid_request_error"),
-])
+@google_errors
 @pytest.mark.parametrize("model", [CLAUDE, GEMINI])
 def test_googles_errors_reach_the_caller_in_anthropics_terms(gateway, vertex, model, status, code, error_type):
     _, _, client = gateway

@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .. import openai_api
-from .base import Family
 from .openai import OpenAI
 
 
@@ -28,7 +27,7 @@ class Azure(OpenAI):
     session_cache_key = False
 
     def connection(self, provider) -> dict[str, Any]:
-        return {**Family.connection(self, provider), "api_version": provider.settings["api_version"]}
+        return {**super().connection(provider), "api_version": provider.settings["api_version"]}
 
     def takes_web_search(self, model) -> bool:
         return False  # Azure's chat completions has no web search

@@ -663,9 +663,10 @@ class _Handler(BaseHTTPRequestHandler):
             problem = self.server.fake.request_problem(body)
             if problem:
                 return self._send_failure(dialect, 400, _error_body(dialect, 400, problem))
-            for block in reply.blocks:
-                if block["type"] == "tool_use" and self.server.fake.tool_call_extra(prompt.model):
-                    block["openai_extra"] = self.server.fake.tool_call_extra(prompt.model)
+            extra = self.server.fake.tool_call_extra(prompt.model)
+            for block in reply.blocks if extra else ():
+                if block["type"] == "tool_use":
+                    block["openai_extra"] = extra
         if not stream:
             payload = (_anthropic_message if dialect == ANTHROPIC else _openai_completion)(reply)
             self.server.fake._report(model, [payload])

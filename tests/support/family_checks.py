@@ -11,7 +11,7 @@ import base64
 import http.server
 import threading
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import anthropic
 import pytest
@@ -167,3 +167,33 @@ def tool_returned(block: dict) -> list[dict]:
                                                "input": {"query": "report"}}]},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
                                           "content": [{"type": "text", "text": "the report"}, block]}]}]
+
+
+# Google's errors (Gemini API and Vertex AI) and what a caller must see for each.
+google_errors = pytest.mark.parametrize("status, code, error_type", [
+    ("RESOURCE_EXHAUSTED", 429, "rate_limit_error"),
+    ("UNAVAILABLE", 529, "overloaded_error"),
+    ("INVALID_ARGUMENT", 400, "invalid_request_error"),
+])
+# Every block a translating route loses: URL sources (by kind) and LOST_BLOCKS.
+lost_blocks = pytest.mark.parametrize("block", ["document", "image", *LOST_BLOCKS.values()],
+                                      ids=["url-document", "url-image", *LOST_BLOCKS])
+
+
+def assert_prompt_caching_is_metered_write_then_read(stack, key: str, client: anthropic.Anthropic, model: str,
+                                                     provider_fake) -> tuple[list[str], Any]:
+    """A cached system prompt is written by a streamed request and read by the next; every
+    figure the provider reported reaches the key's month. The stream's event types and final
+    message are returned, for the caller's own checks."""
+    system = [{"type": "text", "text": "you are terse " * 20, "cache_control": {"type": "ephemeral"}}]
+    with client.messages.stream(model=model, max_tokens=50, system=system, messages=ask()) as stream:
+        events = [event.type for event in stream]
+        final = stream.get_final_message()
+    provider_fake.cache_read = True
+    client.messages.create(model=model, max_tokens=50, system=system, messages=ask())
+    told = provider_fake.reported_totals()
+    assert told["cache_creation_input_tokens"] > 0 and told["cache_read_input_tokens"] > 0
+    month = stack.month(key, requests=2)
+    for name, total in told.items():
+        assert month[name] == total, f"{name}: metered {month[name]}, the provider reported {total}"
+    return events, final
