@@ -16,14 +16,16 @@ from typing import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, hot_keys, price_map, usage_report
+from . import aws
 from .config import Settings
-from .key_admin import UNSET, KeysAdmin, parse_duration, parse_expiry
-from .keys import ApiKey
-from .ledger import Ledger
-from .families import family
-from .metering import REPORT_FIELDS
-from .providers import build_catalogue, checked_aliases, provider_problems
+from .keys.admin import UNSET, KeysAdmin, parse_duration, parse_expiry
+from .keys.store import ApiKey
+from .metering import hot_keys, usage_report
+from .metering.items import REPORT_FIELDS
+from .metering.ledger import Ledger
+from .providers import price_map
+from .providers.catalogue import build_catalogue, checked_aliases, provider_problems
+from .providers.families import family
 
 
 def _now() -> str:
@@ -80,7 +82,7 @@ def describe_providers(catalogue) -> dict:
 
 
 def usage_table(settings: Settings, *, month: str, top: int | None = None) -> list[dict]:
-    """Every key's month, dearest first: one BatchGetItem per 100 keys (usage_report.py)."""
+    """Every key's month, dearest first: one BatchGetItem per 100 keys (metering/usage_report.py)."""
     keys = _keys(settings).list()
     totals = usage_report.key_totals(settings.usage_table, keys, month)
     return [{**row, "month": month} for row in usage_report.rows(keys, totals, top=top)]

@@ -15,26 +15,26 @@ import secrets
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
 from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import anthropic_api, aws, hot_keys, price_map, telemetry
-from .body import check_content_type, parse_json, read_limited, validate
-from .breaker import ModelHealth
+from . import aws
 from .cache import RefreshingValue
 from .config import Settings
-from .content import check_body
-from .errors import GatewayError, error_body
-from .gateway import Gateway
-from .ledger import Ledger
-from .keys import KeyStore, presented_key
-from .providers import Catalogue, build_catalogue
-from .openapi import install as install_openapi
-from .model_list import find, page, visible_models
-from .schemas import (
+from .keys.store import KeyStore, presented_key
+from .metering import hot_keys
+from .metering.ledger import Ledger
+from .observe import telemetry
+from .pipeline.breaker import ModelHealth
+from .pipeline.gateway import Gateway
+from .pipeline.model_list import find, page, visible_models
+from .protocol.body import check_content_type, parse_json, read_limited, validate
+from .protocol.content import check_body
+from .protocol.errors import GatewayError, error_body
+from .protocol.openapi import install as install_openapi
+from .protocol.schemas import (
     AnthropicMessagesBody,
     AnthropicMessagesResponse,
     CountTokensBody,
@@ -42,6 +42,8 @@ from .schemas import (
     ModelInfo,
     ModelList,
 )
+from .providers import anthropic_api, price_map
+from .providers.catalogue import Catalogue, build_catalogue
 
 log = logging.getLogger(__name__)
 

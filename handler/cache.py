@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Callable, Generic, TypeVar
 
-from .errors import GatewayError
+from .protocol.errors import GatewayError
 
 log = logging.getLogger(__name__)
 

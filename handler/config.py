@@ -40,7 +40,7 @@ class Settings:
     # old, never longer: the longest a revoked key keeps working, outages included.
     key_max_staleness: float = 900.0
     providers_cache_ttl: float = 300.0
-    # Keys are spread over this many secrets by digest (key_shards.py); 1 is the
+    # Keys are spread over this many secrets by digest (keys/shards.py); 1 is the
     # keys secret alone. Change it after `gateway-admin keys reshard --shards N`.
     key_shards: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
@@ -65,10 +65,10 @@ class Settings:
     request_read_timeout: float = 30.0
     # Under uvicorn: ledger entries waiting for the table past this many go to the fallback
     # queue instead; at shutdown, work still metering after shutdown_grace seconds is cut
-    # short and its entries go there too (group_commit.py).
+    # short and its entries go there too (metering/group_commit.py).
     ledger_max_backlog: int = 1024
     shutdown_grace: float = 10.0
-    # Observability (handler/telemetry.py): the `service` dimension and log field, the
+    # Observability (handler/observe/telemetry.py): the `service` dimension and log field, the
     # CloudWatch namespace of the metrics, and the share of a key's monthly_usd past which
     # its requests count in KeySpendOverShare (the per-key spend alarm).
     service_name: str = "edenai-gateway"
@@ -76,7 +76,7 @@ class Settings:
     key_spend_alert_share: float = 0.8
 
     def __post_init__(self) -> None:
-        from .routing import POLICIES
+        from .pipeline.routing import POLICIES
 
         if not 0 < self.key_spend_alert_share <= 1:
             raise ValueError(f"GATEWAY_KEY_SPEND_ALERT_SHARE is a share in (0, 1], not {self.key_spend_alert_share}")

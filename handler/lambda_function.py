@@ -21,10 +21,10 @@ from typing import Any
 
 from mangum import Mangum
 
-from .after_response import AfterResponse, Outbox
 from .app import app
-from .errors import error_body
-from . import snapstart  # noqa: F401  SnapStart: restore hooks registered at init
+from .protocol.errors import error_body
+from .runtime import snapstart  # noqa: F401  SnapStart: restore hooks registered at init
+from .runtime.after_response import AfterResponse, Outbox
 
 _mangum = Mangum(app, lifespan="off")
 _loop = asyncio.new_event_loop()

@@ -57,14 +57,14 @@ MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
 # =/opt/bootstrap) runs this instead of the Python runtime's loop, waits for the
 # app on 127.0.0.1:8080, relays API Gateway's events to it and streams the
 # responses back. The same app as in buffered mode, wrapped only to answer the
-# adapter's SnapStart restore hook (handler/snapstart.py).
+# adapter's SnapStart restore hook (handler/runtime/snapstart.py).
 RUN_SCRIPT = """\
 #!/bin/sh
 # Streaming mode (template.yaml StreamingMode=streaming): started by the Lambda Web Adapter.
 cd "$LAMBDA_TASK_ROOT" || exit 1
-PYTHONPATH="$LAMBDA_TASK_ROOT" exec python -m uvicorn handler.snapstart:streaming_app \\
+PYTHONPATH="$LAMBDA_TASK_ROOT" exec python -m uvicorn handler.runtime.snapstart:streaming_app \\
   --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" --lifespan off --no-access-log --log-level warning \\
-  --http handler.serving:GuardedH11Protocol
+  --http handler.runtime.serving:GuardedH11Protocol
 """
 
 # botocore ships a model for each of 440 services and loads one only when a
@@ -86,7 +86,7 @@ BOTOCORE_SERVICES = frozenset({
 # with the rest. The function imports them only at a SnapStart or provisioned-
 # concurrency init, which runs before any request (at version publishing, or
 # ahead of traffic), or in an on-demand environment at the first request to a
-# provider that does not speak Anthropic's API (handler.snapstart). Everything
+# provider that does not speak Anthropic's API (handler.runtime.snapstart). Everything
 # else (+20.1 MiB, 8.7 zipped) is compiled: all an on-demand init and the
 # Anthropic route load, and the streaming mode's uvicorn.
 BYTECODE_SKIPPED = frozenset({"litellm", "openai"})
@@ -223,7 +223,7 @@ def prune(site: Path, strip_tool: str | None) -> Pruned:
     remove(site / "litellm/proxy/client", "litellm proxy's command-line client", pruned)
     remove(site / "litellm/proxy/swagger", "litellm proxy server's API docs assets", pruned)
     remove(site / "litellm/proxy/_lazy_openapi_snapshot.json", "litellm proxy server's API docs assets", pruned)
-    # Powertools: the gateway uses its Logger and Metrics (handler/telemetry.py), whose imports
+    # Powertools: the gateway uses its Logger and Metrics (handler/observe/telemetry.py), whose imports
     # reach into utilities/ only for jmespath_utils.
     powertools = site / "aws_lambda_powertools"
     remove(powertools / "event_handler", "Powertools utilities the gateway does not use", pruned)

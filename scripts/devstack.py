@@ -72,7 +72,7 @@ def main() -> None:
     from handler import aws
     from handler.admin import create_key
     from handler.config import Settings
-    from handler.ledger import Ledger
+    from handler.metering.ledger import Ledger
 
     settings = Settings.from_env()
     document, provider_note = providers_document()
@@ -99,7 +99,7 @@ def main() -> None:
     import uvicorn
 
     uvicorn.run("handler.app:app", host="127.0.0.1", port=args.port, log_level="info",
-                http="handler.serving:GuardedH11Protocol")
+                http="handler.runtime.serving:GuardedH11Protocol")
 
 
 if __name__ == "__main__":

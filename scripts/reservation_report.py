@@ -1,6 +1,6 @@
 """How conservative the cap reservation is on real traffic (the Claude Code corpus).
 
-For each /v1/messages request: the reserved input tokens (handler/bounds.py) against a
+For each /v1/messages request: the reserved input tokens (handler/metering/bounds.py) against a
 count of the same JSON by the Claude tokenizer litellm bundles (anthropic_tokenizer.json,
 Anthropic's published one; today's models' own is not public) and by o200k (gpt-4o), the
 old estimate (bytes / 3), and the whole reservation against input + max_tokens. Offline:
@@ -19,9 +19,9 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from handler.bounds import request_bound, shape_of
-from handler.metering import input_token_estimate
-from handler.price_map import load
+from handler.metering.bounds import request_bound, shape_of
+from handler.metering.items import input_token_estimate
+from handler.providers.price_map import load
 
 CORPUS = Path(__file__).parent.parent / "tests" / "data" / "claude-code-2.1.197.jsonl"
 TOKENIZERS = Path(__import__("importlib.util").util.find_spec("litellm").submodule_search_locations[0]) \

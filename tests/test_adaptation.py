@@ -143,8 +143,8 @@ def test_edenai_sends_adaptive_thinking_only_to_claude_models_that_have_it(stack
 def test_malformed_or_partial_fields_are_dropped_visibly_never_sent_half(fields, dropped):
     from types import MappingProxyType
 
-    from handler.adaptation import adapt
-    from handler.providers import Model, Provider
+    from handler.pipeline.adaptation import adapt
+    from handler.providers.catalogue import Model, Provider
 
     gpt = Model(GPT, Provider("openai", "openai"), "gpt-4o-mini", MappingProxyType({"supports_response_schema": True}))
     adaptation = adapt({"model": GPT, "messages": ask(), **fields}, gpt)

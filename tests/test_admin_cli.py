@@ -17,7 +17,7 @@ import anthropic
 import pytest
 
 from handler import aws
-from handler.keys import hash_key
+from handler.keys.store import hash_key
 from tests.support.stack import new_stack, serve
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("gateway-admin")
@@ -127,7 +127,7 @@ def test_concurrent_creates_and_revokes_lose_no_write(moto_endpoint, secret_id):
     from threading import Barrier
     from concurrent.futures import ThreadPoolExecutor
 
-    from handler.key_admin import KeysAdmin
+    from handler.keys.admin import KeysAdmin
 
     keys = KeysAdmin(secret_id)
     existing = [keys.create(name=f"old-{i}")[0] for i in range(10)]

@@ -13,7 +13,7 @@ import anthropic
 import litellm
 import pytest
 
-from handler.anthropic_api import messages_url, request_parts
+from handler.providers.anthropic_api import messages_url, request_parts
 from tests.support.stack import ANTHROPIC_TEST_KEY
 
 CLAUDE = "anthropic/claude-sonnet-4-5"

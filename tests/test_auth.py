@@ -11,7 +11,7 @@ import anthropic
 import httpx
 import pytest
 
-from handler.keys import hash_key, new_key
+from handler.keys.store import hash_key, new_key
 from tests.support.stack import new_stack, serve
 
 MODEL = "anthropic/claude-sonnet-4-5"

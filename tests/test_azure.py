@@ -7,7 +7,7 @@ import anthropic
 import pytest
 
 from tests.support.fake_azure import FakeAzure
-from handler import price_map
+from handler.providers import price_map
 from tests.support.family_checks import ask, assert_tool_result_round_trips
 from tests.support.family_fakes import AZURE_API_VERSION, AZURE_TEST_KEY, DIRECT_CLAUDE, family_gateway
 

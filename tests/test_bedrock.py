@@ -14,7 +14,7 @@ import os
 import anthropic
 import pytest
 
-from handler import bedrock_api
+from handler.providers import bedrock_api
 from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_checks import (
     LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_error_in_anthropics_terms,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from handler.cache import RefreshingValue
-from handler.errors import GatewayError
+from handler.protocol.errors import GatewayError
 
 
 class Store:

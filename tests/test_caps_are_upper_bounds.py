@@ -1,6 +1,6 @@
 """Monthly caps are upper bounds, whatever shape of request an attacker with a valid key sends.
 
-A request reserves the most it can be billed (handler/bounds.py) before the
+A request reserves the most it can be billed (handler/metering/bounds.py) before the
 upstream call, and settles to the real figure afterwards; so however many
 requests arrive together, what is metered never passes the cap. Server tools
 are metered and priced per use, in the record and in `cost_usd`.
@@ -15,8 +15,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from handler.bounds import IMAGE_TOKENS_ANTHROPIC, request_bound, shape_of
-from handler.price_map import load
+from handler.metering.bounds import IMAGE_TOKENS_ANTHROPIC, request_bound, shape_of
+from handler.providers.price_map import load
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 SONNET = load()["claude-sonnet-4-5"]

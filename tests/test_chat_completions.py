@@ -1,6 +1,6 @@
 """OpenAI-compatible providers are spoken to in Chat Completions directly, and answer in Anthropic's terms.
 
-The translation is the gateway's own (handler/chat_completions.py), so what
+The translation is the gateway's own (handler/translation/chat_completions.py), so what
 it sends and what the caller gets back are specified here: first as pure
 functions, then end to end through the official SDK against the fake, which
 speaks OpenAI's wire format (tests/test_fake_upstream.py proves it against
@@ -17,11 +17,11 @@ import anthropic
 import httpx
 import pytest
 
-from handler import chat_completions
-from handler.chat_stream import StreamTranslator
-from handler.errors import GatewayError
-from handler.usage import ESTIMATED
-from handler.openai_shape import provider_tool_id
+from handler.translation import chat_completions
+from handler.translation.chat_stream import StreamTranslator
+from handler.protocol.errors import GatewayError
+from handler.protocol.usage import ESTIMATED
+from handler.translation.openai_shape import provider_tool_id
 from tests.support.sse_grammar import check, parse
 from tests.support.stack import TEST_MODELS, new_stack, providers_document, serve
 
@@ -418,7 +418,7 @@ def test_an_openai_compatible_call_never_imports_litellm(fake):
 
     script = (
         "import asyncio, sys\n"
-        "from handler import upstream\n"
+        "from handler.providers import upstream\n"
         f"call = {{'model': {GPT!r}, 'api_key': 'sk-test', 'api_base': {fake.url + '/v1'!r}, 'stream': False,\n"
         "        'timeout': 30, 'max_retries': 0, 'max_tokens': 10, 'messages': [{'role': 'user', 'content': 'hi'}]}\n"
         "answer = asyncio.run(upstream.send(call))\n"
@@ -467,8 +467,8 @@ def test_a_claude_code_session_is_openais_prompt_cache_key(client, fake):
 
 
 def test_an_azure_deployment_is_known_as_a_reasoning_model_by_its_base_model():
-    from handler.adaptation import adapt
-    from handler.providers import Model, Provider
+    from handler.pipeline.adaptation import adapt
+    from handler.providers.catalogue import Model, Provider
 
     azure = Provider("azure", "azure", "k", "https://r.openai.azure.com", settings={"api_version": "2025-04-01"})
     model = Model("azure/prod-reasoner", azure, "prod-reasoner", {"base_model": "o4-mini"})
@@ -495,7 +495,7 @@ def test_a_tool_choice_that_names_a_server_tool_is_dropped_rather_than_naming_a_
 
 @pytest.mark.parametrize("split", range(1, 12))
 def test_an_event_boundary_split_between_two_reads_is_still_a_boundary(split):
-    from handler import sse
+    from handler.protocol import sse
 
     raw = b'data: {"a":1}\r\n\r\ndata: {"b":2}\r\n\r\n'
     parser = sse.DataParser()
@@ -510,7 +510,7 @@ def test_an_event_boundary_split_between_two_reads_is_still_a_boundary(split):
 
 @pytest.fixture
 def gemini3(moto_endpoint, fake):
-    from handler import google_oauth
+    from handler.providers import google_oauth
     from tests.support.family_fakes import family_gateway
     from tests.support.fake_vertex import FakeVertex
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handler.adaptation import GATEWAY_FIELDS, TRANSLATED_FIELDS
+from handler.pipeline.adaptation import GATEWAY_FIELDS, TRANSLATED_FIELDS
 from tests.support.sse_grammar import check
 
 CORPUS = Path(__file__).parent / "data" / "claude-code-2.1.197.jsonl"

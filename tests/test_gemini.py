@@ -11,7 +11,8 @@ import anthropic
 import jsonschema
 import pytest
 
-from handler import price_map, pricing
+from handler.providers import price_map
+from handler.metering import pricing
 from tests.support.fake_gemini import FakeGemini
 from tests.support.family_checks import (
     LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_anthropic_falls_back_to,

@@ -17,10 +17,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from handler.group_commit import GroupCommit
-from handler.ledger import Ledger
-from handler.metering import MAX_BATCH, LedgerEntry, from_item, ledger_transaction
-from handler.usage import Usage
+from handler.metering.group_commit import GroupCommit
+from handler.metering.ledger import Ledger
+from handler.metering.items import MAX_BATCH, LedgerEntry, from_item, ledger_transaction
+from handler.protocol.usage import Usage
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 

@@ -19,8 +19,8 @@ import boto3
 import httpx
 import pytest
 
-from handler import hot_keys
-from handler.metering import Limits, from_item
+from handler.metering import hot_keys
+from handler.metering.items import Limits, from_item
 from scripts.benchmark.hot_key import ITEM_LIMIT, simulate
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -65,7 +65,7 @@ def month_items(stack, key_id: str, shards: int) -> list[dict]:
 
 
 def test_a_sharded_keys_caps_hold_under_parallel_requests_and_its_reports_sum_the_shards(server, stack, fake):
-    # Each request reserves its upper bound (~700 tokens: bounds.py) and settles to ~120, so a
+    # Each request reserves its upper bound (~700 tokens: metering/bounds.py) and settles to ~120, so a
     # 1,000-token share admits one at a time while 40 of them need more than the whole cap.
     key = stack.add_key(limits={"monthly_tokens": 4000, "ledger_shards": 4})
     key_id = stack.key_id(key)

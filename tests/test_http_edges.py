@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from handler.serving import GuardedH11Protocol
+from handler.runtime.serving import GuardedH11Protocol
 from tests.support.stack import serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from handler.app import create_app
-from handler.keys import hash_key, new_key
+from handler.keys.store import hash_key, new_key
 from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, new_stack, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"

@@ -19,7 +19,7 @@ import anthropic
 import httpx
 import pytest
 
-from handler.key_admin import KeysAdmin
+from handler.keys.admin import KeysAdmin
 from tests.support.stack import new_stack, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"

@@ -17,8 +17,9 @@ import boto3
 import httpx
 import pytest
 
-from handler import aws, key_shards
-from handler.keys import hash_key, new_key
+from handler import aws
+from handler.keys import shards as key_shards
+from handler.keys.store import hash_key, new_key
 from tests.support.stack import new_stack, serve
 
 SHARDS = 4
@@ -180,7 +181,7 @@ def test_a_second_reshard_is_followed_by_gateways_still_on_the_first_layout(moto
 
 def test_a_write_that_finds_its_shard_moved_goes_to_the_new_layout(moto_endpoint, fake, monkeypatch):
     """An admin that read the layout just before a reshard finished still writes where readers look."""
-    from handler.key_admin import KeysAdmin
+    from handler.keys.admin import KeysAdmin
 
     stack = new_stack(fake.url)
     keys = KeysAdmin(stack.settings.keys_secret_id)

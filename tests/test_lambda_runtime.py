@@ -197,7 +197,7 @@ def test_streaming_mode_ends_the_response_before_the_usage_write_and_the_invocat
     stack, key, queue = gateway_stack
     writes.delay = 1.0
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "handler.snapstart:streaming_app", "--host", "127.0.0.1",
+    argv = [sys.executable, "-m", "uvicorn", "handler.runtime.snapstart:streaming_app", "--host", "127.0.0.1",
             "--port", str(port), "--lifespan", "off", "--log-level", "warning"]
     ends: list[float] = []
     with LambdaRuntimeApi() as api, function_process(
@@ -223,8 +223,8 @@ def test_a_streaming_mode_shutdown_that_outlasts_its_grace_cancels_cleanly():
     over itself as its response ends)."""
     import asyncio
 
-    from handler.after_response import Outbox
-    from handler.gateway import Gateway
+    from handler.runtime.after_response import Outbox
+    from handler.pipeline.gateway import Gateway
 
     async def stopped_server() -> bool:
         gateway = Gateway(catalogue=None, ledger=None, deadline=27.0)

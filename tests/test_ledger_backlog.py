@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import httpx
 
-from handler.ledger import Ledger
+from handler.metering.ledger import Ledger
 from tests.support.stack import new_stack, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -46,7 +46,7 @@ def test_a_table_that_falls_behind_spills_past_the_backlog_bound_and_loses_nothi
     stack = new_stack(fake.url, ledger_queue_url=queue_url, ledger_max_backlog=4)
     key = stack.add_key()
     with serve(stack, ledger=SlowLedger(stack.settings.usage_table, queue_url=queue_url)) as server:
-        with caplog.at_level(logging.WARNING, logger="handler.group_commit"):
+        with caplog.at_level(logging.WARNING, logger="handler.metering.group_commit"):
             with ThreadPoolExecutor(30) as pool:
                 statuses = list(pool.map(lambda _: post(server, key).status_code, range(30)))
             assert statuses == [200] * 30

@@ -23,9 +23,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from handler.ledger import Ledger
-from handler.metering import LedgerEntry
-from handler.usage import Usage
+from handler.metering.ledger import Ledger
+from handler.metering.items import LedgerEntry
+from handler.protocol.usage import Usage
 from tests.support.stack import new_stack, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"

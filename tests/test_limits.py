@@ -16,9 +16,9 @@ import anthropic
 import httpx
 import pytest
 
-from handler.bounds import request_bound
-from handler.metering import Estimate, LedgerEntry, Limits, refusal_reason
-from handler.usage import Usage
+from handler.metering.bounds import request_bound
+from handler.metering.items import Estimate, LedgerEntry, Limits, refusal_reason
+from handler.protocol.usage import Usage
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 HELLO = [{"role": "user", "content": "hello"}]

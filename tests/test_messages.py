@@ -246,8 +246,8 @@ def test_anthropic_only_fields_do_not_reach_an_openai_provider(client, fake):
 
 
 def test_a_provider_without_api_base_never_reads_base_urls_from_the_environment():
-    from handler.providers import Model, Provider
-    from handler.upstream_request import build_call
+    from handler.providers.catalogue import Model, Provider
+    from handler.pipeline.calls import build_call
 
     body = {"model": "anthropic/x", "messages": [{"role": "user", "content": "hi"}]}
     anthropic_call = build_call(body, Model("anthropic/x", Provider("anthropic", "anthropic"), "x"),

@@ -18,9 +18,9 @@ import anthropic
 import httpx
 import pytest
 
-from handler.ledger import Ledger
-from handler.metering import LedgerEntry
-from handler.usage import Usage
+from handler.metering.ledger import Ledger
+from handler.metering.items import LedgerEntry
+from handler.protocol.usage import Usage
 from tests.support.stack import TEST_MODELS, new_stack, providers_document, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"

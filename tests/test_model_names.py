@@ -21,8 +21,8 @@ import anthropic
 import httpx
 import pytest
 
-from handler.errors import GatewayError
-from handler.providers import Catalogue, Model, Provider, build_catalogue
+from handler.protocol.errors import GatewayError
+from handler.providers.catalogue import Catalogue, Model, Provider, build_catalogue
 from tests.support.stack import providers_document, serve
 
 ANTHROPIC = Provider("anthropic", "anthropic")

@@ -23,8 +23,8 @@ from botocore.exceptions import ClientError
 from handler import aws
 from handler.app import app as module_app
 from handler.lambda_function import lambda_handler
-from handler.ledger import Ledger
-from handler.observation import METRIC_UNITS
+from handler.metering.ledger import Ledger
+from handler.observe.observation import METRIC_UNITS
 from tests.support.lambda_events import LambdaContext, http_api_event
 from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, Stack, new_stack, providers_document, serve
 
@@ -264,8 +264,8 @@ def test_a_key_past_its_share_of_its_monthly_cap_is_flagged(moto_endpoint, fake,
 
 def test_a_line_still_waiting_for_its_entry_is_written_when_the_invocation_ends(capsys):
     """The Lambda handler flushes after draining: nothing is left for a frozen environment."""
-    from handler.observation import Observation
-    from handler.telemetry import Telemetry
+    from handler.observe.observation import Observation
+    from handler.observe.telemetry import Telemetry
 
     telemetry = Telemetry(service="edenai-gateway", namespace="EdenAIGateway", spend_share=0.8)
     waiting = Observation("POST", MESSAGES, 0.0, request_id="req_waiting", status=200, latency_ms=5,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from handler.openai_shape import anthropic_tool_id, provider_tool_id
+from handler.translation.openai_shape import anthropic_tool_id, provider_tool_id
 from tests.support.sse_grammar import check, parse
 
 GPT = "openai/gpt-4o-mini"

@@ -30,7 +30,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handler import aws, snapstart
+from handler import aws
+from handler.runtime import snapstart
 from tests.support.lambda_events import http_api_event
 from tests.support.lambda_runtime_api import (
     RUNTIME_CLIENT_PACKAGES, LambdaRuntimeApi, function_process, runtime_client_argv)
@@ -164,7 +165,7 @@ def test_the_zip_is_the_directory_with_run_sh_executable(lambda_artifact):
         names = {info.filename: info for info in zipped.infolist()}
     assert set(names) == {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
     assert stat.S_IMODE(names["run.sh"].external_attr >> 16) == 0o755
-    assert "handler/lambda_function.py" in names and "handler/snapstart.py" in names
+    assert "handler/lambda_function.py" in names and "handler/runtime/snapstart.py" in names
     # Bytecode only for Python 3.12, in __pycache__, next to its source (tracebacks keep their lines).
     for name in (name for name in names if "__pycache__" in name or name.endswith(".pyc")):
         match = PYC_3_12.fullmatch(name)
@@ -205,7 +206,7 @@ def test_the_lambda_artifact_ships_bytecode_for_python_3_12(lambda_artifact):
                if source.relative_to(site).parts[0].split(".")[0] in packager.BYTECODE_SKIPPED}
     assert skipped and not [pyc for source, pyc in compiled.items() if source in skipped and pyc.exists()]
     assert [source for source, pyc in compiled.items() if source not in skipped and not pyc.exists()] == []
-    for module in ("handler/lambda_function.py", "handler/snapstart.py", "handler/app.py",
+    for module in ("handler/lambda_function.py", "handler/runtime/snapstart.py", "handler/app.py",
                    "fastapi/applications.py", "starlette/routing.py", "pydantic/main.py", "mangum/adapter.py"):
         assert compiled[site / module].is_file(), module
     pycs = sorted(site.rglob("*.pyc"))
@@ -242,7 +243,8 @@ import importlib.util, json, os, sys, sysconfig, types
 artifact = os.path.realpath(sys.argv[1])
 assert not any("site-packages" in entry for entry in sys.path), sys.path
 
-from handler import lambda_function, snapstart
+from handler import lambda_function
+from handler.runtime import snapstart
 
 responses, imported = [], []
 for number, event in enumerate(json.load(sys.stdin)):
@@ -314,7 +316,7 @@ def test_the_pruned_artifact_serves_a_message_and_a_stream_as_the_lambda_handler
     names = [block.split("\n")[0].removeprefix("event: ") for block in body_of(stream).decode().strip().split("\n\n")]
     assert names[0] == "message_start" and names[-1] == "message_stop"
 
-    # litellm: imported by the SnapStart init (handler.snapstart), though this route never calls it.
+    # litellm: imported by the SnapStart init (handler.runtime.snapstart), though this route never calls it.
     # orjson: fastapi.responses imports it whenever it is installed; the lock has it because
     # litellm's OpenAI-compatible route imports it on its first call without declaring it.
     loaded = set(report["from_artifact"])
@@ -329,7 +331,7 @@ def test_the_pruned_artifact_serves_a_message_and_a_stream_as_the_lambda_handler
     # Compiled at start only what ships as source: litellm and openai, which this init imports.
     assert {path.split(os.sep)[0] for path in report["from_source"]} == packager.BYTECODE_SKIPPED
     assert len(stack.records(key, 2)) == 2  # metered through the artifact's boto3
-    # Init did the importing, which is what SnapStart captures: without handler.snapstart's
+    # Init did the importing, which is what SnapStart captures: without handler.runtime.snapstart's
     # FIRST_CALL_MODULES (an on-demand init) the first request imports about 80 modules
     # (httpx's transport, anyio's backend, h2); before the direct Anthropic route, about 480
     # (1.7 s). Measured with them: none.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import litellm
 
-from handler.price_map import expand_aliases, load
+from handler.providers.price_map import expand_aliases, load
 
 
 def test_every_entry_equals_litellms_own():

@@ -1,6 +1,6 @@
 """Every provider type says what its entry needs, and its credentials never show.
 
-The providers secret's entries are checked by their family (handler/families/):
+The providers secret's entries are checked by their family (handler/providers/families/):
 `gateway-admin providers set` refuses an entry its family cannot use and says
 what is missing; the gateway leaves such an entry out; `providers show`, reprs
 and relayed messages never carry a credential, whatever the type calls it.
@@ -16,10 +16,10 @@ import uuid
 
 import pytest
 
-from handler import families
+from handler.providers import families
 from handler.admin import describe_providers
-from handler.providers import Provider, build_catalogue, parse_providers
-from handler.upstream_request import build_call
+from handler.providers.catalogue import Provider, build_catalogue, parse_providers
+from handler.pipeline.calls import build_call
 from tests.support.fake_vertex import new_rsa_key, pem_of
 
 PRIVATE_KEY = pem_of(new_rsa_key())

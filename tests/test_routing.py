@@ -12,13 +12,13 @@ from types import MappingProxyType
 
 import pytest
 
-from handler.breaker import ModelHealth
-from handler.errors import GatewayError
-from handler.gateway import plan_request
-from handler.history import adapt_messages
-from handler.keys import ApiKey
-from handler.providers import Catalogue, Model, Provider
-from handler.routing import Needs, needs_of, rank, route, unfit_reason
+from handler.pipeline.breaker import ModelHealth
+from handler.protocol.errors import GatewayError
+from handler.pipeline.planning import plan_request
+from handler.pipeline.history import adapt_messages
+from handler.keys.store import ApiKey
+from handler.providers.catalogue import Catalogue, Model, Provider
+from handler.pipeline.routing import Needs, needs_of, rank, route, unfit_reason
 
 ANTHROPIC = Provider("anthropic", "anthropic")
 OPENAI = Provider("openai", "openai")

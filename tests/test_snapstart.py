@@ -21,7 +21,9 @@ import litellm
 import pytest
 from litellm.llms.custom_httpx.http_handler import get_async_httpx_client
 
-from handler import anthropic_api, aws, snapstart
+from handler.providers import anthropic_api
+from handler import aws
+from handler.runtime import snapstart
 
 
 def test_forgetting_process_state_drops_aws_and_litellm_clients_and_reseeds_random(moto_endpoint):
@@ -85,7 +87,7 @@ def modules_after_init(**env) -> set[str]:
 
 def test_an_on_demand_init_imports_nothing_the_first_requests_could_import_themselves():
     modules = modules_after_init(AWS_LAMBDA_INITIALIZATION_TYPE="on-demand")
-    assert "litellm" not in modules and "handler.litellm_route" not in modules
+    assert "litellm" not in modules and "handler.providers.litellm_route" not in modules
 
 
 @pytest.mark.parametrize("init_type", sorted(snapstart.PREPARED_INITS))

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode
 
-from handler import snapstart
-from handler.metering import TABLE_KEYS, TTL_ATTRIBUTE
+from handler.runtime import snapstart
+from handler.metering.items import TABLE_KEYS, TTL_ATTRIBUTE
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -223,7 +223,7 @@ def test_the_handler_is_the_entry_point_of_the_mode(deployed):
         assert (module, name) == ("handler.lambda_function", "lambda_handler")
     else:
         assert handler == "run.sh"
-        assert "handler.snapstart:streaming_app" in RUN_SCRIPT
+        assert "handler.runtime.snapstart:streaming_app" in RUN_SCRIPT
 
 
 def test_the_environment_matches_the_mode(deployed):
@@ -445,7 +445,7 @@ def test_deploy_names_a_missing_prerequisite_before_building_anything(tmp_path):
 
 # --------------------------------------------------------------------------- operating it
 
-from handler.observation import METRIC_UNITS  # noqa: E402
+from handler.observe.observation import METRIC_UNITS  # noqa: E402
 
 
 def dashboard_metric_names(body: str, namespace_placeholder: str = "${Namespace}") -> set[str]:

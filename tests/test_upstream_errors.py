@@ -9,8 +9,8 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from handler.errors import GatewayError
-from handler.upstream import map_exception, redact, upstream_message
+from handler.protocol.errors import GatewayError, redact
+from handler.providers.upstream import map_exception, upstream_message
 from tests.support.stack import ANTHROPIC_TEST_KEY, new_stack, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"

@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from handler import google_oauth
-from handler.errors import GatewayError
+from handler.providers import google_oauth
+from handler.protocol.errors import GatewayError
 from tests.support.fake_vertex import FakeVertex, new_rsa_key, pem_of
 from tests.support.family_checks import (
     PDF_DOCUMENT, ask, assert_anthropic_falls_back_to, assert_error_in_anthropics_terms,
@@ -81,7 +81,7 @@ def test_a_token_is_exchanged_once_for_many_concurrent_requests_and_again_after_
     tokens = asyncio.run(many())
     assert len(set(tokens)) == 1 and vertex.exchanges == 1, "one exchange per token lifetime"
     assert asyncio.run(many())[0] == tokens[0] and vertex.exchanges == 1
-    from handler import snapstart
+    from handler.runtime import snapstart
 
     snapstart.forget_process_state()  # a SnapStart restore: the snapshot's token may be long expired
     assert asyncio.run(many())[0] != tokens[0] and vertex.exchanges == 2
@@ -303,7 +303,7 @@ def test_the_fakes_openai_compatible_endpoint_is_what_litellm_parses(vertex):
 
 
 def test_a_location_is_its_regional_host_and_global_the_global_one():
-    from handler import vertex_api
+    from handler.providers import vertex_api
 
     call = {"vertex_project": "p", "vertex_location": "europe-west4"}
     assert vertex_api.publisher_url(call, "anthropic") == \

@@ -59,7 +59,7 @@ def start(root: Path, log_dir: Path, upstream_url: str, bedrock_url: str | None 
     from handler import aws
     from handler.admin import create_key
     from handler.config import Settings
-    from handler.ledger import Ledger
+    from handler.metering.ledger import Ledger
 
     aws.reset_clients()
     settings = Settings.from_env()

@@ -6,7 +6,7 @@ app's own clients make, and GET /_bench/aws-calls returns the running totals
 (the orchestrator diffs two snapshots). The hooks are registered before the
 app is imported, on the clients handler.aws hands out.
 
-`--mode streaming` is the streaming deployment instead: `handler.snapstart:streaming_app`
+`--mode streaming` is the streaming deployment instead: `handler.runtime.snapstart:streaming_app`
 with GATEWAY_METER_BEFORE_RESPONSE_END on (as template.yaml sets it) and its
 usage-writing extension registered with a stand-in Runtime API (tests/support);
 an outer layer plays the Lambda Web Adapter's part for each request: it starts
@@ -66,7 +66,7 @@ def main() -> None:
     from handler.app import app
 
     if api is not None:
-        from handler import snapstart
+        from handler.runtime import snapstart
 
         served = as_lambda_invocations(snapstart.streaming_app, api)
         if list(api.extensions.values()) != ["edenai-gateway-ledger"]:

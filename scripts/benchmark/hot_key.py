@@ -20,11 +20,11 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from handler import hot_keys
-from handler.keys import ApiKey
-from handler.ledger import Ledger
-from handler.metering import Estimate, LedgerEntry, Limits
-from handler.usage import Usage
+from handler.metering import hot_keys
+from handler.keys.store import ApiKey
+from handler.metering.ledger import Ledger
+from handler.metering.items import Estimate, LedgerEntry, Limits
+from handler.protocol.usage import Usage
 
 ITEM_LIMIT = 1000  # write units per second on one item
 

@@ -24,10 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from handler import admin, aws
-from handler.ledger import Ledger
-from handler.metering import LedgerEntry
-from handler.usage import Usage
-from handler.keys import new_key
+from handler.metering.ledger import Ledger
+from handler.metering.items import LedgerEntry
+from handler.protocol.usage import Usage
+from handler.keys.store import new_key
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.stack import UvicornThread, new_stack, start_moto
 from handler.app import create_app

@@ -25,9 +25,9 @@ from handler import aws
 from tests.support import moto_dynamodb, moto_secrets
 from handler.app import create_app
 from handler.config import Settings
-from handler.keys import hash_key, new_key, new_key_id
-from handler.ledger import Ledger
-from handler.metering import from_item
+from handler.keys.store import hash_key, new_key, new_key_id
+from handler.metering.ledger import Ledger
+from handler.metering.items import from_item
 
 ANTHROPIC_TEST_KEY = "sk-ant-fake-provider-credential-0001"
 OPENAI_TEST_KEY = "sk-openai-fake-provider-credential-0002"
@@ -82,7 +82,7 @@ def key_entry(key: str, **extra) -> dict:
 class UvicornThread:
     """The app under uvicorn on a free loopback port, in a background thread."""
 
-    def __init__(self, app, http: type | str = "handler.serving:GuardedH11Protocol") -> None:
+    def __init__(self, app, http: type | str = "handler.runtime.serving:GuardedH11Protocol") -> None:
         self.app = app
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))

@@ -1,0 +1,322 @@
+"""The request pipeline between HTTP and the upstream: limits, attempts, metering.
+
+Knows nothing of FastAPI or Lambda: it takes an authenticated key and a
+validated body and returns either a complete message or a stream that is
+already known to have started, so every failure before the first byte
+reaches the caller as a real HTTP error. Every request that reached the
+upstream is metered, whatever its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Awaitable, Callable
+
+from ..cache import RefreshingValue
+from ..keys.store import ApiKey
+from ..metering import hot_keys
+from ..metering.bounds import request_bound
+from ..metering.group_commit import DEFAULT_MAX_BACKLOG, GroupCommit
+from ..metering.items import Estimate, LedgerEntry, Limits
+from ..metering.ledger import Ledger, RateInfo
+from ..metering.pricing import cost_of, price_of
+from ..protocol.errors import GatewayError
+from ..protocol.usage import ESTIMATED, Usage
+from ..providers import upstream
+from ..providers.catalogue import EDENAI_ROUTER, Catalogue, Model
+from .adaptation import Adaptation
+from .breaker import ModelHealth, provider_failure
+from .calls import build_call, build_count_call
+from .model_list import resolve_for
+from .planning import plan_request
+
+log = logging.getLogger(__name__)
+
+MODEL_HEADER = "x-edenai-model"
+ATTEMPTS_HEADER = "x-edenai-attempts"
+ROUTE_HEADER = "x-edenai-route"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    model_id: str
+    status: int
+    latency_ms: int
+
+    def header_value(self) -> str:
+        return f"{self.model_id};status={self.status};ms={self.latency_ms}"
+
+    def as_dict(self) -> dict:
+        return {"model": self.model_id, "status": self.status, "latency_ms": self.latency_ms}
+
+
+def attempts_header(attempts: list[Attempt]) -> str:
+    return ", ".join(attempt.header_value() for attempt in attempts)
+
+
+@dataclass
+class Outcome:
+    model: Model
+    attempts: list[Attempt]
+    message: dict[str, Any] | None = None
+    stream: upstream.StreamRelay | None = None
+    rate: RateInfo | None = None
+    route_reason: str | None = None
+    # How the serving model's call departed from the body (clamped, dropped): pipeline/adaptation.py.
+    adaptation: Adaptation | None = None
+    # Non-streamed: the ledger write, for the caller to spawn as the response goes out.
+    finish: Callable[[], Awaitable[None]] | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {MODEL_HEADER: self.model.id, ATTEMPTS_HEADER: attempts_header(self.attempts)}
+        if self.rate is not None:
+            headers.update(self.rate.headers())
+        if self.route_reason:
+            headers[ROUTE_HEADER] = self.route_reason
+        if self.adaptation is not None:
+            headers.update(self.adaptation.headers())
+        return headers
+
+
+@dataclass
+class _Request:
+    """One request's metering context."""
+
+    key: ApiKey
+    body: dict[str, Any]
+    request_id: str
+    at: datetime
+    anthropic_beta: str | None = None
+    reserved: Estimate = field(default_factory=lambda: Estimate(0, Decimal(0)))
+    attempts: list[Attempt] = field(default_factory=list)
+    ledger_id: str = ""  # the key id, or for a busy key one of its ledger shards (metering/hot_keys.py)
+
+
+class Gateway:
+    def __init__(
+        self,
+        catalogue: RefreshingValue[Catalogue],
+        ledger: Ledger,
+        *,
+        deadline: float,
+        stream_timeout: float = 600.0,
+        meter_before_response_end: bool = False,
+        policy: str = "cheapest",
+        max_ledger_backlog: int = DEFAULT_MAX_BACKLOG,
+        health: ModelHealth | None = None,
+        send: Callable[[dict[str, Any]], Awaitable[Any]] = upstream.send,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self._catalogue = catalogue
+        self._ledger = ledger
+        self._commits = GroupCommit(ledger, max_backlog=max_ledger_backlog)
+        self._deadline = deadline
+        self._stream_timeout = stream_timeout
+        self._meter_before_response_end = meter_before_response_end
+        self._policy = policy
+        self.health = health or ModelHealth()
+        self._pending: set[asyncio.Future] = set()
+        self._send = send
+        self._clock = clock
+        self._now = now
+
+    def write_ledger_with(self, writer: Any) -> None:
+        """Where entries go instead of the group commit (anything with `async record(entry)`):
+        the Lambda handler collects them to write after the response (runtime/after_response.py)."""
+        self._commits = writer
+
+    async def catalogue(self) -> Catalogue:
+        return await self._catalogue.get()
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run work (a ledger write, a stream's reader) without holding the response for it.
+
+        Tracked so that `drain()` can wait for it: the Lambda handler drains after
+        every invocation (a frozen environment would lose it), uvicorn at shutdown.
+        """
+        task = asyncio.ensure_future(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for pending work. With `timeout` (a server shutting down), what is still
+        running then is cancelled: stream readers meter what they read so far, and every
+        entry the table has not taken goes to the fallback queue or the log, never nowhere."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self._pending:
+                    # shielded: the timeout must not cancel the work itself before close() below
+                    await asyncio.shield(asyncio.gather(*list(self._pending), return_exceptions=True))
+            return
+        except TimeoutError:
+            log.warning("shutting down with %d requests still metering and %d entries waiting for the "
+                        "table: they go to the fallback queue", len(self._pending), self._commits.backlog)
+        await self._commits.close()
+        for task in list(self._pending):
+            task.cancel()
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None,
+                             request_id: str) -> Outcome:
+        plan = plan_request(await self._catalogue.get(), key, body, policy=self._policy, health=self.health)
+        # Every call is built (and so the caller's part checked) before anything is reserved:
+        # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
+        calls = [(attempt.model, build_call(body, attempt.model, anthropic_beta=anthropic_beta,
+                                            timeout=self._deadline, adaptation=attempt.adaptation))
+                 for attempt in plan.attempts]
+        request = _Request(key, body, request_id, self._now(), anthropic_beta)
+        rate = await self._reserve(request, plan.models)
+        try:
+            outcome = await self._attempts(request, calls)
+        except GatewayError as error:
+            await self._commits.record(self._entry(request, None, Usage(), "error"))
+            if request.attempts:
+                error.headers[ATTEMPTS_HEADER] = attempts_header(request.attempts)
+            if plan.route_reason:
+                error.headers[ROUTE_HEADER] = plan.route_reason
+            if rate is not None:
+                error.headers.update(rate.headers())
+            raise
+        except BaseException:
+            # Cancelled before any attempt finished: give the reservation back.
+            await asyncio.shield(asyncio.to_thread(self._ledger.release, request.ledger_id, request.at,
+                                                   request.reserved))
+            raise
+        outcome.rate = rate
+        outcome.route_reason = plan.route_reason
+        outcome.adaptation = plan.adaptation_of(outcome.model)
+        return outcome
+
+    async def count_tokens(self, key: ApiKey, body: dict[str, Any]) -> tuple[int, str, RateInfo | None]:
+        """Input tokens for a model the key may use. Counted against the key's rpm: a count
+        is cheap but not free, it spends the provider's rate limit with the gateway's key."""
+        if body["model"] == EDENAI_ROUTER:
+            raise GatewayError(400, "count_tokens needs a concrete model: token counts differ per model.")
+        model = resolve_for(await self._catalogue.get(), key, body["model"])
+        call = build_count_call(body, model)
+        rate = None
+        rpm = Limits.of(key.limits).rpm
+        if rpm is not None:
+            _, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, key, self._now(), Limits(rpm=rpm),
+                                              Estimate(0, Decimal(0)))
+        tokens, method = await upstream.count_tokens(call)
+        return tokens, method, rate
+
+    async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:
+        limits = Limits.of(request.key.limits)
+        if not limits.any:
+            request.ledger_id = hot_keys.pick(request.key)
+            return None
+        bound = request_bound(request.body, [(m.info, m.speaks_anthropic) for m in models],
+                              anthropic_beta=request.anthropic_beta)
+        request.reserved = Estimate(bound.tokens, bound.usd)
+        request.ledger_id, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, request.key, request.at,
+                                                          limits, request.reserved)
+        return rate
+
+    async def _attempts(self, request: _Request, calls: list[tuple[Model, dict[str, Any]]]) -> Outcome:
+        started = self._clock()
+        last_error: GatewayError | None = None
+        for model, call in calls:
+            remaining = self._deadline - (self._clock() - started)
+            if remaining <= 0.5:
+                last_error = GatewayError(504, "The request's deadline passed before a model answered.")
+                break
+            call = {**call, "timeout": remaining}
+            attempt_started = self._clock()
+            try:
+                # httpx's timeout is per read: a provider dripping bytes would never trip it.
+                # This one covers the whole attempt up to its first content, streams included.
+                async with asyncio.timeout(remaining):
+                    outcome = await self._attempt(request, model, call, attempt_started)
+            except TimeoutError:
+                error = GatewayError(504, "The upstream model did not start its answer in time.")
+                request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
+                if call.get("stream"):
+                    # A stream's first content is the provider's to send quickly. A whole answer
+                    # can take long because the caller asked for a long one (max_tokens): that
+                    # must not take the model away from every other key.
+                    self.health.record_failure(model.id)
+                last_error = error
+                continue
+            except GatewayError as error:
+                request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
+                last_error = error
+                if provider_failure(error):
+                    self.health.record_failure(model.id)
+                if not error.retryable:
+                    break
+                continue
+            self.health.record_success(model.id, request.attempts[-1].latency_ms)
+            return outcome
+        assert last_error is not None
+        raise last_error
+
+    async def _attempt(self, request: _Request, model: Model, call: dict[str, Any], started: float) -> Outcome:
+        result = await self._send(call)
+        if call["stream"]:
+            earlier = list(request.attempts)
+
+            async def meter_stream(relay: upstream.StreamRelay) -> None:
+                latency = int((relay.first_content_seconds or 0) * 1000)
+                status = 200 if relay.error is None else relay.error.status
+                request.attempts = [*earlier, Attempt(model.id, status, latency)]
+                state = "ok" if relay.error is None else "stream_error"
+                if relay.error is None and not relay.delivered:
+                    state = "client_disconnected"
+                entry = self._entry(request, model, relay.usage, state)
+                if relay.usage_estimated:
+                    entry.extra["usage_estimated"] = True
+                await self._commits.record(entry)
+
+            relay = upstream.StreamRelay(result, model_id=model.id, secrets=model.provider.secrets,
+                                         on_finish=meter_stream, drain_timeout=self._stream_timeout,
+                                         meter_before_end=self._meter_before_response_end)
+            self.spawn(relay.start())
+            try:
+                await relay.first()
+            except asyncio.CancelledError:
+                relay.abandon()  # the deadline (or the client) ended the attempt before the first content
+                raise
+            request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
+            return Outcome(model, request.attempts, stream=relay)
+        message = upstream.checked_message(result, secrets=model.provider.secrets)
+        message["model"] = model.id
+        estimated = message.pop(ESTIMATED, False)
+        request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
+        entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")
+        if estimated:
+            entry.extra["usage_estimated"] = True
+
+        async def finish() -> None:
+            await self._commits.record(entry)
+
+        return Outcome(model, request.attempts, message=message, finish=finish)
+
+    def _entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:
+        price = price_of(model.info) if model is not None else None
+        return LedgerEntry(
+            key_id=request.ledger_id or request.key.key_id,
+            request_id=request.request_id,
+            at=request.at.isoformat(),
+            requested_model=request.body["model"],
+            served_model=model.id if model is not None else None,
+            attempts=[attempt.as_dict() for attempt in request.attempts],
+            usage=usage,
+            cost_usd=cost_of(usage, price),
+            priced=price is not None or model is None,
+            stream=bool(request.body.get("stream")),
+            status=status,
+            reserved_tokens=request.reserved.tokens,
+            reserved_usd=request.reserved.usd,
+        )
+
+    def _ms_since(self, start: float) -> int:
+        return int((self._clock() - start) * 1000)

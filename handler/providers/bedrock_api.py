@@ -1,0 +1,210 @@
+"""Claude on Amazon Bedrock, called directly: InvokeModel(WithResponseStream).
+
+Why not litellm for these models: its streamed Bedrock-Claude route imports
+soundfile (so numpy) and backoff (FIELD-NOTES), 57 MB unpacked and 16 MB
+zipped for linux/arm64 (measured, see README: Provider families), which would take
+the Lambda package past its budget. And InvokeModel takes Anthropic's own
+body, so, as on the direct Anthropic route, every field the caller sent
+goes on as it is. botocore, already in the package, does the AWS parts: it
+signs with SigV4 from the default credential chain (on Lambda, the
+function's role: no key in the providers secret) and parses the stream's
+binary event-stream framing, whose chunks each carry one of Anthropic's own
+SSE events (base64), relayed as SSE.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import threading
+from typing import Any, AsyncIterator, Mapping
+from urllib.parse import quote
+
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.eventstream import EventStreamBuffer, ParserError
+from botocore.session import Session
+
+from ..protocol import sse
+from ..protocol.errors import GatewayError
+from . import anthropic_api, price_map
+from .anthropic_api import UpstreamStatus
+
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+SERVICE = "bedrock"
+# A count call's keys that say how to reach Bedrock rather than what to ask Claude (a
+# message call keeps the caller's body apart, under `body`: build_call).
+CONNECTION_KEYS = frozenset({"model", "api_key", "api_base", "timeout", "max_retries", "extra_headers",
+                             "aws_region_name", "stream", "body"})
+# Bedrock names its failure in x-amzn-ErrorType (`Name:namespace`) and in a stream's
+# exception frames (`:exception-type`, lowerCamelCase). What each means for a caller:
+# ModelNotReadyException comes with a 429 but is the model loading, not a rate limit.
+ERROR_STATUS = {
+    "throttlingexception": 429, "servicequotaexceededexception": 429,
+    "modelnotreadyexception": 529, "serviceunavailableexception": 529,
+    "modeltimeoutexception": 504, "validationexception": 400,
+    "accessdeniedexception": 403, "unrecognizedclientexception": 403,
+    "resourcenotfoundexception": 404, "internalserverexception": 500,
+    "modelstreamerrorexception": 500, "modelerrorexception": 500,
+}
+
+# litellm's record of the Anthropic betas each provider accepts, and their names there.
+BETA_MAP_FILE = "anthropic_beta_headers_config.json"
+
+_credentials_lock = threading.Lock()
+_credentials: Any = None
+
+
+def credentials():
+    """The default chain's credentials (env, container/role endpoint, ...), resolved once:
+    botocore refreshes role credentials itself before they expire."""
+    global _credentials
+    with _credentials_lock:
+        if _credentials is None:
+            _credentials = Session().get_credentials()
+        if _credentials is None:
+            raise GatewayError(502, "No AWS credentials for Bedrock: the function's role (or the "
+                                    "environment) must provide them.", error_type="api_error")
+        return _credentials
+
+
+def forget_credentials() -> None:
+    """A SnapStart restore: the snapshot's credentials may have expired or belong to init."""
+    global _credentials
+    with _credentials_lock:
+        _credentials = None
+
+
+@functools.cache
+def _beta_names(provider: str) -> dict[str, str | None]:
+    """A provider's column of litellm's beta map, read without importing litellm (as price_map
+    reads the prices): a beta with no name there is one that provider does not take."""
+    document = json.loads(price_map.bundled_path().with_name(BETA_MAP_FILE).read_bytes())
+    return document.get(provider) or {}
+
+
+def provider_betas(header: str, provider: str) -> list[str]:
+    """The caller's betas that the provider (`bedrock`, `vertex_ai`) takes, by its names. It
+    refuses a request with any other (`invalid beta flag`), and clients such as Claude Code
+    send several on every call (claude-code-20250219, prompt-caching-scope-...): those are dropped."""
+    names = _beta_names(provider)
+    kept = (names.get(beta.strip()) for beta in header.split(","))
+    return list(dict.fromkeys(name for name in kept if name))
+
+
+def bedrock_betas(header: str) -> list[str]:
+    return provider_betas(header, "bedrock")
+
+
+def endpoint(call: Mapping[str, Any]) -> str:
+    return (call.get("api_base") or f"https://bedrock-runtime.{call['aws_region_name']}.amazonaws.com").rstrip("/")
+
+
+def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
+    """URL, headers and body of one InvokeModel call (unsigned; pure)."""
+    fields = call["body"] if "body" in call else call
+    # The model is named in the URL and streaming by the action: neither goes in the body.
+    body = {name: value for name, value in fields.items() if name not in CONNECTION_KEYS}
+    body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
+    betas = bedrock_betas((call.get("extra_headers") or {}).get("anthropic-beta") or "")
+    if betas:
+        body["anthropic_beta"] = betas
+    model_id = str(call["model"]).partition("/")[2]
+    action = "invoke-with-response-stream" if call.get("stream") else "invoke"
+    url = f"{endpoint(call)}/model/{quote(model_id, safe='')}/{action}"
+    # InvokeModel takes the answer's type in Accept, the stream call in X-Amzn-Bedrock-Accept.
+    accept = "x-amzn-bedrock-accept" if call.get("stream") else "accept"
+    headers = {"content-type": "application/json", accept: "application/json"}
+    return url, headers, json.dumps(body).encode()
+
+
+def signed_headers(url: str, headers: dict[str, str], data: bytes, region: str) -> dict[str, str]:
+    request = AWSRequest(method="POST", url=url, headers=headers, data=data)
+    SigV4Auth(credentials().get_frozen_credentials(), SERVICE, region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def error_of(name: str | None, message: str, status: int, retry_after: str | None = None) -> UpstreamStatus:
+    """Bedrock's named error with the status a caller should see for it."""
+    kind = (name or "").split(":", 1)[0].strip().lower()
+    return UpstreamStatus(ERROR_STATUS.get(kind, status), message, retry_after)
+
+
+def _message_of(raw: bytes, status: int) -> str:
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace").strip()[:2000] or f"HTTP {status}"
+    if isinstance(document, dict):
+        return str(document.get("message") or document.get("Message") or document)
+    return str(document)
+
+
+async def _fail_with(response: httpx.Response) -> None:
+    raw = await response.aread()
+    await response.aclose()
+    raise error_of(response.headers.get("x-amzn-errortype"), _message_of(raw, response.status_code),
+                   response.status_code, response.headers.get("retry-after"))
+
+
+def sse_of(message) -> bytes:
+    """One event-stream message as the SSE event it carries (or its exception raised)."""
+    headers = message.headers
+    if headers.get(":message-type") != "event":
+        name = headers.get(":exception-type") or headers.get(":error-code")
+        raise error_of(name, _message_of(message.payload, 500), 500)
+    if headers.get(":event-type") != "chunk":
+        return b""
+    event = json.loads(base64.b64decode(json.loads(message.payload)["bytes"]))
+    # Bedrock adds its own invocation metrics to message_stop: not Anthropic's grammar.
+    event.pop("amazon-bedrock-invocationMetrics", None)
+    return sse.encode(str(event.get("type", "message")), event)
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[bytes]:
+    decoder = EventStreamBuffer()
+    try:
+        async for chunk in response.aiter_raw():
+            decoder.add_data(chunk)
+            try:
+                for message in decoder:
+                    frame = sse_of(message)
+                    if frame:
+                        yield frame
+            except (ParserError, ValueError, KeyError, TypeError) as exc:
+                raise GatewayError(502, f"Bedrock's stream is not well-formed: {exc}", error_type="api_error") from None
+    finally:
+        await response.aclose()
+
+
+async def count_tokens(call: Mapping[str, Any]) -> int:
+    """Bedrock's CountTokens on the InvokeModel body this call would send."""
+    url, headers, data = request_parts({"max_tokens": 1, **call, "stream": False})
+    url = url.removesuffix("/invoke") + "/count-tokens"
+    data = json.dumps({"input": {"invokeModel": {"body": data.decode()}}}).encode()
+    headers = signed_headers(url, {**headers, "accept": "application/json"}, data, call["aws_region_name"])
+    http = anthropic_api.client()
+    response = await http.send(http.build_request("POST", url, headers=headers, content=data,
+                                                  timeout=call.get("timeout")), stream=True)
+    if response.status_code >= 300:
+        await _fail_with(response)
+    answer = await anthropic_api.json_answer(response)
+    if not isinstance(answer.get("inputTokens"), int):
+        raise GatewayError(502, "Bedrock's token count is not a number.", error_type="api_error")
+    return answer["inputTokens"]
+
+
+async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]:
+    """The answer (Anthropic's message), or for a stream Anthropic's SSE bytes."""
+    url, headers, data = request_parts(call)
+    headers = signed_headers(url, headers, data, call["aws_region_name"])
+    http = anthropic_api.client()
+    request = http.build_request("POST", url, headers=headers, content=data, timeout=call.get("timeout"))
+    response = await http.send(request, stream=True)
+    if response.status_code >= 300:
+        await _fail_with(response)
+    if call.get("stream"):
+        return _events(response)
+    return await anthropic_api.json_answer(response)

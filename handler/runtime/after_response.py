@@ -1,0 +1,231 @@
+"""Usage writes after the response: an internal Lambda extension holds the invocation open.
+
+Lambda ends an invocation once the runtime has posted the response *and* every
+registered extension has asked for its next event. An internal extension is a
+thread of the function's own process, registered through the Extensions API
+during init (before the runtime's first `next`). Here it takes the ledger
+entries of each invocation once the response is out and writes them before it
+asks for the next event: the caller does not wait for DynamoDB, and the
+environment is not frozen before the write.
+
+The write gets the invocation's remaining time, less SPILL_RESERVE_S for the
+fallback queue: when DynamoDB is not done by then, the entries go to the queue
+(`GATEWAY_LEDGER_QUEUE_URL`), and the extension moves on. A write that lands
+after all is harmless: a ledger write is conditioned on the record's absence,
+so replaying the queued copy finds it there and counts it once.
+
+Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`, or registration refused) the
+entries are written before the handler returns, with the same time bound.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..metering.items import MAX_BATCH, LedgerEntry
+from ..metering.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+EXTENSION_NAME = "edenai-gateway-ledger"
+EXTENSIONS_API = "2020-01-01"
+# Kept back from the invocation's deadline: one SQS send for the entries DynamoDB did not take in time.
+SPILL_RESERVE_S = 2.0
+
+
+class Outbox:
+    """Stands in for the group commit while a response is under way: entries wait here."""
+
+    def __init__(self) -> None:
+        self._entries: list[LedgerEntry] = []
+
+    async def record(self, entry: LedgerEntry) -> str:
+        self._entries.append(entry)
+        return "deferred"
+
+    def take(self) -> list[LedgerEntry]:
+        entries, self._entries = self._entries, []
+        return entries
+
+    @property
+    def backlog(self) -> int:
+        return len(self._entries)
+
+    async def close(self) -> None:
+        """Shutdown (Gateway.drain): nothing to do, each invocation hands its entries over as
+        its response ends, also when cut short."""
+
+
+def settle(ledger: Ledger, entries: list[LedgerEntry], deadline: float, *,
+           reserve: float = SPILL_RESERVE_S, clock: Callable[[], float] = time.time) -> list[str]:
+    """Write entries, or queue them once `deadline - reserve` (epoch seconds) comes first.
+
+    The DynamoDB write runs in a thread of its own, so a slow or hanging call
+    cannot take the time the queue needs."""
+    outcomes: list[str] = []
+    for start in range(0, len(entries), MAX_BATCH):
+        batch = entries[start:start + MAX_BATCH]
+        done: list[list[str]] = []
+        writer = threading.Thread(target=lambda b=batch: done.append(ledger.record_batch(b)),
+                                  name="ledger-write", daemon=True)
+        writer.start()
+        writer.join(max(0.0, deadline - reserve - clock()))
+        if done:
+            outcomes += done[0]
+        else:
+            outcomes += ledger.spill_all(batch, TimeoutError("the invocation's time ran out before DynamoDB answered"))
+    return outcomes
+
+
+@dataclass(frozen=True)
+class Handover:
+    request_id: str | None
+    entries: list[LedgerEntry]
+
+
+class Extension:
+    """The Extensions API client: register (during init), then one `next` per invocation."""
+
+    def __init__(self, api: str, *, name: str = EXTENSION_NAME, timeout: float | None = None) -> None:
+        self._base = f"http://{api}/{EXTENSIONS_API}/extension"
+        self._name = name
+        self._timeout = timeout
+        self.id: str | None = None
+
+    def _call(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[Any, Any]:
+        request = urllib.request.Request(self._base + path, data=body, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=self._timeout) as answer:  # noqa: S310 - the runtime's own API
+            return answer.headers, json.loads(answer.read() or b"{}")
+
+    def register(self) -> None:
+        headers, _ = self._call("POST", "/register", json.dumps({"events": ["INVOKE"]}).encode(),
+                                {"Lambda-Extension-Name": self._name, "Content-Type": "application/json"})
+        self.id = headers["Lambda-Extension-Identifier"]
+
+    def next_event(self) -> dict:
+        """Blocks until the next invocation; calling it says this one's work is done."""
+        _, event = self._call("GET", "/event/next", None, {"Lambda-Extension-Identifier": self.id})
+        return event
+
+
+class AfterResponse:
+    """Where an invocation's ledger entries go once its response is out."""
+
+    def __init__(self, ledger: Ledger, extension: Extension | None = None, *,
+                 reserve: float = SPILL_RESERVE_S, clock: Callable[[], float] = time.time,
+                 on_settled: Callable[[], None] = lambda: None) -> None:
+        self._ledger = ledger
+        self._extension = extension
+        # Called once an invocation's entries are written or queued (the request lines
+        # that waited for them are out by then: telemetry.Telemetry.flush).
+        self._on_settled = on_settled
+        self._reserve = reserve
+        self._clock = clock
+        self._handovers: queue.Queue[Handover] = queue.Queue()
+        if extension is not None:
+            threading.Thread(target=self._serve, name="ledger-extension", daemon=True).start()
+
+    @classmethod
+    def start(cls, ledger: Ledger, runtime_api: str | None, **options) -> "AfterResponse":
+        """With the extension registered when the Runtime API is there (call during init only)."""
+        if not runtime_api:
+            return cls(ledger, **options)
+        extension = Extension(runtime_api)
+        try:
+            extension.register()
+        except OSError as exc:  # urllib's errors are OSErrors: no extension, the write stays before the return
+            log.error("ledger extension not registered (%s): usage is written before each response", exc)
+            return cls(ledger, **options)
+        return cls(ledger, extension, **options)
+
+    @property
+    def deferred(self) -> bool:
+        """True when the write happens after the response (an extension holds the invocation)."""
+        return self._extension is not None
+
+    def hand_over(self, request_id: str | None, entries: list[LedgerEntry], remaining_s: float) -> None:
+        """This invocation's entries (maybe none): to the extension, or written here within remaining_s."""
+        if self._extension is not None:
+            self._handovers.put(Handover(request_id, entries))
+        else:
+            if entries:
+                settle(self._ledger, entries, self._clock() + remaining_s, reserve=self._reserve, clock=self._clock)
+            self._on_settled()
+
+    def _serve(self) -> None:
+        assert self._extension is not None
+        while True:
+            try:
+                event = self._extension.next_event()
+            except OSError as exc:
+                log.critical("ledger extension lost the Extensions API (%s); "
+                             "invocations may now end before their usage is written", exc)
+                return
+            if event.get("eventType") != "INVOKE":
+                continue
+            self._settle_invocation(event.get("requestId"), event.get("deadlineMs", 0) / 1000)
+            self._on_settled()
+
+    def _settle_invocation(self, request_id: str | None, deadline: float) -> None:
+        """Wait for the invocation's handover (entries handed over late by an earlier one are
+        written on the way), write it, and return: the caller then asks for the next event."""
+        while True:
+            try:
+                handover = self._handovers.get(timeout=max(0.0, deadline - self._reserve - self._clock()))
+            except queue.Empty:
+                log.error("invocation %s handed no usage over before its deadline", request_id)
+                return
+            if handover.entries:
+                settle(self._ledger, handover.entries, deadline, reserve=self._reserve, clock=self._clock)
+            if handover.request_id in (request_id, None):
+                return
+
+
+LAMBDA_CONTEXT_HEADER = b"x-amzn-lambda-context"  # the Lambda Web Adapter's copy of the invocation's context
+
+
+def _lambda_context(scope) -> dict | None:
+    for name, value in scope.get("headers") or ():
+        if name == LAMBDA_CONTEXT_HEADER:
+            try:
+                context = json.loads(value)
+            except ValueError:
+                return None
+            return context if isinstance(context, dict) else None
+    return None
+
+
+def streaming(inner, gateway, ledger: Ledger, runtime_api: str | None, **options):
+    """Streaming mode (uvicorn behind the Lambda Web Adapter): the same, per forwarded invocation.
+
+    The adapter calls the Runtime API itself and forwards each invocation as
+    one HTTP request carrying `x-amzn-lambda-context`; it checks readiness
+    before its first `next`, so registering here, while uvicorn loads the app,
+    is still init. Without the extension the app is returned as it is, and
+    GATEWAY_METER_BEFORE_RESPONSE_END keeps the write inside the response."""
+    after = AfterResponse.start(ledger, runtime_api, **options)
+    if not after.deferred:
+        return inner
+    outbox = Outbox()
+    gateway.write_ledger_with(outbox)
+
+    async def app(scope, receive, send):
+        context = _lambda_context(scope) if scope["type"] == "http" else None
+        if context is None:  # the adapter's readiness checks and hooks: not invocations
+            await inner(scope, receive, send)
+            return
+        try:
+            await inner(scope, receive, send)
+        finally:
+            await gateway.drain()  # a stream's reader outlives a client that left
+            deadline_ms = context.get("deadline") or 0
+            after.hand_over(context.get("request_id"), outbox.take(), max(0.0, deadline_ms / 1000 - time.time()))
+
+    return app
