@@ -9,6 +9,7 @@ digest makes the install happen once per lock change.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,21 +18,30 @@ MASTER_KEY = "sk-bench-master-key"
 
 
 def ensure_proxy_venv(root: Path) -> Path:
-    """The proxy venv's python, installed from the hashed lock when missing or stale."""
+    """The proxy venv's python, installed from the hashed lock when missing or stale.
+
+    Built as .venv is (scripts/_bootstrap.sh): a venv without a matching stamp (a failed or
+    older build) is made anew, and its pip is brought to scripts/pip.lock's before the lock,
+    since the pip some Pythons bundle (23.2.1) cannot install it under --require-hashes."""
     venv = root / ".venv-litellm-proxy"
     lock = root / "scripts" / "litellm-proxy.lock"
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    pip_lock = root / "scripts" / "pip.lock"
+    digest = hashlib.sha256(lock.read_bytes() + pip_lock.read_bytes()).hexdigest()
     stamp = venv / ".lock.sha256"
     python = venv / "bin" / "python"
     if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return python
-    if not python.exists():
-        print(f"==> creating {venv.name} for LiteLLM Proxy", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if venv.exists():
+        print(f"==> removing {venv.name}: no stamp for these locks (a failed or older build)",
+              file=sys.stderr, flush=True)
+        shutil.rmtree(venv)
+    print(f"==> creating {venv.name} for LiteLLM Proxy", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes"]
+    subprocess.run([*pip, "--only-binary=:all:", "--no-deps", "-r", str(pip_lock)], check=True)
     print(f"==> installing {lock.relative_to(root)} into {venv.name} (a few minutes the first time)",
           file=sys.stderr, flush=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--require-hashes", "-r", str(lock)], check=True)
+    subprocess.run([*pip, "-r", str(lock)], check=True)
     installed = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
                                check=True, capture_output=True, text=True).stdout.strip()
     if installed in ("1.82.7", "1.82.8"):
