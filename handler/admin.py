@@ -68,12 +68,24 @@ def _unknown_fields(name: str, conf) -> list[str]:
     return [f"unknown field(s) {', '.join(unknown)} for its type"] if unknown else []
 
 
+def _credentials(provider) -> str:
+    """What signs the provider's calls, by name, never by value: its credential fields that are
+    set (`api_key` for most types, `credentials`, a service account's key, for Vertex), or the
+    function's IAM role (Bedrock), or none."""
+    fields = provider.family.credentials
+    if not fields:
+        return "iam-role"
+    present = [name for name in fields if (provider.api_key if name == "api_key" else provider.settings.get(name))]
+    return ",".join(present) or "none"
+
+
 def describe_providers(catalogue) -> dict:
     """Providers and models, never credentials (of any type: `family.credentials`)."""
     def shown(p) -> dict:
         hidden = set(p.family.credentials)
         settings = {k: ("set" if k in hidden else v) for k, v in p.settings.items()}
-        return {"type": p.type, "api_base": p.api_base, "api_key": "set" if p.api_key else "none", **settings}
+        return {"type": p.type, "api_base": p.api_base, "api_key": "set" if p.api_key else "none", **settings,
+                "credentials": _credentials(p)}
 
     return {
         "providers": {name: shown(p) for name, p in catalogue.providers.items()},
@@ -257,7 +269,7 @@ def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> 
             else:
                 described = show_providers(settings)
             _print(described, args.json, "\n".join(
-                [f"provider {n}: type={d['type']} api_base={d['api_base'] or 'default'} key={d['api_key']}"
+                [f"provider {n}: type={d['type']} api_base={d['api_base'] or 'default'} credentials={d['credentials']}"
                  for n, d in described["providers"].items()]
                 + [f"{len(described['models'])} models"]))
             return 0

@@ -516,11 +516,17 @@ def main(argv: list[str] | None = None) -> int:
         tool = find_strip_tool()
         print(tool or STRIP_TOOL_MISSING, file=sys.stdout if tool else sys.stderr)
         return 0 if tool else 1
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", choices=["arm64", "x86_64", "host"], default="arm64")
-    parser.add_argument("--python-version", default="3.12", help="ignored with --arch host")
-    parser.add_argument("--out", type=Path, default=ROOT / "build" / "lambda")
-    parser.add_argument("--zip", type=Path, default=ROOT / "build" / "lambda.zip")
+    parser = argparse.ArgumentParser(
+        prog="scripts/package", description=__doc__.split("\n\n")[0].replace("\n", " "),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Fails when the artifact is over budget (200 MB unpacked, 60 MB zipped). "
+               "`scripts/package strip-tool` prints the llvm-strip it would use.")
+    parser.add_argument("--arch", choices=["arm64", "x86_64", "host"], default="arm64",
+                        help="Lambda's architecture to build for (host: this machine's, for local runs)")
+    parser.add_argument("--python-version", default="3.12",
+                        help="Lambda's Python the wheels and bytecode are for (ignored with --arch host)")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "lambda", help="the artifact's directory")
+    parser.add_argument("--zip", type=Path, default=ROOT / "build" / "lambda.zip", help="the zipped artifact")
     parser.add_argument("--no-zip", action="store_true", help="only the directory (sam build zips it)")
     parser.add_argument("--no-prune", action="store_true",
                         help="measure the unpruned install (no bytecode either)")

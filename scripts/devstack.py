@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -60,11 +61,33 @@ def providers_document() -> tuple[dict, str]:
     return document, f"offline fake providers at {fake.url} and {', '.join(sorted(families.providers))}"
 
 
+def _port_taken(port: int) -> bool:
+    """Whether something already listens on the gateway's port: say so before the banner,
+    rather than print a demo key for a server that will not start."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")))
-    parser.add_argument("--aws-port", type=int, default=0, help="moto server port (default: any free)")
+    parser = argparse.ArgumentParser(
+        prog="scripts/serve",
+        description="Start the whole local stack on loopback: a moto server for Secrets Manager and "
+                    "DynamoDB, offline fake providers, a demo key, and the gateway under uvicorn.",
+        epilog="Ctrl-C stops everything. Real providers are used instead of the fakes when "
+               "ANTHROPIC_API_KEY or OPENAI_API_KEY is set.")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")),
+                        help="the gateway's port on 127.0.0.1 (default: $GATEWAY_PORT or 8000)")
+    parser.add_argument("--aws-port", type=int, default=0,
+                        help="the moto server's port, standing in for AWS (default: any free port)")
     args = parser.parse_args()
+    if _port_taken(args.port):
+        parser.exit(2, f"error: port {args.port} is taken on 127.0.0.1 (another scripts/serve?); "
+                       f"stop it or pass --port N\n")
 
     from tests.support.stack import start_moto
 
@@ -76,6 +99,14 @@ def main() -> None:
 
     settings = Settings.from_env()
     document, provider_note = providers_document()
+    fake_url = document["providers"].get("anthropic", {}).get("api_base", "")
+    fault_help = "" if "fake" not in provider_note else f"""
+  make a model fail, to see a fallback (the fake answers its next 3 calls with 529; send
+  "fallbacks": ["openai/gpt-4o-mini"] in the body and read the x-edenai-attempts header):
+    curl -s -X POST {fake_url}/_fake/faults -H 'content-type: application/json' \\
+      -d '{{"model": "claude-sonnet-4-5", "action": "fail", "status": 529, "times": 3}}'
+    (actions: fail, delay, reset, cut, malformed, pace; POST {fake_url}/_fake/clear undoes them)
+"""
     aws.write_json_secret(settings.providers_secret_id, document)
     aws.write_json_secret(settings.keys_secret_id, {"keys": []})
     Ledger(settings.usage_table).create_table()
@@ -94,7 +125,12 @@ def main() -> None:
     -d '{{"model": "{model}", "max_tokens": 100, "messages": [{{"role": "user", "content": "Hello"}}]}}'
 
   Anthropic SDK: anthropic.Anthropic(base_url="{base}/v3", api_key="{demo['key']}")
-""", flush=True)
+  Claude Code:   ANTHROPIC_BASE_URL={base}/v3 ANTHROPIC_API_KEY={demo['key']} {ROOT}/scripts/claude-code -p "hello"
+
+  operator CLI against this stack (keys, usage, providers):
+    AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION={os.environ['AWS_DEFAULT_REGION']} \\
+    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing {ROOT}/.venv/bin/gateway-admin usage
+{fault_help}""", flush=True)
 
     import uvicorn
 

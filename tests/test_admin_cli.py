@@ -113,6 +113,34 @@ def test_providers_set_checks_the_document_then_stores_it(moto_endpoint, tmp_pat
     assert "provider anthropic" in shown.stdout and "sk-ant-operator-secret" not in shown.stdout + result.stdout
 
 
+def test_providers_show_says_what_signs_each_providers_calls_by_name_only(moto_endpoint, tmp_path):
+    """A Vertex provider's credential is a service account key, Bedrock's the function's role:
+    `providers show` names what is set for each type, never a value."""
+    from tests.support.fake_vertex import FakeVertex
+
+    vertex = FakeVertex(project="p", location="us-east5")
+    document = {"providers": {
+        "anthropic": {"api_key": "sk-ant-operator-secret"},
+        "local": {"type": "openai", "api_base": "http://127.0.0.1:9/v1"},
+        "bedrock": {"type": "bedrock", "aws_region": "us-east-1"},
+        "vertex": {"type": "vertex_ai", "vertex_project": "p", "vertex_location": "us-east5",
+                   "credentials": vertex.service_account}},
+        "models": {"anthropic/claude-sonnet-4-5": {}, "local/my-model": {}, "vertex/claude-sonnet-4-5@20250929": {},
+                   "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0": {}}}
+    secret_id = f"admin-test/{uuid.uuid4().hex[:8]}/providers"
+    aws.write_json_secret(secret_id, document)
+    env = {**os.environ, "GATEWAY_PROVIDERS_SECRET_ID": secret_id}
+    shown = subprocess.run([sys.executable, "-m", "handler.admin", "providers", "show"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split(":")[0]: line for line in shown.stdout.splitlines()}
+    assert lines["provider anthropic"].endswith("credentials=api_key")
+    assert lines["provider local"].endswith("credentials=none")
+    assert lines["provider bedrock"].endswith("credentials=iam-role")
+    assert lines["provider vertex"].endswith("credentials=credentials"), "a Vertex key was shown as missing"
+    assert "sk-ant-operator-secret" not in shown.stdout and "PRIVATE KEY" not in shown.stdout
+
+
 def test_providers_set_refuses_a_document_that_serves_nothing(moto_endpoint, tmp_path):
     path = tmp_path / "providers.json"
     path.write_text(json.dumps({"providers": {}}))

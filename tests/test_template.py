@@ -433,6 +433,27 @@ def test_deploy_refuses_a_stack_name_too_long_for_the_function_name():
     assert result.returncode == 2 and "at most 56" in result.stderr and "--name-prefix" in result.stderr
 
 
+def test_deploy_refuses_a_name_prefix_the_template_would_refuse(template):
+    """template.yaml's NamePrefix allows 40 characters: a longer --name-prefix is refused before
+    anything is built, not by CloudFormation after the build."""
+    pattern = template["Parameters"]["NamePrefix"]["AllowedPattern"]
+    assert pattern == "^[a-zA-Z0-9-]{0,40}$", "the deploy script's check mirrors this pattern"
+    for prefix in ("p" * 41, "has_underscore"):
+        result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", "eu-west-1", "--name-prefix", prefix],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and "at most 40" in result.stderr, (prefix, result.stderr)
+
+
+def test_deploy_help_names_the_command_and_describes_every_option():
+    result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.startswith("usage: scripts/deploy")
+    script = (ROOT / "scripts" / "deploy").read_text()
+    options = set(re.findall(r"^\s+(--[a-z-]+)\)", script, re.M))
+    assert options >= {"--stack-name", "--region", "--mode", "--name-prefix"}
+    for option in options:
+        assert re.search(rf"^  {option}\b.*\S", result.stdout, re.M), f"--help does not describe {option}"
+
+
 def test_deploy_names_a_missing_prerequisite_before_building_anything(tmp_path):
     bin_dir = tmp_path / "bin"  # a PATH with what the script needs to start, and no make
     bin_dir.mkdir()
