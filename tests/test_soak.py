@@ -44,8 +44,12 @@ def gateway_process(settings):
         port = probe.getsockname()[1]
     env = {**os.environ, "GATEWAY_KEYS_SECRET_ID": settings.keys_secret_id,
            "GATEWAY_PROVIDERS_SECRET_ID": settings.providers_secret_id, "GATEWAY_USAGE_TABLE": settings.usage_table}
+    # A keep-alive longer than any stall of a loaded machine: uvicorn closes a connection idle
+    # for 5 s by default, and a client reusing it at that moment reads a reset (httpx.ReadError)
+    # that says nothing about the gateway's metering, which is what this test counts.
     process = subprocess.Popen([sys.executable, "-m", "uvicorn", "handler.app:app", "--host", "127.0.0.1",
-                                "--port", str(port), "--log-level", "warning"], env=env)
+                                "--port", str(port), "--log-level", "warning", "--timeout-keep-alive", "120"],
+                               env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, process, timeout=60)
