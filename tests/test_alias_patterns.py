@@ -193,6 +193,10 @@ def test_providers_set_accepts_patterns_whose_targets_are_catalogue_ids(moto_end
     result = _providers_set({"claude-opus-*": "anthropic/claude-sonnet-4-5", "claude-*": "claude-haiku-4-5",
                              "opus": "anthropic/claude-sonnet-4-5"}, tmp_path)
     assert result.returncode == 0, result.stderr
+    for line in ("alias claude-* -> anthropic/claude-haiku-4-5", "alias claude-opus-* -> anthropic/claude-sonnet-4-5",
+                 "alias opus -> anthropic/claude-sonnet-4-5"):
+        assert line in result.stdout.splitlines(), \
+            f"the operator does not see which model each alias serves: {result.stdout}"
 
 
 # --------------------------------------------------------------------------- scripts/serve's demo catalogue
