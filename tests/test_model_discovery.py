@@ -103,3 +103,20 @@ def test_a_pattern_names_the_capabilities_of_its_target(listing):
 def test_the_router_offers_what_any_candidate_offers(listing):
     client, _ = listing
     assert capabilities(client.models.retrieve("@edenai")) == (True, ALL_EFFORT, True)
+
+
+@pytest.mark.parametrize("name, tier_and_version", [
+    ("claude-opus-4-6", ("opus", (4, 6))),
+    ("claude-haiku-4-5-20251001", ("haiku", (4, 5))),  # a snapshot's date is no version
+    ("claude-opus-4-20250514", ("opus", (4, 0))),
+    ("anthropic.claude-opus-4-6-v1", ("opus", (4, 6))),  # Bedrock
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", ("sonnet", (4, 5))),
+    ("claude-sonnet-4-5@20250929", ("sonnet", (4, 5))),  # Vertex
+    ("claude-fable-5", ("fable", (5, 0))),
+    ("claude-3-7-sonnet-20250219", None),  # the old order predates every feature documented here
+    ("gpt-4o", None),
+])
+def test_a_claude_name_gives_its_tier_and_version_on_every_provider(name, tier_and_version):
+    from handler.providers.features import claude_version
+
+    assert claude_version(name) == tier_and_version
