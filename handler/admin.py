@@ -80,7 +80,7 @@ def _credentials(provider) -> str:
 
 
 def describe_providers(catalogue) -> dict:
-    """Providers and models, never credentials (of any type: `family.credentials`)."""
+    """Providers, models and aliases, never credentials (of any type: `family.credentials`)."""
     def shown(p) -> dict:
         hidden = set(p.family.credentials)
         settings = {k: ("set" if k in hidden else v) for k, v in p.settings.items()}
@@ -90,6 +90,7 @@ def describe_providers(catalogue) -> dict:
     return {
         "providers": {name: shown(p) for name, p in catalogue.providers.items()},
         "models": sorted(catalogue.models),
+        "aliases": dict(sorted(catalogue.aliases.items())),  # each to the catalogue id it serves
     }
 
 
@@ -271,7 +272,8 @@ def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> 
             _print(described, args.json, "\n".join(
                 [f"provider {n}: type={d['type']} api_base={d['api_base'] or 'default'} credentials={d['credentials']}"
                  for n, d in described["providers"].items()]
-                + [f"{len(described['models'])} models"]))
+                + [f"{len(described['models'])} models"]
+                + [f"alias {alias} -> {target}" for alias, target in described["aliases"].items()]))
             return 0
         if args.command == "usage":
             if args.action == "replay":

@@ -30,8 +30,24 @@ CLAUDE_CODE_MODELS = {
 }
 
 
+# Claude Code's agent tiers, whatever version a release names (2.1.332 sends claude-opus-5-5,
+# claude-sonnet-5-5, claude-haiku-5-5 and names a claude-fable-5 tier), each to a demo model
+# of its rank: a name the catalogue lists still resolves to that model first.
+DEMO_ALIASES = {
+    "claude-opus-*": "anthropic/claude-opus-4-8",
+    "claude-fable-*": "anthropic/claude-opus-4-8",
+    "claude-sonnet-*": "anthropic/claude-sonnet-5",
+    "claude-haiku-*": "anthropic/claude-haiku-4-5",
+}
+
+
 def demo_models(test_models: dict) -> dict:
     return {**test_models, **CLAUDE_CODE_MODELS}
+
+
+def demo_catalogue(test_models: dict) -> dict:
+    """The offline demo's `models` and `aliases` (the tests' stack serves the same)."""
+    return {"models": demo_models(test_models), "aliases": DEMO_ALIASES}
 
 
 def providers_document() -> tuple[dict, str]:
@@ -41,7 +57,9 @@ def providers_document() -> tuple[dict, str]:
     if os.environ.get("OPENAI_API_KEY"):
         real["openai"] = {"api_key": os.environ["OPENAI_API_KEY"]}
     if real:
-        return {"providers": real}, "real providers: " + ", ".join(sorted(real))
+        # The price map's Anthropic models include the aliases' targets.
+        aliases = {"aliases": DEMO_ALIASES} if "anthropic" in real else {}
+        return {"providers": real, **aliases}, "real providers: " + ", ".join(sorted(real))
     from contextlib import ExitStack
 
     from tests.support.family_fakes import start_family_fakes
@@ -57,6 +75,7 @@ def providers_document() -> tuple[dict, str]:
             **families.providers,
         },
         "models": {**demo_models(TEST_MODELS), **families.models},
+        "aliases": DEMO_ALIASES,
     }
     return document, f"offline fake providers at {fake.url} and {', '.join(sorted(families.providers))}"
 

@@ -39,7 +39,7 @@ def claude_code():
 def gateway(claude_code, stack):
     from tests.test_model_names import _devstack
 
-    stack.put_providers(providers_document(stack.upstream_url, _devstack().demo_models(TEST_MODELS)))
+    stack.put_providers({**providers_document(stack.upstream_url), **_devstack().demo_catalogue(TEST_MODELS)})
     key = stack.add_key(name="claude-code")
     with serve(stack) as running:
         yield {"ANTHROPIC_BASE_URL": running.url + "/v3", "ANTHROPIC_API_KEY": key}

@@ -168,7 +168,7 @@ CLAUDE_CODE_DEFAULT_NAMES = ["claude-opus-4-8", "claude-sonnet-5", "claude-haiku
 def test_the_serve_demo_catalogue_answers_the_names_claude_code_sends_by_default(stack, fake):
     from tests.support.stack import TEST_MODELS
 
-    stack.put_providers(providers_document(stack.upstream_url, _devstack().demo_models(TEST_MODELS)))
+    stack.put_providers({**providers_document(stack.upstream_url), **_devstack().demo_catalogue(TEST_MODELS)})
     key = stack.add_key()
     with serve(stack) as running:
         sdk = anthropic.Anthropic(api_key=key, base_url=running.url + "/v3", max_retries=0, timeout=20)

@@ -11,7 +11,11 @@ Names resolve as Anthropic's API resolves them: a dated id
 (`claude-haiku-4-5-20251001`) and its undated alias (`claude-haiku-4-5`) are
 the same model, whichever of the two the catalogue lists, because clients
 (Claude Code among them) send either. The secret's `aliases` add names of the
-operator's own (`{"opus": "anthropic/claude-opus-4-5"}`).
+operator's own (`{"opus": "anthropic/claude-opus-4-5"}`); an alias ending in
+`*` is a prefix pattern (`{"claude-opus-*": "anthropic/claude-opus-4-8"}`) for
+the names clients invent release after release. Precedence: a catalogue id,
+then an exact alias, then a name (bare or `provider/name`, dated or not) that
+exactly one model answers to, then the longest matching pattern; else 404.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from .families import Family, family
 log = logging.getLogger(__name__)
 
 EDENAI_ROUTER = "@edenai"
+# An alias ending in this matches every name that begins with the rest of it.
+PATTERN = "*"
 # Anthropic's snapshot suffix: `claude-sonnet-4-5-20250929` is a snapshot of `claude-sonnet-4-5`.
 _DATED = re.compile(r"^(?P<base>.+)-(?P<date>20\d{6})$")
 
@@ -97,12 +103,24 @@ class Catalogue:
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def resolve(self, requested: str) -> Model:
-        """A catalogue id, an operator's alias, or a name (bare or `provider/name`, dated or
-        not) that exactly one model answers to. Unknown: 404, as Anthropic answers."""
+        """A catalogue id, an operator's exact alias, a name (bare or `provider/name`, dated
+        or not) that exactly one model answers to, or the longest alias pattern that matches.
+        Unknown: 404, as Anthropic answers."""
         if requested in self.models:
             return self.models[requested]
-        if requested in self.aliases:
+        if requested in self.aliases and not is_pattern(requested):
             return self.models[self.aliases[requested]]
+        try:
+            return self._by_name(requested)
+        except GatewayError as error:
+            if error.status != 404:
+                raise
+            pattern = longest_pattern(self.aliases, requested)
+            if pattern is None:
+                raise
+            return self.models[self.aliases[pattern]]
+
+    def _by_name(self, requested: str) -> Model:
         provider, slash, name = requested.partition("/")
         if slash:
             if not provider or not name:
@@ -121,26 +139,53 @@ class Catalogue:
         raise GatewayError(404, f"Model {requested!r} is not in this gateway's catalogue.")
 
 
+def is_pattern(alias: str) -> bool:
+    return alias.endswith(PATTERN)
+
+
+def longest_pattern(aliases: Mapping[str, str], name: str) -> str | None:
+    """The pattern alias whose prefix is the longest one `name` begins with (None: no pattern matches)."""
+    matching = [alias for alias in aliases if is_pattern(alias) and name.startswith(alias[:-len(PATTERN)])]
+    return max(matching, key=len, default=None)
+
+
+def pattern_problem(alias: str) -> str | None:
+    """Why an alias with a `*` is not a pattern the gateway can apply (None: it is, or has no `*`)."""
+    if PATTERN not in alias:
+        return None
+    if alias.count(PATTERN) > 1 or not is_pattern(alias):
+        return "may have '*' only at its end, as a prefix pattern such as 'claude-opus-*'"
+    if alias == PATTERN:
+        return "would match every name, typos too: give a prefix, such as 'claude-opus-*'"
+    if EDENAI_ROUTER.startswith(alias[:-len(PATTERN)]):
+        return "would match @edenai, the router's name"
+    return None
+
+
 def checked_aliases(document: Mapping[str, Any], catalogue: Catalogue) -> tuple[dict[str, str], list[str]]:
     """The secret's `aliases` that resolve (alias -> catalogue id), and what is wrong with
-    the others: an alias must name a model this catalogue resolves, and may not hide a
-    catalogue id or @edenai."""
+    the others: an alias (exact or pattern) must name a model this catalogue resolves, may
+    not hide a catalogue id or @edenai, and has `*` only at its end."""
     aliases = document.get("aliases")
     if aliases is None:
         return {}, []
     if not isinstance(aliases, Mapping):
-        return {}, ["aliases: must be an object mapping a name to a model id"]
+        return {}, ["aliases: must be an object mapping a name (or a 'prefix-*' pattern) to a model id"]
     kept, problems = {}, []
+    plain = replace(catalogue, aliases=MappingProxyType({}))  # a target is a model, never another alias
     for alias, target in aliases.items():
         if not alias or alias == EDENAI_ROUTER or alias in catalogue.models:
             problems.append(f"aliases: {alias!r} may not be an alias (empty, @edenai or a catalogue id)")
+        elif pattern_problem(alias):
+            problems.append(f"aliases: {alias!r} {pattern_problem(alias)}")
         elif not isinstance(target, str):
             problems.append(f"aliases: {alias!r} must name a model id")
         else:
             try:
-                kept[alias] = catalogue.resolve(target).id
+                kept[alias] = plain.resolve(target).id
             except GatewayError as error:
-                problems.append(f"aliases: {alias!r} -> {error.message}")
+                problems.append(f"aliases: {alias!r} -> {error.message} "
+                                "An alias names a catalogue id: `gateway-admin providers show` lists them.")
     return kept, problems
 
 
