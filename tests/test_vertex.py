@@ -167,11 +167,14 @@ def test_messages_parse_on_claude_on_vertex_sends_output_config_as_rawpredict_ta
     assert_output_config_reaches_claude_as_sent(client, CLAUDE, vertex)
 
 
-def test_only_the_betas_vertex_takes_are_sent_there(gateway, vertex):
+def test_only_the_betas_vertex_takes_are_sent_there_and_the_others_are_named(gateway, vertex):
     _, _, client = gateway
-    client.messages.create(model=CLAUDE, max_tokens=50, messages=ask(),
-                           extra_headers={"anthropic-beta": "claude-code-20250219,files-api-2025-04-14"})
+    raw = client.messages.with_raw_response.create(
+        model=CLAUDE, max_tokens=50, messages=ask(),
+        extra_headers={"anthropic-beta": "claude-code-20250219,files-api-2025-04-14"})
     assert vertex.last().headers.get("anthropic-beta") == "claude-code-20250219"
+    assert raw.headers.get("x-edenai-dropped-fields") == "anthropic_beta.files-api-2025-04-14", \
+        "a caller must be told which of its betas Vertex was not sent"
 
 
 @google_errors
