@@ -120,6 +120,42 @@ def test_betas_bedrock_does_not_take_are_named_in_the_dropped_fields_header(gate
     assert bedrock.last().body["anthropic_beta"] == ["context-1m-2025-08-07"]
 
 
+# What Claude Code 2.1.332 sends on every turn (../shared/traffic/claude-code-2.1.332.jsonl).
+CLAUDE_CODE_BETAS = ("claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,"
+                     "mid-conversation-tool-changes-2026-07-01,thinking-token-count-2026-05-13,"
+                     "advanced-tool-use-2025-11-20,effort-2025-11-24,thinking-display-updates-2026-08-18")
+CLAUDE_CODE_FIELDS = {"thinking": {"type": "adaptive", "display": "updates"}, "output_config": {"effort": "high"},
+                      "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}}
+
+
+def test_claude_codes_turn_reaches_claude_on_bedrock_with_what_bedrock_takes(gateway, bedrock):
+    """Bedrock refuses Claude Code's own betas and its clear_thinking edit ("context_management:
+    Extra inputs are not permitted"): they are left out and named; the rest goes as sent."""
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.create(
+        model=CLAUDE, max_tokens=64000, messages=ask(), metadata={"user_id": "session-1"},
+        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS}, extra_body=CLAUDE_CODE_FIELDS)
+    assert raw.parse().content[-1].text == f"Hello from {upstream(CLAUDE)}: hello there"
+    sent = bedrock.last().body
+    assert "context_management" not in sent, "Bedrock takes no clear_thinking edit"
+    assert sent["thinking"] == CLAUDE_CODE_FIELDS["thinking"] and sent["output_config"] == {"effort": "high"}
+    assert sent["anthropic_beta"] == ["context-management-2025-06-27", "mid-conversation-tool-changes-2026-07-01",
+                                      "tool-search-tool-2025-10-19", "effort-2025-11-24",
+                                      "thinking-display-updates-2026-08-18"]
+    assert raw.headers["x-edenai-dropped-fields"].split(", ") == [
+        "context_management.edits.clear_thinking_20251015", "anthropic_beta.claude-code-20250219",
+        "anthropic_beta.interleaved-thinking-2025-05-14", "anthropic_beta.thinking-token-count-2026-05-13"]
+
+
+def test_a_context_edit_bedrock_takes_goes_on_beside_one_it_refuses(gateway, bedrock):
+    _, _, client = gateway
+    edits = [{"type": "clear_thinking_20251015", "keep": "all"}, {"type": "clear_tool_uses_20250919"}]
+    raw = client.messages.with_raw_response.create(model=CLAUDE, max_tokens=50, messages=ask(),
+                                                   extra_body={"context_management": {"edits": edits}})
+    assert bedrock.last().body["context_management"] == {"edits": [{"type": "clear_tool_uses_20250919"}]}
+    assert raw.headers["x-edenai-dropped-fields"] == "context_management.edits.clear_thinking_20251015"
+
+
 # Top-level fields Anthropic's API takes and InvokeModel's schema refuses ("Malformed input request:
 # #: extraneous key [cache_control] is not permitted"), as the clients that send them send them: the
 # Python SDK's own arguments, litellm-as-a-client's `output_format` (not an SDK argument: extra_body).

@@ -232,3 +232,25 @@ def test_count_tokens_refuses_an_invoke_model_body_bedrock_would_refuse(bedrock)
         client.count_tokens(modelId=CLAUDE, input={"invokeModel": {"body": json.dumps(
             {**CLAUDE_BODY, "cache_control": {"type": "ephemeral"}}).encode()}})
     assert "extraneous key [cache_control]" in str(raised.value)
+
+
+def test_a_context_edit_bedrock_does_not_take_is_refused_in_its_words(bedrock):
+    client = aws_sdk(bedrock)
+    management = {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, "context_management": management}))
+    assert raised.value.response["Error"]["Message"] == "context_management: Extra inputs are not permitted"
+    taken = {"edits": [{"type": "clear_tool_uses_20250919"}]}
+    aws_sdk(bedrock).invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, "context_management": taken}))
+
+
+def test_the_fake_takes_every_beta_litellms_map_records_bedrock_taking_and_refuses_others(bedrock):
+    from pathlib import Path
+
+    document = json.loads((Path(litellm.__file__).parent / "anthropic_beta_headers_config.json").read_text())
+    betas = sorted({name for name in document["bedrock"].values() if name})
+    client = aws_sdk(bedrock)
+    client.invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, "anthropic_beta": betas}))
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, "anthropic_beta": ["claude-code-20250219"]}))
+    assert raised.value.response["Error"]["Message"] == "invalid beta flag"

@@ -48,6 +48,11 @@ INVOKE_MODEL_FIELDS = frozenset({
     "anthropic_version", "anthropic_beta", "max_tokens", "system", "messages", "temperature", "top_p",
     "top_k", "tools", "tool_choice", "stop_sequences", "thinking", "output_config", "context_management",
     "metadata"})
+# The `context_management` edits InvokeModel takes for Claude: clear_tool_uses_20250919 (the user
+# guide's "Tool use" page, under context-management-2025-06-27) and compact_20260112 ("Compaction").
+# It refuses any other (Claude Code sends clear_thinking_20251015 on every call) with a 400,
+# "context_management: Extra inputs are not permitted" (measured: litellm issue #27532).
+CONTEXT_EDITS = frozenset({"clear_tool_uses_20250919", "compact_20260112"})
 # A count call's keys that say how to reach Bedrock rather than what to ask Claude (a
 # message call keeps the caller's body apart, under `body`: build_call).
 CONNECTION_KEYS = frozenset({"model", "api_key", "api_base", "timeout", "max_retries", "extra_headers",
@@ -120,11 +125,32 @@ def bedrock_betas(header: str) -> list[str]:
     return provider_betas(header, "bedrock")
 
 
+def _edits(body: Mapping[str, Any]) -> list:
+    management = body.get("context_management")
+    edits = management.get("edits") if isinstance(management, dict) else None
+    return edits if isinstance(edits, list) else []
+
+
 def refused_fields(body: Mapping[str, Any]) -> list[str]:
-    """The body's keys InvokeModel's schema refuses for Claude (INVOKE_MODEL_FIELDS): left out
-    of the call and named, rather than a 400 for the caller."""
-    return [name for name, value in body.items()
+    """What InvokeModel's schema refuses for Claude, left out of the call and named rather than
+    a 400 for the caller: keys outside INVOKE_MODEL_FIELDS, edits outside CONTEXT_EDITS."""
+    keys = [name for name, value in body.items()
             if value is not None and name not in INVOKE_MODEL_FIELDS and name not in ("model", "stream")]
+    edits = [f"context_management.edits.{edit.get('type') if isinstance(edit, dict) else edit}"
+             for edit in _edits(body) if not (isinstance(edit, dict) and edit.get("type") in CONTEXT_EDITS)]
+    return keys + edits
+
+
+def without_refused_edits(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with only the context_management edits InvokeModel takes (none left: no
+    context_management); the gateway names those it leaves out (refused_fields)."""
+    edits = _edits(body)
+    kept = [edit for edit in edits if isinstance(edit, dict) and edit.get("type") in CONTEXT_EDITS]
+    if len(kept) == len(edits):
+        return body
+    if not kept:
+        return {name: value for name, value in body.items() if name != "context_management"}
+    return {**body, "context_management": {**body["context_management"], "edits": kept}}
 
 
 def endpoint(call: Mapping[str, Any]) -> str:
@@ -135,7 +161,7 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
     """URL, headers and body of one InvokeModel call (unsigned; pure)."""
     fields = call["body"] if "body" in call else call
     # The model is named in the URL and streaming by the action: neither goes in the body.
-    body = {name: value for name, value in fields.items() if name not in CONNECTION_KEYS}
+    body = without_refused_edits({name: value for name, value in fields.items() if name not in CONNECTION_KEYS})
     body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
     betas = bedrock_betas((call.get("extra_headers") or {}).get("anthropic-beta") or "")
     if betas:

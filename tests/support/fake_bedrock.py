@@ -58,12 +58,20 @@ INVOKE_FIELDS = {"anthropic_version", "anthropic_beta", "max_tokens", "messages"
                  "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "metadata",
                  "output_config", "context_management"}
 MALFORMED = "Malformed input request, please reformat your input and try again."
-# The betas the fake's Claude takes (Bedrock's documentation for Claude's Messages API);
-# Bedrock refuses a request naming any other.
+# The context_management edits InvokeModel takes (user guide: "Tool use", clear_tool_uses_20250919;
+# "Compaction", compact_20260112); any other is refused, "context_management: Extra inputs are not
+# permitted" (measured: litellm issue #27532, Claude Code's clear_thinking_20251015).
+CONTEXT_EDITS = {"clear_tool_uses_20250919", "compact_20260112"}
+# The betas the fake's Claude takes: those of Bedrock's documentation for Claude's Messages API,
+# and those litellm's beta map (anthropic_beta_headers_config.json, litellm 1.110.2, column
+# `bedrock`) records Bedrock taking since. Bedrock refuses a request naming any other.
 ACCEPTED_BETAS = {"computer-use-2025-01-24", "computer-use-2025-11-24", "context-1m-2025-08-07",
                   "context-management-2025-06-27", "effort-2025-11-24", "fine-grained-tool-streaming-2025-05-14",
                   "interleaved-thinking-2025-05-14", "output-128k-2025-02-19", "token-efficient-tools-2025-02-19",
-                  "tool-search-tool-2025-10-19"}
+                  "tool-search-tool-2025-10-19", "compact-2026-01-12", "compact-2026-09-04",
+                  "dangerous-tool-use-2026-09-03", "mid-conversation-output-config-2026-07-01",
+                  "mid-conversation-tool-changes-2026-07-01", "thinking-binding-controls-2026-08-01",
+                  "thinking-display-updates-2026-08-18"}
 # DocumentBlock (API reference): a format Bedrock knows; a name of letters, digits, single
 # whitespace, hyphens, parentheses and brackets (underscores pass too, measured by others
 # against the live API), at most 200 characters.
@@ -244,9 +252,12 @@ def invoke_body_problem(body: dict) -> str | None:
     if extraneous:
         return (f"Malformed input request: #: extraneous key [{extraneous[0]}] is not permitted, "
                 "please reformat your input and try again.")
-    refused = sorted(set(body.get("anthropic_beta") or []) - ACCEPTED_BETAS)
-    if refused:
-        return f"invalid beta flag: {refused[0]}"
+    management = body.get("context_management")
+    if isinstance(management, dict) and any(not isinstance(edit, dict) or edit.get("type") not in CONTEXT_EDITS
+                                             for edit in management.get("edits") or []):
+        return "context_management: Extra inputs are not permitted"
+    if set(body.get("anthropic_beta") or []) - ACCEPTED_BETAS:
+        return "invalid beta flag"  # Bedrock's words, naming no beta (measured: coder/aibridge#221)
     if body.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
         return ("Malformed input request: #: required key [anthropic_version] not found, "
                 "please reformat your input and try again.")
