@@ -185,7 +185,8 @@ CLAUDE_BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
 
 def test_botocores_count_tokens_request_is_taken_and_its_answer_parsed(bedrock):
     """CountTokensInput.invokeModel.body is a blob: botocore sends it base64 in the JSON."""
-    answer = aws_sdk(bedrock).count_tokens(modelId=CLAUDE, input={"invokeModel": {"body": json.dumps(CLAUDE_BODY).encode()}})
+    answer = aws_sdk(bedrock).count_tokens(modelId=CLAUDE,
+                                           input={"invokeModel": {"body": json.dumps(CLAUDE_BODY).encode()}})
     assert answer["inputTokens"] == 3
     sent = bedrock.last()
     assert unquote(sent.path) == f"/model/{CLAUDE}/count-tokens"
@@ -252,5 +253,6 @@ def test_the_fake_takes_every_beta_litellms_map_records_bedrock_taking_and_refus
     client = aws_sdk(bedrock)
     client.invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, "anthropic_beta": betas}))
     with pytest.raises(client.exceptions.ValidationException) as raised:
-        client.invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, "anthropic_beta": ["claude-code-20250219"]}))
+        client.invoke_model(modelId=CLAUDE,
+                            body=json.dumps({**CLAUDE_BODY, "anthropic_beta": ["claude-code-20250219"]}))
     assert raised.value.response["Error"]["Message"] == "invalid beta flag"

@@ -5,9 +5,10 @@ soundfile (so numpy) and backoff (FIELD-NOTES), 57 MB unpacked and 16 MB
 zipped for linux/arm64 (measured, see README: Provider families), which would take
 the Lambda package past its budget. And InvokeModel takes Anthropic's own
 body: every field of it that InvokeModel's schema takes goes on as sent
-(INVOKE_MODEL_FIELDS; the others are left out and named by the gateway). botocore, already in the package, does the AWS parts: it
-signs with SigV4 from the default credential chain (on Lambda, the
-function's role: no key in the providers secret) and parses the stream's
+(INVOKE_MODEL_FIELDS, CONTEXT_EDITS; the gateway leaves out and names the
+others). botocore, already in the package, does the AWS parts: it signs
+with SigV4 from the default credential chain (on Lambda, the function's
+role: no key in the providers secret) and parses the stream's
 binary event-stream framing, whose chunks each carry one of Anthropic's own
 SSE events (base64), relayed as SSE.
 """
