@@ -290,6 +290,31 @@ def test_the_fake_speaks_vertex_as_anthropics_own_vertex_client_expects(vertex):
         client.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=ask(), extra_body=version)
 
 
+def test_the_fake_takes_the_betas_litellms_map_records_vertex_taking_and_refuses_others_in_its_words(vertex):
+    """Held to its source (litellm's beta map, column vertex_ai) through AnthropicVertex's own call."""
+    import json
+    from pathlib import Path
+
+    import litellm
+
+    vertex.clear()
+    google_oauth.forget_tokens()
+    token = asyncio.run(google_oauth.access_token(vertex.service_account))
+    client = anthropic.AnthropicVertex(region=vertex.location, project_id=vertex.project, access_token=token,
+                                       base_url=vertex.url + "/v1", max_retries=0)
+    document = json.loads((Path(litellm.__file__).parent / "anthropic_beta_headers_config.json").read_text())
+    taken = sorted({name for name in document["vertex_ai"].values() if name})
+    version = {"anthropic_version": "vertex-2023-10-16"}
+    client.beta.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=ask(),
+                                betas=taken, extra_body=version)
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.beta.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=ask(),
+                                    betas=["files-api-2025-04-14"], extra_body=version)
+    assert raised.value.body["error"]["message"] == (
+        "Unexpected value(s) `files-api-2025-04-14` for the `anthropic-beta` header. Please consult our "
+        "documentation at docs.anthropic.com or try again without the header.")
+
+
 def test_the_fakes_openai_compatible_endpoint_is_what_litellm_parses(vertex):
     import litellm
 
