@@ -177,6 +177,19 @@ def test_only_the_betas_vertex_takes_are_sent_there_and_the_others_are_named(gat
         "a caller must be told which of its betas Vertex was not sent"
 
 
+def test_diagnostics_which_vertex_refuses_is_left_out_and_named_and_the_rest_goes_as_sent(gateway, vertex):
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.create(model=CLAUDE, max_tokens=50, messages=ask(),
+                                                   diagnostics={"previous_message_id": "msg_01"},
+                                                   cache_control={"type": "ephemeral"}, inference_geo="us")
+    assert raw.parse().content[0].text.endswith(": hello there"), \
+        "Vertex answers 400 'diagnostics: Extra inputs are not permitted': the gateway must not send it"
+    sent = vertex.last().body
+    assert "diagnostics" not in sent
+    assert sent["cache_control"] == {"type": "ephemeral"} and sent["inference_geo"] == "us"
+    assert raw.headers.get("x-edenai-dropped-fields") == "diagnostics"
+
+
 @google_errors
 @pytest.mark.parametrize("model", [CLAUDE, GEMINI])
 def test_googles_errors_reach_the_caller_in_anthropics_terms(gateway, vertex, model, status, code, error_type):
@@ -290,7 +303,7 @@ def test_the_fake_speaks_vertex_as_anthropics_own_vertex_client_expects(vertex):
         client.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=ask(), extra_body=version)
 
 
-def test_the_fake_takes_the_betas_litellms_map_records_vertex_taking_and_refuses_others_in_its_words(vertex):
+def test_the_fake_takes_the_betas_litellms_map_records_vertex_taking_and_refuses_others_and_diagnostics(vertex):
     """Held to its source (litellm's beta map, column vertex_ai) through AnthropicVertex's own call."""
     import json
     from pathlib import Path
@@ -313,6 +326,10 @@ def test_the_fake_takes_the_betas_litellms_map_records_vertex_taking_and_refuses
     assert raised.value.body["error"]["message"] == (
         "Unexpected value(s) `files-api-2025-04-14` for the `anthropic-beta` header. Please consult our "
         "documentation at docs.anthropic.com or try again without the header.")
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=ask(),
+                               diagnostics={"previous_message_id": None}, extra_body=version)
+    assert raised.value.body["error"]["message"] == "diagnostics: Extra inputs are not permitted"
 
 
 def test_the_fakes_openai_compatible_endpoint_is_what_litellm_parses(vertex):

@@ -64,6 +64,11 @@ ACCEPTED_BETAS = {
     "tool-search-tool-2025-10-19", "web-search-2025-03-05"}
 
 
+# Top-level fields Vertex's Claude refuses besides `model` (which the URL names): `diagnostics`,
+# 400 "diagnostics: Extra inputs are not permitted" (measured: anthropics/claude-code#82539).
+REFUSED_FIELDS = ("diagnostics",)
+
+
 def beta_problem(header: str) -> str | None:
     """Why Vertex refuses this `anthropic-beta` header, in its words (None: it takes it)."""
     refused = [beta.strip() for beta in header.split(",") if beta.strip() and beta.strip() not in ACCEPTED_BETAS]
@@ -140,8 +145,9 @@ class _VertexHandler(ModelInPathHandler):
             return self._anthropic_error(400, beta_problem(betas))
         if body.get("anthropic_version") != VERTEX_ANTHROPIC_VERSION:
             return self._anthropic_error(400, f"anthropic_version: must be {VERTEX_ANTHROPIC_VERSION}")
-        if "model" in body:
-            return self._anthropic_error(400, "model: Extra inputs are not permitted")
+        for name in ("model", *REFUSED_FIELDS):
+            if name in body:
+                return self._anthropic_error(400, f"{name}: Extra inputs are not permitted")
         if bool(body.get("stream")) != stream:
             return self._anthropic_error(400, "stream must match the method (streamRawPredict streams)")
         prompt = _anthropic_prompt({**body, "model": model}, self.server.fake.cache_read)

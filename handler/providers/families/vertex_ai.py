@@ -60,6 +60,11 @@ class VertexAI(Family):
     def speaks_anthropic(self, model_name: str) -> bool:
         return is_claude(model_name)
 
+    def refused_fields(self, model, body: Mapping[str, Any]) -> list[str]:
+        """Claude: what Vertex is known to refuse (vertex_api.REFUSED_FIELDS); the others go in
+        Chat Completions, which carries what it translates (adaptation.py)."""
+        return vertex_api.refused_fields(body) if is_claude(model.name) else []
+
     def refused_betas(self, model, anthropic_beta: str) -> list[str]:
         return bedrock_api.refused_betas(anthropic_beta, "vertex_ai") if is_claude(model.name) else []
 
