@@ -8,6 +8,7 @@ field the caller sent); Amazon Nova goes through litellm's Converse.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
@@ -108,6 +109,87 @@ def test_claude_codes_betas_reach_bedrock_only_where_bedrock_takes_them(gateway,
     assert bedrock.last().body["anthropic_beta"] == ["context-1m-2025-08-07", "context-management-2025-06-27"]
 
 
+def test_betas_bedrock_does_not_take_are_named_in_the_dropped_fields_header(gateway, bedrock):
+    _, _, client = gateway
+    betas = "claude-code-20250219,context-1m-2025-08-07,prompt-caching-scope-2026-01-05"
+    raw = client.messages.with_raw_response.create(model=CLAUDE, max_tokens=50, messages=ask(),
+                                                   extra_headers={"anthropic-beta": betas})
+    assert raw.headers.get("x-edenai-dropped-fields") == \
+        "anthropic_beta.claude-code-20250219, anthropic_beta.prompt-caching-scope-2026-01-05", \
+        "a caller must be told which of its betas Bedrock was not sent"
+    assert bedrock.last().body["anthropic_beta"] == ["context-1m-2025-08-07"]
+
+
+# What Claude Code 2.1.332 sends on every turn (../shared/traffic/claude-code-2.1.332.jsonl).
+CLAUDE_CODE_BETAS = ("claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,"
+                     "mid-conversation-tool-changes-2026-07-01,thinking-token-count-2026-05-13,"
+                     "advanced-tool-use-2025-11-20,effort-2025-11-24,thinking-display-updates-2026-08-18")
+CLAUDE_CODE_FIELDS = {"thinking": {"type": "adaptive", "display": "updates"}, "output_config": {"effort": "high"},
+                      "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}}
+
+
+def test_claude_codes_turn_reaches_claude_on_bedrock_with_what_bedrock_takes(gateway, bedrock):
+    """Bedrock refuses Claude Code's own betas and its clear_thinking edit ("context_management:
+    Extra inputs are not permitted"): they are left out and named; the rest goes as sent."""
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.create(
+        model=CLAUDE, max_tokens=64000, messages=ask(), metadata={"user_id": "session-1"},
+        extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS}, extra_body=CLAUDE_CODE_FIELDS)
+    assert raw.parse().content[-1].text == f"Hello from {upstream(CLAUDE)}: hello there"
+    sent = bedrock.last().body
+    assert "context_management" not in sent, "Bedrock takes no clear_thinking edit"
+    assert sent["thinking"] == CLAUDE_CODE_FIELDS["thinking"] and sent["output_config"] == {"effort": "high"}
+    assert sent["anthropic_beta"] == ["context-management-2025-06-27", "mid-conversation-tool-changes-2026-07-01",
+                                      "tool-search-tool-2025-10-19", "effort-2025-11-24",
+                                      "thinking-display-updates-2026-08-18"]
+    assert raw.headers["x-edenai-dropped-fields"].split(", ") == [
+        "context_management.edits.clear_thinking_20251015", "anthropic_beta.claude-code-20250219",
+        "anthropic_beta.interleaved-thinking-2025-05-14", "anthropic_beta.thinking-token-count-2026-05-13"]
+
+
+def test_a_context_edit_bedrock_takes_goes_on_beside_one_it_refuses(gateway, bedrock):
+    _, _, client = gateway
+    edits = [{"type": "clear_thinking_20251015", "keep": "all"}, {"type": "clear_tool_uses_20250919"}]
+    raw = client.messages.with_raw_response.create(model=CLAUDE, max_tokens=50, messages=ask(),
+                                                   extra_body={"context_management": {"edits": edits}})
+    assert bedrock.last().body["context_management"] == {"edits": [{"type": "clear_tool_uses_20250919"}]}
+    assert raw.headers["x-edenai-dropped-fields"] == "context_management.edits.clear_thinking_20251015"
+
+
+# Top-level fields Anthropic's API takes and InvokeModel's schema refuses ("Malformed input request:
+# #: extraneous key [cache_control] is not permitted"), as the clients that send them send them: the
+# Python SDK's own arguments, litellm-as-a-client's `output_format` (not an SDK argument: extra_body).
+REFUSED_BY_INVOKE_MODEL = pytest.mark.parametrize("field, arguments", [
+    ("cache_control", {"cache_control": {"type": "ephemeral"}}),
+    ("speed", {"speed": "fast"}),
+    ("inference_geo", {"inference_geo": "us"}),
+    ("diagnostics", {"diagnostics": {"previous_message_id": "msg_01"}}),
+    ("output_format", {"extra_body": {"output_format": {"type": "json_schema", "schema": {"type": "object"}}}}),
+    ("a_field_from_next_month", {"extra_body": {"a_field_from_next_month": {"on": True}}}),
+], ids=lambda value: value if isinstance(value, str) else "")
+
+
+@REFUSED_BY_INVOKE_MODEL
+def test_a_field_invoke_model_refuses_is_left_out_and_named(gateway, bedrock, field, arguments):
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.create(model=CLAUDE, max_tokens=50, messages=ask(), **arguments)
+    assert raw.parse().content[0].text == f"Hello from {upstream(CLAUDE)}: hello there", \
+        f"Bedrock answers 400 'extraneous key [{field}]': the gateway must not send it"
+    assert field not in bedrock.last().body
+    assert raw.headers.get("x-edenai-dropped-fields") == field
+
+
+def test_a_streamed_request_leaves_out_every_refused_field_and_names_each(gateway, bedrock):
+    _, _, client = gateway
+    with client.messages.stream(model=CLAUDE, max_tokens=50, messages=ask(), cache_control={"type": "ephemeral"},
+                                speed="fast", inference_geo="us", stop_sequences=["never"]) as stream:
+        assert stream.get_final_message().content[0].text == f"Hello from {upstream(CLAUDE)}: hello there"
+        dropped = stream.response.headers.get("x-edenai-dropped-fields")
+    assert set(dropped.split(", ")) == {"cache_control", "speed", "inference_geo"}, f"named: {dropped}"
+    sent = bedrock.last().body
+    assert sent["stop_sequences"] == ["never"] and not {"cache_control", "speed", "inference_geo"} & set(sent)
+
+
 def test_claude_on_bedrock_streams_in_anthropics_grammar_and_is_metered_to_the_token(gateway, bedrock):
     stack, key, client = gateway
     events, final = assert_prompt_caching_is_metered_write_then_read(stack, key, client, CLAUDE, bedrock)
@@ -202,7 +284,8 @@ def test_count_tokens_asks_bedrock_for_claude_and_counts_locally_for_nova(gatewa
     assert raw.headers["x-edenai-token-count-method"] == "bedrock_count_tokens"
     sent = bedrock.last()
     assert sent.path.endswith("/count-tokens") and "AWS4-HMAC-SHA256" in sent.headers["authorization"]
-    inner = json.loads(sent.body["input"]["invokeModel"]["body"])
+    blob = sent.body["input"]["invokeModel"]["body"]
+    inner = json.loads(base64.b64decode(blob, validate=True))  # a blob: base64 in CountTokens' JSON
     assert inner["anthropic_version"] == "bedrock-2023-05-31" and inner["system"] == "be brief"
     before = bedrock.count()
     raw = client.messages.with_raw_response.count_tokens(model=NOVA, system="be brief", messages=messages)

@@ -165,3 +165,94 @@ def test_the_aws_sdk_meets_bedrocks_document_name_rules_at_the_fake(bedrock, nam
     with pytest.raises(client.exceptions.ValidationException) as raised:
         client.converse(**request)
     assert "document file name can only contain" in str(raised.value)
+
+
+# --------------------------------------------------------------------------- botocore's own requests
+
+def aws_sdk(bedrock):
+    """boto3's bedrock-runtime client at the fake: botocore serializes each request from its
+    service model, as it does for the real service."""
+    import boto3
+
+    return boto3.session.Session().client("bedrock-runtime", region_name=REGION, endpoint_url=bedrock.url,
+                                          aws_access_key_id=bedrock.access_key_id,
+                                          aws_secret_access_key=bedrock.secret_key)
+
+
+CLAUDE_BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
+               "messages": [{"role": "user", "content": "one two three"}]}
+
+
+def test_botocores_count_tokens_request_is_taken_and_its_answer_parsed(bedrock):
+    """CountTokensInput.invokeModel.body is a blob: botocore sends it base64 in the JSON."""
+    answer = aws_sdk(bedrock).count_tokens(modelId=CLAUDE,
+                                           input={"invokeModel": {"body": json.dumps(CLAUDE_BODY).encode()}})
+    assert answer["inputTokens"] == 3
+    sent = bedrock.last()
+    assert unquote(sent.path) == f"/model/{CLAUDE}/count-tokens"
+    assert json.loads(base64.b64decode(sent.body["input"]["invokeModel"]["body"])) == CLAUDE_BODY
+
+
+def test_a_count_tokens_body_sent_as_json_text_rather_than_a_blob_is_refused(bedrock):
+    """What botocore never sends: the InvokeModel body as text in the JSON (not base64)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    import httpx
+
+    url = f"{bedrock.url}/model/{CLAUDE}/count-tokens"
+    data = json.dumps({"input": {"invokeModel": {"body": json.dumps(CLAUDE_BODY)}}}).encode()
+    request = AWSRequest(method="POST", url=url, data=data, headers={"content-type": "application/json"})
+    SigV4Auth(Credentials(bedrock.access_key_id, bedrock.secret_key), "bedrock", REGION).add_auth(request)
+    response = httpx.post(url, content=data, headers=dict(request.headers.items()))
+    assert response.status_code == 400 and response.headers["x-amzn-errortype"].startswith("ValidationException")
+
+
+def test_botocores_invoke_model_request_is_taken_and_its_answer_parsed(bedrock):
+    answer = aws_sdk(bedrock).invoke_model(modelId=CLAUDE, body=json.dumps(CLAUDE_BODY).encode(),
+                                           contentType="application/json", accept="application/json")
+    message = json.loads(answer["body"].read())
+    assert message["content"][0]["text"] == f"Hello from {CLAUDE}: one two three"
+    assert bedrock.last().body == CLAUDE_BODY
+
+
+@pytest.mark.parametrize("field", ["cache_control", "speed", "inference_geo", "diagnostics", "output_format"])
+def test_an_extraneous_key_is_botocores_validation_exception_in_bedrocks_words(bedrock, field):
+    client = aws_sdk(bedrock)
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, field: {}}).encode())
+    error = raised.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert error["Error"]["Message"] == (f"Malformed input request: #: extraneous key [{field}] is not permitted, "
+                                         "please reformat your input and try again.")
+
+
+def test_count_tokens_refuses_an_invoke_model_body_bedrock_would_refuse(bedrock):
+    client = aws_sdk(bedrock)
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.count_tokens(modelId=CLAUDE, input={"invokeModel": {"body": json.dumps(
+            {**CLAUDE_BODY, "cache_control": {"type": "ephemeral"}}).encode()}})
+    assert "extraneous key [cache_control]" in str(raised.value)
+
+
+def test_a_context_edit_bedrock_does_not_take_is_refused_in_its_words(bedrock):
+    client = aws_sdk(bedrock)
+    management = {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, "context_management": management}))
+    assert raised.value.response["Error"]["Message"] == "context_management: Extra inputs are not permitted"
+    taken = {"edits": [{"type": "clear_tool_uses_20250919"}]}
+    aws_sdk(bedrock).invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, "context_management": taken}))
+
+
+def test_the_fake_takes_every_beta_litellms_map_records_bedrock_taking_and_refuses_others(bedrock):
+    from pathlib import Path
+
+    document = json.loads((Path(litellm.__file__).parent / "anthropic_beta_headers_config.json").read_text())
+    betas = sorted({name for name in document["bedrock"].values() if name})
+    client = aws_sdk(bedrock)
+    client.invoke_model(modelId=CLAUDE, body=json.dumps({**CLAUDE_BODY, "anthropic_beta": betas}))
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.invoke_model(modelId=CLAUDE,
+                            body=json.dumps({**CLAUDE_BODY, "anthropic_beta": ["claude-code-20250219"]}))
+    assert raised.value.response["Error"]["Message"] == "invalid beta flag"

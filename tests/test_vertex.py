@@ -167,11 +167,27 @@ def test_messages_parse_on_claude_on_vertex_sends_output_config_as_rawpredict_ta
     assert_output_config_reaches_claude_as_sent(client, CLAUDE, vertex)
 
 
-def test_only_the_betas_vertex_takes_are_sent_there(gateway, vertex):
+def test_only_the_betas_vertex_takes_are_sent_there_and_the_others_are_named(gateway, vertex):
     _, _, client = gateway
-    client.messages.create(model=CLAUDE, max_tokens=50, messages=ask(),
-                           extra_headers={"anthropic-beta": "claude-code-20250219,files-api-2025-04-14"})
+    raw = client.messages.with_raw_response.create(
+        model=CLAUDE, max_tokens=50, messages=ask(),
+        extra_headers={"anthropic-beta": "claude-code-20250219,files-api-2025-04-14"})
     assert vertex.last().headers.get("anthropic-beta") == "claude-code-20250219"
+    assert raw.headers.get("x-edenai-dropped-fields") == "anthropic_beta.files-api-2025-04-14", \
+        "a caller must be told which of its betas Vertex was not sent"
+
+
+def test_diagnostics_which_vertex_refuses_is_left_out_and_named_and_the_rest_goes_as_sent(gateway, vertex):
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.create(model=CLAUDE, max_tokens=50, messages=ask(),
+                                                   diagnostics={"previous_message_id": "msg_01"},
+                                                   cache_control={"type": "ephemeral"}, inference_geo="us")
+    assert raw.parse().content[0].text.endswith(": hello there"), \
+        "Vertex answers 400 'diagnostics: Extra inputs are not permitted': the gateway must not send it"
+    sent = vertex.last().body
+    assert "diagnostics" not in sent
+    assert sent["cache_control"] == {"type": "ephemeral"} and sent["inference_geo"] == "us"
+    assert raw.headers.get("x-edenai-dropped-fields") == "diagnostics"
 
 
 @google_errors
@@ -285,6 +301,35 @@ def test_the_fake_speaks_vertex_as_anthropics_own_vertex_client_expects(vertex):
     vertex.error("claude-sonnet-4-5@20250929", "RESOURCE_EXHAUSTED")
     with pytest.raises(anthropic.RateLimitError):
         client.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=ask(), extra_body=version)
+
+
+def test_the_fake_takes_the_betas_litellms_map_records_vertex_taking_and_refuses_others_and_diagnostics(vertex):
+    """Held to its source (litellm's beta map, column vertex_ai) through AnthropicVertex's own call."""
+    import json
+    from pathlib import Path
+
+    import litellm
+
+    vertex.clear()
+    google_oauth.forget_tokens()
+    token = asyncio.run(google_oauth.access_token(vertex.service_account))
+    client = anthropic.AnthropicVertex(region=vertex.location, project_id=vertex.project, access_token=token,
+                                       base_url=vertex.url + "/v1", max_retries=0)
+    document = json.loads((Path(litellm.__file__).parent / "anthropic_beta_headers_config.json").read_text())
+    taken = sorted({name for name in document["vertex_ai"].values() if name})
+    version = {"anthropic_version": "vertex-2023-10-16"}
+    client.beta.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=ask(),
+                                betas=taken, extra_body=version)
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.beta.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=ask(),
+                                    betas=["files-api-2025-04-14"], extra_body=version)
+    assert raised.value.body["error"]["message"] == (
+        "Unexpected value(s) `files-api-2025-04-14` for the `anthropic-beta` header. Please consult our "
+        "documentation at docs.anthropic.com or try again without the header.")
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=ask(),
+                               diagnostics={"previous_message_id": None}, extra_body=version)
+    assert raised.value.body["error"]["message"] == "diagnostics: Extra inputs are not permitted"
 
 
 def test_the_fakes_openai_compatible_endpoint_is_what_litellm_parses(vertex):

@@ -17,8 +17,12 @@ response header rather than done silently:
   execution, web fetch, ...) the model cannot run, as `tools.<name>`, and web
   search where its provider has none.
 
-Anthropic-type providers get every field as sent (pipeline/calls.py); only
-metadata beyond `user_id` stays at the gateway, and is listed too.
+Anthropic-type providers get every field as sent (pipeline/calls.py), except
+what the platform's schema is known to refuse (family.refused_fields, e.g. a
+key InvokeModel does not take for Claude on Bedrock) and the `anthropic-beta`
+values it does not take (family.refused_betas, listed as
+`anthropic_beta.<name>`); metadata beyond `user_id` stays at the gateway.
+All of these are listed too.
 """
 
 from __future__ import annotations
@@ -189,11 +193,19 @@ def _chooses_a_server_tool(body: Mapping[str, Any], unrunnable: list[str]) -> bo
     return any(is_server_tool(tool) and named in (tool.get("name"), tool.get("type")) for tool in tools)
 
 
-def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
+def _refused_by_platform(body: Mapping[str, Any], model: Model, anthropic_beta: str | None) -> list[str]:
+    """What an Anthropic-type model's platform refuses: body keys, then betas."""
+    family = model.provider.family
+    fields = [name for name in family.refused_fields(model, body) if name not in GATEWAY_FIELDS]
+    return fields + [f"anthropic_beta.{beta}" for beta in family.refused_betas(model, anthropic_beta or "")]
+
+
+def adapt(body: Mapping[str, Any], model: Model, anthropic_beta: str | None = None) -> Adaptation:
     requested = body.get("max_tokens") or DEFAULT_MAX_TOKENS
     max_tokens = clamped_max_tokens(model, requested)
     if model.speaks_anthropic:
-        return Adaptation(max_tokens, requested, tuple(_extra_metadata(body)),
+        dropped = _extra_metadata(body) + _refused_by_platform(body, model, anthropic_beta)
+        return Adaptation(max_tokens, requested, tuple(dropped),
                           budget_tokens=_lowered_budget(body, max_tokens, requested))
     reasons = model.info.get("supports_reasoning") is True
     effort = _reasoning_effort(body) if reasons else None

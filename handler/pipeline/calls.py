@@ -116,9 +116,11 @@ def _user_metadata(metadata: Any) -> dict[str, str] | None:
 def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation, *,
                    anthropic_beta: str | None) -> dict[str, Any]:
     """The caller's body for an Anthropic-type provider: every field, known or not, except
-    the gateway's own, unset (null) ones and metadata beyond `user_id`; the history adapted
+    the gateway's own, unset (null) ones, those the platform's schema refuses (listed by the
+    adaptation: family.refused_fields) and metadata beyond `user_id`; the history adapted
     to Anthropic (pipeline/history.py); system-role messages hoisted unless the beta keeps them."""
-    sent = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS and value is not None}
+    sent = {name: value for name, value in body.items()
+            if name not in GATEWAY_FIELDS and value is not None and name not in adaptation.dropped}
     messages, system = body["messages"], body.get("system")
     if not keeps_system_in_place(anthropic_beta):
         messages, system = split_system(messages, system)
@@ -201,7 +203,7 @@ def build_call(
         headers["anthropic-beta"] = anthropic_beta
     if headers:
         call["extra_headers"] = headers
-    adaptation = adaptation or adapt(body, model)
+    adaptation = adaptation or adapt(body, model, anthropic_beta)
     if model.speaks_anthropic:
         call["body"] = anthropic_body(body, model, adaptation, anthropic_beta=anthropic_beta)
     else:

@@ -165,7 +165,8 @@ class Gateway:
 
     async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None,
                              request_id: str) -> Outcome:
-        plan = plan_request(await self._catalogue.get(), key, body, policy=self._policy, health=self.health)
+        plan = plan_request(await self._catalogue.get(), key, body, policy=self._policy, health=self.health,
+                            anthropic_beta=anthropic_beta)
         # Every call is built (and so the caller's part checked) before anything is reserved:
         # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
         calls = [(attempt.model, build_call(body, attempt.model, anthropic_beta=anthropic_beta,

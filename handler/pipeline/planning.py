@@ -46,12 +46,12 @@ class Plan:
 
 
 def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, policy: str,
-                 health: ModelHealth) -> Plan:
+                 health: ModelHealth, anthropic_beta: str | None = None) -> Plan:
     """The primary model then each fallback; for @edenai, the routed choice, the explicit
     fallbacks, then the next routed candidates. Models whose route would lose part of the
     request are left out (each asked once: the walk over a large body is not free)."""
     models, reason = _chain(catalogue, key, body, policy=policy, health=health)
-    return Plan([Attempt(model, adapt(body, model)) for model in models], reason)
+    return Plan([Attempt(model, adapt(body, model, anthropic_beta)) for model in models], reason)
 
 
 def _chain(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, policy: str,

@@ -4,10 +4,11 @@ Why not litellm for these models: its streamed Bedrock-Claude route imports
 soundfile (so numpy) and backoff (FIELD-NOTES), 57 MB unpacked and 16 MB
 zipped for linux/arm64 (measured, see README: Provider families), which would take
 the Lambda package past its budget. And InvokeModel takes Anthropic's own
-body, so, as on the direct Anthropic route, every field the caller sent
-goes on as it is. botocore, already in the package, does the AWS parts: it
-signs with SigV4 from the default credential chain (on Lambda, the
-function's role: no key in the providers secret) and parses the stream's
+body: every field of it that InvokeModel's schema takes goes on as sent
+(INVOKE_MODEL_FIELDS, CONTEXT_EDITS; the gateway leaves out and names the
+others). botocore, already in the package, does the AWS parts: it signs
+with SigV4 from the default credential chain (on Lambda, the function's
+role: no key in the providers secret) and parses the stream's
 binary event-stream framing, whose chunks each carry one of Anthropic's own
 SSE events (base64), relayed as SSE.
 """
@@ -34,6 +35,25 @@ from .anthropic_api import UpstreamStatus
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
+# The top-level keys InvokeModel takes in a Claude body; its schema refuses any other with a 400
+# ValidationException, "Malformed input request: #: extraneous key [cache_control] is not
+# permitted" (FIELD-NOTES). AWS's Bedrock user guide, Anthropic Claude Messages API:
+# "Request and Response" (model-parameters-anthropic-claude-messages-request-response.html) lists
+# anthropic_version, anthropic_beta, max_tokens, system, messages, temperature, top_p, top_k,
+# tools, tool_choice, stop_sequences; "Extended thinking" and "Adaptive thinking" add `thinking`,
+# "Get validated JSON results from models" `output_config` (format, and effort under its beta),
+# "Compaction" `context_management`; `metadata` is Anthropic's common shape, which litellm's
+# Bedrock Invoke allow-list (BedrockInvokeAnthropicMessagesRequest) keeps as well. `model` and
+# `stream` are said by the URL and the action, never the body.
+INVOKE_MODEL_FIELDS = frozenset({
+    "anthropic_version", "anthropic_beta", "max_tokens", "system", "messages", "temperature", "top_p",
+    "top_k", "tools", "tool_choice", "stop_sequences", "thinking", "output_config", "context_management",
+    "metadata"})
+# The `context_management` edits InvokeModel takes for Claude: clear_tool_uses_20250919 (the user
+# guide's "Tool use" page, under context-management-2025-06-27) and compact_20260112 ("Compaction").
+# It refuses any other (Claude Code sends clear_thinking_20251015 on every call) with a 400,
+# "context_management: Extra inputs are not permitted" (measured: litellm issue #27532).
+CONTEXT_EDITS = frozenset({"clear_tool_uses_20250919", "compact_20260112"})
 # A count call's keys that say how to reach Bedrock rather than what to ask Claude (a
 # message call keeps the caller's body apart, under `body`: build_call).
 CONNECTION_KEYS = frozenset({"model", "api_key", "api_base", "timeout", "max_retries", "extra_headers",
@@ -94,8 +114,44 @@ def provider_betas(header: str, provider: str) -> list[str]:
     return list(dict.fromkeys(name for name in kept if name))
 
 
+def refused_betas(header: str, provider: str) -> list[str]:
+    """The caller's betas the provider does not take, as the caller named them: left out of
+    the call (provider_betas), so named in the response."""
+    names = _beta_names(provider)
+    given = (beta.strip() for beta in header.split(","))
+    return list(dict.fromkeys(beta for beta in given if beta and not names.get(beta)))
+
+
 def bedrock_betas(header: str) -> list[str]:
     return provider_betas(header, "bedrock")
+
+
+def _edits(body: Mapping[str, Any]) -> list:
+    management = body.get("context_management")
+    edits = management.get("edits") if isinstance(management, dict) else None
+    return edits if isinstance(edits, list) else []
+
+
+def refused_fields(body: Mapping[str, Any]) -> list[str]:
+    """What InvokeModel's schema refuses for Claude, left out of the call and named rather than
+    a 400 for the caller: keys outside INVOKE_MODEL_FIELDS, edits outside CONTEXT_EDITS."""
+    keys = [name for name, value in body.items()
+            if value is not None and name not in INVOKE_MODEL_FIELDS and name not in ("model", "stream")]
+    edits = [f"context_management.edits.{edit.get('type') if isinstance(edit, dict) else edit}"
+             for edit in _edits(body) if not (isinstance(edit, dict) and edit.get("type") in CONTEXT_EDITS)]
+    return keys + edits
+
+
+def without_refused_edits(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with only the context_management edits InvokeModel takes (none left: no
+    context_management); the gateway names those it leaves out (refused_fields)."""
+    edits = _edits(body)
+    kept = [edit for edit in edits if isinstance(edit, dict) and edit.get("type") in CONTEXT_EDITS]
+    if len(kept) == len(edits):
+        return body
+    if not kept:
+        return {name: value for name, value in body.items() if name != "context_management"}
+    return {**body, "context_management": {**body["context_management"], "edits": kept}}
 
 
 def endpoint(call: Mapping[str, Any]) -> str:
@@ -106,7 +162,7 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
     """URL, headers and body of one InvokeModel call (unsigned; pure)."""
     fields = call["body"] if "body" in call else call
     # The model is named in the URL and streaming by the action: neither goes in the body.
-    body = {name: value for name, value in fields.items() if name not in CONNECTION_KEYS}
+    body = without_refused_edits({name: value for name, value in fields.items() if name not in CONNECTION_KEYS})
     body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
     betas = bedrock_betas((call.get("extra_headers") or {}).get("anthropic-beta") or "")
     if betas:
@@ -183,7 +239,9 @@ async def count_tokens(call: Mapping[str, Any]) -> int:
     """Bedrock's CountTokens on the InvokeModel body this call would send."""
     url, headers, data = request_parts({"max_tokens": 1, **call, "stream": False})
     url = url.removesuffix("/invoke") + "/count-tokens"
-    data = json.dumps({"input": {"invokeModel": {"body": data.decode()}}}).encode()
+    # CountTokensInput.invokeModel.body is a blob (botocore's bedrock-runtime model: shape Body),
+    # which AWS's JSON protocol carries base64-encoded inside the JSON document.
+    data = json.dumps({"input": {"invokeModel": {"body": base64.b64encode(data).decode()}}}).encode()
     headers = signed_headers(url, {**headers, "accept": "application/json"}, data, call["aws_region_name"])
     http = anthropic_api.client()
     response = await http.send(http.build_request("POST", url, headers=headers, content=data,

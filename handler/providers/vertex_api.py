@@ -23,10 +23,20 @@ from . import anthropic_api, bedrock_api, google_oauth
 from .anthropic_api import UpstreamStatus
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+# Vertex takes Anthropic's Messages body with two differences (Anthropic's "Vertex AI API" page:
+# no `model`, `anthropic_version: vertex-2023-10-16`), and judges the rest as Anthropic does. Known
+# to be refused beyond that: `diagnostics` (the cache-diagnosis beta, which Vertex does not take),
+# 400 "diagnostics: Extra inputs are not permitted" (measured: anthropics/claude-code#82539).
+REFUSED_FIELDS = frozenset({"diagnostics"})
 # Google's canonical error codes, as a caller of Anthropic's API should see them.
 GOOGLE_STATUS = {"RESOURCE_EXHAUSTED": 429, "UNAVAILABLE": 529, "INVALID_ARGUMENT": 400,
                  "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400, "NOT_FOUND": 404, "PERMISSION_DENIED": 403,
                  "UNAUTHENTICATED": 401, "DEADLINE_EXCEEDED": 504, "INTERNAL": 500}
+
+
+def refused_fields(body: Mapping[str, Any]) -> list[str]:
+    """The body's top-level fields Vertex refuses for Claude (REFUSED_FIELDS): left out and named."""
+    return [name for name, value in body.items() if name in REFUSED_FIELDS and value is not None]
 
 
 def endpoint(call: Mapping[str, Any]) -> str:

@@ -47,16 +47,31 @@ ERROR_STATUS = {"ThrottlingException": 429, "ModelNotReadyException": 429, "Serv
                 "ValidationException": 400, "AccessDeniedException": 403, "ResourceNotFoundException": 404,
                 "InternalServerException": 500, "ModelTimeoutException": 408, "ModelErrorException": 424,
                 "ServiceQuotaExceededException": 400, "UnrecognizedClientException": 403}
-# Fields of an Anthropic body InvokeModel accepts; any other is "extraneous".
+# Fields of an Anthropic body InvokeModel accepts; any other is "extraneous" (Bedrock user guide,
+# Anthropic Claude Messages API: "Request and Response" lists anthropic_version, anthropic_beta,
+# max_tokens, system, messages, temperature, top_p, top_k, tools, tool_choice, stop_sequences; the
+# "Extended thinking", "Get validated JSON results from models" and "Compaction" pages add
+# thinking, output_config and context_management; metadata is Anthropic's common shape). Bedrock's
+# answer to any other key, measured: 400 ValidationException, "Malformed input request: #:
+# extraneous key [cache_control] is not permitted, please reformat your input and try again."
 INVOKE_FIELDS = {"anthropic_version", "anthropic_beta", "max_tokens", "messages", "system", "stop_sequences",
                  "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "metadata",
                  "output_config", "context_management"}
-# The betas the fake's Claude takes (Bedrock's documentation for Claude's Messages API);
-# Bedrock refuses a request naming any other.
+MALFORMED = "Malformed input request, please reformat your input and try again."
+# The context_management edits InvokeModel takes (user guide: "Tool use", clear_tool_uses_20250919;
+# "Compaction", compact_20260112); any other is refused, "context_management: Extra inputs are not
+# permitted" (measured: litellm issue #27532, Claude Code's clear_thinking_20251015).
+CONTEXT_EDITS = {"clear_tool_uses_20250919", "compact_20260112"}
+# The betas the fake's Claude takes: those of Bedrock's documentation for Claude's Messages API,
+# and those litellm's beta map (anthropic_beta_headers_config.json, litellm 1.110.2, column
+# `bedrock`) records Bedrock taking since. Bedrock refuses a request naming any other.
 ACCEPTED_BETAS = {"computer-use-2025-01-24", "computer-use-2025-11-24", "context-1m-2025-08-07",
                   "context-management-2025-06-27", "effort-2025-11-24", "fine-grained-tool-streaming-2025-05-14",
                   "interleaved-thinking-2025-05-14", "output-128k-2025-02-19", "token-efficient-tools-2025-02-19",
-                  "tool-search-tool-2025-10-19"}
+                  "tool-search-tool-2025-10-19", "compact-2026-01-12", "compact-2026-09-04",
+                  "dangerous-tool-use-2026-09-03", "mid-conversation-output-config-2026-07-01",
+                  "mid-conversation-tool-changes-2026-07-01", "thinking-binding-controls-2026-08-01",
+                  "thinking-display-updates-2026-08-18"}
 # DocumentBlock (API reference): a format Bedrock knows; a name of letters, digits, single
 # whitespace, hyphens, parentheses and brackets (underscores pass too, measured by others
 # against the live API), at most 200 characters.
@@ -229,6 +244,26 @@ def converse_stream(reply) -> list[bytes]:
     return events
 
 
+# --------------------------------------------------------------------------- InvokeModel's Claude body
+
+def invoke_body_problem(body: dict) -> str | None:
+    """Why Bedrock refuses this InvokeModel body for Claude, in its words (None: it takes it)."""
+    extraneous = sorted(set(body) - INVOKE_FIELDS)
+    if extraneous:
+        return (f"Malformed input request: #: extraneous key [{extraneous[0]}] is not permitted, "
+                "please reformat your input and try again.")
+    management = body.get("context_management")
+    if isinstance(management, dict) and any(not isinstance(edit, dict) or edit.get("type") not in CONTEXT_EDITS
+                                             for edit in management.get("edits") or []):
+        return "context_management: Extra inputs are not permitted"
+    if set(body.get("anthropic_beta") or []) - ACCEPTED_BETAS:
+        return "invalid beta flag"  # Bedrock's words, naming no beta (measured: coder/aibridge#221)
+    if body.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
+        return ("Malformed input request: #: required key [anthropic_version] not found, "
+                "please reformat your input and try again.")
+    return None
+
+
 # --------------------------------------------------------------------------- HTTP
 
 class _BedrockHandler(ModelInPathHandler):
@@ -249,7 +284,7 @@ class _BedrockHandler(ModelInPathHandler):
             return self._error(403, "UnrecognizedClientException" if "token" in problem.lower()
                                else "InvalidSignatureException", problem)
         if body is None:
-            return self._error(400, "ValidationException", "Malformed input request, please reformat your input and try again.")
+            return self._error(400, "ValidationException", MALFORMED)
         if action == "count-tokens":
             return self._count(model, body)
         stream = action.endswith("stream")
@@ -274,17 +309,9 @@ class _BedrockHandler(ModelInPathHandler):
                                                       "x-amzn-RequestId": "fake-request", **(headers or {})})
 
     def _invoke(self, model: str, body: dict, stream: bool, fault: _Fault | None, cache_read: bool):
-        extraneous = sorted(set(body) - INVOKE_FIELDS)
-        if extraneous:
-            return self._error(400, "ValidationException",
-                               f"Malformed input request: #: extraneous key [{extraneous[0]}] is not permitted, "
-                               "please reformat your input and try again.")
-        refused = sorted(set(body.get("anthropic_beta") or []) - ACCEPTED_BETAS)
-        if refused:
-            return self._error(400, "ValidationException", f"invalid beta flag: {refused[0]}")
-        if body.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
-            return self._error(400, "ValidationException", "Malformed input request: #: required key "
-                               "[anthropic_version] not found, please reformat your input and try again.")
+        problem = invoke_body_problem(body)
+        if problem:
+            return self._error(400, "ValidationException", problem)
         reply = self.server.fake._reply(_anthropic_prompt({**body, "model": model}, cache_read), ANTHROPIC)
         if not stream:
             message = _anthropic_message(reply)
@@ -327,13 +354,18 @@ class _BedrockHandler(ModelInPathHandler):
         self.wfile.write(b"0\r\n\r\n")
 
     def _count(self, model: str, body: dict):
-        """CountTokens: `input.invokeModel.body` (a JSON string) or `input.converse`."""
+        """CountTokens: `input.invokeModel.body` (a blob: the InvokeModel body, base64 in the JSON
+        document, as botocore's serializer sends it) or `input.converse`."""
         given = body.get("input") or {}
         if isinstance(given.get("invokeModel"), dict):
             try:
-                inner = json.loads(given["invokeModel"].get("body") or "")
-            except ValueError:
-                return self._error(400, "ValidationException", "input.invokeModel.body is not JSON")
+                inner = json.loads(base64.b64decode(str(given["invokeModel"].get("body")), validate=True))
+            except (binascii.Error, ValueError):
+                # A blob that is not base64, or bytes that are not JSON: Bedrock cannot read the body.
+                return self._error(400, "ValidationException", MALFORMED)
+            problem = invoke_body_problem(inner) if isinstance(inner, dict) else MALFORMED
+            if problem:
+                return self._error(400, "ValidationException", problem)
             count = _anthropic_prompt({**inner, "model": model}).input_words
         elif isinstance(given.get("converse"), dict):
             count = _converse_prompt(model, given["converse"], False).input_words

@@ -45,6 +45,38 @@ VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLOCK_SKEW = 300  # seconds Google tolerates between the signer's clock and its own
+# The betas Vertex's Claude takes in the `anthropic-beta` header: litellm's beta map
+# (anthropic_beta_headers_config.json, litellm 1.110.2, column `vertex_ai`). Vertex refuses a
+# request naming any other with Anthropic's 400, "Unexpected value(s) `web-search-2025-03-05` for the
+# `anthropic-beta` header. Please consult our documentation at docs.anthropic.com or try again without
+# the header." (measured: anthropics/claude-code#12429, #21625).
+ACCEPTED_BETAS = {
+    "advanced-tool-use-2025-11-20", "afk-mode-2026-01-31", "claude-code-20250219", "compact-2026-01-12",
+    "computer-use-2025-01-24", "computer-use-2025-11-24", "context-1m-2025-08-07", "context-management-2025-06-27",
+    "dangerous-tool-use-2026-09-03", "effort-2025-11-24", "fallback-credit-2026-06-01", "fallback-credit-2026-07-01",
+    "fine-grained-tool-streaming-2025-05-14", "inline-tools-2026-09-15", "interleaved-thinking-2025-05-14",
+    "mid-conversation-output-config-2026-07-01", "mid-conversation-system-clear-at-2026-08-21",
+    "mid-conversation-tool-changes-2026-07-01", "model-context-window-exceeded-2025-08-26", "output-128k-2025-02-19",
+    "pdfs-2024-09-25", "per-turn-control-2026-07-01", "server-side-fallback-2026-06-01",
+    "structured-outputs-2025-11-13", "structured-outputs-2025-12-15", "task-budgets-2026-03-13",
+    "thinking-binding-controls-2026-08-01", "thinking-display-updates-2026-08-18", "thinking-token-count-2026-05-13",
+    "token-counting-2024-11-01", "token-efficient-tools-2025-02-19", "tool-examples-2025-10-29",
+    "tool-search-tool-2025-10-19", "web-search-2025-03-05"}
+
+
+# Top-level fields Vertex's Claude refuses besides `model` (which the URL names): `diagnostics`,
+# 400 "diagnostics: Extra inputs are not permitted" (measured: anthropics/claude-code#82539).
+REFUSED_FIELDS = ("diagnostics",)
+
+
+def beta_problem(header: str) -> str | None:
+    """Why Vertex refuses this `anthropic-beta` header, in its words (None: it takes it)."""
+    refused = [beta.strip() for beta in header.split(",") if beta.strip() and beta.strip() not in ACCEPTED_BETAS]
+    if not refused:
+        return None
+    named = ", ".join(f"`{beta}`" for beta in refused)
+    return (f"Unexpected value(s) {named} for the `anthropic-beta` header. Please consult our documentation at "
+            "docs.anthropic.com or try again without the header.")
 
 
 def _unb64(text: str) -> bytes:
@@ -106,13 +138,16 @@ class _VertexHandler(ModelInPathHandler):
             if body.get("anthropic_version") != VERTEX_ANTHROPIC_VERSION or not body.get("model"):
                 return self._error(400, "INVALID_ARGUMENT", "count-tokens needs anthropic_version and model")
             return self._send_json(200, {"input_tokens": _anthropic_prompt(body).input_words})
-        self._claude(model, body, stream, fault)
+        self._claude(model, body, stream, fault, headers.get("anthropic-beta", ""))
 
-    def _claude(self, model: str, body: dict, stream: bool, fault: _Fault | None):
+    def _claude(self, model: str, body: dict, stream: bool, fault: _Fault | None, betas: str):
+        if beta_problem(betas):
+            return self._anthropic_error(400, beta_problem(betas))
         if body.get("anthropic_version") != VERTEX_ANTHROPIC_VERSION:
             return self._anthropic_error(400, f"anthropic_version: must be {VERTEX_ANTHROPIC_VERSION}")
-        if "model" in body:
-            return self._anthropic_error(400, "model: Extra inputs are not permitted")
+        for name in ("model", *REFUSED_FIELDS):
+            if name in body:
+                return self._anthropic_error(400, f"{name}: Extra inputs are not permitted")
         if bool(body.get("stream")) != stream:
             return self._anthropic_error(400, "stream must match the method (streamRawPredict streams)")
         prompt = _anthropic_prompt({**body, "model": model}, self.server.fake.cache_read)

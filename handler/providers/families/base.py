@@ -69,6 +69,11 @@ class Family:
         """Request fields this model refuses with a 400 (adaptation lists them as dropped)."""
         return []
 
+    def refused_betas(self, model: Model, anthropic_beta: str) -> list[str]:
+        """The caller's `anthropic-beta` values this model's platform refuses: its route leaves
+        them out, and adaptation lists them as dropped (`anthropic_beta.<name>`)."""
+        return []
+
     def model_arguments(self, model: Model) -> dict[str, Any]:
         """What a call to this model needs beyond the connection and the request (none for
         litellm, which works it out itself)."""

@@ -37,6 +37,13 @@ class Bedrock(Family):
     def speaks_anthropic(self, model_name: str) -> bool:
         return is_claude(model_name)
 
+    def refused_fields(self, model, body: Mapping[str, Any]) -> list[str]:
+        """Claude: the keys InvokeModel's schema does not take (bedrock_api.INVOKE_MODEL_FIELDS)."""
+        return bedrock_api.refused_fields(body) if is_claude(model.name) else []
+
+    def refused_betas(self, model, anthropic_beta: str) -> list[str]:
+        return bedrock_api.refused_betas(anthropic_beta, "bedrock") if is_claude(model.name) else []
+
     def unsendable(self, body: Mapping[str, Any], model) -> str | None:
         """Claude takes Anthropic's body as sent; litellm's Converse translation loses some blocks."""
         return None if is_claude(model.name) else lost_content.lost_in_translation(body)

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from ...protocol.errors import GatewayError
 from ...translation import chat_completions
-from .. import anthropic_api, google_oauth, openai_api, vertex_api
+from .. import anthropic_api, bedrock_api, google_oauth, openai_api, vertex_api
 from .base import Family, litellm_route
 from .gemini import count_request
 
@@ -59,6 +59,14 @@ class VertexAI(Family):
 
     def speaks_anthropic(self, model_name: str) -> bool:
         return is_claude(model_name)
+
+    def refused_fields(self, model, body: Mapping[str, Any]) -> list[str]:
+        """Claude: what Vertex is known to refuse (vertex_api.REFUSED_FIELDS); the others go in
+        Chat Completions, which carries what it translates (adaptation.py)."""
+        return vertex_api.refused_fields(body) if is_claude(model.name) else []
+
+    def refused_betas(self, model, anthropic_beta: str) -> list[str]:
+        return bedrock_api.refused_betas(anthropic_beta, "vertex_ai") if is_claude(model.name) else []
 
     def unsendable(self, body: Mapping[str, Any], model) -> str | None:
         """Claude takes Anthropic's body as sent; the others go in Chat Completions."""
