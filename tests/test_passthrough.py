@@ -12,6 +12,8 @@ from __future__ import annotations
 import anthropic
 import pytest
 
+from tests.support.tool_search import DEFERRED_TOOLS, TOOL_REFERENCE, TOOL_SEARCH_BETA, tool_search_turns
+
 CLAUDE = "anthropic/claude-sonnet-4-5"
 
 # What Claude Code, the SDK's structured outputs and today's Anthropic API send.
@@ -95,27 +97,6 @@ def test_a_search_result_block_reaches_claude_as_the_sdk_types_it(client, fake):
     client.messages.create(model=CLAUDE, max_tokens=50, messages=[
         {"role": "user", "content": [block, {"type": "text", "text": "how much leave?"}]}])
     assert fake.last("/v1/messages").body["messages"][0]["content"][0] == block
-
-
-# Claude Code 2.1.332's tool search (tests/data/claude-code-2.1.332.jsonl): deferred tools, a
-# ToolSearch call, and its result naming the tools it loads.
-TOOL_SEARCH_BETA = "advanced-tool-use-2025-11-20"
-DEFERRED_TOOLS = [
-    {"name": "ToolSearch", "description": "Find tools", "input_schema": {
-        "type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}},
-    {"name": "CronList", "description": "List cron jobs", "input_schema": {"type": "object", "properties": {}},
-     "defer_loading": True},
-]
-
-
-def tool_search_turns(result_content):
-    return [{"role": "user", "content": "which cron jobs run?"},
-            {"role": "assistant", "content": [
-                {"type": "tool_use", "id": "toolu_01", "name": "ToolSearch", "input": {"query": "cron"}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": result_content}]}]
-
-
-TOOL_REFERENCE = [{"type": "tool_reference", "tool_name": "CronList"}]
 
 
 def test_a_tool_reference_reaches_claude_as_sent_under_its_beta(client, fake):
