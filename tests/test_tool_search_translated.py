@@ -12,9 +12,13 @@ naming the block.
 
 from __future__ import annotations
 
+import json
+from contextlib import ExitStack
+
 import anthropic
 import pytest
 
+from tests.support.family_fakes import family_gateway, start_family_fakes
 from tests.support.stack import TEST_MODELS, new_stack, providers_document, serve
 from tests.support.tool_search import DEFERRED_TOOLS, TOOL_REFERENCE, TOOL_SEARCH_BETA, tool_search_turns
 
@@ -69,3 +73,19 @@ def test_a_chain_with_claude_carries_a_block_gpt_cannot(client, fake):
     assert message.model == CLAUDE
     [sent] = fake.snapshot()
     assert sent.path.endswith("/v1/messages") and sent.body["messages"][1]["content"] == [COMPACTION]
+
+
+@pytest.mark.parametrize("model, family", [("gemini/gemini-2.5-flash", "gemini"), ("bedrock/amazon.nova-lite-v1:0", "bedrock")])
+def test_a_tool_reference_reaches_a_model_litellm_translates_for_in_words(moto_endpoint, fake, model, family):
+    """Gemini and Nova go through litellm's translation, which has no tool_reference either."""
+    with ExitStack() as running:
+        fakes = start_family_fakes(running)
+        with family_gateway(fake.url, fakes.providers, fakes.models) as (_, _, client):
+            raw = client.messages.with_raw_response.create(
+                model=model, max_tokens=50, tools=DEFERRED_TOOLS, messages=tool_search_turns(TOOL_REFERENCE),
+                extra_headers=BETA)
+        sent = fakes.fakes[family].last().body
+    assert raw.status_code == 200
+    assert "Tool CronList is now available." in json.dumps(sent), f"{model} was never told which tool its search found"
+    assert "CronList" in json.dumps(sent.get("tools") or sent.get("toolConfig")), "the deferred tool was not sent"
+    assert '"tools[].defer_loading"' in dropped(raw)
