@@ -177,3 +177,8 @@ def test_a_key_with_a_cap_below_the_window_cannot_send_an_unknown_block_that_fet
     textual = {"model": CLAUDE, "max_tokens": 10, "messages": ask([{"type": "text", "text": "hi"}]), "context_management":
                {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}}
     assert httpx.post(f"{server.url}/v3/v1/messages", json=textual, headers=headers, timeout=30).status_code == 200
+
+
+def test_text_data_inside_a_block_the_gateway_does_not_know_is_reserved_as_text():
+    block = {"type": "transcript", "source": {"type": "text", "media_type": "text/plain", "data": "hello there"}}
+    assert request_bound({"max_tokens": 10, "messages": ask([block])}, [(SONNET, True)]).tokens < 1_000

@@ -78,9 +78,8 @@ def _refers_beyond_text(value: Any) -> bool:
         return any(_refers_beyond_text(item) for item in value)
     if not isinstance(value, Mapping):
         return False
-    if value.get("type") in REFERENCE_TYPES and not str(value.get("media_type", "")).startswith("text/"):
-        return True
-    if any(isinstance(value.get(key), str) for key in REFERENCE_KEYS):
+    if not str(value.get("media_type", "")).startswith("text/") and (
+            value.get("type") in REFERENCE_TYPES or any(isinstance(value.get(key), str) for key in REFERENCE_KEYS)):
         return True
     return any(_refers_beyond_text(item) for item in value.values())
 
