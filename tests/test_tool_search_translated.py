@@ -89,3 +89,11 @@ def test_a_tool_reference_reaches_a_model_litellm_translates_for_in_words(moto_e
     assert "Tool CronList is now available." in json.dumps(sent), f"{model} was never told which tool its search found"
     assert "CronList" in json.dumps(sent.get("tools") or sent.get("toolConfig")), "the deferred tool was not sent"
     assert '"tools[].defer_loading"' in dropped(raw)
+
+
+def test_a_tool_search_conversation_is_counted_for_gpt_with_the_reference_in_words(client, fake):
+    counted = client.messages.count_tokens(model=GPT, tools=DEFERRED_TOOLS, messages=tool_search_turns(TOOL_REFERENCE),
+                                           extra_headers=BETA)
+    plain = client.messages.count_tokens(model=GPT, tools=DEFERRED_TOOLS, messages=tool_search_turns(
+        [{"type": "text", "text": "Tool CronList is now available."}]))
+    assert counted.input_tokens == plain.input_tokens, "the reference was not counted as the words GPT is sent"
