@@ -144,3 +144,41 @@ def test_the_mcp_connector_reserves_its_loop_like_a_server_tool(loop):
     body = {"max_tokens": 100, "messages": ask("use my tools"), **loop}
     bound = request_bound(body, [(SONNET, True)])
     assert bound.tokens >= 9 * SONNET["max_input_tokens"], f"reserved only {bound.tokens} tokens"
+
+
+# Block types the gateway does not know go to Claude as sent (handler/protocol/content.py): each is
+# reserved like the costliest block it resembles.
+UNKNOWN_WITH_URL = {"type": "audio", "source": {"type": "url", "url": "https://example.com/call.mp3"}}
+UNKNOWN_WITH_FILE = {"type": "video", "source": {"type": "file", "file_id": "file_011CZ"}}
+UNKNOWN_TEXT_ONLY = {"type": "compaction", "content": "Summary of the conversation so far."}
+
+
+@pytest.mark.parametrize("block", [UNKNOWN_WITH_URL, UNKNOWN_WITH_FILE])
+def test_a_block_the_gateway_does_not_know_holding_a_url_or_file_reserves_the_whole_window(block):
+    for content in ([block, {"type": "text", "text": "transcribe"}],
+                    [{"type": "tool_result", "tool_use_id": "t", "content": [block]}]):
+        body = {"max_tokens": 10, "messages": ask(content)}
+        assert request_bound(body, [(SONNET, True)]).tokens == SONNET["max_input_tokens"] + 10, \
+            "a block the provider fetches was reserved as its few bytes of JSON"
+
+
+def test_a_block_the_gateway_does_not_know_of_text_alone_is_reserved_by_its_bytes():
+    body = {"max_tokens": 10, "messages": ask([UNKNOWN_TEXT_ONLY])}
+    assert 10 + len(UNKNOWN_TEXT_ONLY["content"]) <= request_bound(body, [(SONNET, True)]).tokens < 1_000
+
+
+def test_a_key_with_a_cap_below_the_window_cannot_send_an_unknown_block_that_fetches(server, stack, fake):
+    key = stack.add_key(limits={"monthly_tokens": 150_000})  # below Sonnet's 200,000-token window
+    headers = {"x-api-key": key}
+    fetching = {"model": CLAUDE, "max_tokens": 10, "messages": ask([UNKNOWN_WITH_URL, {"type": "text", "text": "hi"}])}
+    response = httpx.post(f"{server.url}/v3/v1/messages", json=fetching, headers=headers, timeout=30)
+    assert response.status_code == 429, f"a block the provider fetches got {response.status_code}: {response.text}"
+    assert fake.count() == 0, "it reached the provider with a reservation below what it can bill"
+    textual = {"model": CLAUDE, "max_tokens": 10, "messages": ask([{"type": "text", "text": "hi"}]), "context_management":
+               {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}}
+    assert httpx.post(f"{server.url}/v3/v1/messages", json=textual, headers=headers, timeout=30).status_code == 200
+
+
+def test_text_data_inside_a_block_the_gateway_does_not_know_is_reserved_as_text():
+    block = {"type": "transcript", "source": {"type": "text", "media_type": "text/plain", "data": "hello there"}}
+    assert request_bound({"max_tokens": 10, "messages": ask([block])}, [(SONNET, True)]).tokens < 1_000

@@ -12,6 +12,8 @@ from __future__ import annotations
 import anthropic
 import pytest
 
+from tests.support.tool_search import DEFERRED_TOOLS, TOOL_REFERENCE, TOOL_SEARCH_BETA, tool_search_turns
+
 CLAUDE = "anthropic/claude-sonnet-4-5"
 
 # What Claude Code, the SDK's structured outputs and today's Anthropic API send.
@@ -95,3 +97,50 @@ def test_a_search_result_block_reaches_claude_as_the_sdk_types_it(client, fake):
     client.messages.create(model=CLAUDE, max_tokens=50, messages=[
         {"role": "user", "content": [block, {"type": "text", "text": "how much leave?"}]}])
     assert fake.last("/v1/messages").body["messages"][0]["content"][0] == block
+
+
+def test_a_tool_reference_reaches_claude_as_sent_under_its_beta(client, fake):
+    messages = tool_search_turns(TOOL_REFERENCE)
+    client.messages.create(model=CLAUDE, max_tokens=50, messages=messages, tools=DEFERRED_TOOLS,
+                           extra_headers={"anthropic-beta": TOOL_SEARCH_BETA})
+    sent = fake.last("/v1/messages").body
+    assert sent["messages"] == messages, "Claude never saw the tool_reference Claude Code's tool search sent"
+    assert sent["tools"] == DEFERRED_TOOLS
+
+
+@pytest.mark.parametrize("beta, tools, needle", [
+    ("claude-code-20250219", DEFERRED_TOOLS, "Input tag 'tool_reference'"),
+    (TOOL_SEARCH_BETA, DEFERRED_TOOLS[:1], "Tool reference 'CronList' not found in available tools"),
+])
+def test_claude_judges_a_tool_reference_the_gateway_only_passes_on(client, fake, beta, tools, needle):
+    """Anthropic takes a tool_reference only under the tool-search beta and for a tool in `tools`:
+    the refusal is the provider's, relayed, not the gateway's."""
+    with pytest.raises(anthropic.BadRequestError, match=needle):
+        client.messages.create(model=CLAUDE, max_tokens=50, messages=tool_search_turns(TOOL_REFERENCE),
+                               tools=tools, extra_headers={"anthropic-beta": beta})
+    assert fake.count() == 1, "the gateway refused a block the provider judges"
+
+
+NEW_BLOCKS = {
+    "compaction": {"type": "compaction", "content": "Summary of the conversation so far."},
+    "tool_search_tool_result": {"type": "tool_search_tool_result", "tool_use_id": "srvtoolu_01",
+                                "content": {"type": "tool_search_tool_search_result",
+                                            "tool_references": [{"type": "tool_reference", "tool_name": "CronList"}]}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NEW_BLOCKS))
+def test_block_types_the_gateway_does_not_know_reach_claude_as_sent(client, fake, kind):
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [NEW_BLOCKS[kind]]},
+                {"role": "user", "content": "go on"}]
+    client.messages.create(model=CLAUDE, max_tokens=50, messages=messages, tools=DEFERRED_TOOLS,
+                           extra_headers={"anthropic-beta": TOOL_SEARCH_BETA})
+    assert fake.last("/v1/messages").body["messages"] == messages, f"Claude never saw the {kind} block"
+
+
+@pytest.mark.parametrize("kind", ["bogus", "", "TEXT", "image_url"])
+def test_a_block_type_nobody_defines_is_the_providers_to_refuse(client, fake, kind):
+    with pytest.raises(anthropic.BadRequestError, match=f"Input tag {kind!r}"):
+        client.messages.create(model=CLAUDE, max_tokens=10, messages=[
+            {"role": "user", "content": [{"type": kind, "text": "hi"}]}])
+    assert fake.last("/v1/messages").body["messages"][0]["content"] == [{"type": kind, "text": "hi"}]

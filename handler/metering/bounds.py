@@ -14,7 +14,11 @@ bound rests on a documented limit or on a worst case stated here:
   (2,000 here); OpenAI-compatible models are taken at gpt-4o-mini's
   high-detail worst case (2,833 + 4 tiles x 5,667 = 25,501; 25,600 here).
 - Documents whose text the gateway cannot read (a PDF, a URL or file
-  source): the model's whole context window.
+  source): the model's whole context window. A block of a type the gateway
+  does not know (passed on as sent: protocol/content.py) is reserved like the
+  costliest block it resembles: one holding a URL, a file or binary data
+  anywhere inside it at the context window, as such a document; one of text
+  alone by its bytes, as text.
 - Nothing exceeds the context window (a longer prompt is refused, unbilled);
   with the context-1m beta that window is 1,000,000 tokens.
 - Server tools (web search, web fetch, code execution) run a sampling loop of
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
+from ..protocol.content import KNOWN_BLOCK_TYPES, content_blocks
 from .pricing import USD_QUANTUM, Price, price_of
 
 TOOL_PROMPT_TOKENS = 1_000
@@ -61,6 +66,32 @@ class Shape:
     long_context: bool
 
 
+# What makes an unknown block something the provider fetches or decodes: a part of one of
+# these types (a source), or one of these keys holding a string.
+REFERENCE_TYPES = frozenset({"url", "file", "base64"})
+REFERENCE_KEYS = frozenset({"url", "uri", "file_id", "data"})
+
+
+def _refers_beyond_text(value: Any) -> bool:
+    """Whether a value holds, anywhere inside it, a URL, a file or data other than text."""
+    if isinstance(value, list):
+        return any(_refers_beyond_text(item) for item in value)
+    if not isinstance(value, Mapping):
+        return False
+    if not str(value.get("media_type", "")).startswith("text/") and (
+            value.get("type") in REFERENCE_TYPES or any(isinstance(value.get(key), str) for key in REFERENCE_KEYS)):
+        return True
+    return any(_refers_beyond_text(item) for item in value.values())
+
+
+def _unknown_blocks_beyond_text(body: Mapping[str, Any]) -> int:
+    """Content blocks of types the gateway does not know that hold a URL, a file or data."""
+    system = body.get("system") if isinstance(body.get("system"), list) else []
+    blocks = [block for _, block in content_blocks(body.get("messages") or [])] + system
+    return sum(1 for block in blocks if isinstance(block, Mapping) and block.get("type") not in KNOWN_BLOCK_TYPES
+               and _refers_beyond_text(block))
+
+
 def _strip_media(value: Any, counts: dict[str, int]) -> Any:
     """The value with image and document payloads left out, counting them as it goes."""
     if isinstance(value, list):
@@ -85,6 +116,7 @@ def _strip_media(value: Any, counts: dict[str, int]) -> Any:
 def shape_of(body: Mapping[str, Any], *, anthropic_beta: str | None = None) -> Shape:
     counts = {"images": 0, "unreadable_documents": 0}
     stripped = _strip_media([body.get("system"), body.get("messages"), body.get("tools")], counts)
+    counts["unreadable_documents"] += _unknown_blocks_beyond_text(body)
     text_bytes = len(json.dumps(stripped, ensure_ascii=False, separators=(",", ":")).encode())
     tools = [tool for tool in body.get("tools") or [] if isinstance(tool, Mapping)]
     server = [tool for tool in tools if str(tool.get("type", "")).startswith(SERVER_TOOL_PREFIXES)]

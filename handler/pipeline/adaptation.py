@@ -13,9 +13,10 @@ response header rather than done silently:
   reasoning effort where the model reasons. Everything else (top_k,
   context_management, cache_control, service_tier, container, mcp_servers,
   speed, fields the gateway has never heard of, ...) has no equivalent there
-  and is listed in `x-edenai-dropped-fields`; so is a server tool (code
-  execution, web fetch, ...) the model cannot run, as `tools.<name>`, and web
-  search where its provider has none.
+  and is listed in `x-edenai-dropped-fields`, as are `thinking.display` and
+  tool search's `tools[].defer_loading` (every tool goes as an ordinary one);
+  so is a server tool (code execution, web fetch, ...) the model cannot run,
+  as `tools.<name>`, and web search where its provider has none.
 
 Anthropic-type providers get every field as sent (pipeline/calls.py), except
 what the platform's schema is known to refuse (family.refused_fields, e.g. a
@@ -48,6 +49,10 @@ TRANSLATED_FIELDS = frozenset({"model", "messages", "system", "max_tokens", "str
 # Anthropic thinking budgets as OpenAI reasoning effort (litellm's buckets).
 _EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
+# What of `thinking` reasoning effort carries (the rest, `display` for one, is listed as dropped).
+THINKING_AS_EFFORT = frozenset({"type", "budget_tokens"})
+# Tool search's flag, as x-edenai-dropped-fields names it.
+DEFERRED_TOOLS = "tools[].defer_loading"
 
 
 def max_output(model: Model) -> int | None:
@@ -193,6 +198,14 @@ def _chooses_a_server_tool(body: Mapping[str, Any], unrunnable: list[str]) -> bo
     return any(is_server_tool(tool) and named in (tool.get("name"), tool.get("type")) for tool in tools)
 
 
+def _deferred_tools(body: Mapping[str, Any]) -> list[str]:
+    """Tool search's `defer_loading`: a translated model cannot search tools, so every tool
+    goes to it as an ordinary one (translation/text_forms.py) and the flag is listed."""
+    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    deferred = any(isinstance(tool, Mapping) and tool.get("defer_loading") is not None for tool in tools)
+    return [DEFERRED_TOOLS] if deferred else []
+
+
 def _refused_by_platform(body: Mapping[str, Any], model: Model, anthropic_beta: str | None) -> list[str]:
     """What an Anthropic-type model's platform refuses: body keys, then betas."""
     family = model.provider.family
@@ -223,6 +236,7 @@ def adapt(body: Mapping[str, Any], model: Model, anthropic_beta: str | None = No
         dropped.append(f"stop_sequences[{stop_limit}:]")
     else:
         stop_limit = None
+    dropped += _deferred_tools(body)
     for name, value in body.items():
         if name in GATEWAY_FIELDS or name in TRANSLATED_FIELDS or value is None:
             continue
@@ -231,6 +245,8 @@ def adapt(body: Mapping[str, Any], model: Model, anthropic_beta: str | None = No
         if name == "thinking":
             if value.get("type") != "disabled" and not reasons:
                 dropped.append(name)
+            elif value.get("type") != "disabled":  # reasoning effort has no say in what is shown
+                dropped += [f"thinking.{key}" for key in value if key not in THINKING_AS_EFFORT]
             continue
         if name == "output_config" and isinstance(value, dict):
             for key in value:

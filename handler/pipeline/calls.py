@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from ..protocol.errors import GatewayError
 from ..providers.catalogue import Model
 from ..translation.chat_completions import PARALLEL_TOOL_USE
+from ..translation.text_forms import rendered
 from .adaptation import (
     GATEWAY_FIELDS,
     LITELLM_AS_IS,
@@ -95,6 +96,8 @@ def build_count_call(body: Mapping[str, Any], model: Model) -> dict[str, Any]:
     """litellm.acount_tokens(**kwargs): the provider's own counting where it has one."""
     messages, system = split_system(body["messages"], body.get("system"))
     messages = adapt_messages(messages, anthropic=model.speaks_anthropic)
+    if not model.speaks_anthropic:
+        messages = rendered(messages)
     kwargs: dict[str, Any] = {"model": model.litellm_model, "messages": messages, **_connection(model.provider)}
     if system:
         kwargs["system"] = system
@@ -115,12 +118,12 @@ def _user_metadata(metadata: Any) -> dict[str, str] | None:
 
 def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation, *,
                    anthropic_beta: str | None) -> dict[str, Any]:
-    """The caller's body for an Anthropic-type provider: every field, known or not, except
-    the gateway's own, unset (null) ones, those the platform's schema refuses (listed by the
-    adaptation: family.refused_fields) and metadata beyond `user_id`; the history adapted
+    """The caller's body for an Anthropic-type provider: every field and block, known or not,
+    except the gateway's own, unset (null) ones, metadata beyond `user_id` and the fields the
+    target's schema refuses (family.refused_fields, listed as dropped); the history adapted
     to Anthropic (pipeline/history.py); system-role messages hoisted unless the beta keeps them."""
     sent = {name: value for name, value in body.items()
-            if name not in GATEWAY_FIELDS and value is not None and name not in adaptation.dropped}
+            if name not in GATEWAY_FIELDS and name not in adaptation.dropped and value is not None}
     messages, system = body["messages"], body.get("system")
     if not keeps_system_in_place(anthropic_beta):
         messages, system = split_system(messages, system)
@@ -146,7 +149,7 @@ def translated_arguments(body: Mapping[str, Any], adaptation: Adaptation) -> dic
     Anthropic's shape: what has an equivalent there (pipeline/adaptation.py says which). The route
     translates them: translation/chat_completions.py, or litellm.anthropic.messages.acreate."""
     messages, system = split_system(body["messages"], body.get("system"))
-    messages = adapt_messages(messages, anthropic=False)
+    messages = rendered(adapt_messages(messages, anthropic=False))
     if not messages:
         raise GatewayError(400, "messages: at least one user or assistant message is required.")
     arguments: dict[str, Any] = {"messages": messages, "max_tokens": adaptation.max_tokens}

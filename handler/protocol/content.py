@@ -1,10 +1,15 @@
 """Checks on what a body carries beyond the spec's shapes, before anything goes upstream.
 
 The spec types a content block's `type` as any string and allows extra
-fields everywhere; a gateway cannot forward just anything. Unknown block
-types, images that are not valid base64 of an accepted media type, and
-fields that would steer litellm's connection (api_base, api_key, ...) are
-refused with a 400 that names them, so no upstream call is spent on them.
+fields everywhere. A block type the gateway does not know goes on as sent:
+Anthropic adds block types every month (`tool_reference`, `compaction`,
+`tool_search_tool_result`, ...) and an Anthropic-type provider judges them
+itself; a translating route decides what it can carry
+(translation/lost_content.py). What the gateway reads it still judges: a
+content item that is not an object with a string `type`, images that are not
+valid base64 of an accepted media type, and fields that would steer a
+connection (api_base, api_key, ...) are refused with a 400 that names them,
+so no upstream call is spent on them.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from typing import Any, Iterable, Mapping
 
 from .errors import GatewayError
 
-# Anthropic's request-side content block types.
-BLOCK_TYPES = frozenset({
+# The request-side content block types the gateway knows (reads, meters, translates);
+# any other type is passed on, not refused.
+KNOWN_BLOCK_TYPES = frozenset({
     "text", "image", "document", "search_result", "tool_use", "tool_result", "thinking",
     "redacted_thinking", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
     "code_execution_tool_result", "bash_code_execution_tool_result",
@@ -40,7 +46,8 @@ def _connection_fields(document: Mapping[str, Any], where: str) -> None:
                                 "the gateway chooses the provider, endpoint and credentials.")
 
 
-def _blocks(messages: Iterable[Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
+def content_blocks(messages: Iterable[Any]) -> Iterable[tuple[str, Any]]:
+    """Every content block with where it is, a tool_result's content items included."""
     for i, message in enumerate(messages):
         content = message.get("content") if isinstance(message, Mapping) else None
         if not isinstance(content, list):
@@ -48,7 +55,7 @@ def _blocks(messages: Iterable[Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
         for j, block in enumerate(content):
             yield f"messages.{i}.content.{j}", block
             nested = block.get("content") if isinstance(block, Mapping) else None
-            if block.get("type") == "tool_result" and isinstance(nested, list):
+            if isinstance(block, Mapping) and block.get("type") == "tool_result" and isinstance(nested, list):
                 for k, inner in enumerate(nested):
                     yield f"messages.{i}.content.{j}.content.{k}", inner
 
@@ -86,9 +93,9 @@ def check_body(document: Mapping[str, Any]) -> None:
     if isinstance(metadata, Mapping):
         _connection_fields(metadata, "metadata")
     _check_tool_choice(document.get("tool_choice"))
-    for where, block in _blocks(document.get("messages") or []):
-        kind = block.get("type")
-        if kind not in BLOCK_TYPES:
-            raise GatewayError(400, f"{where}: unknown content block type {kind!r}.")
+    for where, block in content_blocks(document.get("messages") or []):
+        if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+            raise GatewayError(400, f"{where}: a content block must be an object with a string 'type'.")
+        kind = block["type"]
         if kind == "image":
             _check_image(where, block.get("source"))

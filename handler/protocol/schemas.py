@@ -29,7 +29,9 @@ class AnthropicContentBlock(_Open):
     name: str | None = None
     input: dict[str, Any] | None = None
     tool_use_id: str | None = None
-    content: str | list[Any] | None = None
+    # The seed's string or list, and an object: Anthropic's server-tool result blocks
+    # (`tool_search_tool_result`, `web_fetch_tool_result`, ...) carry one there.
+    content: str | list[Any] | dict[str, Any] | None = None
     is_error: bool | None = None
     source: dict[str, Any] | str | None = None  # a search_result names its source with a string
     thinking: str | None = None

@@ -20,11 +20,19 @@ documents, but no document URL or file id. Pure: each family says what its
 route loses (Family.unsendable); the gateway leaves such a model out of the
 request's chain, refuses the request with a 400 naming the block when no model
 of the chain can carry it, and @edenai routes around such candidates.
+
+A block type the gateway does not know (protocol/content.py passes it on for
+Anthropic-type providers, which judge it) has no translation on any of these
+routes, unless it has a faithful text form (translation/text_forms.py): such a
+block is lost like the others, and named.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
+
+from ..protocol.content import KNOWN_BLOCK_TYPES
+from .text_forms import renders
 
 CARRIED_SOURCES = {"image": {"base64"}, "document": {"base64"}}
 INSTEAD = {"image": "send it as base64.", "document": "send a PDF as base64, text as a text block."}
@@ -54,6 +62,9 @@ def lost_in_translation(body: Mapping[str, Any], carried: Mapping[str, set[str]]
     litellm's by default."""
     for where, block in _blocks(body.get("messages")):
         kind = block.get("type")
+        if kind not in KNOWN_BLOCK_TYPES and not renders(block):
+            return (f"{where}: a {kind!r} block has no equivalent on this model (only Anthropic-type models "
+                    "take it) and would be dropped on the way.")
         if kind in lost_kinds:
             return (f"{where}: a {kind} block has no equivalent on this model and would be dropped on the way; "
                     "send its text as a text block.")

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
+from tests.support import anthropic_rules
+
 ANTHROPIC, OPENAI = "anthropic", "openai"
 MAX_ECHO = 200
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -659,10 +661,11 @@ class _Handler(BaseHTTPRequestHandler):
         if dialect == OPENAI:
             prompt.cached_tokens = self.server.fake._cached_prefix(body)
         reply = self.server.fake._reply(prompt, dialect)
+        problem = self.server.fake.request_problem(body) if dialect == OPENAI else \
+            anthropic_rules.content_problem(body, self.headers.get("anthropic-beta"))
+        if problem:
+            return self._send_failure(dialect, 400, _error_body(dialect, 400, problem))
         if dialect == OPENAI:
-            problem = self.server.fake.request_problem(body)
-            if problem:
-                return self._send_failure(dialect, 400, _error_body(dialect, 400, problem))
             extra = self.server.fake.tool_call_extra(prompt.model)
             for block in reply.blocks if extra else ():
                 if block["type"] == "tool_use":

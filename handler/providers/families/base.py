@@ -66,7 +66,9 @@ class Family:
     max_stop_sequences: int | None = None
 
     def refused_fields(self, model: Model, body: Mapping[str, Any]) -> list[str]:
-        """Request fields this model refuses with a 400 (adaptation lists them as dropped)."""
+        """Request fields this model refuses with a 400 (adaptation lists them as dropped). For an
+        Anthropic-type model these are the only top-level fields of the caller's left out: what
+        its schema is known to refuse, from the target's own source of truth."""
         return []
 
     def refused_betas(self, model: Model, anthropic_beta: str) -> list[str]:
