@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..providers.catalogue import Model
 
 DROPPED_HEADER = "x-edenai-dropped-fields"
+MOVED_HEADER = "x-edenai-moved-fields"
 CLAMPED_HEADER = "x-edenai-max-tokens-clamped"
 DEFAULT_MAX_TOKENS = 1024  # the seed's default
 
@@ -106,6 +107,8 @@ class Adaptation:
     dropped_tools: frozenset[str] = frozenset()
     # How many stop sequences the provider takes, where it limits them (the rest are listed).
     stop_limit: int | None = None
+    # Parts of the request sent elsewhere than the caller put them (`messages[3]->system`).
+    moved: tuple[str, ...] = ()
 
     def headers(self) -> dict[str, str]:
         headers = {}
@@ -115,6 +118,8 @@ class Adaptation:
                 headers[CLAMPED_HEADER] += f"; thinking.budget_tokens={self.budget_tokens}"
         if self.dropped:
             headers[DROPPED_HEADER] = dropped_header(self.dropped)
+        if self.moved:
+            headers[MOVED_HEADER] = ", ".join(self.moved)  # the gateway's own words: plain ASCII
         return headers
 
 
@@ -189,6 +194,16 @@ def _chooses_a_server_tool(body: Mapping[str, Any], unrunnable: list[str]) -> bo
     return any(is_server_tool(tool) and named in (tool.get("name"), tool.get("type")) for tool in tools)
 
 
+def moved_system_messages(body: Mapping[str, Any], model: Model) -> tuple[str, ...]:
+    """System-role messages a route with no place for them in the conversation moves into the
+    system prompt (family.system_messages_in_place says which routes have one)."""
+    if model.speaks_anthropic or model.provider.family.system_messages_in_place:
+        return ()
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    return tuple(f"messages[{index}]->system" for index, message in enumerate(messages)
+                 if isinstance(message, Mapping) and message.get("role") == "system")
+
+
 def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
     requested = body.get("max_tokens") or DEFAULT_MAX_TOKENS
     max_tokens = clamped_max_tokens(model, requested)
@@ -228,4 +243,5 @@ def adapt(body: Mapping[str, Any], model: Model) -> Adaptation:
             continue
         dropped.append(name)
     return Adaptation(max_tokens, requested, tuple(dropped), effort, keeps_format,
-                      dropped_tools=frozenset(unrunnable), stop_limit=stop_limit)
+                      dropped_tools=frozenset(unrunnable), stop_limit=stop_limit,
+                      moved=moved_system_messages(body, model))
