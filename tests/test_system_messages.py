@@ -103,3 +103,15 @@ def test_claude_counts_tokens_with_the_system_message_where_it_stands(gateway, f
     sent = fake.last("/count_tokens").body
     assert sent["messages"] == CONVERSATION and sent["system"] == SYSTEM, \
         "the count was of another prompt than the one the model is sent"
+
+
+def test_a_model_whose_template_takes_system_only_first_gets_it_moved(moto_endpoint, fake, families):
+    """vLLM serving an open-weight model whose chat template refuses a later system message: the
+    model entry says so with litellm's `supports_mid_conversation_system: false`."""
+    providers = {"openai": {"api_key": OPENAI_TEST_KEY, "api_base": fake.url + "/v1"}}
+    with family_gateway(fake.url, providers, {GPT: {"supports_mid_conversation_system": False}}) as (_, _, sdk):
+        raw = sdk.messages.with_raw_response.create(model=GPT, max_tokens=50, system=SYSTEM, messages=CONVERSATION)
+    assert raw.headers.get("x-edenai-moved-fields") == "messages[2]->system"
+    sent = fake.last("/chat/completions").body
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
+    assert "plan mode" in sent["messages"][0]["content"]

@@ -196,8 +196,11 @@ def _chooses_a_server_tool(body: Mapping[str, Any], unrunnable: list[str]) -> bo
 
 def moved_system_messages(body: Mapping[str, Any], model: Model) -> tuple[str, ...]:
     """System-role messages a route with no place for them in the conversation moves into the
-    system prompt (family.system_messages_in_place says which routes have one)."""
-    if model.speaks_anthropic or model.provider.family.system_messages_in_place:
+    system prompt (family.system_messages_in_place says which routes have one; a model entry's
+    `supports_mid_conversation_system: false`, litellm's name, says a server's chat template
+    takes a system message only first, as many open-weight models' do)."""
+    if model.speaks_anthropic or (model.provider.family.system_messages_in_place
+                                  and model.info.get("supports_mid_conversation_system") is not False):
         return ()
     messages = body.get("messages") if isinstance(body.get("messages"), list) else []
     return tuple(f"messages[{index}]->system" for index, message in enumerate(messages)
