@@ -702,7 +702,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Status line and headers; marks the response as started so errors don't double-send."""
         self._sent = True
         self.send_response(status)
-        for name, value in headers.items():
+        for name, value in {**self.server.fake.response_headers, **headers}.items():
             self.send_header(name, str(value))
         self.end_headers()
 
@@ -833,6 +833,8 @@ class FakeUpstream:
         self.gzip = False
         # Context windows by model name, in the fake's tokens: a longer prompt is refused as the provider does.
         self.context_windows: dict[str, int] = {}
+        # Headers on every response (the identity and quota headers a provider's account carries).
+        self.response_headers: dict[str, str] = {}
         self._thread: threading.Thread | None = None
 
     # lifecycle
@@ -951,6 +953,7 @@ class FakeUpstream:
             self._delays.clear()
             self.gzip = False
             self.context_windows = {}
+            self.response_headers = {}
 
     def _queue(self, fault: _Fault, queue: list[_Fault] | None = None) -> None:
         """Validate and append a fault; order of arrival is order of consumption."""
