@@ -135,3 +135,21 @@ def test_any_other_refusal_keeps_the_providers_words(client, fake):
 def test_the_table_reads_other_servers_words(said, words):
     worded = reword(said)
     assert worded is not None and worded.message.startswith(words) and worded.context_window
+
+
+def test_an_anthropic_type_providers_other_refusals_keep_its_own_words(client, fake):
+    said = "output_config.format.schema: json_schema keyword 'patternProperties' is not supported"
+    fake.fail("claude-sonnet-4-5", status=400, body={"type": "error", "error": {
+        "type": "invalid_request_error", "message": said}})
+    assert refusal(client, "anthropic/claude-sonnet-4-5").body["error"]["message"] == said
+
+
+def test_claude_on_bedrock_input_too_long_is_prompt_is_too_long_and_falls_back(client, fake, families):
+    bedrock_claude = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
+    families.fakes["bedrock"].error("anthropic.claude-sonnet-4-5-20250929-v1:0", "ValidationException",
+                                    "Input is too long for requested model.", times=2)
+    message = refusal(client, bedrock_claude).body["error"]["message"]
+    assert message.startswith("prompt is too long") and "Input is too long for requested model." in message
+    answered = client.messages.create(model=bedrock_claude, max_tokens=100, messages=[{"role": "user", "content": "hi"}],
+                                      extra_body={"fallbacks": ["anthropic/claude-sonnet-4-5"]})
+    assert answered.model == "anthropic/claude-sonnet-4-5", "a context window too small did not fall back"

@@ -100,9 +100,11 @@ def upstream_code(exc: BaseException) -> str | None:
 
 
 def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = (),
-                  status: int | None = None) -> GatewayError:
+                  status: int | None = None, translated: bool = True) -> GatewayError:
     """An upstream failure as the Anthropic error a client expects (pure); `status`, when
-    the provider's family knows better than the exception what it means."""
+    the provider's family knows better than the exception what it means. An Anthropic-type
+    provider's refusals (`translated` False) keep its own words, but for a context window too
+    small, which is said in Anthropic's words whoever said it (a larger model may take it)."""
     if isinstance(exc, GatewayError):
         return exc
     if isinstance(exc, UnicodeEncodeError):
@@ -135,7 +137,7 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = (),
     if status == 413:
         return GatewayError(413, f"Request too large for the upstream model: {message}")
     if 400 <= status < 500:
-        return GatewayError(400, worded.message if worded is not None else message)
+        return GatewayError(400, worded.message if worded is not None and translated else message)
     return GatewayError(502, f"The upstream model failed: {message}", error_type="api_error")
 
 
@@ -179,7 +181,9 @@ async def send(kwargs: dict[str, Any]) -> Any:
     except GatewayError:
         raise
     except Exception as exc:  # noqa: BLE001 - every upstream failure is mapped
-        raise map_exception(exc, secrets=(kwargs.get("api_key"),), status=family.status_of(exc)) from exc
+        # An Anthropic-type provider's call carries the caller's body as it is (pipeline/calls.py).
+        raise map_exception(exc, secrets=(kwargs.get("api_key"),), status=family.status_of(exc),
+                            translated="body" not in kwargs) from exc
 
 
 _END = object()
