@@ -32,7 +32,7 @@ from .pipeline.gateway import Gateway
 from .pipeline.model_list import find, page, visible_models
 from .protocol.body import check_content_type, parse_json, read_limited, validate
 from .protocol.content import check_body
-from .protocol.errors import GatewayError, error_body
+from .protocol.errors import SHOULD_RETRY_HEADER, GatewayError, error_body, should_retry_headers
 from .protocol.openapi import install as install_openapi
 from .protocol.schemas import (
     AnthropicMessagesBody,
@@ -79,6 +79,31 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+class ShouldRetryMiddleware:
+    """Every error response says whether a retry can help (`x-should-retry`, by its status
+    unless the error said otherwise): one place for the handlers' errors, FastAPI's 422s,
+    Starlette's 404s and 405s alike (protocol/errors.py says why)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_advice(message) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == SHOULD_RETRY_HEADER.encode() for name, _ in headers):
+                    headers += [(name.encode(), value.encode())
+                                for name, value in should_retry_headers(message["status"]).items()]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_advice)
+
+
 class RefuseAmbiguousFraming:
     """A request with both Content-Length and Transfer-Encoding is refused (RFC 9112 6.3):
     servers and proxies that disagree on which one wins are how requests get smuggled."""
@@ -115,10 +140,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error in %s %s", request.method, request.url.path)
-        # Starlette answers this outside RequestIdMiddleware: the id is added here.
+        # Starlette answers this outside every middleware: the id and the retry advice are added here.
         request_id = getattr(request.state, "request_id", None)
         return JSONResponse(error_body("api_error", "Internal error."), status_code=500,
-                            headers={REQUEST_ID_HEADER: request_id} if request_id else None)
+                            headers={**should_retry_headers(500),
+                                     **({REQUEST_ID_HEADER: request_id} if request_id else {})})
 
 
 def _key_store(settings: Settings) -> KeyStore:
@@ -177,6 +203,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.state.telemetry = observer
     app.add_middleware(telemetry.Middleware, telemetry=observer)  # inside RequestIdMiddleware
     app.add_middleware(RefuseAmbiguousFraming)
+    app.add_middleware(ShouldRetryMiddleware)
     app.add_middleware(RequestIdMiddleware)
     _install_error_handlers(app)
 

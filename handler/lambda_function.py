@@ -22,7 +22,7 @@ from typing import Any
 from mangum import Mangum
 
 from .app import app
-from .protocol.errors import error_body
+from .protocol.errors import error_body, should_retry_headers
 from .runtime import snapstart  # noqa: F401  SnapStart: restore hooks registered at init
 from .runtime.after_response import AfterResponse, Outbox
 
@@ -110,7 +110,7 @@ def _with_empty_headers(event: dict[str, Any]) -> dict[str, Any]:
 
 def _refusal(reason: str) -> dict[str, Any]:
     """Anthropic's error envelope, as API Gateway expects a proxy response."""
-    return {"statusCode": 400, "headers": {"content-type": "application/json"},
+    return {"statusCode": 400, "headers": {"content-type": "application/json", **should_retry_headers(400)},
             "body": json.dumps(error_body("invalid_request_error", f"Malformed Lambda event: {reason}.")),
             "isBase64Encoded": False}
 

@@ -77,15 +77,8 @@ def fakes(fake, families):
     return {"anthropic": fake, "openai": fake, **families.fakes}
 
 
-# Lines that fail today for another branch's reason alone (each checked to pass with that reason
-# taken away): their marks go when that branch is merged.
-HOISTED = pytest.mark.xfail(strict=True, reason="mid-conversation system messages are hoisted: branch contract")
-MARKS = dict.fromkeys([0, 1, 2, 3, 5, 6, 7, 15, 16, 17, *range(21, 31), 41, 42, 43, 52, 53], HOISTED)
-
-
 def _case(i: int, recorded: dict):
-    marks = [MARKS[i]] if i in MARKS else []
-    return pytest.param(recorded, id=f"{i}-{recorded['body'].get('model')}", marks=marks)
+    return pytest.param(recorded, id=f"{i}-{recorded['body'].get('model')}")
 
 
 @pytest.mark.parametrize("recorded", [_case(i, r) for i, r in enumerate(REQUESTS)])

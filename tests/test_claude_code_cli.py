@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,23 @@ def test_claude_code_completes_a_tool_round_trip_on_gpt_through_chat_completions
     sent = [r.body for r in fake.snapshot() if r.path.endswith("/chat/completions")]
     [answered] = [m for body in sent for m in body["messages"] if m["role"] == "tool"]
     assert answered["tool_call_id"].startswith("call_fake_") and "mango" in answered["content"]
+
+
+def test_claude_code_gives_up_on_a_wrong_key_within_10_seconds(gateway, fake, tmp_path):
+    """A 401 says `x-should-retry: false`, which the client obeys: without it Claude Code retried
+    a wrong key 11-12 times over about three minutes before saying it could not authenticate."""
+    wrong = {**gateway, "ANTHROPIC_API_KEY": "egw_not-a-key-of-this-gateway-0000"}
+    started = time.monotonic()
+    # Its own session, so a client still retrying is stopped whole (the script and node under it).
+    process = subprocess.Popen([str(SCRIPT), "-p", "hello there"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=tmp_path, env={**os.environ, **wrong}, start_new_session=True)
+    try:
+        stdout, _ = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("Claude Code was still retrying a wrong key after 20 s")
+    elapsed = time.monotonic() - started
+    assert process.returncode != 0, stdout
+    assert elapsed < 10, f"Claude Code took {elapsed:.1f} s to give up on a wrong key"
+    assert fake.count() == 0

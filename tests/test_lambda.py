@@ -129,6 +129,8 @@ def test_malformed_events_are_answered_in_the_error_envelope(lambda_key, event, 
         error = json.loads(body_of(response))
         assert error["type"] == "error" and error["error"]["type"] in (
             "invalid_request_error", "authentication_error"), error
+        headers = {name.lower(): value for name, value in (response.get("headers") or {}).items()}
+        assert headers.get("x-should-retry") == "false", "a refusal no retry can fix told the client to retry"
 
 
 def test_a_refused_event_still_hands_its_invocation_over_so_the_extension_lets_it_end(monkeypatch):

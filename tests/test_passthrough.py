@@ -75,12 +75,13 @@ def test_mid_conversation_system_messages_stay_in_place_under_their_beta(client,
     assert sent["system"] == "top"
 
 
-def test_mid_conversation_system_messages_are_hoisted_without_the_beta(client, fake):
+def test_mid_conversation_system_messages_stay_in_place_without_the_beta(client, fake):
+    """Claude Code 2.1.332 no longer names the beta and still sends them (tests/test_system_messages.py)."""
     client.messages.create(model=CLAUDE, max_tokens=10, system="top", messages=MID_CONVERSATION,
                            extra_headers={"anthropic-beta": "claude-code-20250219"})
     sent = fake.last("/v1/messages").body
-    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
-    assert [block["text"] for block in sent["system"]] == ["top", "a reminder the client inserts mid-way"]
+    assert sent["messages"] == MID_CONVERSATION, "order (and the prompt-cache prefix) changed"
+    assert sent["system"] == "top"
 
 
 @pytest.mark.parametrize("smuggled", [{"api_base": "http://127.0.0.1:9/evil"}, {"api_key": "sk-attacker"}])

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import aws
 from ..observe import telemetry
-from ..protocol.errors import GatewayError
+from ..protocol.errors import SHOULD_RETRY_HEADER, GatewayError
 from .items import (
     TABLE_KEYS,
     TTL_ATTRIBUTE,
@@ -66,8 +66,12 @@ class RateInfo:
 
 
 def _refused(refusal: Refusal, at: datetime, limits: Limits, old: Mapping[str, Any]) -> GatewayError:
-    """A 429 as Anthropic sends it: retry-after, and for an rpm key the rate-limit headers."""
+    """A 429 as Anthropic sends it: retry-after, and for an rpm key the rate-limit headers.
+    A monthly cap points at the month's end: no retry before then can pass, so it says
+    `x-should-retry: false` (a rate limit's 429 says true, as every 429 does)."""
     headers = {"retry-after": str(refusal.retry_after)}
+    if refusal.limit != "rpm":
+        headers[SHOULD_RETRY_HEADER] = "false"
     if limits.rpm is not None:
         used = int(old.get("rpm_count", 0)) if old.get("rpm_window") == minute_window(at) else 0
         remaining = limits.rpm - used

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..providers.catalogue import Model
 
 DROPPED_HEADER = "x-edenai-dropped-fields"
+MOVED_HEADER = "x-edenai-moved-fields"
 CLAMPED_HEADER = "x-edenai-max-tokens-clamped"
 DEFAULT_MAX_TOKENS = 1024  # the seed's default
 
@@ -115,6 +116,8 @@ class Adaptation:
     dropped_tools: frozenset[str] = frozenset()
     # How many stop sequences the provider takes, where it limits them (the rest are listed).
     stop_limit: int | None = None
+    # Parts of the request sent elsewhere than the caller put them (`messages[3]->system`).
+    moved: tuple[str, ...] = ()
 
     def headers(self) -> dict[str, str]:
         headers = {}
@@ -124,6 +127,8 @@ class Adaptation:
                 headers[CLAMPED_HEADER] += f"; thinking.budget_tokens={self.budget_tokens}"
         if self.dropped:
             headers[DROPPED_HEADER] = dropped_header(self.dropped)
+        if self.moved:
+            headers[MOVED_HEADER] = ", ".join(self.moved)  # the gateway's own words: plain ASCII
         return headers
 
 
@@ -213,6 +218,19 @@ def _refused_by_platform(body: Mapping[str, Any], model: Model, anthropic_beta: 
     return fields + [f"anthropic_beta.{beta}" for beta in family.refused_betas(model, anthropic_beta or "")]
 
 
+def moved_system_messages(body: Mapping[str, Any], model: Model) -> tuple[str, ...]:
+    """System-role messages a route with no place for them in the conversation moves into the
+    system prompt (family.system_messages_in_place says which routes have one; a model entry's
+    `supports_mid_conversation_system: false`, litellm's name, says a server's chat template
+    takes a system message only first, as many open-weight models' do)."""
+    if model.speaks_anthropic or (model.provider.family.system_messages_in_place
+                                  and model.info.get("supports_mid_conversation_system") is not False):
+        return ()
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    return tuple(f"messages[{index}]->system" for index, message in enumerate(messages)
+                 if isinstance(message, Mapping) and message.get("role") == "system")
+
+
 def adapt(body: Mapping[str, Any], model: Model, anthropic_beta: str | None = None) -> Adaptation:
     requested = body.get("max_tokens") or DEFAULT_MAX_TOKENS
     max_tokens = clamped_max_tokens(model, requested)
@@ -256,4 +274,5 @@ def adapt(body: Mapping[str, Any], model: Model, anthropic_beta: str | None = No
             continue
         dropped.append(name)
     return Adaptation(max_tokens, requested, tuple(dropped), effort, keeps_format,
-                      dropped_tools=frozenset(unrunnable), stop_limit=stop_limit)
+                      dropped_tools=frozenset(unrunnable), stop_limit=stop_limit,
+                      moved=moved_system_messages(body, model))

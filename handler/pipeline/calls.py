@@ -32,9 +32,6 @@ from .adaptation import (
 )
 from .history import adapt_messages
 
-# The beta under which Anthropic takes system-role messages where they stand.
-MID_CONVERSATION_SYSTEM_BETA = "mid-conversation-system-"
-
 # Header names a caller may never set upstream: credentials, routing, framing.
 _FORBIDDEN_HEADERS = {
     "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "host",
@@ -68,7 +65,8 @@ def caller_headers(extra_headers: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def split_system(messages: list[dict], system: Any) -> tuple[list[dict], Any]:
-    """Move `system`-role messages (the seed allows them, Anthropic does not) into `system`, in order."""
+    """Move `system`-role messages into `system`, in order: for a route that has no place for
+    them in the conversation (adaptation lists each as moved)."""
     moved = [m for m in messages if m.get("role") == "system"]
     if not moved:
         return messages, system
@@ -93,8 +91,11 @@ def _connection(provider) -> dict[str, Any]:
 
 
 def build_count_call(body: Mapping[str, Any], model: Model) -> dict[str, Any]:
-    """litellm.acount_tokens(**kwargs): the provider's own counting where it has one."""
-    messages, system = split_system(body["messages"], body.get("system"))
+    """litellm.acount_tokens(**kwargs): the provider's own counting where it has one; system-role
+    messages where the caller put them for an Anthropic-type model, as its call sends them."""
+    messages, system = body["messages"], body.get("system")
+    if not model.speaks_anthropic:
+        messages, system = split_system(messages, system)
     messages = adapt_messages(messages, anthropic=model.speaks_anthropic)
     if not model.speaks_anthropic:
         messages = rendered(messages)
@@ -106,32 +107,23 @@ def build_count_call(body: Mapping[str, Any], model: Model) -> dict[str, Any]:
     return kwargs
 
 
-def keeps_system_in_place(anthropic_beta: str | None) -> bool:
-    """Whether the caller opted into system-role messages in the conversation itself."""
-    return any(beta.strip().startswith(MID_CONVERSATION_SYSTEM_BETA) for beta in (anthropic_beta or "").split(","))
-
-
 def _user_metadata(metadata: Any) -> dict[str, str] | None:
     user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
     return {"user_id": user_id} if isinstance(user_id, str) and user_id else None
 
 
-def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation, *,
-                   anthropic_beta: str | None) -> dict[str, Any]:
+def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation) -> dict[str, Any]:
     """The caller's body for an Anthropic-type provider: every field and block, known or not,
     except the gateway's own, unset (null) ones, metadata beyond `user_id` and the fields the
     target's schema refuses (family.refused_fields, listed as dropped); the history adapted
-    to Anthropic (pipeline/history.py); system-role messages hoisted unless the beta keeps them."""
+    to Anthropic (pipeline/history.py). System-role messages stay where the caller put them,
+    with or without the `mid-conversation-system-*` beta: the provider judges them, and moving
+    one changes the system prompt turn by turn, which misses the prompt cache every turn."""
     sent = {name: value for name, value in body.items()
             if name not in GATEWAY_FIELDS and name not in adaptation.dropped and value is not None}
-    messages, system = body["messages"], body.get("system")
-    if not keeps_system_in_place(anthropic_beta):
-        messages, system = split_system(messages, system)
-    sent["messages"] = adapt_messages(messages, anthropic=True)
-    if not sent["messages"]:
+    sent["messages"] = adapt_messages(body["messages"], anthropic=True)
+    if not any(message.get("role") != "system" for message in sent["messages"]):
         raise GatewayError(400, "messages: at least one user or assistant message is required.")
-    if system:
-        sent["system"] = system
     sent["model"] = model.name
     sent["max_tokens"] = adaptation.max_tokens
     if adaptation.budget_tokens is not None:
@@ -147,10 +139,14 @@ def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation
 def translated_arguments(body: Mapping[str, Any], adaptation: Adaptation) -> dict[str, Any]:
     """The request fields of a call to a provider that does not speak Anthropic's API, in
     Anthropic's shape: what has an equivalent there (pipeline/adaptation.py says which). The route
-    translates them: translation/chat_completions.py, or litellm.anthropic.messages.acreate."""
-    messages, system = split_system(body["messages"], body.get("system"))
+    translates them: translation/chat_completions.py, or litellm.anthropic.messages.acreate.
+    System-role messages stay in place where the route has a place for them (Chat Completions
+    does), else they join the system prompt and adaptation lists them as moved."""
+    messages, system = body["messages"], body.get("system")
+    if adaptation.moved:
+        messages, system = split_system(messages, system)
     messages = rendered(adapt_messages(messages, anthropic=False))
-    if not messages:
+    if not any(message.get("role") != "system" for message in messages):
         raise GatewayError(400, "messages: at least one user or assistant message is required.")
     arguments: dict[str, Any] = {"messages": messages, "max_tokens": adaptation.max_tokens}
     if system:
@@ -208,7 +204,7 @@ def build_call(
         call["extra_headers"] = headers
     adaptation = adaptation or adapt(body, model, anthropic_beta)
     if model.speaks_anthropic:
-        call["body"] = anthropic_body(body, model, adaptation, anthropic_beta=anthropic_beta)
+        call["body"] = anthropic_body(body, model, adaptation)
     else:
         call.update(translated_arguments(body, adaptation), **provider.family.model_arguments(model))
     return call

@@ -4,6 +4,11 @@ Clients (the official SDKs, Claude Code) parse `{"type": "error", "error":
 {"type", "message"}}` and pick their exception class from the HTTP status, so
 every non-422 failure leaves the gateway in exactly that shape. A provider's message
 relayed in one never carries a credential (`redact`).
+
+Every error also says whether a retry can help (`x-should-retry`), as Claude
+Code's own gateway does and as its client obeys: without it the client
+retries a 401 for about three minutes. The Anthropic SDKs read the header
+too, before their own status rules.
 """
 
 from __future__ import annotations
@@ -31,6 +36,21 @@ ERROR_TYPE_BY_STATUS = {
 
 # Failures another model may not have: overload, rate limits, provider faults, timeouts.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+
+
+SHOULD_RETRY_HEADER = "x-should-retry"
+
+
+def should_retry(status: int) -> bool:
+    """Whether the same request, sent again, may succeed: overload, rate limits, timeouts
+    and faults may pass; a refusal of the request or of its key (400, 401, 403, 404, 413,
+    422, a policy refusal...) will be given again."""
+    return status in (408, 409, 429) or status >= 500
+
+
+def should_retry_headers(status: int) -> dict[str, str]:
+    """`x-should-retry` for an error of this status, where no one said otherwise."""
+    return {SHOULD_RETRY_HEADER: "true" if should_retry(status) else "false"}
 
 
 def error_type_for(status: int) -> str:

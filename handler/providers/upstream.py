@@ -25,6 +25,7 @@ from ..protocol import sse
 from ..protocol.errors import GatewayError, error_body, redact
 from ..protocol.usage import Usage
 from . import families
+from .error_wording import reword
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,28 @@ def upstream_message(exc: BaseException | str) -> str:
     return text
 
 
-_CONTEXT_WINDOW_HINTS = ("context window", "context length", "prompt is too long")
+def upstream_code(exc: BaseException) -> str | None:
+    """The provider's error code, where its body has one (OpenAI's `context_length_exceeded`)."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, str):
+        return code
+    raw = str(getattr(exc, "message", None) or exc)
+    start = raw.find("{")
+    try:
+        document = json.loads(raw[start:]) if start >= 0 else None
+    except ValueError:
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = (),
-                  status: int | None = None) -> GatewayError:
+                  status: int | None = None, translated: bool = True) -> GatewayError:
     """An upstream failure as the Anthropic error a client expects (pure); `status`, when
-    the provider's family knows better than the exception what it means."""
+    the provider's family knows better than the exception what it means. An Anthropic-type
+    provider's refusals (`translated` False) keep its own words, but for a context window too
+    small, which is said in Anthropic's words whoever said it (a larger model may take it)."""
     if isinstance(exc, GatewayError):
         return exc
     if isinstance(exc, UnicodeEncodeError):
@@ -112,14 +128,16 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = (),
                             error_type="api_error")
     if status in (408, 504):
         return GatewayError(504, "The upstream model did not answer in time.")
-    if _is_litellm_error(exc, "ContextWindowExceededError") \
-            or any(hint in message.lower() for hint in _CONTEXT_WINDOW_HINTS):
+    # Anthropic's words for the refusals clients recover from (providers/error_wording.py).
+    worded = reword(message, code=upstream_code(exc),
+                    context_error=_is_litellm_error(exc, "ContextWindowExceededError"))
+    if worded is not None and worded.context_window:
         # The request is fine; this model is too small for it: a larger one may take it.
-        return GatewayError(400, f"The prompt is too long for this model: {message}", retryable=True)
+        return GatewayError(400, worded.message, retryable=True)
     if status == 413:
         return GatewayError(413, f"Request too large for the upstream model: {message}")
     if 400 <= status < 500:
-        return GatewayError(400, message)
+        return GatewayError(400, worded.message if worded is not None and translated else message)
     return GatewayError(502, f"The upstream model failed: {message}", error_type="api_error")
 
 
@@ -163,7 +181,9 @@ async def send(kwargs: dict[str, Any]) -> Any:
     except GatewayError:
         raise
     except Exception as exc:  # noqa: BLE001 - every upstream failure is mapped
-        raise map_exception(exc, secrets=(kwargs.get("api_key"),), status=family.status_of(exc)) from exc
+        # An Anthropic-type provider's call carries the caller's body as it is (pipeline/calls.py).
+        raise map_exception(exc, secrets=(kwargs.get("api_key"),), status=family.status_of(exc),
+                            translated="body" not in kwargs) from exc
 
 
 _END = object()

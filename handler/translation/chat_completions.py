@@ -160,12 +160,15 @@ def _assistant_message(content: Any) -> list[dict[str, Any]]:
 
 
 def messages(history: Iterable[Mapping[str, Any]], system: Any) -> list[dict[str, Any]]:
-    """The conversation in Chat Completions' messages (system first)."""
+    """The conversation in Chat Completions' messages: the system prompt first, and system-role
+    messages the caller put mid-conversation where they stand (Chat Completions takes them anywhere)."""
     translated: list[dict[str, Any]] = []
     if system:
         translated.append({"role": "system", "content": text_of(system, "\n")})
     for message in history:
-        if message.get("role") == "assistant":
+        if message.get("role") == "system":
+            translated.append({"role": "system", "content": text_of(message.get("content"), "\n")})
+        elif message.get("role") == "assistant":
             translated.extend(_assistant_message(message.get("content")))
         else:
             translated.extend(_user_messages(message.get("content")))

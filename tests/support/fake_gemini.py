@@ -207,7 +207,13 @@ class _GeminiHandler(ModelInPathHandler):
         problem = response_schema_problem(_field(body, "generationConfig") or {})
         if problem:
             return self._error(400, "INVALID_ARGUMENT", problem)
-        reply = fake._reply(gemini_prompt(model, body, fake.cache_read), ANTHROPIC)
+        prompt = gemini_prompt(model, body, fake.cache_read)
+        window = fake.context_windows.get(model)
+        if window is not None and prompt.input_words > window:
+            # Gemini's refusal of a prompt over the model's input limit, in its words.
+            return self._error(400, "INVALID_ARGUMENT", f"The input token count ({prompt.input_words}) exceeds "
+                                                        f"the maximum number of tokens allowed ({window}).")
+        reply = fake._reply(prompt, ANTHROPIC)
         fake._report(model, [{"usage": gemini_usage_reported(reply)}])
         if not stream:
             return self._send_json(200, generate_response(reply))

@@ -666,6 +666,9 @@ class _Handler(BaseHTTPRequestHandler):
         if problem:
             return self._send_failure(dialect, 400, _error_body(dialect, 400, problem))
         if dialect == OPENAI:
+            too_long = self.server.fake.context_problem(prompt)
+            if too_long:
+                return self._send_failure(dialect, 400, too_long)
             extra = self.server.fake.tool_call_extra(prompt.model)
             for block in reply.blocks if extra else ():
                 if block["type"] == "tool_use":
@@ -702,7 +705,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Status line and headers; marks the response as started so errors don't double-send."""
         self._sent = True
         self.send_response(status)
-        for name, value in headers.items():
+        for name, value in {**self.server.fake.response_headers, **headers}.items():
             self.send_header(name, str(value))
         self.end_headers()
 
@@ -831,6 +834,10 @@ class FakeUpstream:
         self._server: _Server | None = None
         # Compress every response whose request accepts gzip (httpx's default does), as many providers do.
         self.gzip = False
+        # Context windows by model name, in the fake's tokens: a longer prompt is refused as the provider does.
+        self.context_windows: dict[str, int] = {}
+        # Headers on every response (the identity and quota headers a provider's account carries).
+        self.response_headers: dict[str, str] = {}
         self._thread: threading.Thread | None = None
 
     # lifecycle
@@ -948,6 +955,8 @@ class FakeUpstream:
             self._faults.clear()
             self._delays.clear()
             self.gzip = False
+            self.context_windows = {}
+            self.response_headers = {}
 
     def _queue(self, fault: _Fault, queue: list[_Fault] | None = None) -> None:
         """Validate and append a fault; order of arrival is order of consumption."""
@@ -988,6 +997,26 @@ class FakeUpstream:
             return (f"Invalid 'user': string too long. Expected a string with maximum length {OPENAI_USER_MAX}, "
                     f"but got a string with length {len(user)} instead.")
         return None
+
+    def context_problem(self, prompt: _Prompt) -> dict | None:
+        """OpenAI's refusal of a prompt longer than the model's window (`context_windows`, in the
+        fake's tokens), in its real body: code `context_length_exceeded`, and the message of the
+        prompt alone or of prompt plus completion."""
+        window = self.context_windows.get(prompt.model)
+        if window is None:
+            return None
+        if prompt.input_words > window:
+            message = (f"This model's maximum context length is {window} tokens. However, your messages resulted in "
+                       f"{prompt.input_words} tokens. Please reduce the length of the messages.")
+        elif prompt.max_tokens is not None and prompt.input_words + prompt.max_tokens > window:
+            message = (f"This model's maximum context length is {window} tokens. However, you requested "
+                       f"{prompt.input_words + prompt.max_tokens} tokens ({prompt.input_words} in the messages, "
+                       f"{prompt.max_tokens} in the completion). Please reduce the length of the messages or "
+                       "completion.")
+        else:
+            return None
+        return {"error": {"message": message, "type": "invalid_request_error", "param": "messages",
+                          "code": "context_length_exceeded"}}
 
     def _cached_prefix(self, body: dict) -> int:
         """OpenAI's automatic prompt caching: a long enough prefix seen before is read from cache."""

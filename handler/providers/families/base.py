@@ -64,6 +64,9 @@ class Family:
 
     # How many stop sequences a request may carry, where the provider limits them.
     max_stop_sequences: int | None = None
+    # Whether the route takes system-role messages where they stand in the conversation (Chat
+    # Completions does); else they join the system prompt and the response says so.
+    system_messages_in_place = False
 
     def refused_fields(self, model: Model, body: Mapping[str, Any]) -> list[str]:
         """Request fields this model refuses with a 400 (adaptation lists them as dropped). For an

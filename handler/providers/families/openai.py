@@ -22,6 +22,8 @@ class OpenAI(Family):
     default_api_base = "https://api.openai.com/v1"
     key_or_api_base = True
     max_stop_sequences = 4
+    # OpenAI takes `system` (and `developer`) messages anywhere in `messages`.
+    system_messages_in_place = True
     web_search_fields = frozenset({"type", "name", "user_location"})  # web_search_options takes a location
 
     def served_model(self, model) -> str:
