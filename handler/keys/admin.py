@@ -78,9 +78,22 @@ def _guarded(change: Callable[[dict], Any]) -> Callable[[dict], Any]:
     return guarded
 
 
+Checkpoint = Callable[[str, str], None]
+
+
 class KeysAdmin:
-    def __init__(self, secret_id: str) -> None:
+    """The operator's writes to one deployment's keys secrets.
+
+    `checkpoint(step, detail)` is called between the steps that other writers
+    may interleave with: "read" (a command has read the entries it will change;
+    detail: the base secret), "copied" and "marked" (a reshard has copied a
+    shard's entries, then marked it moved; detail: that shard's secret id).
+    Tests hold a command there to run another one in between.
+    """
+
+    def __init__(self, secret_id: str, *, checkpoint: Checkpoint | None = None) -> None:
         self.base = secret_id
+        self._checkpoint = checkpoint or (lambda step, detail: None)
 
     # ------------------------------------------------------------- layout
 
@@ -184,6 +197,7 @@ class KeysAdmin:
                               else f"no keys with ids {', '.join(map(repr, missing))}")
         changes = {entry["hash"]: lambda document, digest=entry["hash"]: _apply(document, digest, edit)
                    for key_id in key_ids for entry in by_id[key_id]}
+        self._checkpoint("read", self.base)
         edited = self._write(self.layout(), changes)
         return [public(entry) for entry in edited.values() if entry is not None and "retired_at" not in entry]
 
@@ -217,6 +231,7 @@ class KeysAdmin:
     def rotate(self, key_id: str, *, grace: timedelta) -> dict:
         """A new value for the key id; the old one works until the grace ends (then 401, like expiry)."""
         current, _ = self._find(key_id)
+        self._checkpoint("read", self.base)
         key = new_key()
         if current.get("status", "active") != "active":
             raise ValueError(f"key {key_id!r} is {current.get('status')}: it cannot be rotated")
@@ -256,10 +271,12 @@ class KeysAdmin:
                 if entries:
                     self._write(count, {entry["hash"]: lambda doc, entry=entry: _upsert(doc, entry)
                                         for entry in entries})
+                self._checkpoint("copied", secret_id)
                 try:
                     aws.update_json_secret(secret_id, _mark_moved(entries, count), empty=_empty)
                 except _Stale:
                     continue  # a writer changed the shard meanwhile: copy again
+                self._checkpoint("marked", secret_id)
                 moved += len(entries)
                 break
         return {"from": old, "to": count, "moved": moved}
