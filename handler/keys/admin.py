@@ -52,7 +52,7 @@ def parse_expiry(text: str | None) -> str | None:
 
 
 def public(entry: dict) -> dict:
-    return {k: v for k, v in entry.items() if k != "hash"}
+    return {k: v for k, v in entry.items() if k not in ("hash", "revision")}
 
 
 def _empty() -> dict:
@@ -86,8 +86,9 @@ class KeysAdmin:
 
     `checkpoint(step, detail)` is called between the steps that other writers
     may interleave with: "read" (a command has read the entries it will change;
-    detail: the base secret), "copied" and "marked" (a reshard has copied a
-    shard's entries, then marked it moved; detail: that shard's secret id).
+    detail: the base secret), "copying", "copied" and "marked" (a reshard has
+    read a shard, copied its entries, then marked it moved; detail: that
+    shard's secret id).
     Tests hold a command there to run another one in between.
     """
 
@@ -97,57 +98,67 @@ class KeysAdmin:
 
     # ------------------------------------------------------------- layout
 
-    def layout(self) -> int:
-        """The current shard count: the base secret's moved_to marks, followed."""
-        count, document = 1, aws.read_json_secret_version(self.base)[0]
-        for _ in range(key_shards.MAX_HOPS):
-            moved = key_shards.moved_to(document)
-            if moved is None:
-                return count
-            count = moved
-            document = aws.read_json_secret_version(key_shards.shard_secret_id(self.base, count, 0))[0]
-        raise LookupError("the keys secrets' moved_to marks form a chain too long to follow")
-
     def _shard_ids(self, count: int) -> list[str]:
         return [key_shards.shard_secret_id(self.base, count, index) for index in range(count)]
 
+    def _layouts(self) -> list[tuple[int, dict[str, dict | None]]]:
+        """Every layout the moved_to marks reach from the keys secret, oldest first, with its shards' documents.
+
+        More than one holds entries while a reshard runs (or after one stopped
+        midway): a shard not yet marked still holds its keys.
+        """
+        layouts, queue, seen = [], [1], {1}
+        while queue and len(layouts) <= key_shards.MAX_HOPS:
+            count = queue.pop(0)
+            documents = aws.read_json_secrets(self._shard_ids(count))
+            layouts.append((count, documents))
+            for document in documents.values():
+                moved = key_shards.moved_to(document)
+                if moved is not None and moved not in seen:
+                    seen.add(moved)
+                    queue.append(moved)
+        return layouts
+
     def entries(self) -> list[tuple[str, dict]]:
-        """(shard secret id, entry) for every entry, reading the shards in batches."""
+        """(shard secret id, entry) for every entry, each from the shard writes go to.
+
+        That is its oldest shard not marked moved: a reshard's copy of an entry
+        in the next layout is not the entry until its old shard is marked.
+        """
         found: dict[str, tuple[str, dict]] = {}
-        count = self.layout()
-        for _ in range(key_shards.MAX_HOPS):
-            moved_layouts = set()
-            for secret_id, document in aws.read_json_secrets(self._shard_ids(count)).items():
-                if key_shards.moved_to(document):  # a reshard under way: these are in the next layout
-                    moved_layouts.add(key_shards.moved_to(document))
-                for entry in (document or {}).get("keys", []):
-                    found[entry.get("hash")] = (secret_id, entry)
-            if not moved_layouts:
-                break
-            count = max(moved_layouts)
+        for _, documents in self._layouts():
+            for secret_id, document in documents.items():
+                if key_shards.moved_to(document) is None:
+                    for entry in (document or {}).get("keys", []):
+                        found.setdefault(entry.get("hash"), (secret_id, entry))
         return list(found.values())
 
-    def _write(self, count: int, digests_to_changes: dict[str, Callable[[dict], Any]]) -> dict[str, Any]:
-        """Apply per-digest changes, one CAS write per shard, following moved layouts."""
+    def _write(self, digests_to_changes: dict[str, Callable[[dict], Any]], *, count: int = 1) -> dict[str, Any]:
+        """Apply per-digest changes, one CAS write per shard, following each shard's moved_to mark.
+
+        Each digest starts in the keys secret (the 1-shard layout) and follows
+        the marks from there, as a gateway on the old layout does: it lands in
+        the one shard that holds its entry now, whichever shards a running
+        reshard has marked so far.
+        """
         results: dict[str, Any] = {}
-        pending = dict(digests_to_changes)
-        for _ in range(key_shards.MAX_HOPS):
+        pending = {digest: count for digest in digests_to_changes}
+        for _ in range(key_shards.MAX_HOPS + 1):
             groups: dict[str, list[str]] = defaultdict(list)
-            for digest in pending:
-                groups[key_shards.shard_of(self.base, count, digest)].append(digest)
-            moved_to = None
+            for digest, layout in pending.items():
+                groups[key_shards.shard_of(self.base, layout, digest)].append(digest)
             for secret_id, digests in groups.items():
                 def change(document: dict, digests=digests) -> dict[str, Any]:
-                    return {digest: pending[digest](document) for digest in digests}
+                    return {digest: digests_to_changes[digest](document) for digest in digests}
                 try:
                     results.update(aws.update_json_secret(secret_id, _guarded(change), empty=_empty))
                     for digest in digests:
                         del pending[digest]
                 except _Moved as moved:
-                    moved_to = moved.count
+                    for digest in digests:
+                        pending[digest] = moved.count
             if not pending:
                 return results
-            count = moved_to or count
         raise LookupError("the keys secrets kept moving; run the command again")
 
     # ------------------------------------------------------------- commands
@@ -168,7 +179,7 @@ class KeysAdmin:
                 entry["expires_at"] = expires_at
             created.append({"key": key, **public(entry)})
             changes[entry["hash"]] = lambda document, entry=entry: _upsert(document, entry)
-        self._write(self.layout(), changes)
+        self._write(changes)
         return created
 
     def list(self) -> list[dict]:
@@ -198,7 +209,11 @@ class KeysAdmin:
         changes = {entry["hash"]: lambda document, digest=entry["hash"]: _apply(document, digest, edit)
                    for key_id in key_ids for entry in by_id[key_id]}
         self._checkpoint("read", self.base)
-        edited = self._write(self.layout(), changes)
+        edited = self._write(changes)
+        lost = [entry["key_id"] for key_id in key_ids for entry in by_id[key_id]
+                if "retired_at" not in entry and edited.get(entry["hash"]) is None]
+        if lost:  # its entry left the shard it was read from, and no mark says where to
+            raise LookupError(f"key {lost[0]!r} changed while being written; run the command again")
         return [public(entry) for entry in edited.values() if entry is not None and "retired_at" not in entry]
 
     def revoke(self, key_ids: list[str]) -> list[dict]:
@@ -235,7 +250,7 @@ class KeysAdmin:
         key = new_key()
         if current.get("status", "active") != "active":
             raise ValueError(f"key {key_id!r} is {current.get('status')}: it cannot be rotated")
-        fresh = {k: v for k, v in current.items() if k not in ("hash", "updated_at")}
+        fresh = {k: v for k, v in current.items() if k not in ("hash", "updated_at", "revision")}
         fresh.update(hash=hash_key(key), rotated_at=iso(now()))
         ends = now() + grace
         old_expiry = parse_time(current.get("expires_at"))
@@ -246,40 +261,51 @@ class KeysAdmin:
             entry["expires_at"] = ends_at
             entry["retired_at"] = iso(now())
         # The new value first: were the second write to fail, both values work and nothing is locked out.
-        self._write(self.layout(), {fresh["hash"]: lambda document: _upsert(document, fresh)})
-        self._write(self.layout(), {current["hash"]: lambda document: _apply(document, current["hash"], retire)})
+        self._write({fresh["hash"]: lambda document: _upsert(document, fresh)})
+        if self._write({current["hash"]: lambda document: _apply(document, current["hash"], retire)}).get(
+                current["hash"]) is None:
+            raise LookupError(f"key {key_id!r} changed while being rotated; both values work: run it again")
         return {"key": key, **public(fresh), "previous_value_expires_at": ends_at}
 
     def reshard(self, count: int) -> dict:
-        """Move every entry to a layout of `count` shards; the old shards point there."""
+        """Move every entry to a layout of `count` shards; each old shard, once copied, points there.
+
+        Every shard not yet marked moved, in every layout the marks reach, is
+        copied then marked, one at a time: run again after a stop midway, it
+        copies the rest, and every entry ends in one layout.
+        """
         if not 1 <= count <= 4096:
             raise ValueError("the shard count must be between 1 and 4096")
-        old = self.layout()
-        if count == old:
-            return {"from": old, "to": count, "moved": 0}
-        new_ids = self._shard_ids(count)
-        for secret_id in new_ids:  # every shard exists, so a gateway never mistakes "empty" for "missing"
+        layouts = self._layouts()
+        sources = [(layout, secret_id) for layout, documents in layouts if layout != count
+                   for secret_id, document in documents.items() if key_shards.moved_to(document) is None]
+        if not sources:
+            return {"from": count, "to": count, "moved": 0}
+        for secret_id in self._shard_ids(count):  # every shard exists, so a gateway never mistakes "empty" for "missing"
             if not aws.ensure_json_secret(secret_id, _empty()):
-                aws.update_json_secret(secret_id, _clear_stale_mark, empty=_empty)
-        moved = 0
-        for secret_id in self._shard_ids(old):
-            while True:
-                document = aws.read_json_secret_version(secret_id)[0] or _empty()
-                if key_shards.moved_to(document) == count:
-                    break
-                entries = list(document.get("keys", []))
-                if entries:
-                    self._write(count, {entry["hash"]: lambda doc, entry=entry: _upsert(doc, entry)
-                                        for entry in entries})
-                self._checkpoint("copied", secret_id)
-                try:
-                    aws.update_json_secret(secret_id, _mark_moved(entries, count), empty=_empty)
-                except _Stale:
-                    continue  # a writer changed the shard meanwhile: copy again
-                self._checkpoint("marked", secret_id)
-                moved += len(entries)
-                break
-        return {"from": old, "to": count, "moved": moved}
+                if key_shards.moved_to(aws.read_json_secret_version(secret_id)[0]) is not None:
+                    aws.update_json_secret(secret_id, _clear_stale_mark, empty=_empty)
+        moved = sum(self._move_shard(secret_id, count) for _, secret_id in sources)
+        return {"from": sources[0][0], "to": count, "moved": moved}
+
+    def _move_shard(self, secret_id: str, count: int) -> int:
+        """Copy one shard's entries into the layout of `count`, then mark it moved (if unchanged meanwhile)."""
+        while True:
+            document = aws.read_json_secret_version(secret_id)[0] or _empty()
+            if key_shards.moved_to(document) is not None:
+                return 0  # another run of the reshard moved it meanwhile
+            entries = list(document.get("keys", []))
+            self._checkpoint("copying", secret_id)
+            if entries:
+                self._write({entry["hash"]: lambda doc, entry=entry: _merge(doc, entry) for entry in entries},
+                            count=count)
+            self._checkpoint("copied", secret_id)
+            try:
+                aws.update_json_secret(secret_id, _mark_moved(entries, count), empty=_empty)
+            except _Stale:
+                continue  # a writer changed the shard meanwhile: copy again
+            self._checkpoint("marked", secret_id)
+            return len(entries)
 
 
 def _set(mapping: dict, name: str, value: Any) -> None:
@@ -295,10 +321,19 @@ def _upsert(document: dict, entry: dict) -> dict:
     return entry
 
 
+def _merge(document: dict, entry: dict) -> dict:
+    """A reshard's copy of an entry: it never replaces a later revision of it already there."""
+    there = next((e for e in document["keys"] if e.get("hash") == entry["hash"]), None)
+    if there is not None and there.get("revision", 0) > entry.get("revision", 0):
+        return there
+    return _upsert(document, entry)
+
+
 def _apply(document: dict, digest: str, edit: Callable[[dict], None]) -> dict | None:
     for entry in document["keys"]:
         if entry.get("hash") == digest:
             edit(entry)
+            entry["revision"] = entry.get("revision", 0) + 1  # a reshard's copy of an earlier one yields to it
             return entry
     return None  # gone meanwhile (a concurrent reshard copies it again)
 
@@ -323,7 +358,7 @@ def _clear_stale_mark(document: dict) -> None:
 
 def _mark_moved(entries: list[dict], count: int) -> Callable[[dict], None]:
     def mark(document: dict) -> None:
-        if document.get("keys", []) != entries:
+        if key_shards.moved_to(document) is not None or document.get("keys", []) != entries:
             raise _Stale()
         document["keys"] = []
         document["moved_to"] = count
