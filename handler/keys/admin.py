@@ -290,7 +290,7 @@ class KeysAdmin:
 
     def _move_shard(self, secret_id: str, count: int) -> int:
         """Copy one shard's entries into the layout of `count`, then mark it moved (if unchanged meanwhile)."""
-        while True:
+        for _ in range(12):
             document = aws.read_json_secret_version(secret_id)[0] or _empty()
             if key_shards.moved_to(document) is not None:
                 return 0  # another run of the reshard moved it meanwhile
@@ -306,6 +306,7 @@ class KeysAdmin:
                 continue  # a writer changed the shard meanwhile: copy again
             self._checkpoint("marked", secret_id)
             return len(entries)
+        raise aws.SecretConflict(f"{secret_id} kept changing while it was copied; run the reshard again")
 
 
 def _set(mapping: dict, name: str, value: Any) -> None:
