@@ -401,3 +401,28 @@ def test_a_reshard_that_stopped_midway_finishes_when_run_again(old_layout):
                                                                     hash_key(entry["key"]))], \
             f"{entry['name']} is not in exactly one layout after the reshard was run again"
         assert gateway(stack, entry["key"], OLD) == gateway(stack, entry["key"], NEW) == "ok"
+
+
+def test_a_reshard_back_to_a_count_used_before_finishes_when_run_again(old_layout):
+    """4 -> 8, then back to 4, stopped midway: the 4 secrets are reopened (their marks pointed to 8) and
+    running the command again still finds the keys left in 8 and brings them back."""
+    stack, make = old_layout
+    created = [make(index, name=f"in-{index}") for index in range(OLD)]
+    KeysAdmin(stack.settings.keys_secret_id).reshard(NEW)
+
+    def stop() -> None:
+        raise Interrupted
+    first_new = key_shards.shard_secret_id(stack.settings.keys_secret_id, NEW, 0)
+    with pytest.raises(Interrupted):
+        KeysAdmin(stack.settings.keys_secret_id, checkpoint=at("marked", first_new, stop)).reshard(OLD)
+    for entry in created:
+        assert gateway(stack, entry["key"], NEW) == "ok", "a gateway on the layout being left lost a key"
+    assert KeysAdmin(stack.settings.keys_secret_id).reshard(OLD)["to"] == OLD
+    for entry in created:
+        assert holders(stack, entry["key"]) == [key_shards.shard_of(stack.settings.keys_secret_id, OLD,
+                                                                    hash_key(entry["key"]))], \
+            f"{entry['name']} is not in exactly one layout after the reshard back was run again"
+        assert gateway(stack, entry["key"], OLD) == gateway(stack, entry["key"], NEW) == "ok"
+    assert sorted(e["name"] for e in KeysAdmin(stack.settings.keys_secret_id).list()) == [f"in-{i}" for i in range(4)]
+    assert all("moving_from" not in (document or {}) for document in aws.read_json_secrets(
+        [key_shards.shard_secret_id(stack.settings.keys_secret_id, OLD, index) for index in range(OLD)]).values())

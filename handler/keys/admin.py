@@ -105,7 +105,8 @@ class KeysAdmin:
         """Every layout the moved_to marks reach from the keys secret, oldest first, with its shards' documents.
 
         More than one holds entries while a reshard runs (or after one stopped
-        midway): a shard not yet marked still holds its keys.
+        midway): a shard not yet marked still holds its keys, and a reopened
+        shard names the layouts it takes entries back from (`moving_from`).
         """
         layouts, queue, seen = [], [1], {1}
         while queue and len(layouts) <= key_shards.MAX_HOPS:
@@ -113,10 +114,10 @@ class KeysAdmin:
             documents = aws.read_json_secrets(self._shard_ids(count))
             layouts.append((count, documents))
             for document in documents.values():
-                moved = key_shards.moved_to(document)
-                if moved is not None and moved not in seen:
-                    seen.add(moved)
-                    queue.append(moved)
+                for later in [key_shards.moved_to(document), *key_shards.moving_from(document)]:
+                    if later is not None and later not in seen:
+                        seen.add(later)
+                        queue.append(later)
         return layouts
 
     def entries(self) -> list[tuple[str, dict]]:
@@ -281,11 +282,15 @@ class KeysAdmin:
                    for secret_id, document in documents.items() if key_shards.moved_to(document) is None]
         if not sources:
             return {"from": count, "to": count, "moved": 0}
+        from_layouts = sorted({layout for layout, _ in sources})
         for secret_id in self._shard_ids(count):  # every shard exists, so a gateway never mistakes "empty" for "missing"
             if not aws.ensure_json_secret(secret_id, _empty()):
                 if key_shards.moved_to(aws.read_json_secret_version(secret_id)[0]) is not None:
-                    aws.update_json_secret(secret_id, _clear_stale_mark, empty=_empty)
+                    aws.update_json_secret(secret_id, _reopen(from_layouts), empty=_empty)
         moved = sum(self._move_shard(secret_id, count) for _, secret_id in sources)
+        for secret_id, document in aws.read_json_secrets(self._shard_ids(count)).items():
+            if key_shards.moving_from(document):  # every entry is back: the old layouts need not be read
+                aws.update_json_secret(secret_id, _closed, empty=_empty)
         return {"from": sources[0][0], "to": count, "moved": moved}
 
     def _move_shard(self, secret_id: str, count: int) -> int:
@@ -352,8 +357,17 @@ def _drop_expired_rotations(document: dict) -> None:
     document["keys"] = [entry for entry in document["keys"] if not spent(entry)]
 
 
-def _clear_stale_mark(document: dict) -> None:
-    document.pop("moved_to", None)  # left by an earlier reshard away from this layout
+def _reopen(from_layouts: list[int]) -> Callable[[dict], None]:
+    """A shard left by an earlier reshard takes entries again: its mark gives way to where they come from."""
+    def reopen(document: dict) -> None:
+        if document.pop("moved_to", None) is not None:
+            document["moving_from"] = sorted({*key_shards.moving_from(document), *from_layouts})
+        document.setdefault("keys", [])
+    return reopen
+
+
+def _closed(document: dict) -> None:
+    document.pop("moving_from", None)
     document.setdefault("keys", [])
 
 

@@ -11,6 +11,10 @@ every entry into the M new secrets, then marks each old shard
 `{"moved_to": M, "keys": []}`: a reader configured for the old layout follows
 the mark (one more read), and a writer that finds it writes to the new layout
 instead, so nothing is lost while deployments catch up with the new count.
+
+Resharding back to a layout used before reopens its secrets: their old mark
+gives way to `"moving_from": [M]` until the entries of layout M are back, so
+the layouts still holding keys stay reachable from the keys secret.
 """
 
 from __future__ import annotations
@@ -44,3 +48,10 @@ def moved_to(document: dict | None) -> int | None:
     """The layout a shard's keys moved to, if it was resharded."""
     value = (document or {}).get("moved_to")
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+def moving_from(document: dict | None) -> list[int]:
+    """The layouts a reopened shard is taking entries back from, while a reshard runs."""
+    value = (document or {}).get("moving_from")
+    return [count for count in value if isinstance(count, int) and not isinstance(count, bool) and count >= 1] \
+        if isinstance(value, list) else []
