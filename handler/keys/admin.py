@@ -1,9 +1,12 @@
 """The keys secrets as an operator changes them (gateway-admin keys ...).
 
 Every write is a compare-and-swap on one shard secret (aws.update_json_secret),
-re-run on the newer document when another writer got there first; a write
-that finds its shard marked `moved_to` (a reshard ran) goes to the new layout
-instead (keys/shards.py). A key is printed once; only its hash is stored.
+re-run on the newer document when another writer got there first. It starts at
+the keys secret and follows each shard's `moved_to` mark (keys/shards.py), so
+it lands in the one shard holding its entry now, even while a reshard runs; a
+reshard copies a shard again if it changed before being marked, and its copy
+never replaces a later `revision` of an entry. A key is printed once; only its
+hash is stored.
 
 Entries carry `key_id`, `hash`, `name`, `status`, `created_at` and optionally
 `models`, `limits`, `expires_at`. Rotating a key adds an entry for the new
@@ -109,7 +112,9 @@ class KeysAdmin:
         shard names the layouts it takes entries back from (`moving_from`).
         """
         layouts, queue, seen = [], [1], {1}
-        while queue and len(layouts) <= key_shards.MAX_HOPS:
+        while queue:
+            if len(layouts) > 2 * key_shards.MAX_HOPS:
+                raise LookupError("the keys secrets' moved_to marks reach too many layouts to follow")
             count = queue.pop(0)
             documents = aws.read_json_secrets(self._shard_ids(count))
             layouts.append((count, documents))
@@ -137,10 +142,10 @@ class KeysAdmin:
     def _write(self, digests_to_changes: dict[str, Callable[[dict], Any]], *, count: int = 1) -> dict[str, Any]:
         """Apply per-digest changes, one CAS write per shard, following each shard's moved_to mark.
 
-        Each digest starts in the keys secret (the 1-shard layout) and follows
-        the marks from there, as a gateway on the old layout does: it lands in
-        the one shard that holds its entry now, whichever shards a running
-        reshard has marked so far.
+        Each digest starts in the layout of `count` (the keys secret unless a
+        reshard copies into its new layout) and follows the marks from there,
+        as a gateway does: it lands in the one shard that holds its entry now,
+        whichever shards a running reshard has marked so far.
         """
         results: dict[str, Any] = {}
         pending = {digest: count for digest in digests_to_changes}
@@ -341,7 +346,7 @@ def _apply(document: dict, digest: str, edit: Callable[[dict], None]) -> dict | 
             edit(entry)
             entry["revision"] = entry.get("revision", 0) + 1  # a reshard's copy of an earlier one yields to it
             return entry
-    return None  # gone meanwhile (a concurrent reshard copies it again)
+    return None  # not where its digest leads: the command says so
 
 
 def _drop_expired_rotations(document: dict) -> None:
