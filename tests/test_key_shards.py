@@ -284,16 +284,18 @@ def gateway(stack, key: str, shards: int) -> str:
         return exc.message
 
 
-def test_a_revoke_that_read_the_old_layout_while_a_reshard_ran_is_kept(old_layout):
-    """The revoke reads the 4-shard layout; the reshard marks shard 0; the revoke writes; the reshard then
-    copies the victim's shard 3. The victim must end refused by gateways on either layout."""
+@pytest.mark.parametrize("released_at", [0, 3], ids=["before-its-shard-moved", "after-its-shard-moved"])
+def test_a_revoke_that_read_the_old_layout_while_a_reshard_ran_is_kept(old_layout, released_at):
+    """The revoke reads the 4-shard layout; the reshard marks shard 0 (or also the victim's shard 3, which the
+    revoke's write then meets and follows); the revoke writes. The victim must end refused on either layout."""
     stack, make = old_layout
     victim, bystander = make(3, name="victim"), make(0, name="bystander")
     revoke = Held("read")
     revoke.start(KeysAdmin(stack.settings.keys_secret_id, checkpoint=revoke.checkpoint).revoke, [victim["key_id"]])
     revoked = []
     KeysAdmin(stack.settings.keys_secret_id,
-              checkpoint=at("marked", old_shard(stack, 0), lambda: revoked.extend(revoke.finish()))).reshard(NEW)
+              checkpoint=at("marked", old_shard(stack, released_at),
+                            lambda: revoked.extend(revoke.finish()))).reshard(NEW)
     assert [entry["key_id"] for entry in revoked] == [victim["key_id"]], \
         f"`keys revoke` printed {revoked} for a key it was asked to revoke"
     for shards in (OLD, NEW):
