@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -26,6 +25,7 @@ from handler.keys import shards as key_shards
 from handler.keys.admin import KeysAdmin
 from handler.keys.store import KeyStore, hash_key, new_key
 from handler.protocol.errors import GatewayError
+from tests.support.interleave import Held, at
 from tests.support.stack import new_stack, serve
 
 SHARDS = 4
@@ -199,51 +199,10 @@ def test_a_write_that_finds_its_shard_moved_goes_to_the_new_layout(moto_endpoint
 # ------------------------------------------------------------------ admin writes racing a reshard
 #
 # Each interleaving is fixed by checkpoints (KeysAdmin's `checkpoint`), never by timing: the racing
-# command runs in a thread held at its own checkpoint, and the reshard lets it go on at one of its steps.
+# command runs in a thread held at its own checkpoint (Held), and the reshard lets it go on at one of its
+# steps (at).
 
 OLD, NEW = SHARDS, 8
-
-
-class Held:
-    """An admin command run in a thread and held at its checkpoint `step` until `finish()`."""
-
-    def __init__(self, step: str) -> None:
-        self.step, self.reached, self.go = step, threading.Event(), threading.Event()
-        self.result, self.error = None, None
-
-    def checkpoint(self, step: str, detail: str) -> None:
-        if step == self.step and not self.reached.is_set():
-            self.reached.set()
-            assert self.go.wait(60), "the test never let the held command go on"
-
-    def start(self, command, *args, **options) -> "Held":
-        def run() -> None:
-            try:
-                self.result = command(*args, **options)
-            except Exception as exc:  # handed to the test by finish()
-                self.error = exc
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert self.reached.wait(60), f"the command never reached its {self.step!r} checkpoint"
-        return self
-
-    def finish(self):
-        self.go.set()
-        self.thread.join(60)
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
-def at(step: str, secret_id: str, action) -> keys_admin.Checkpoint:
-    """A reshard checkpoint that runs `action` once, when the reshard reaches `step` of `secret_id`."""
-    done = []
-
-    def checkpoint(reached: str, detail: str) -> None:
-        if (reached, detail) == (step, secret_id) and not done:
-            done.append(True)
-            action()
-    return checkpoint
 
 
 def old_shard(stack, index: int) -> str:

@@ -220,6 +220,13 @@ class KeysAdmin:
                 if "retired_at" not in entry and edited.get(entry["hash"]) is None]
         if lost:  # its entry left the shard it was read from, and no mark says where to
             raise LookupError(f"key {lost[0]!r} changed while being written; run the command again")
+        for _ in range(key_shards.MAX_HOPS):  # a value a rotation added meanwhile gets the same edit
+            wanted = set(key_ids)
+            added = {entry["hash"]: lambda document, digest=entry["hash"]: _apply(document, digest, edit)
+                     for _, entry in self.entries() if entry.get("key_id") in wanted and entry["hash"] not in edited}
+            if not added:
+                break
+            edited.update(self._write(added))
         return [public(entry) for entry in edited.values() if entry is not None and "retired_at" not in entry]
 
     def revoke(self, key_ids: list[str]) -> list[dict]:
@@ -268,9 +275,15 @@ class KeysAdmin:
             entry["retired_at"] = iso(now())
         # The new value first: were the second write to fail, both values work and nothing is locked out.
         self._write({fresh["hash"]: lambda document: _upsert(document, fresh)})
-        if self._write({current["hash"]: lambda document: _apply(document, current["hash"], retire)}).get(
-                current["hash"]) is None:
+        retired = self._write({current["hash"]: lambda document: _apply(document, current["hash"], retire)}).get(
+            current["hash"])
+        if retired is None:
             raise LookupError(f"key {key_id!r} changed while being rotated; both values work: run it again")
+        if retired.get("revision", 0) - 1 != current.get("revision", 0):  # revoked or updated since it was read
+            self._write({fresh["hash"]: lambda document: _apply(document, fresh["hash"], _same_as(retired))})
+            if retired.get("status", "active") != "active":
+                raise ValueError(f"key {key_id!r} was {retired.get('status')} during the rotation: "
+                                 "its new value is too")
         return {"key": key, **public(fresh), "previous_value_expires_at": ends_at}
 
     def reshard(self, count: int) -> dict:
@@ -330,6 +343,14 @@ def _upsert(document: dict, entry: dict) -> dict:
     document["keys"] = [e for e in document["keys"] if e.get("hash") != entry["hash"]] + [entry]
     _drop_expired_rotations(document)
     return entry
+
+
+def _same_as(changed: dict) -> Callable[[dict], None]:
+    """A rotation's new value takes what a revoke or update made of the old one meanwhile."""
+    def same(entry: dict) -> None:
+        for name in ("status", "revoked_at", "name", "models", "limits"):
+            _set(entry, name, changed.get(name))
+    return same
 
 
 def _merge(document: dict, entry: dict) -> dict:
