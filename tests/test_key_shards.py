@@ -353,8 +353,10 @@ def test_a_reshard_that_stopped_midway_finishes_when_run_again(old_layout):
         raise Interrupted
     with pytest.raises(Interrupted):  # shard 1 copied, not yet marked
         KeysAdmin(stack.settings.keys_secret_id, checkpoint=at("copied", old_shard(stack, 1), stop)).reshard(NEW)
-    for entry in created:  # meanwhile every key is still found on the old layout
+    for entry in created:  # meanwhile every key is found on either layout
         assert gateway(stack, entry["key"], OLD) == "ok"
+        assert gateway(stack, entry["key"], NEW) == "ok", \
+            f"{entry['name']}, not yet copied, is refused by a gateway already on the new count"
     again = KeysAdmin(stack.settings.keys_secret_id).reshard(NEW)
     assert again == {"from": OLD, "to": NEW, "moved": 3}, "running the reshard again did not finish it"
     for entry in created:
@@ -362,6 +364,9 @@ def test_a_reshard_that_stopped_midway_finishes_when_run_again(old_layout):
                                                                     hash_key(entry["key"]))], \
             f"{entry['name']} is not in exactly one layout after the reshard was run again"
         assert gateway(stack, entry["key"], OLD) == gateway(stack, entry["key"], NEW) == "ok"
+    assert all("moving_from" not in document for document in aws.read_json_secrets(
+        [key_shards.shard_secret_id(stack.settings.keys_secret_id, NEW, index) for index in range(NEW)]).values()), \
+        "the finished reshard left the new layout pointing at the old one"
 
 
 def test_a_reshard_back_to_a_count_used_before_finishes_when_run_again(old_layout):
@@ -378,6 +383,7 @@ def test_a_reshard_back_to_a_count_used_before_finishes_when_run_again(old_layou
         KeysAdmin(stack.settings.keys_secret_id, checkpoint=at("marked", first_new, stop)).reshard(OLD)
     for entry in created:
         assert gateway(stack, entry["key"], NEW) == "ok", "a gateway on the layout being left lost a key"
+        assert gateway(stack, entry["key"], OLD) == "ok", "a gateway on the layout being returned to lost a key"
     assert KeysAdmin(stack.settings.keys_secret_id).reshard(OLD)["to"] == OLD
     for entry in created:
         assert holders(stack, entry["key"]) == [key_shards.shard_of(stack.settings.keys_secret_id, OLD,

@@ -108,8 +108,8 @@ class KeysAdmin:
         """Every layout the moved_to marks reach from the keys secret, oldest first, with its shards' documents.
 
         More than one holds entries while a reshard runs (or after one stopped
-        midway): a shard not yet marked still holds its keys, and a reopened
-        shard names the layouts it takes entries back from (`moving_from`).
+        midway): a shard not yet marked still holds its keys, and a shard of
+        the new layout names the layouts it takes entries from (`moving_from`).
         """
         layouts, queue, seen = [], [1], {1}
         while queue:
@@ -301,9 +301,13 @@ class KeysAdmin:
         if not sources:
             return {"from": count, "to": count, "moved": 0}
         from_layouts = sorted({layout for layout, _ in sources})
-        for secret_id in self._shard_ids(count):  # every shard exists, so a gateway never mistakes "empty" for "missing"
-            if not aws.ensure_json_secret(secret_id, _empty()):
-                if key_shards.moved_to(aws.read_json_secret_version(secret_id)[0]) is not None:
+        # Every new shard exists, so a gateway never mistakes "empty" for "missing", and names the layouts its
+        # entries come from until all are copied: a gateway already on the new count looks there meanwhile.
+        for secret_id in self._shard_ids(count):
+            if not aws.ensure_json_secret(secret_id, {"keys": [], "moving_from": from_layouts}):
+                document = aws.read_json_secret_version(secret_id)[0]
+                if key_shards.moved_to(document) is not None or \
+                        not set(from_layouts) <= set(key_shards.moving_from(document)):
                     aws.update_json_secret(secret_id, _reopen(from_layouts), empty=_empty)
         moved = sum(self._move_shard(secret_id, count) for _, secret_id in sources)
         for secret_id, document in aws.read_json_secrets(self._shard_ids(count)).items():
@@ -384,10 +388,10 @@ def _drop_expired_rotations(document: dict) -> None:
 
 
 def _reopen(from_layouts: list[int]) -> Callable[[dict], None]:
-    """A shard left by an earlier reshard takes entries again: its mark gives way to where they come from."""
+    """A shard takes entries from these layouts (a mark left by an earlier reshard away from it goes)."""
     def reopen(document: dict) -> None:
-        if document.pop("moved_to", None) is not None:
-            document["moving_from"] = sorted({*key_shards.moving_from(document), *from_layouts})
+        document.pop("moved_to", None)
+        document["moving_from"] = sorted({*key_shards.moving_from(document), *from_layouts})
         document.setdefault("keys", [])
     return reopen
 

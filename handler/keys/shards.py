@@ -12,9 +12,11 @@ every entry into the M new secrets, then marks each old shard
 the mark (one more read), and a writer that finds it writes to the new layout
 instead, so nothing is lost while deployments catch up with the new count.
 
-Resharding back to a layout used before reopens its secrets: their old mark
-gives way to `"moving_from": [M]` until the entries of layout M are back, so
-the layouts still holding keys stay reachable from the keys secret.
+While a reshard runs, each secret of the new layout says where its entries
+come from, `"moving_from": [M]`: a reader already configured for the new count
+that does not find a key there looks in layout M's shard, and an admin finds
+the layouts still holding keys even when the reshard returns to a layout used
+before (whose old marks it replaces). The reshard removes it at the end.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def moved_to(document: dict | None) -> int | None:
 
 
 def moving_from(document: dict | None) -> list[int]:
-    """The layouts a reopened shard is taking entries back from, while a reshard runs."""
+    """The layouts a shard is taking entries from, while a reshard into its layout runs."""
     value = (document or {}).get("moving_from")
     return [count for count in value if isinstance(count, int) and not isinstance(count, bool) and count >= 1] \
         if isinstance(value, list) else []
