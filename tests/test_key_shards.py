@@ -384,11 +384,16 @@ def test_a_reshard_back_to_a_count_used_before_finishes_when_run_again(old_layou
     for entry in created:
         assert gateway(stack, entry["key"], NEW) == "ok", "a gateway on the layout being left lost a key"
         assert gateway(stack, entry["key"], OLD) == "ok", "a gateway on the layout being returned to lost a key"
+    *kept, revoked = created  # in-3 is still in the layout being left
+    assert [e["key_id"] for e in KeysAdmin(stack.settings.keys_secret_id).revoke([revoked["key_id"]])] == \
+        [revoked["key_id"]], "a key not yet copied back could not be revoked"
     assert KeysAdmin(stack.settings.keys_secret_id).reshard(OLD)["to"] == OLD
+    assert gateway(stack, revoked["key"], OLD) == gateway(stack, revoked["key"], NEW) == "This API key has been revoked."
     for entry in created:
         assert holders(stack, entry["key"]) == [key_shards.shard_of(stack.settings.keys_secret_id, OLD,
                                                                     hash_key(entry["key"]))], \
             f"{entry['name']} is not in exactly one layout after the reshard back was run again"
+    for entry in kept:
         assert gateway(stack, entry["key"], OLD) == gateway(stack, entry["key"], NEW) == "ok"
     assert sorted(e["name"] for e in KeysAdmin(stack.settings.keys_secret_id).list()) == [f"in-{i}" for i in range(4)]
     assert all("moving_from" not in (document or {}) for document in aws.read_json_secrets(

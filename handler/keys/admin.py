@@ -1,9 +1,10 @@
 """The keys secrets as an operator changes them (gateway-admin keys ...).
 
 Every write is a compare-and-swap on one shard secret (aws.update_json_secret),
-re-run on the newer document when another writer got there first. It starts at
-the keys secret and follows each shard's `moved_to` mark (keys/shards.py), so
-it lands in the one shard holding its entry now, even while a reshard runs; a
+re-run on the newer document when another writer got there first. It starts
+where the entry was read (a new key: at the keys secret) and follows each
+shard's `moved_to` mark (keys/shards.py), so it lands in the one shard holding
+its entry now, even while a reshard runs; a
 reshard copies a shard again if it changed before being marked, and its copy
 never replaces a later `revision` of an entry. A key is printed once; only its
 hash is stored.
@@ -125,30 +126,32 @@ class KeysAdmin:
                         queue.append(later)
         return layouts
 
-    def entries(self) -> list[tuple[str, dict]]:
-        """(shard secret id, entry) for every entry, each from the shard writes go to.
+    def entries(self) -> list[tuple[int, dict]]:
+        """(layout, entry) for every entry, each from the shard that holds it, where its writes start.
 
         That is its oldest shard not marked moved: a reshard's copy of an entry
         in the next layout is not the entry until its old shard is marked.
         """
-        found: dict[str, tuple[str, dict]] = {}
-        for _, documents in self._layouts():
-            for secret_id, document in documents.items():
+        found: dict[str, tuple[int, dict]] = {}
+        for count, documents in self._layouts():
+            for document in documents.values():
                 if key_shards.moved_to(document) is None:
                     for entry in (document or {}).get("keys", []):
-                        found.setdefault(entry.get("hash"), (secret_id, entry))
+                        found.setdefault(entry.get("hash"), (count, entry))
         return list(found.values())
 
-    def _write(self, digests_to_changes: dict[str, Callable[[dict], Any]], *, count: int = 1) -> dict[str, Any]:
+    def _write(self, digests_to_changes: dict[str, Callable[[dict], Any]], *, count: int = 1,
+               found_in: dict[str, int] | None = None) -> dict[str, Any]:
         """Apply per-digest changes, one CAS write per shard, following each shard's moved_to mark.
 
-        Each digest starts in the layout of `count` (the keys secret unless a
-        reshard copies into its new layout) and follows the marks from there,
+        Each digest starts in the layout its entry was found in (`found_in`),
+        else in that of `count` (the keys secret unless a reshard copies into
+        its new layout), and follows the marks from there,
         as a gateway does: it lands in the one shard that holds its entry now,
         whichever shards a running reshard has marked so far.
         """
         results: dict[str, Any] = {}
-        pending = {digest: count for digest in digests_to_changes}
+        pending = {digest: (found_in or {}).get(digest, count) for digest in digests_to_changes}
         for _ in range(key_shards.MAX_HOPS + 1):
             groups: dict[str, list[str]] = defaultdict(list)
             for digest, layout in pending.items():
@@ -193,21 +196,23 @@ class KeysAdmin:
                       key=lambda entry: (entry.get("created_at", ""), entry.get("key_id", "")))
 
     def show(self, key_id: str) -> dict:
-        current, retired = self._find(key_id)
+        current, retired, _ = self._find(key_id)
         return {**public(current), "retired_values": [public(entry) for entry in retired]}
 
-    def _find(self, key_id: str) -> tuple[dict, list[dict]]:
-        mine = [entry for _, entry in self.entries() if entry.get("key_id") == key_id]
-        current = [entry for entry in mine if "retired_at" not in entry]
+    def _find(self, key_id: str) -> tuple[dict, list[dict], int]:
+        """The key's current entry, its rotated-out ones, and the layout holding the current one."""
+        mine = [(layout, entry) for layout, entry in self.entries() if entry.get("key_id") == key_id]
+        current = [(layout, entry) for layout, entry in mine if "retired_at" not in entry]
         if not current:
             raise LookupError(f"no key with id {key_id!r}")
-        return current[0], [entry for entry in mine if "retired_at" in entry]
+        return current[0][1], [entry for _, entry in mine if "retired_at" in entry], current[0][0]
 
     def _edit(self, key_ids: list[str], edit: Callable[[dict], None]) -> list[dict]:
         """Apply `edit` to every entry (current and rotated-out) of each key id."""
-        by_id = defaultdict(list)
-        for _, entry in self.entries():
+        by_id, found_in = defaultdict(list), {}
+        for layout, entry in self.entries():
             by_id[entry.get("key_id")].append(entry)
+            found_in[entry["hash"]] = layout
         missing = [key_id for key_id in key_ids if key_id not in by_id]
         if missing:
             raise LookupError(f"no key with id {missing[0]!r}" if len(missing) == 1
@@ -215,18 +220,20 @@ class KeysAdmin:
         changes = {entry["hash"]: lambda document, digest=entry["hash"]: _apply(document, digest, edit)
                    for key_id in key_ids for entry in by_id[key_id]}
         self._checkpoint("read", self.base)
-        edited = self._write(changes)
+        edited = self._write(changes, found_in=found_in)
         lost = [entry["key_id"] for key_id in key_ids for entry in by_id[key_id]
                 if "retired_at" not in entry and edited.get(entry["hash"]) is None]
         if lost:  # its entry left the shard it was read from, and no mark says where to
             raise LookupError(f"key {lost[0]!r} changed while being written; run the command again")
         for _ in range(key_shards.MAX_HOPS):  # a value a rotation added meanwhile gets the same edit
             wanted = set(key_ids)
-            added = {entry["hash"]: lambda document, digest=entry["hash"]: _apply(document, digest, edit)
-                     for _, entry in self.entries() if entry.get("key_id") in wanted and entry["hash"] not in edited}
-            if not added:
+            located = [(layout, entry) for layout, entry in self.entries()
+                       if entry.get("key_id") in wanted and entry["hash"] not in edited]
+            if not located:
                 break
-            edited.update(self._write(added))
+            edited.update(self._write({entry["hash"]: lambda document, digest=entry["hash"]: _apply(
+                document, digest, edit) for _, entry in located},
+                found_in={entry["hash"]: layout for layout, entry in located}))
         return [public(entry) for entry in edited.values() if entry is not None and "retired_at" not in entry]
 
     def revoke(self, key_ids: list[str]) -> list[dict]:
@@ -258,7 +265,7 @@ class KeysAdmin:
 
     def rotate(self, key_id: str, *, grace: timedelta) -> dict:
         """A new value for the key id; the old one works until the grace ends (then 401, like expiry)."""
-        current, _ = self._find(key_id)
+        current, _, layout = self._find(key_id)
         self._checkpoint("read", self.base)
         key = new_key()
         if current.get("status", "active") != "active":
@@ -275,8 +282,8 @@ class KeysAdmin:
             entry["retired_at"] = iso(now())
         # The new value first: were the second write to fail, both values work and nothing is locked out.
         self._write({fresh["hash"]: lambda document: _upsert(document, fresh)})
-        retired = self._write({current["hash"]: lambda document: _apply(document, current["hash"], retire)}).get(
-            current["hash"])
+        retired = self._write({current["hash"]: lambda document: _apply(document, current["hash"], retire)},
+                              found_in={current["hash"]: layout}).get(current["hash"])
         if retired is None:
             raise LookupError(f"key {key_id!r} changed while being rotated; both values work: run it again")
         if retired.get("revision", 0) - 1 != current.get("revision", 0):  # revoked or updated since it was read
