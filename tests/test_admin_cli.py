@@ -176,3 +176,24 @@ def test_concurrent_creates_and_revokes_lose_no_write(moto_endpoint, secret_id):
     assert {c["key_id"] for c in created} <= set(stored), "a key the CLI printed as created is missing"
     assert all(stored[r["key_id"]]["status"] == "revoked" for r in revoked), "a key the CLI printed as revoked is active"
     assert len(stored) == 20
+
+
+def test_a_revoke_whose_entry_left_its_secret_before_the_write_fails_naming_the_key(secret_id, monkeypatch, capsys):
+    """Between `keys revoke` reading the entries and writing, the key's entry is gone from where the write
+    lands (and no moved_to mark says where it went): the command must say so, not exit 0 printing nothing."""
+    from dataclasses import replace
+
+    from handler import admin as cli
+    from handler.config import Settings
+    from handler.keys.admin import KeysAdmin
+
+    created = json.loads(admin("keys", "create", "--name", "a", "--json", secret_id=secret_id).stdout)
+
+    def entry_leaves(step: str, detail: str) -> None:
+        if step == "read":
+            aws.write_json_secret(secret_id, {"keys": []})
+    monkeypatch.setattr(cli, "_keys", lambda settings: KeysAdmin(settings.keys_secret_id, checkpoint=entry_leaves))
+    code = cli.run(["keys", "revoke", created["key_id"]], replace(Settings.from_env(), keys_secret_id=secret_id))
+    out, err = capsys.readouterr()
+    assert code == 1, f"keys revoke exited {code} and printed {out!r} though it revoked nothing"
+    assert created["key_id"] in err and "run the command again" in err

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from handler.keys.admin import KeysAdmin
+from tests.support.interleave import Held
 from tests.support.stack import new_stack, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -175,3 +176,46 @@ def test_concurrent_updates_and_rotations_lose_nothing(stack):
             assert shown["limits"] == {"rpm": 100 + number}, f"update of {entry['key_id']} was lost"
         else:
             assert "rotated_at" in shown and len(keys.show(entry["key_id"])["retired_values"]) == 1
+
+
+# A revoke or update racing a rotation, fixed by checkpoints (tests/support/interleave.py): the rotation's
+# new value is a copy of the entry as the rotation read it, so a change made meanwhile must reach it too.
+
+def test_a_revoke_made_while_a_rotation_ran_revokes_its_new_value(stack):
+    """rotate reads; revoke runs whole; rotate writes its new value: that value must not outlive the revoke."""
+    created = KeysAdmin(stack.settings.keys_secret_id).create(name="svc")[0]
+    rotate = Held("read")
+    rotate.start(KeysAdmin(stack.settings.keys_secret_id, checkpoint=rotate.checkpoint).rotate, created["key_id"],
+                 grace=timedelta(hours=1))
+    KeysAdmin(stack.settings.keys_secret_id).revoke([created["key_id"]])
+    with pytest.raises(ValueError, match="revoked during the rotation: its new value is too"):
+        rotate.finish()
+    values = KeysAdmin(stack.settings.keys_secret_id).show(created["key_id"])
+    assert values["status"] == "revoked", "the rotation's new value works though the key was revoked"
+    assert {value["status"] for value in values["retired_values"]} == {"revoked"}
+
+
+def test_a_revoke_that_read_before_a_rotation_wrote_revokes_its_new_value(stack):
+    """revoke reads (the old value only); rotate writes its new value and retires the old; revoke writes."""
+    created = KeysAdmin(stack.settings.keys_secret_id).create(name="svc")[0]
+    rotate, revoke = Held("read"), Held("read")
+    rotate.start(KeysAdmin(stack.settings.keys_secret_id, checkpoint=rotate.checkpoint).rotate, created["key_id"],
+                 grace=timedelta(hours=1))
+    revoke.start(KeysAdmin(stack.settings.keys_secret_id, checkpoint=revoke.checkpoint).revoke, [created["key_id"]])
+    rotated = rotate.finish()
+    assert [entry["key_id"] for entry in revoke.finish()] == [created["key_id"]]
+    values = KeysAdmin(stack.settings.keys_secret_id).show(created["key_id"])
+    assert values["status"] == "revoked", f"the new value {rotated['key'][:8]}... works after `keys revoke`"
+    assert [value["status"] for value in values["retired_values"]] == ["revoked"]
+
+
+def test_an_update_made_while_a_rotation_ran_reaches_its_new_value(stack):
+    created = KeysAdmin(stack.settings.keys_secret_id).create(name="svc", models=["openai/*"])[0]
+    rotate = Held("read")
+    rotate.start(KeysAdmin(stack.settings.keys_secret_id, checkpoint=rotate.checkpoint).rotate, created["key_id"],
+                 grace=timedelta(hours=1))
+    KeysAdmin(stack.settings.keys_secret_id).update(created["key_id"], models=["anthropic/*"], limits={"rpm": 7})
+    rotate.finish()
+    shown = KeysAdmin(stack.settings.keys_secret_id).show(created["key_id"])
+    assert (shown["models"], shown.get("limits")) == (["anthropic/*"], {"rpm": 7}), \
+        "the update made during the rotation did not reach the new value"

@@ -7,19 +7,25 @@ a botocore hook on the gateway's client.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import timedelta
 
 import boto3
 import httpx
 import pytest
 
 from handler import aws
+from handler.keys import admin as keys_admin
 from handler.keys import shards as key_shards
-from handler.keys.store import hash_key, new_key
+from handler.keys.admin import KeysAdmin
+from handler.keys.store import KeyStore, hash_key, new_key
+from handler.protocol.errors import GatewayError
+from tests.support.interleave import Held, at
 from tests.support.stack import new_stack, serve
 
 SHARDS = 4
@@ -179,15 +185,216 @@ def test_a_second_reshard_is_followed_by_gateways_still_on_the_first_layout(moto
     assert len(listed) == 12
 
 
-def test_a_write_that_finds_its_shard_moved_goes_to_the_new_layout(moto_endpoint, fake, monkeypatch):
-    """An admin that read the layout just before a reshard finished still writes where readers look."""
-    from handler.keys.admin import KeysAdmin
-
+def test_a_write_that_finds_its_shard_moved_goes_to_the_new_layout(moto_endpoint, fake):
+    """Every write starts at the keys secret and follows its mark: it lands where readers look."""
     stack = new_stack(fake.url)
     keys = KeysAdmin(stack.settings.keys_secret_id)
     keys.reshard(SHARDS)
-    monkeypatch.setattr(KeysAdmin, "layout", lambda self: 1)  # the stale view: the keys secret alone
     [created] = keys.create(name="late")
     assert aws.read_json_secret(stack.settings.keys_secret_id) == {"keys": [], "moved_to": SHARDS}
     stored = aws.read_json_secret(shard_of(stack, created["key"]))["keys"]
     assert [entry["key_id"] for entry in stored] == [created["key_id"]]
+
+
+# ------------------------------------------------------------------ admin writes racing a reshard
+#
+# Each interleaving is fixed by checkpoints (KeysAdmin's `checkpoint`), never by timing: the racing
+# command runs in a thread held at its own checkpoint (Held), and the reshard lets it go on at one of its
+# steps (at).
+
+OLD, NEW = SHARDS, 8
+
+
+def old_shard(stack, index: int) -> str:
+    return key_shards.shard_secret_id(stack.settings.keys_secret_id, OLD, index)
+
+
+@pytest.fixture
+def old_layout(moto_endpoint, fake, monkeypatch):
+    """A deployment on 4 shards, with `make(index, **options)` creating a key whose entry is in old shard `index`."""
+    stack = new_stack(fake.url, key_shards=OLD)
+    KeysAdmin(stack.settings.keys_secret_id).reshard(OLD)
+
+    def make(index: int, **options) -> dict:
+        key = next(k for k in iter(new_key, None) if key_shards.shard_index(hash_key(k), OLD) == index)
+        with monkeypatch.context() as patch:
+            patch.setattr(keys_admin, "new_key", lambda: key)
+            [created] = KeysAdmin(stack.settings.keys_secret_id).create(name=options.pop("name", "k"), **options)
+        return created
+    return stack, make
+
+
+def holders(stack, key: str) -> list[str]:
+    """Every shard secret, in every layout, whose entries hold this key's value."""
+    digest, base = hash_key(key), stack.settings.keys_secret_id
+    ids = [base, *(key_shards.shard_secret_id(base, count, index) for count in (OLD, NEW) for index in range(count))]
+    return [secret_id for secret_id, document in aws.read_json_secrets(ids).items()
+            if any(entry.get("hash") == digest for entry in (document or {}).get("keys", []))]
+
+
+def gateway(stack, key: str, shards: int) -> str:
+    """What a gateway instance starting now, configured for `shards`, answers this key: "ok" or its 401."""
+    store = KeyStore(aws.read_json_secret, secret_id=stack.settings.keys_secret_id, shards=shards, ttl=60,
+                     min_gap=0, max_staleness=60)
+    try:
+        asyncio.run(store.authenticate(key))
+        return "ok"
+    except GatewayError as exc:
+        return exc.message
+
+
+@pytest.mark.parametrize("released_at", [0, 3], ids=["before-its-shard-moved", "after-its-shard-moved"])
+def test_a_revoke_that_read_the_old_layout_while_a_reshard_ran_is_kept(old_layout, released_at):
+    """The revoke reads the 4-shard layout; the reshard marks shard 0 (or also the victim's shard 3, which the
+    revoke's write then meets and follows); the revoke writes. The victim must end refused on either layout."""
+    stack, make = old_layout
+    victim, bystander = make(3, name="victim"), make(0, name="bystander")
+    revoke = Held("read")
+    revoke.start(KeysAdmin(stack.settings.keys_secret_id, checkpoint=revoke.checkpoint).revoke, [victim["key_id"]])
+    revoked = []
+    KeysAdmin(stack.settings.keys_secret_id,
+              checkpoint=at("marked", old_shard(stack, released_at),
+                            lambda: revoked.extend(revoke.finish()))).reshard(NEW)
+    assert [entry["key_id"] for entry in revoked] == [victim["key_id"]], \
+        f"`keys revoke` printed {revoked} for a key it was asked to revoke"
+    for shards in (OLD, NEW):
+        assert gateway(stack, victim["key"], shards) == "This API key has been revoked.", \
+            f"a gateway on {shards} shards still accepts the revoked key"
+        assert gateway(stack, bystander["key"], shards) == "ok"
+    assert holders(stack, victim["key"]) == [key_shards.shard_of(stack.settings.keys_secret_id, NEW,
+                                                                 hash_key(victim["key"]))]
+
+
+def test_an_update_that_read_the_old_layout_while_a_reshard_ran_is_kept(old_layout):
+    stack, make = old_layout
+    victim = make(3, models=["openai/*"])
+    update = Held("read")
+    update.start(KeysAdmin(stack.settings.keys_secret_id, checkpoint=update.checkpoint).update, victim["key_id"],
+                 models=["anthropic/*"], limits={"rpm": 5})
+    KeysAdmin(stack.settings.keys_secret_id, checkpoint=at("marked", old_shard(stack, 0), update.finish)).reshard(NEW)
+    [listed] = KeysAdmin(stack.settings.keys_secret_id).list()
+    assert (listed["models"], listed.get("limits")) == (["anthropic/*"], {"rpm": 5}), \
+        "the update's models and limits were lost in the reshard"
+    assert len(holders(stack, victim["key"])) == 1
+
+
+def test_a_rotation_that_read_the_old_layout_while_a_reshard_ran_keeps_its_grace(old_layout):
+    """The old value must stop when its grace ends, not keep working without an expiry."""
+    stack, make = old_layout
+    victim = make(3)
+    rotate = Held("read")
+    rotate.start(KeysAdmin(stack.settings.keys_secret_id, checkpoint=rotate.checkpoint).rotate, victim["key_id"],
+                 grace=timedelta(hours=1))
+    rotated = []
+    KeysAdmin(stack.settings.keys_secret_id,
+              checkpoint=at("marked", old_shard(stack, 0), lambda: rotated.append(rotate.finish()))).reshard(NEW)
+    shown = KeysAdmin(stack.settings.keys_secret_id).show(victim["key_id"])
+    assert [value.get("expires_at") for value in shown["retired_values"]] == \
+        [rotated[0]["previous_value_expires_at"]], "the rotated-out value lost its expiry in the reshard"
+    assert shown["key_id"] == victim["key_id"] and "rotated_at" in shown
+    assert gateway(stack, victim["key"], NEW) == "ok" and gateway(stack, rotated[0]["key"], NEW) == "ok"
+    assert len(holders(stack, victim["key"])) == 1 and len(holders(stack, rotated[0]["key"])) == 1
+
+
+@pytest.mark.parametrize("step", ["copied", "marked"])
+def test_a_key_created_while_its_shard_is_resharded_is_kept(old_layout, step):
+    """Created after its old shard's entries were copied (before or after the shard is marked moved)."""
+    stack, make = old_layout
+    make(2, name="already")
+    created = []
+    KeysAdmin(stack.settings.keys_secret_id,
+              checkpoint=at(step, old_shard(stack, 2), lambda: created.append(make(2, name="racing")))).reshard(NEW)
+    [racing] = created
+    assert holders(stack, racing["key"]) == [key_shards.shard_of(stack.settings.keys_secret_id, NEW,
+                                                                 hash_key(racing["key"]))], \
+        "the key created during the reshard is not in exactly one shard of the new layout"
+    assert gateway(stack, racing["key"], OLD) == "ok" and gateway(stack, racing["key"], NEW) == "ok"
+    assert sorted(entry["name"] for entry in KeysAdmin(stack.settings.keys_secret_id).list()) == ["already", "racing"]
+
+
+def test_a_rotated_value_still_in_its_grace_moves_with_its_expiry(old_layout):
+    stack, make = old_layout
+    victim = make(1)
+    rotated = KeysAdmin(stack.settings.keys_secret_id).rotate(victim["key_id"], grace=timedelta(hours=1))
+    KeysAdmin(stack.settings.keys_secret_id).reshard(NEW)
+    for shards in (OLD, NEW):
+        assert gateway(stack, victim["key"], shards) == "ok", "the value in its grace stopped working at the reshard"
+        assert gateway(stack, rotated["key"], shards) == "ok"
+    [retired] = KeysAdmin(stack.settings.keys_secret_id).show(victim["key_id"])["retired_values"]
+    assert retired["expires_at"] == rotated["previous_value_expires_at"], "the grace's end changed in the move"
+    KeysAdmin(stack.settings.keys_secret_id).revoke([victim["key_id"]])
+    assert gateway(stack, victim["key"], NEW) == gateway(stack, rotated["key"], NEW) == "This API key has been revoked."
+
+
+def test_a_second_run_of_the_reshard_never_copies_an_entry_over_a_later_write(old_layout):
+    """Two operators run the reshard at once: the slower one read shard 0 before the faster one moved it and a
+    revoke followed the mark; its late copy must not bring the active entry back."""
+    stack, make = old_layout
+    victim = make(0)
+    slower = Held("copying")
+    slower.start(KeysAdmin(stack.settings.keys_secret_id, checkpoint=slower.checkpoint).reshard, NEW)
+    KeysAdmin(stack.settings.keys_secret_id).reshard(NEW)
+    KeysAdmin(stack.settings.keys_secret_id).revoke([victim["key_id"]])
+    assert slower.finish() == {"from": OLD, "to": NEW, "moved": 0}
+    for shards in (OLD, NEW):
+        assert gateway(stack, victim["key"], shards) == "This API key has been revoked.", \
+            f"a gateway on {shards} shards accepts the key again after a late copy"
+
+
+class Interrupted(Exception):
+    """The reshard's process stopped here."""
+
+
+def test_a_reshard_that_stopped_midway_finishes_when_run_again(old_layout):
+    stack, make = old_layout
+    created = [make(index, name=f"in-{index}") for index in range(OLD)]
+
+    def stop() -> None:
+        raise Interrupted
+    with pytest.raises(Interrupted):  # shard 1 copied, not yet marked
+        KeysAdmin(stack.settings.keys_secret_id, checkpoint=at("copied", old_shard(stack, 1), stop)).reshard(NEW)
+    for entry in created:  # meanwhile every key is found on either layout
+        assert gateway(stack, entry["key"], OLD) == "ok"
+        assert gateway(stack, entry["key"], NEW) == "ok", \
+            f"{entry['name']}, not yet copied, is refused by a gateway already on the new count"
+    again = KeysAdmin(stack.settings.keys_secret_id).reshard(NEW)
+    assert again == {"from": OLD, "to": NEW, "moved": 3}, "running the reshard again did not finish it"
+    for entry in created:
+        assert holders(stack, entry["key"]) == [key_shards.shard_of(stack.settings.keys_secret_id, NEW,
+                                                                    hash_key(entry["key"]))], \
+            f"{entry['name']} is not in exactly one layout after the reshard was run again"
+        assert gateway(stack, entry["key"], OLD) == gateway(stack, entry["key"], NEW) == "ok"
+    assert all("moving_from" not in document for document in aws.read_json_secrets(
+        [key_shards.shard_secret_id(stack.settings.keys_secret_id, NEW, index) for index in range(NEW)]).values()), \
+        "the finished reshard left the new layout pointing at the old one"
+
+
+def test_a_reshard_back_to_a_count_used_before_finishes_when_run_again(old_layout):
+    """4 -> 8, then back to 4, stopped midway: the 4 secrets are reopened (their marks pointed to 8) and
+    running the command again still finds the keys left in 8 and brings them back."""
+    stack, make = old_layout
+    created = [make(index, name=f"in-{index}") for index in range(OLD)]
+    KeysAdmin(stack.settings.keys_secret_id).reshard(NEW)
+
+    def stop() -> None:
+        raise Interrupted
+    first_new = key_shards.shard_secret_id(stack.settings.keys_secret_id, NEW, 0)
+    with pytest.raises(Interrupted):
+        KeysAdmin(stack.settings.keys_secret_id, checkpoint=at("marked", first_new, stop)).reshard(OLD)
+    for entry in created:
+        assert gateway(stack, entry["key"], NEW) == "ok", "a gateway on the layout being left lost a key"
+        assert gateway(stack, entry["key"], OLD) == "ok", "a gateway on the layout being returned to lost a key"
+    *kept, revoked = created  # in-3 is still in the layout being left
+    assert [e["key_id"] for e in KeysAdmin(stack.settings.keys_secret_id).revoke([revoked["key_id"]])] == \
+        [revoked["key_id"]], "a key not yet copied back could not be revoked"
+    assert KeysAdmin(stack.settings.keys_secret_id).reshard(OLD)["to"] == OLD
+    assert gateway(stack, revoked["key"], OLD) == gateway(stack, revoked["key"], NEW) == "This API key has been revoked."
+    for entry in created:
+        assert holders(stack, entry["key"]) == [key_shards.shard_of(stack.settings.keys_secret_id, OLD,
+                                                                    hash_key(entry["key"]))], \
+            f"{entry['name']} is not in exactly one layout after the reshard back was run again"
+    for entry in kept:
+        assert gateway(stack, entry["key"], OLD) == gateway(stack, entry["key"], NEW) == "ok"
+    assert sorted(e["name"] for e in KeysAdmin(stack.settings.keys_secret_id).list()) == [f"in-{i}" for i in range(4)]
+    assert all("moving_from" not in (document or {}) for document in aws.read_json_secrets(
+        [key_shards.shard_secret_id(stack.settings.keys_secret_id, OLD, index) for index in range(OLD)]).values())

@@ -11,6 +11,12 @@ every entry into the M new secrets, then marks each old shard
 `{"moved_to": M, "keys": []}`: a reader configured for the old layout follows
 the mark (one more read), and a writer that finds it writes to the new layout
 instead, so nothing is lost while deployments catch up with the new count.
+
+While a reshard runs, each secret of the new layout says where its entries
+come from, `"moving_from": [M]`: a reader already configured for the new count
+that does not find a key there looks in layout M's shard, and an admin finds
+the layouts still holding keys even when the reshard returns to a layout used
+before (whose old marks it replaces). The reshard removes it at the end.
 """
 
 from __future__ import annotations
@@ -44,3 +50,10 @@ def moved_to(document: dict | None) -> int | None:
     """The layout a shard's keys moved to, if it was resharded."""
     value = (document or {}).get("moved_to")
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+def moving_from(document: dict | None) -> list[int]:
+    """The layouts a shard is taking entries from, while a reshard into its layout runs."""
+    value = (document or {}).get("moving_from")
+    return [count for count in value if isinstance(count, int) and not isinstance(count, bool) and count >= 1] \
+        if isinstance(value, list) else []

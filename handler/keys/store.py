@@ -140,10 +140,12 @@ def _single(values: str | list[str] | None, name: str) -> str | None:
 class Shard:
     keys: dict[str, ApiKey]
     moved_to: int | None = None
+    moving_from: tuple[int, ...] = ()
 
 
 def parse_shard(document: dict) -> Shard:
-    return Shard(parse_keys_secret(document), key_shards.moved_to(document))
+    return Shard(parse_keys_secret(document), key_shards.moved_to(document),
+                 tuple(key_shards.moving_from(document)))
 
 
 class KeyStore:
@@ -201,10 +203,24 @@ class KeyStore:
             if (digest not in shard.keys and shard.moved_to is None and not just_read
                     and self._may_refresh_for_unknown_key()):
                 shard = await cache.get(refresh=True)
-            if digest in shard.keys or shard.moved_to is None:
-                return shard.keys.get(digest)
+            if digest in shard.keys:
+                return shard.keys[digest]
+            if shard.moved_to is None:
+                return await self._not_yet_copied(digest, shard.moving_from)
             count = shard.moved_to
         log.error("keys shard layout %d: too many moved_to marks to follow", self._shards)
+        return None
+
+    async def _not_yet_copied(self, digest: str, layouts: tuple[int, ...]) -> ApiKey | None:
+        """A reshard into this layout is under way: the key may still be in the shard it comes from.
+
+        Only a shard not yet marked moved counts (a marked one's keys are
+        already where this lookup began).
+        """
+        for count in layouts:
+            shard = await self._cache(key_shards.shard_of(self._secret_id, count, digest)).get()
+            if shard.moved_to is None and digest in shard.keys:
+                return shard.keys[digest]
         return None
 
     async def authenticate(self, key: str | None) -> ApiKey:
