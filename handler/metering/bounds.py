@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
+from ..protocol.usage import Usage
 from .pricing import USD_QUANTUM, Price, price_of
 
 TOOL_PROMPT_TOKENS = 1_000
@@ -131,6 +132,9 @@ def _is_rate(value: Any) -> bool:
 class Bound:
     tokens: int
     usd: Decimal
+    # The split of `tokens`, for settling a request the gateway gave up on at its bound.
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 def bound_for(shape: Shape, info: Mapping[str, Any], *, anthropic: bool) -> Bound:
@@ -149,7 +153,7 @@ def bound_for(shape: Shape, info: Mapping[str, Any], *, anthropic: bool) -> Boun
     usd = Decimal(0)
     if price is not None:
         usd = input_tokens * price.input + output_tokens * price.output + shape.web_searches * price.web_search
-    return Bound(input_tokens + output_tokens, usd.quantize(USD_QUANTUM))
+    return Bound(input_tokens + output_tokens, usd.quantize(USD_QUANTUM), input_tokens, output_tokens)
 
 
 def request_bound(body: Mapping[str, Any], candidates: Iterable[tuple[Mapping[str, Any], bool]], *,
@@ -160,3 +164,15 @@ def request_bound(body: Mapping[str, Any], candidates: Iterable[tuple[Mapping[st
     if not bounds:
         return Bound(0, Decimal(0))
     return Bound(max(b.tokens for b in bounds), max(b.usd for b in bounds))
+
+
+def abandoned_usage(body: Mapping[str, Any], taken: Iterable[tuple[Mapping[str, Any], bool]], *,
+                    anthropic_beta: str | None = None) -> tuple[Usage, Decimal]:
+    """What a request is settled at when the gateway gave up on attempts a provider had taken
+    (its deadline passed, its caller went away): each such model's bound, in input and output
+    tokens and at its dearest rates, summed. The provider may bill the whole answer after the
+    gateway left; it cannot bill more than this."""
+    shape = shape_of(body, anthropic_beta=anthropic_beta)
+    bounds = [bound_for(shape, info, anthropic=anthropic) for info, anthropic in taken]
+    usage = Usage(input_tokens=sum(b.input_tokens for b in bounds), output_tokens=sum(b.output_tokens for b in bounds))
+    return usage, sum((b.usd for b in bounds), Decimal(0))

@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 from ..cache import RefreshingValue
 from ..keys.store import ApiKey
 from ..metering import hot_keys
-from ..metering.bounds import request_bound
+from ..metering.bounds import abandoned_usage, request_bound
 from ..metering.group_commit import DEFAULT_MAX_BACKLOG, GroupCommit
 from ..metering.items import Estimate, LedgerEntry, Limits
 from ..metering.ledger import Ledger, RateInfo
@@ -95,6 +95,10 @@ class _Request:
     reserved: Estimate = field(default_factory=lambda: Estimate(0, Decimal(0)))
     attempts: list[Attempt] = field(default_factory=list)
     ledger_id: str = ""  # the key id, or for a busy key one of its ledger shards (metering/hot_keys.py)
+    # The model whose provider has the request now, and the attempts a provider took that the
+    # gateway gave up on (model, why: "deadline", "cancelled"): those are billed all the same.
+    in_flight: Model | None = None
+    abandoned: list[tuple[Model, str]] = field(default_factory=list)
 
 
 class Gateway:
@@ -125,11 +129,23 @@ class Gateway:
         self._send = send
         self._clock = clock
         self._now = now
+        self._finish_by: float | None = None
 
     def write_ledger_with(self, writer: Any) -> None:
         """Where entries go instead of the group commit (anything with `async record(entry)`):
         the Lambda handler collects them to write after the response (runtime/after_response.py)."""
         self._commits = writer
+
+    def finish_by(self, seconds: float | None) -> None:
+        """What the current invocation can still afford, in seconds from now (Lambda: its
+        remaining time less the ledger write's margin), or None: no bound but the settings.
+        Every deadline and stream timeout is cut to fit it, so a request ends, with its usage
+        metered, before the function is stopped."""
+        self._finish_by = None if seconds is None else self._clock() + seconds
+
+    def _time_left(self, limit: float) -> float:
+        """`limit`, or less when the invocation cannot afford it."""
+        return limit if self._finish_by is None else max(0.0, min(limit, self._finish_by - self._clock()))
 
     async def catalogue(self) -> Catalogue:
         return await self._catalogue.get()
@@ -176,7 +192,7 @@ class Gateway:
         try:
             outcome = await self._attempts(request, calls)
         except GatewayError as error:
-            await self._commits.record(self._entry(request, None, Usage(), "error"))
+            await self._commits.record(self._failed_entry(request))
             if request.attempts:
                 error.headers[ATTEMPTS_HEADER] = attempts_header(request.attempts)
             if plan.route_reason:
@@ -185,9 +201,15 @@ class Gateway:
                 error.headers.update(rate.headers())
             raise
         except BaseException:
-            # Cancelled before any attempt finished: give the reservation back.
-            await asyncio.shield(asyncio.to_thread(self._ledger.release, request.ledger_id, request.at,
-                                                   request.reserved))
+            if request.in_flight is not None:
+                request.abandoned.append((request.in_flight, "cancelled"))
+            if request.abandoned:
+                # Cancelled while a provider had the request: it bills it, so it is metered.
+                await asyncio.shield(self._commits.record(self._failed_entry(request)))
+            else:
+                # Cancelled before any provider had it: give the reservation back.
+                await asyncio.shield(asyncio.to_thread(self._ledger.release, request.ledger_id, request.at,
+                                                       request.reserved))
             raise
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
@@ -223,20 +245,25 @@ class Gateway:
 
     async def _attempts(self, request: _Request, calls: list[tuple[Model, dict[str, Any]]]) -> Outcome:
         started = self._clock()
+        deadline = self._time_left(self._deadline)
         last_error: GatewayError | None = None
         for model, call in calls:
-            remaining = self._deadline - (self._clock() - started)
+            remaining = deadline - (self._clock() - started)
             if remaining <= 0.5:
                 last_error = GatewayError(504, "The request's deadline passed before a model answered.")
                 break
             call = {**call, "timeout": remaining}
             attempt_started = self._clock()
+            request.in_flight = model
             try:
                 # httpx's timeout is per read: a provider dripping bytes would never trip it.
                 # This one covers the whole attempt up to its first content, streams included.
                 async with asyncio.timeout(remaining):
                     outcome = await self._attempt(request, model, call, attempt_started)
             except TimeoutError:
+                request.in_flight = None
+                # The provider took the request and may answer (and bill) after the gateway left.
+                request.abandoned.append((model, "deadline"))
                 error = GatewayError(504, "The upstream model did not start its answer in time.")
                 request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
                 if call.get("stream"):
@@ -247,6 +274,7 @@ class Gateway:
                 last_error = error
                 continue
             except GatewayError as error:
+                request.in_flight = None  # the provider refused it: nothing is billed
                 request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
                 last_error = error
                 if provider_failure(error):
@@ -254,6 +282,7 @@ class Gateway:
                 if not error.retryable:
                     break
                 continue
+            request.in_flight = None
             self.health.record_success(model.id, request.attempts[-1].latency_ms)
             return outcome
         assert last_error is not None
@@ -274,11 +303,17 @@ class Gateway:
                 entry = self._entry(request, model, relay.usage, state)
                 if relay.usage_estimated:
                     entry.extra["usage_estimated"] = True
+                    entry.extra["estimate_reason"] = ("time_limit" if relay.timed_out else
+                                                      "stream_cut" if relay.error is not None else "not_reported")
                 await self._commits.record(entry)
 
+            drain_timeout = self._time_left(self._stream_timeout)
+            why = (f"The gateway ended the stream after {drain_timeout:.0f} s: " + (
+                "its function had no time left for more of it." if drain_timeout < self._stream_timeout
+                else "that is its stream timeout."))
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=model.provider.secrets,
-                                         on_finish=meter_stream, drain_timeout=self._stream_timeout,
-                                         meter_before_end=self._meter_before_response_end)
+                                         on_finish=meter_stream, drain_timeout=drain_timeout,
+                                         meter_before_end=self._meter_before_response_end, timeout_message=why)
             self.spawn(relay.start())
             try:
                 await relay.first()
@@ -299,6 +334,19 @@ class Gateway:
             await self._commits.record(entry)
 
         return Outcome(model, request.attempts, message=message, finish=finish)
+
+    def _failed_entry(self, request: _Request) -> LedgerEntry:
+        """A request that ended without an answer: nothing used, unless a provider took an
+        attempt the gateway gave up on; that is settled at its bound, flagged as an estimate."""
+        if not request.abandoned:
+            return self._entry(request, None, Usage(), "error")
+        usage, usd = abandoned_usage(request.body, [(m.info, m.speaks_anthropic) for m, _ in request.abandoned],
+                                     anthropic_beta=request.anthropic_beta)
+        model, reason = request.abandoned[-1]
+        entry = self._entry(request, model, usage, "error")
+        entry.cost_usd = usd
+        entry.extra.update(usage_estimated=True, estimate_reason=reason)
+        return entry
 
     def _entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:
         price = price_of(model.info) if model is not None else None
