@@ -55,6 +55,10 @@ class Attempt:
         return {"model": self.model_id, "status": self.status, "latency_ms": self.latency_ms}
 
 
+async def _settled() -> None:
+    """The finish of a response whose entry was written before it."""
+
+
 def attempts_header(attempts: list[Attempt]) -> str:
     return ", ".join(attempt.header_value() for attempt in attempts)
 
@@ -99,6 +103,9 @@ class _Request:
     # gateway gave up on (model, why: "deadline", "cancelled"): those are billed all the same.
     in_flight: Model | None = None
     abandoned: list[tuple[Model, str]] = field(default_factory=list)
+    # A key with a monthly cap: its reservation is settled before the response ends, so the
+    # caller's next request never finds it still held (and is never refused for it).
+    settle_first: bool = False
 
 
 class Gateway:
@@ -120,6 +127,7 @@ class Gateway:
         self._catalogue = catalogue
         self._ledger = ledger
         self._commits = GroupCommit(ledger, max_backlog=max_ledger_backlog)
+        self._settlements = self._commits  # entries settling a monthly cap's reservation: written at once
         self._deadline = deadline
         self._stream_timeout = stream_timeout
         self._meter_before_response_end = meter_before_response_end
@@ -133,7 +141,9 @@ class Gateway:
 
     def write_ledger_with(self, writer: Any) -> None:
         """Where entries go instead of the group commit (anything with `async record(entry)`):
-        the Lambda handler collects them to write after the response (runtime/after_response.py)."""
+        the Lambda handler collects them to write after the response (runtime/after_response.py).
+        Entries that settle a monthly cap's reservation still go to the group commit, before
+        the response ends."""
         self._commits = writer
 
     def finish_by(self, seconds: float | None) -> None:
@@ -174,6 +184,8 @@ class Gateway:
             log.warning("shutting down with %d requests still metering and %d entries waiting for the "
                         "table: they go to the fallback queue", len(self._pending), self._commits.backlog)
         await self._commits.close()
+        if self._settlements is not self._commits:
+            await self._settlements.close()
         for task in list(self._pending):
             task.cancel()
         while self._pending:
@@ -192,7 +204,7 @@ class Gateway:
         try:
             outcome = await self._attempts(request, calls)
         except GatewayError as error:
-            await self._commits.record(self._failed_entry(request))
+            await self._record(request, self._failed_entry(request))
             if request.attempts:
                 error.headers[ATTEMPTS_HEADER] = attempts_header(request.attempts)
             if plan.route_reason:
@@ -205,12 +217,15 @@ class Gateway:
                 request.abandoned.append((request.in_flight, "cancelled"))
             if request.abandoned:
                 # Cancelled while a provider had the request: it bills it, so it is metered.
-                await asyncio.shield(self._commits.record(self._failed_entry(request)))
+                await asyncio.shield(self._record(request, self._failed_entry(request)))
             else:
                 # Cancelled before any provider had it: give the reservation back.
                 await asyncio.shield(asyncio.to_thread(self._ledger.release, request.ledger_id, request.at,
                                                        request.reserved))
             raise
+        if outcome.finish is not None and request.settle_first:
+            await outcome.finish()  # before the response: the caller's next request reads it settled
+            outcome.finish = _settled
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
         outcome.adaptation = plan.adaptation_of(outcome.model)
@@ -239,6 +254,7 @@ class Gateway:
         bound = request_bound(request.body, [(m.info, m.speaks_anthropic) for m in models],
                               anthropic_beta=request.anthropic_beta)
         request.reserved = Estimate(bound.tokens, bound.usd)
+        request.settle_first = limits.monthly_tokens is not None or limits.monthly_usd is not None
         request.ledger_id, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, request.key, request.at,
                                                           limits, request.reserved)
         return rate
@@ -305,7 +321,7 @@ class Gateway:
                     entry.extra["usage_estimated"] = True
                     entry.extra["estimate_reason"] = ("time_limit" if relay.timed_out else
                                                       "stream_cut" if relay.error is not None else "not_reported")
-                await self._commits.record(entry)
+                await self._record(request, entry)
 
             drain_timeout = self._time_left(self._stream_timeout)
             why = (f"The gateway ended the stream after {drain_timeout:.0f} s: " + (
@@ -313,7 +329,8 @@ class Gateway:
                 else "that is its stream timeout."))
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=model.provider.secrets,
                                          on_finish=meter_stream, drain_timeout=drain_timeout,
-                                         meter_before_end=self._meter_before_response_end, timeout_message=why)
+                                         meter_before_end=self._meter_before_response_end or request.settle_first,
+                                         timeout_message=why)
             self.spawn(relay.start())
             try:
                 await relay.first()
@@ -328,12 +345,17 @@ class Gateway:
         request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")
         if estimated:
-            entry.extra["usage_estimated"] = True
+            entry.extra.update(usage_estimated=True, estimate_reason="not_reported")
 
         async def finish() -> None:
-            await self._commits.record(entry)
+            await self._record(request, entry)
 
         return Outcome(model, request.attempts, message=message, finish=finish)
+
+    async def _record(self, request: _Request, entry: LedgerEntry) -> None:
+        """To the ledger: at once when the entry settles a monthly cap's reservation, else by
+        the writer in place (under Lambda, after the response)."""
+        await (self._settlements if request.settle_first else self._commits).record(entry)
 
     def _failed_entry(self, request: _Request) -> LedgerEntry:
         """A request that ended without an answer: nothing used, unless a provider took an

@@ -40,7 +40,7 @@ EXTENSIONS_API = "2020-01-01"
 SPILL_RESERVE_S = 2.0
 # Kept back from the invocation's deadline for a response to end and its usage to be written
 # (or queued): the gateway ends every request and stream this long before the function must stop.
-LEDGER_WRITE_MARGIN_S = SPILL_RESERVE_S + 1.0
+LEDGER_WRITE_MARGIN_S = SPILL_RESERVE_S + 0.5
 
 
 class Outbox:
