@@ -9,6 +9,8 @@ bound rests on a documented limit or on a worst case stated here:
   messages, tools; media data left out) bounds the text, and its quotes and
   braces bound the per-message framing tokens. Tools add the provider's
   tool-use system prompt (Anthropic documents at most 346 tokens; 1,000 here).
+  A structured-output format is prompt too (providers put its schema in the
+  prompt): its bytes, plus 1,000 tokens for the instructions around it, as for tools.
 - Images, by their documented maxima whatever their source: Anthropic scales
   an image down to about 1.15 megapixels, at most about 1,600 tokens
   (2,000 here); OpenAI-compatible models are taken at gpt-4o-mini's
@@ -94,7 +96,7 @@ def shape_of(body: Mapping[str, Any], *, anthropic_beta: str | None = None) -> S
     mcp = bool(body.get("mcp_servers")) or any(str(tool.get("type", "")).startswith("mcp") for tool in tools)
     searches = sum(_uses(tool) for tool in server if str(tool.get("type")).startswith("web_search"))
     return Shape(
-        text_bytes=text_bytes,
+        text_bytes=text_bytes + _output_schema_bytes(body),
         images=counts["images"],
         unreadable_documents=counts["unreadable_documents"],
         has_tools=bool(tools),
@@ -103,6 +105,18 @@ def shape_of(body: Mapping[str, Any], *, anthropic_beta: str | None = None) -> S
         max_tokens=int(body.get("max_tokens") or 1024),
         long_context="context-1m" in (anthropic_beta or ""),
     )
+
+
+def _output_schema_bytes(body: Mapping[str, Any]) -> int:
+    """A structured-output format (`output_config.format`, the beta's `output_format`) is read
+    as prompt: providers put its schema in the prompt, with instructions of their own (taken
+    at the tool-use prompt's allowance). Its UTF-8 bytes bound its tokens like any other text."""
+    config = body.get("output_config")
+    formats = [body.get("output_format"), config.get("format") if isinstance(config, Mapping) else None]
+    sized = [form for form in formats if isinstance(form, Mapping)]
+    if not sized:
+        return 0
+    return len(json.dumps(sized, ensure_ascii=False, separators=(",", ":")).encode()) + TOOL_PROMPT_TOKENS * len(sized)
 
 
 def _uses(tool: Mapping[str, Any]) -> int:
