@@ -285,6 +285,22 @@ class Ledger:
 
     # ---------------------------------------------------------- reports
 
+    def months_present(self, key_ids: list[str], month: str) -> set[str]:
+        """Which of these ledger ids have a MONTH item for `month` (YYYY-MM): BatchGetItem,
+        100 keys a call, keys DynamoDB left unprocessed asked again."""
+        dynamodb = self._dynamodb()
+        found: set[str] = set()
+        for start in range(0, len(key_ids), 100):
+            keys = [{"pk": {"S": key_pk(key_id)}, "sk": {"S": f"MONTH#{month}"}}
+                    for key_id in key_ids[start:start + 100]]
+            request = {self.table: {"Keys": keys, "ProjectionExpression": "pk"}}
+            while request:
+                answer = dynamodb.batch_get_item(RequestItems=request)
+                found.update(item["pk"]["S"].removeprefix("KEY#")
+                             for item in answer.get("Responses", {}).get(self.table, []))
+                request = answer.get("UnprocessedKeys") or None
+        return found
+
     def month_report(self, key_id: str, month: str) -> dict:
         """Totals and per-day rows for one key and month (YYYY-MM)."""
         dynamodb = self._dynamodb()
