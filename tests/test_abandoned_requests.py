@@ -22,6 +22,7 @@ from tests.support.stack import new_stack, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 GPT = "openai/gpt-4o-mini"
+HAIKU = "anthropic/claude-haiku-4-5"
 LIMITS = {"none": {}, "monthly cap": {"monthly_usd": 5}}
 
 
@@ -81,3 +82,27 @@ def test_a_provider_that_refuses_the_request_is_not_charged(server, stack, api_k
     assert post(server, api_key, CLAUDE).status_code == 400
     [record] = stack.records(api_key, 1)
     assert record["cost_usd"] == 0 and "usage_estimated" not in record
+
+
+def billed(fake, model: str) -> Decimal:
+    """What the fake provider billed for one model's requests (what it reported, at its prices)."""
+    usage = [Usage(**reported) for name, reported in fake.reported if name == model.split("/", 1)[1]]
+    price = price_of(load()[model.split("/", 1)[1]])
+    return sum((cost_of(one, price) for one in usage), Decimal(0))
+
+
+@pytest.mark.parametrize("fallback", [True, False], ids=["fallback", "alone"])
+def test_a_stream_cut_after_message_start_before_its_content_is_charged_for_that_attempt(
+        server, stack, api_key, fake, fallback):
+    """The provider had begun (message_start, with its input usage): it bills the attempt,
+    whether a fallback then serves the stream or the caller gets an error."""
+    fake.cut_stream("claude-sonnet-4-5", after_events=3)  # message_start, ping, content_block_start
+    payload = {"model": CLAUDE, "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "hi"}],
+               **({"fallbacks": [HAIKU]} if fallback else {})}
+    response = httpx.post(f"{server.url}/v3/v1/messages", json=payload, headers={"x-api-key": api_key}, timeout=30)
+    assert response.status_code == (200 if fallback else 502)
+    [record] = stack.records(api_key, 1)
+    owed = billed(fake, CLAUDE) + billed(fake, HAIKU)
+    assert billed(fake, CLAUDE) > 0
+    assert record["cost_usd"] >= owed, f"the ledger charged ${record['cost_usd']}, the providers billed ${owed}"
+    assert record["usage_estimated"] is True and record["estimate_reason"] == "stream_cut"

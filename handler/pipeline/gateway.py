@@ -337,6 +337,10 @@ class Gateway:
             except asyncio.CancelledError:
                 relay.abandon()  # the deadline (or the client) ended the attempt before the first content
                 raise
+            except GatewayError:
+                if relay.opened:  # cut after message_start: the provider had begun, and bills it
+                    request.abandoned.append((model, "stream_cut"))
+                raise
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
             return Outcome(model, request.attempts, stream=relay)
         message = upstream.checked_message(result, secrets=model.provider.secrets)
@@ -358,19 +362,25 @@ class Gateway:
         await (self._settlements if request.settle_first else self._commits).record(entry)
 
     def _failed_entry(self, request: _Request) -> LedgerEntry:
-        """A request that ended without an answer: nothing used, unless a provider took an
-        attempt the gateway gave up on; that is settled at its bound, flagged as an estimate."""
-        if not request.abandoned:
-            return self._entry(request, None, Usage(), "error")
-        usage, usd = abandoned_usage(request.body, [(m.info, m.speaks_anthropic) for m, _ in request.abandoned],
-                                     anthropic_beta=request.anthropic_beta)
-        model, reason = request.abandoned[-1]
-        entry = self._entry(request, model, usage, "error")
-        entry.cost_usd = usd
-        entry.extra.update(usage_estimated=True, estimate_reason=reason)
-        return entry
+        """A request that ended without an answer: nothing used but what attempts a provider
+        took and the gateway gave up on are settled at (see `_entry`)."""
+        return self._entry(request, request.abandoned[-1][0] if request.abandoned else None, Usage(), "error")
 
     def _entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:
+        """The request's entry: what the serving model reported, plus the bound of every attempt
+        a provider took and the gateway gave up on (flagged as an estimate, with the reason)."""
+        entry = self._reported_entry(request, model, usage, status)
+        if request.abandoned:
+            extra, usd = abandoned_usage(request.body, [(m.info, m.speaks_anthropic) for m, _ in request.abandoned],
+                                         anthropic_beta=request.anthropic_beta)
+            entry.usage = Usage(usage.input_tokens + extra.input_tokens, usage.output_tokens + extra.output_tokens,
+                                usage.cache_creation_input_tokens, usage.cache_read_input_tokens,
+                                dict(usage.server_tool_use))
+            entry.cost_usd += usd
+            entry.extra.update(usage_estimated=True, estimate_reason=request.abandoned[-1][1])
+        return entry
+
+    def _reported_entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:
         price = price_of(model.info) if model is not None else None
         return LedgerEntry(
             key_id=request.ledger_id or request.key.key_id,

@@ -217,6 +217,7 @@ class StreamRelay:
         self._meter_before_end = meter_before_end
         self._timeout_message = timeout_message
         self.timed_out = False  # the gateway ended the stream at drain_timeout, not the provider
+        self.opened = False  # message_start came: the provider took the request (and may bill it)
         self._parser = sse.Parser()
         self._queue: asyncio.Queue = asyncio.Queue()
         self._reader: asyncio.Task | None = None
@@ -379,6 +380,7 @@ class StreamRelay:
         if not isinstance(data, dict):
             raise GatewayError(502, "The upstream stream sent an event that is not an object.", error_type="api_error")
         if event.name == "message_start":
+            self.opened = True
             data.setdefault("message", {})["model"] = self._model_id
             self.usage.update(data["message"].get("usage"))
             return sse.encode("message_start", data)
