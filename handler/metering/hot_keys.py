@@ -78,7 +78,10 @@ def reserve(ledger, key: ApiKey, at: datetime, limits: Limits, estimate: Estimat
         except GatewayError as error:
             if error.status != 429:
                 raise
-            refused = error
+            # The soonest retry is the true one: a shard whose room is held by requests in
+            # flight frees it in seconds, even when another shard's month is used up.
+            if refused is None or _retry_after(error) < _retry_after(refused):
+                refused = error
             continue
         if rate is not None:  # the headers speak of the key's whole limit
             rate = replace(rate, limit=limits.rpm, remaining=min(limits.rpm, rate.remaining * len(ids)))
@@ -91,6 +94,10 @@ def every_ledger_id(key_id: str) -> list[str]:
     """Every ledger id a key can have used, whatever its ledger_shards was: the key id, and
     shards .s00 to .s63 (a layout of S shards uses the first S)."""
     return [key_id, *ledger_ids(key_id, MAX_SHARDS)]
+
+
+def _retry_after(error: GatewayError) -> int:
+    return int(error.headers.get("retry-after", 0))
 
 
 def month_report(ledger, key: ApiKey, month: str) -> dict:
