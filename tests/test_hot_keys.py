@@ -123,12 +123,13 @@ def test_a_sharded_key_refused_everywhere_is_told_the_soonest_retry():
               "k_1.s01": {"budget_tokens": 1000, "input_tokens": 10}}    # held by requests in flight
 
     class Refusing:
-        def reserve(self, ledger_id, when, limits, estimate):
+        def reserve(self, ledger_id, when, limits, estimate, whole=None):
             old = months[ledger_id]
-            raise _refused(refusal_reason(old, when, limits, estimate), when, limits, old)
+            raise _refused(refusal_reason(old, when, limits, estimate, whole=whole), when, limits, old)
 
     key = ApiKey(key_id="k_1", name="busy", limits={"monthly_tokens": 2000, "ledger_shards": 2})
     for _ in range(8):  # the shards are tried in random order
         with pytest.raises(Exception) as caught:
             hot_keys.reserve(Refusing(), key, at, Limits(monthly_tokens=2000), Estimate(100, Decimal(0)))
         assert int(caught.value.headers["retry-after"]) <= 5, caught.value.message
+        assert "limit (2000)" in caught.value.message, "the refusal named a shard's share as the key's limit"

@@ -74,7 +74,7 @@ def reserve(ledger, key: ApiKey, at: datetime, limits: Limits, estimate: Estimat
     refused: GatewayError | None = None
     for index in random.sample(range(len(ids)), len(ids)):
         try:
-            rate = ledger.reserve(ids[index], at, share(limits, len(ids), index), estimate)
+            rate = ledger.reserve(ids[index], at, share(limits, len(ids), index), estimate, whole=limits)
         except GatewayError as error:
             if error.status != 429:
                 raise

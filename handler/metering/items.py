@@ -299,30 +299,36 @@ def _settled_tokens(old: Mapping[str, Any]) -> int:
     return sum(int(old.get(name, 0)) for name in TOKEN_FIELDS)
 
 
-def refusal_reason(old: Mapping[str, Any], at: datetime, limits: Limits, estimate: Estimate) -> Refusal | None:
+def refusal_reason(old: Mapping[str, Any], at: datetime, limits: Limits, estimate: Estimate, *,
+                   whole: Limits | None = None) -> Refusal | None:
     """Why a reservation was refused, from the item as it was; None if only the rpm window moved on.
 
     A monthly cap refuses for one of two reasons, told apart because the retry differs: the
     month's settled usage leaves no room for this request (it stays refused until the month
-    ends), or reservations of requests still in flight hold the room (retry in seconds)."""
-    for cap, budget, settled, needed, name, unit, what in (
-            (limits.monthly_tokens, old.get("budget_tokens", 0), _settled_tokens(old), estimate.tokens,
-             "monthly_tokens", "", "token limit"),
-            (limits.monthly_usd, old.get("budget_usd", Decimal(0)), Decimal(str(old.get("cost_usd", 0))),
-             estimate.usd, "monthly_usd", "$", "spend limit")):
+    ends), or reservations of requests still in flight hold the room (retry in seconds).
+    `whole`: the key's limits when `limits` are one ledger shard's share (metering/hot_keys.py):
+    the message speaks of those, and of the shard's usage as the shard's."""
+    shown = whole or limits
+    for cap, key_cap, budget, settled, needed, name, unit, what in (
+            (limits.monthly_tokens, shown.monthly_tokens, old.get("budget_tokens", 0), _settled_tokens(old),
+             estimate.tokens, "monthly_tokens", "", "token limit"),
+            (limits.monthly_usd, shown.monthly_usd, old.get("budget_usd", Decimal(0)),
+             Decimal(str(old.get("cost_usd", 0))), estimate.usd, "monthly_usd", "$", "spend limit")):
         if cap is None or budget <= cap - needed:
             continue
         if settled + needed > cap:
+            used = (f"{_amount(unit, settled)} used this month" if whole is None else
+                    f"{_amount(unit, settled)} used this month in a ledger shard whose share is {_amount(unit, cap)}")
             return Refusal(name, seconds_to_next_month(at),
-                           f"This key's monthly {what} ({_amount(unit, cap)}) would be exceeded: "
-                           f"{_amount(unit, settled)} used this month and this request may use up to "
-                           f"{_amount(unit, needed)}. The limit resets at the start of next month (UTC).")
+                           f"This key's monthly {what} ({_amount(unit, key_cap)}) would be exceeded: {used} "
+                           f"and this request may use up to {_amount(unit, needed)}. The limit resets at the "
+                           f"start of next month (UTC).")
         return Refusal(name, IN_FLIGHT_RETRY_S,
-                       f"This key's monthly {what} ({_amount(unit, cap)}) is held by requests still in flight; "
-                       f"retry in a few seconds.")
+                       f"This key's monthly {what} ({_amount(unit, key_cap)}) is held by requests still in "
+                       f"flight; retry in a few seconds.")
     if limits.rpm is not None and old.get("rpm_window") == minute_window(at) and old.get("rpm_count", 0) >= limits.rpm:
         return Refusal("rpm", seconds_to_next_minute(at),
-                       f"This key's rate limit ({limits.rpm} requests per minute) is reached.")
+                       f"This key's rate limit ({shown.rpm} requests per minute) is reached.")
     return None
 
 

@@ -135,12 +135,14 @@ class Ledger:
 
     # ---------------------------------------------------------- limits
 
-    def reserve(self, key_id: str, at: datetime, limits: Limits, estimate: Estimate) -> RateInfo | None:
+    def reserve(self, key_id: str, at: datetime, limits: Limits, estimate: Estimate, *,
+                whole: Limits | None = None) -> RateInfo | None:
         """Count the request against its rpm and reserve its estimate, or refuse with 429.
+        `whole`: the key's limits when `limits` are a ledger shard's share (for the refusal's words).
 
         Fails closed: if DynamoDB cannot answer, a key with limits gets 503.
         """
-        alone = refusal_reason({}, at, limits, estimate)
+        alone = refusal_reason({}, at, limits, estimate, whole=whole)
         if alone is not None:  # this request would pass the cap on an empty month
             raise _refused(alone, at, limits, {})
         dynamodb = self._dynamodb()
@@ -153,7 +155,7 @@ class Ledger:
                 if exc.response["Error"].get("Code") != "ConditionalCheckFailedException":
                     raise self._limits_unavailable(exc) from None
                 old = from_item(exc.response.get("Item") or {})
-                refusal = refusal_reason(old, at, limits, estimate)
+                refusal = refusal_reason(old, at, limits, estimate, whole=whole)
                 if refusal is not None:
                     raise _refused(refusal, at, limits, old)
                 same_window = old.get("rpm_window") == minute_window(at)
