@@ -123,6 +123,25 @@ class RefuseAmbiguousFraming:
         await self.app(scope, receive, send)
 
 
+async def _while_connected(stream, request: Request):
+    """A stream's events, none of them for a client that left before the first.
+
+    uvicorn drops, without a word, what is sent to a client that has gone; a stream
+    read whole by then would count as delivered. Leaving the relay after its first
+    event tells it the response lost its client (it meters the stream as such)."""
+    events = stream.__aiter__()
+    try:
+        async for event in events:
+            if await request.is_disconnected():
+                return
+            yield event
+            break
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()
+
+
 def _error_response(error: GatewayError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
@@ -253,7 +272,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
                  "completion": outcome.message["content"] if outcome.message else "(streamed)"}))
         if outcome.stream is not None:
             return StreamingResponse(
-                outcome.stream,
+                _while_connected(outcome.stream, request),
                 media_type="text/event-stream",
                 headers={**outcome.headers(), "cache-control": "no-cache", "x-accel-buffering": "no"},
             )

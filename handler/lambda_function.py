@@ -4,6 +4,10 @@ API Gateway includes a named stage in the path it hands over (HTTP API's
 `rawPath` is `/prod/v3/...`); the routes are stage-free, so the prefix is
 stripped per event rather than fixed at deploy time.
 
+Every request of an invocation ends, streams included, its remaining time less
+LEDGER_WRITE_MARGIN_S after it began (Gateway.finish_by): a stream longer than
+that ends with an `error` event, metered as far as it went.
+
 Usage is written after the response: the gateway's ledger entries collect in
 an outbox while Mangum runs the app, and after_response's internal extension
 writes them once the runtime has posted the response (registered here, during
@@ -24,7 +28,7 @@ from mangum import Mangum
 from .app import app
 from .protocol.errors import error_body, should_retry_headers
 from .runtime import snapstart  # noqa: F401  SnapStart: restore hooks registered at init
-from .runtime.after_response import AfterResponse, Outbox
+from .runtime.after_response import LEDGER_WRITE_MARGIN_S, AfterResponse, Outbox
 
 _mangum = Mangum(app, lifespan="off")
 _loop = asyncio.new_event_loop()
@@ -123,11 +127,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                   context.get_remaining_time_in_millis() / 1000)
         return _refusal(reason)
     loop = _current_loop()
+    # Responses are buffered: a stream ends, and its usage is handed over, before the function's deadline.
+    app.state.gateway.finish_by(context.get_remaining_time_in_millis() / 1000 - LEDGER_WRITE_MARGIN_S)
     try:
         response = _mangum(strip_stage(_with_empty_headers(event)), context)
         # A stream's reader and the writes it leads to end after the response: wait for them here.
         loop.run_until_complete(app.state.gateway.drain())
     finally:
+        app.state.gateway.finish_by(None)
         _after_response.hand_over(getattr(context, "aws_request_id", None), _outbox.take(),
                                   context.get_remaining_time_in_millis() / 1000)
     return response

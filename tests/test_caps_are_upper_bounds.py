@@ -9,6 +9,7 @@ are metered and priced per use, in the record and in `cost_usd`.
 from __future__ import annotations
 
 import base64
+import json
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -58,6 +59,18 @@ def test_server_tools_reserve_their_loop_and_their_fees():
     bound = request_bound(body, [(SONNET, True)])
     assert bound.tokens >= 9 * SONNET["max_input_tokens"] + 10 * 100  # 10 iterations, each may write max_tokens
     assert bound.usd >= 99 * Decimal("0.01")
+
+
+def test_a_structured_output_schema_counts_in_the_reservation():
+    """Providers put the answer's schema in the prompt: it is billed as input, so it is reserved."""
+    schema = {"type": "object", "properties": {f"field_{n}": {"type": "string", "description": "word " * 40}
+                                               for n in range(50)}}
+    plain = {"max_tokens": 10, "messages": ask("fill it in")}
+    without = request_bound(plain, [(SONNET, True)]).tokens
+    for shaped in ({**plain, "output_config": {"format": {"type": "json_schema", "schema": schema}}},
+                   {**plain, "output_format": {"type": "json_schema", "schema": schema}}):
+        assert request_bound(shaped, [(SONNET, True)]).tokens >= without + len(json.dumps(schema)), \
+            "a 10 kB schema the provider reads as prompt was left out of the reservation"
 
 
 def test_a_web_search_is_metered_and_priced_per_use(server, stack, api_key):

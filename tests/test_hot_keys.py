@@ -107,3 +107,29 @@ def test_a_sharded_key_never_passes_its_rpm_even_with_fewer_requests_a_minute_th
                            json={"model": CLAUDE, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
                            ).status_code for _ in range(6)]
     assert statuses.count(200) == 1 and statuses.count(429) == 5, statuses
+
+
+def test_a_sharded_key_refused_everywhere_is_told_the_soonest_retry():
+    """One shard's month is used up, another's room is held by requests in flight: the caller is
+    told to retry in seconds (the second shard's room comes back), not at the month's end."""
+    from datetime import datetime, timezone
+
+    from handler.keys.store import ApiKey
+    from handler.metering.items import Estimate, refusal_reason
+    from handler.metering.ledger import _refused
+
+    at = datetime(2026, 12, 6, 12, tzinfo=timezone.utc)
+    months = {"k_1.s00": {"budget_tokens": 1000, "input_tokens": 1000},  # used up
+              "k_1.s01": {"budget_tokens": 1000, "input_tokens": 10}}    # held by requests in flight
+
+    class Refusing:
+        def reserve(self, ledger_id, when, limits, estimate, whole=None):
+            old = months[ledger_id]
+            raise _refused(refusal_reason(old, when, limits, estimate, whole=whole), when, limits, old)
+
+    key = ApiKey(key_id="k_1", name="busy", limits={"monthly_tokens": 2000, "ledger_shards": 2})
+    for _ in range(8):  # the shards are tried in random order
+        with pytest.raises(Exception) as caught:
+            hot_keys.reserve(Refusing(), key, at, Limits(monthly_tokens=2000), Estimate(100, Decimal(0)))
+        assert int(caught.value.headers["retry-after"]) <= 5, caught.value.message
+        assert "limit (2000)" in caught.value.message, "the refusal named a shard's share as the key's limit"

@@ -12,12 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import time
+
 import anthropic
 import httpx
 import pytest
+from moto.dynamodb.models import DynamoDBBackend
 
 from handler.metering.bounds import request_bound
-from handler.metering.items import Estimate, LedgerEntry, Limits, refusal_reason
+from handler.metering.items import IN_FLIGHT_RETRY_S, Estimate, LedgerEntry, Limits, refusal_reason
 from handler.protocol.usage import Usage
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -122,6 +125,47 @@ def test_refusal_reasons_name_the_limit_and_when_to_retry():
     small = Estimate(10, Decimal(0))
     rpm = refusal_reason({"rpm_window": "2026-11-30T23:59", "rpm_count": 2}, at, limits, small)
     assert (rpm.limit, rpm.retry_after) == ("rpm", 30)
-    monthly = refusal_reason({"budget_tokens": 995}, at, limits, small)
+    monthly = refusal_reason({"budget_tokens": 995, "input_tokens": 995}, at, limits, small)
     assert (monthly.limit, monthly.retry_after) == ("monthly_tokens", 30)
+    held = refusal_reason({"budget_tokens": 995, "input_tokens": 100}, at, limits, small)
+    assert (held.limit, held.retry_after) == ("monthly_tokens", IN_FLIGHT_RETRY_S)
     assert refusal_reason({"rpm_window": "2026-11-30T23:58", "rpm_count": 9}, at, limits, small) is None
+
+
+def test_sequential_requests_near_a_cap_never_see_a_month_long_429_turn_into_a_200(server, stack, fake,
+                                                                                   monkeypatch):
+    """One caller, one request at a time, and a table that takes a moment to write: the previous
+    request is settled before its response ends, so a refusal means the month's settled spend
+    leaves no room, and it stays."""
+    original = DynamoDBBackend.transact_write_items
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items",
+                        lambda backend, *a, **k: (time.sleep(0.2), original(backend, *a, **k))[1])
+    key = stack.add_key(limits={"monthly_usd": 0.002})
+    statuses, refused = [], None
+    for _ in range(40):
+        response = post(server, key)
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            assert int(response.headers["retry-after"]) > 3600, \
+                f"a lone caller was refused for requests in flight: {response.json()['error']['message']}"
+            refused = refused or response
+            if statuses[-3:] == [429] * 3:
+                break
+        else:
+            assert response.status_code == 200 and refused is None, \
+                f"a 429 that said to wait for the month's end turned into a 200: {statuses}"
+    assert refused is not None, f"the cap never refused: {statuses}"
+    message = refused.json()["error"]["message"]
+    assert "monthly spend limit ($0.002) would be exceeded" in message and "next month" in message, message
+
+
+def test_a_refusal_because_requests_in_flight_hold_the_room_says_so_and_to_retry_soon(server, stack, fake):
+    key = stack.add_key(limits={"monthly_usd": 0.002})
+    fake.delay("claude-sonnet-4-5", 1.0, times=8)
+    responses = parallel(server, key, 8)
+    refused = [r for r in responses if r.status_code == 429]
+    assert refused and len(refused) < 8
+    for response in refused:
+        assert "in flight" in response.json()["error"]["message"]
+        assert int(response.headers["retry-after"]) <= IN_FLIGHT_RETRY_S, "told to wait for the month's end"
+    assert post(server, key).status_code == 200, "the room the requests in flight held never came back"

@@ -296,3 +296,17 @@ def test_with_meter_before_response_end_a_response_ends_only_once_its_usage_is_w
             client.messages.create(model=CLAUDE, max_tokens=20, messages=ask())
         written_when_the_response_ended = stack.items(key, "REQ#")
     assert len(written_when_the_response_ended) == 1
+
+
+def test_a_stream_whose_client_left_before_its_first_byte_is_recorded_as_a_disconnect(moto_endpoint, fake):
+    stack = new_stack(fake.url)
+    key = stack.add_key()
+    fake.delay("claude-sonnet-4-5", 1.0, times=1)  # the client gives up while the gateway waits for it
+    payload = {"model": CLAUDE, "max_tokens": 20, "messages": ask("one two"), "stream": True}
+    with serve(stack) as server:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{server.url}/v3/v1/messages", json=payload, headers={"x-api-key": key}, timeout=0.4)
+        [record] = stack.records(key, 1, timeout=15)
+    assert record["status"] == "client_disconnected", "a stream no one received was recorded as delivered"
+    [(_, reported)] = fake.reported
+    assert usage_of(record) == reported, "the stream was not metered in full"

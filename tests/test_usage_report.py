@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 
 import anthropic
@@ -176,3 +177,26 @@ def test_a_malformed_month_is_refused_by_the_cli(three_keys):
     stack, _ = three_keys
     result = admin_usage(stack, "--month", "2026-13")
     assert result.returncode == 1 and "YYYY-MM" in result.stderr
+
+
+def test_a_month_whose_ledger_shards_changed_reports_every_layout_it_used(moto_endpoint, fake):
+    """An operator spreads a busy key over ledger shards mid-month: its report still counts the
+    requests written under the key id before, and those written to the shards after."""
+    stack = new_stack(fake.url)
+    key = stack.add_key()
+    ask = {"model": CLAUDE, "max_tokens": 20, "messages": [{"role": "user", "content": "one"}]}
+
+    def report(server) -> dict:
+        return httpx.get(f"{server.url}/v3/usage", headers={"x-api-key": key}).json()
+
+    with serve(stack) as server:
+        assert httpx.post(f"{server.url}/v3/v1/messages", json=ask, headers={"x-api-key": key}).status_code == 200
+        stack.records(key, 1)
+    next(entry for entry in stack.keys if entry["key_id"] == stack.key_id(key))["limits"] = {"ledger_shards": 4}
+    stack.put_keys()
+    with serve(stack) as server:  # a fresh app reads the key's new entry
+        assert httpx.post(f"{server.url}/v3/v1/messages", json=ask, headers={"x-api-key": key}).status_code == 200
+        deadline = time.monotonic() + 10
+        while (totals := report(server)["totals"])["requests"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert totals["requests"] == 2, f"the month's report lost the requests of its earlier layout: {totals}"

@@ -9,6 +9,8 @@ bound rests on a documented limit or on a worst case stated here:
   messages, tools; media data left out) bounds the text, and its quotes and
   braces bound the per-message framing tokens. Tools add the provider's
   tool-use system prompt (Anthropic documents at most 346 tokens; 1,000 here).
+  A structured-output format is prompt too (providers put its schema in the
+  prompt): its bytes, plus 1,000 tokens for the instructions around it, as for tools.
 - Images, by their documented maxima whatever their source: Anthropic scales
   an image down to about 1.15 megapixels, at most about 1,600 tokens
   (2,000 here); OpenAI-compatible models are taken at gpt-4o-mini's
@@ -39,6 +41,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
 from ..protocol.content import KNOWN_BLOCK_TYPES, content_blocks
+from ..protocol.usage import Usage
 from .pricing import USD_QUANTUM, Price, price_of
 
 TOOL_PROMPT_TOKENS = 1_000
@@ -125,7 +128,7 @@ def shape_of(body: Mapping[str, Any], *, anthropic_beta: str | None = None) -> S
     mcp = bool(body.get("mcp_servers")) or any(str(tool.get("type", "")).startswith("mcp") for tool in tools)
     searches = sum(_uses(tool) for tool in server if str(tool.get("type")).startswith("web_search"))
     return Shape(
-        text_bytes=text_bytes,
+        text_bytes=text_bytes + _output_schema_bytes(body),
         images=counts["images"],
         unreadable_documents=counts["unreadable_documents"],
         has_tools=bool(tools),
@@ -134,6 +137,18 @@ def shape_of(body: Mapping[str, Any], *, anthropic_beta: str | None = None) -> S
         max_tokens=int(body.get("max_tokens") or 1024),
         long_context="context-1m" in (anthropic_beta or ""),
     )
+
+
+def _output_schema_bytes(body: Mapping[str, Any]) -> int:
+    """A structured-output format (`output_config.format`, the beta's `output_format`) is read
+    as prompt: providers put its schema in the prompt, with instructions of their own (taken
+    at the tool-use prompt's allowance). Its UTF-8 bytes bound its tokens like any other text."""
+    config = body.get("output_config")
+    formats = [body.get("output_format"), config.get("format") if isinstance(config, Mapping) else None]
+    sized = [form for form in formats if isinstance(form, Mapping)]
+    if not sized:
+        return 0
+    return len(json.dumps(sized, ensure_ascii=False, separators=(",", ":")).encode()) + TOOL_PROMPT_TOKENS * len(sized)
 
 
 def _uses(tool: Mapping[str, Any]) -> int:
@@ -163,6 +178,9 @@ def _is_rate(value: Any) -> bool:
 class Bound:
     tokens: int
     usd: Decimal
+    # The split of `tokens`, for settling a request the gateway gave up on at its bound.
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 def bound_for(shape: Shape, info: Mapping[str, Any], *, anthropic: bool) -> Bound:
@@ -181,7 +199,7 @@ def bound_for(shape: Shape, info: Mapping[str, Any], *, anthropic: bool) -> Boun
     usd = Decimal(0)
     if price is not None:
         usd = input_tokens * price.input + output_tokens * price.output + shape.web_searches * price.web_search
-    return Bound(input_tokens + output_tokens, usd.quantize(USD_QUANTUM))
+    return Bound(input_tokens + output_tokens, usd.quantize(USD_QUANTUM), input_tokens, output_tokens)
 
 
 def request_bound(body: Mapping[str, Any], candidates: Iterable[tuple[Mapping[str, Any], bool]], *,
@@ -192,3 +210,15 @@ def request_bound(body: Mapping[str, Any], candidates: Iterable[tuple[Mapping[st
     if not bounds:
         return Bound(0, Decimal(0))
     return Bound(max(b.tokens for b in bounds), max(b.usd for b in bounds))
+
+
+def abandoned_usage(body: Mapping[str, Any], taken: Iterable[tuple[Mapping[str, Any], bool]], *,
+                    anthropic_beta: str | None = None) -> tuple[Usage, Decimal]:
+    """What a request is settled at when the gateway gave up on attempts a provider had taken
+    (its deadline passed, its caller went away): each such model's bound, in input and output
+    tokens and at its dearest rates, summed. The provider may bill the whole answer after the
+    gateway left; it cannot bill more than this."""
+    shape = shape_of(body, anthropic_beta=anthropic_beta)
+    bounds = [bound_for(shape, info, anthropic=anthropic) for info, anthropic in taken]
+    usage = Usage(input_tokens=sum(b.input_tokens for b in bounds), output_tokens=sum(b.output_tokens for b in bounds))
+    return usage, sum((b.usd for b in bounds), Decimal(0))

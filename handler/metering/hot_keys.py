@@ -74,11 +74,14 @@ def reserve(ledger, key: ApiKey, at: datetime, limits: Limits, estimate: Estimat
     refused: GatewayError | None = None
     for index in random.sample(range(len(ids)), len(ids)):
         try:
-            rate = ledger.reserve(ids[index], at, share(limits, len(ids), index), estimate)
+            rate = ledger.reserve(ids[index], at, share(limits, len(ids), index), estimate, whole=limits)
         except GatewayError as error:
             if error.status != 429:
                 raise
-            refused = error
+            # The soonest retry is the true one: a shard whose room is held by requests in
+            # flight frees it in seconds, even when another shard's month is used up.
+            if refused is None or _retry_after(error) < _retry_after(refused):
+                refused = error
             continue
         if rate is not None:  # the headers speak of the key's whole limit
             rate = replace(rate, limit=limits.rpm, remaining=min(limits.rpm, rate.remaining * len(ids)))
@@ -87,9 +90,23 @@ def reserve(ledger, key: ApiKey, at: datetime, limits: Limits, estimate: Estimat
     raise refused
 
 
+def every_ledger_id(key_id: str) -> list[str]:
+    """Every ledger id a key can have used, whatever its ledger_shards was: the key id, and
+    shards .s00 to .s63 (a layout of S shards uses the first S)."""
+    return [key_id, *ledger_ids(key_id, MAX_SHARDS)]
+
+
+def _retry_after(error: GatewayError) -> int:
+    return int(error.headers.get("retry-after", 0))
+
+
 def month_report(ledger, key: ApiKey, month: str) -> dict:
-    """One key's month, its shards summed (totals and each day)."""
-    reports = [ledger.month_report(ledger_id, month) for ledger_id in ledger_ids(key.key_id, shards_of(key))]
+    """One key's month, its shards summed (totals and each day): every layout the month used,
+    since `ledger_shards` may have changed during it (the current layout is always read)."""
+    current = ledger_ids(key.key_id, shards_of(key))
+    used = ledger.months_present(every_ledger_id(key.key_id), month)
+    ids = [ledger_id for ledger_id in every_ledger_id(key.key_id) if ledger_id in used or ledger_id in current]
+    reports = [ledger.month_report(ledger_id, month) for ledger_id in ids]
     if len(reports) == 1:
         return reports[0]
     days: dict[str, dict] = {}

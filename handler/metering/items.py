@@ -285,19 +285,50 @@ def reservation_update(table: str, key_id: str, at: datetime, limits: Limits, es
     return request
 
 
-def refusal_reason(old: Mapping[str, Any], at: datetime, limits: Limits, estimate: Estimate) -> Refusal | None:
-    """Why a reservation was refused, from the item as it was; None if only the rpm window moved on."""
-    if limits.monthly_tokens is not None:
-        if estimate.tokens > limits.monthly_tokens or old.get("budget_tokens", 0) > limits.monthly_tokens - estimate.tokens:
-            return Refusal("monthly_tokens", seconds_to_next_month(at),
-                           f"This key's monthly token limit ({limits.monthly_tokens}) would be exceeded.")
-    if limits.monthly_usd is not None:
-        if old.get("budget_usd", Decimal(0)) > limits.monthly_usd - estimate.usd:
-            return Refusal("monthly_usd", seconds_to_next_month(at),
-                           f"This key's monthly spend limit (${limits.monthly_usd}) would be exceeded.")
+# A refusal because reservations of requests in flight hold the room: they settle within
+# a request's deadline (or a stream's end), so the caller is told to retry this soon.
+IN_FLIGHT_RETRY_S = 5
+
+
+def _amount(unit: str, value: Any) -> str:
+    """`$0.00047` or `1200`, never in exponent form."""
+    return f"{unit}{Decimal(str(value)).normalize():f}"
+
+
+def _settled_tokens(old: Mapping[str, Any]) -> int:
+    return sum(int(old.get(name, 0)) for name in TOKEN_FIELDS)
+
+
+def refusal_reason(old: Mapping[str, Any], at: datetime, limits: Limits, estimate: Estimate, *,
+                   whole: Limits | None = None) -> Refusal | None:
+    """Why a reservation was refused, from the item as it was; None if only the rpm window moved on.
+
+    A monthly cap refuses for one of two reasons, told apart because the retry differs: the
+    month's settled usage leaves no room for this request (it stays refused until the month
+    ends), or reservations of requests still in flight hold the room (retry in seconds).
+    `whole`: the key's limits when `limits` are one ledger shard's share (metering/hot_keys.py):
+    the message speaks of those, and of the shard's usage as the shard's."""
+    shown = whole or limits
+    for cap, key_cap, budget, settled, needed, name, unit, what in (
+            (limits.monthly_tokens, shown.monthly_tokens, old.get("budget_tokens", 0), _settled_tokens(old),
+             estimate.tokens, "monthly_tokens", "", "token limit"),
+            (limits.monthly_usd, shown.monthly_usd, old.get("budget_usd", Decimal(0)),
+             Decimal(str(old.get("cost_usd", 0))), estimate.usd, "monthly_usd", "$", "spend limit")):
+        if cap is None or budget <= cap - needed:
+            continue
+        if settled + needed > cap:
+            used = (f"{_amount(unit, settled)} used this month" if whole is None else
+                    f"{_amount(unit, settled)} used this month in a ledger shard whose share is {_amount(unit, cap)}")
+            return Refusal(name, seconds_to_next_month(at),
+                           f"This key's monthly {what} ({_amount(unit, key_cap)}) would be exceeded: {used} "
+                           f"and this request may use up to {_amount(unit, needed)}. The limit resets at the "
+                           f"start of next month (UTC).")
+        return Refusal(name, IN_FLIGHT_RETRY_S,
+                       f"This key's monthly {what} ({_amount(unit, key_cap)}) is held by requests still in "
+                       f"flight; retry in a few seconds.")
     if limits.rpm is not None and old.get("rpm_window") == minute_window(at) and old.get("rpm_count", 0) >= limits.rpm:
         return Refusal("rpm", seconds_to_next_minute(at),
-                       f"This key's rate limit ({limits.rpm} requests per minute) is reached.")
+                       f"This key's rate limit ({shown.rpm} requests per minute) is reached.")
     return None
 
 

@@ -139,12 +139,14 @@ class Ledger:
 
     # ---------------------------------------------------------- limits
 
-    def reserve(self, key_id: str, at: datetime, limits: Limits, estimate: Estimate) -> RateInfo | None:
+    def reserve(self, key_id: str, at: datetime, limits: Limits, estimate: Estimate, *,
+                whole: Limits | None = None) -> RateInfo | None:
         """Count the request against its rpm and reserve its estimate, or refuse with 429.
+        `whole`: the key's limits when `limits` are a ledger shard's share (for the refusal's words).
 
         Fails closed: if DynamoDB cannot answer, a key with limits gets 503.
         """
-        alone = refusal_reason({}, at, limits, estimate)
+        alone = refusal_reason({}, at, limits, estimate, whole=whole)
         if alone is not None:  # this request would pass the cap on an empty month
             raise _refused(alone, at, limits, {})
         dynamodb = self._dynamodb()
@@ -157,7 +159,7 @@ class Ledger:
                 if exc.response["Error"].get("Code") != "ConditionalCheckFailedException":
                     raise self._limits_unavailable(exc) from None
                 old = from_item(exc.response.get("Item") or {})
-                refusal = refusal_reason(old, at, limits, estimate)
+                refusal = refusal_reason(old, at, limits, estimate, whole=whole)
                 if refusal is not None:
                     raise _refused(refusal, at, limits, old)
                 same_window = old.get("rpm_window") == minute_window(at)
@@ -288,6 +290,22 @@ class Ledger:
             "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
 
     # ---------------------------------------------------------- reports
+
+    def months_present(self, key_ids: list[str], month: str) -> set[str]:
+        """Which of these ledger ids have a MONTH item for `month` (YYYY-MM): BatchGetItem,
+        100 keys a call, keys DynamoDB left unprocessed asked again."""
+        dynamodb = self._dynamodb()
+        found: set[str] = set()
+        for start in range(0, len(key_ids), 100):
+            keys = [{"pk": {"S": key_pk(key_id)}, "sk": {"S": f"MONTH#{month}"}}
+                    for key_id in key_ids[start:start + 100]]
+            request = {self.table: {"Keys": keys, "ProjectionExpression": "pk"}}
+            while request:
+                answer = dynamodb.batch_get_item(RequestItems=request)
+                found.update(item["pk"]["S"].removeprefix("KEY#")
+                             for item in answer.get("Responses", {}).get(self.table, []))
+                request = answer.get("UnprocessedKeys") or None
+        return found
 
     def month_report(self, key_id: str, month: str) -> dict:
         """Totals and per-day rows for one key and month (YYYY-MM)."""

@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 from ..cache import RefreshingValue
 from ..keys.store import ApiKey
 from ..metering import hot_keys
-from ..metering.bounds import request_bound
+from ..metering.bounds import abandoned_usage, request_bound
 from ..metering.group_commit import DEFAULT_MAX_BACKLOG, GroupCommit
 from ..metering.items import Estimate, LedgerEntry, Limits
 from ..metering.ledger import Ledger, RateInfo
@@ -53,6 +53,10 @@ class Attempt:
 
     def as_dict(self) -> dict:
         return {"model": self.model_id, "status": self.status, "latency_ms": self.latency_ms}
+
+
+async def _settled() -> None:
+    """The finish of a response whose entry was written before it."""
 
 
 def attempts_header(attempts: list[Attempt]) -> str:
@@ -95,6 +99,13 @@ class _Request:
     reserved: Estimate = field(default_factory=lambda: Estimate(0, Decimal(0)))
     attempts: list[Attempt] = field(default_factory=list)
     ledger_id: str = ""  # the key id, or for a busy key one of its ledger shards (metering/hot_keys.py)
+    # The model whose provider has the request now, and the attempts a provider took that the
+    # gateway gave up on (model, why: "deadline", "cancelled"): those are billed all the same.
+    in_flight: Model | None = None
+    abandoned: list[tuple[Model, str]] = field(default_factory=list)
+    # A key with a monthly cap: its reservation is settled before the response ends, so the
+    # caller's next request never finds it still held (and is never refused for it).
+    settle_first: bool = False
 
 
 class Gateway:
@@ -116,6 +127,7 @@ class Gateway:
         self._catalogue = catalogue
         self._ledger = ledger
         self._commits = GroupCommit(ledger, max_backlog=max_ledger_backlog)
+        self._settlements = self._commits  # entries settling a monthly cap's reservation: written at once
         self._deadline = deadline
         self._stream_timeout = stream_timeout
         self._meter_before_response_end = meter_before_response_end
@@ -125,11 +137,25 @@ class Gateway:
         self._send = send
         self._clock = clock
         self._now = now
+        self._finish_by: float | None = None
 
     def write_ledger_with(self, writer: Any) -> None:
         """Where entries go instead of the group commit (anything with `async record(entry)`):
-        the Lambda handler collects them to write after the response (runtime/after_response.py)."""
+        the Lambda handler collects them to write after the response (runtime/after_response.py).
+        Entries that settle a monthly cap's reservation still go to the group commit, before
+        the response ends."""
         self._commits = writer
+
+    def finish_by(self, seconds: float | None) -> None:
+        """What the current invocation can still afford, in seconds from now (Lambda: its
+        remaining time less the ledger write's margin), or None: no bound but the settings.
+        Every deadline and stream timeout is cut to fit it, so a request ends, with its usage
+        metered, before the function is stopped."""
+        self._finish_by = None if seconds is None else self._clock() + seconds
+
+    def _time_left(self, limit: float) -> float:
+        """`limit`, or less when the invocation cannot afford it."""
+        return limit if self._finish_by is None else max(0.0, min(limit, self._finish_by - self._clock()))
 
     async def catalogue(self) -> Catalogue:
         return await self._catalogue.get()
@@ -158,6 +184,8 @@ class Gateway:
             log.warning("shutting down with %d requests still metering and %d entries waiting for the "
                         "table: they go to the fallback queue", len(self._pending), self._commits.backlog)
         await self._commits.close()
+        if self._settlements is not self._commits:
+            await self._settlements.close()
         for task in list(self._pending):
             task.cancel()
         while self._pending:
@@ -177,7 +205,7 @@ class Gateway:
         try:
             outcome = await self._attempts(request, calls)
         except GatewayError as error:
-            await self._commits.record(self._entry(request, None, Usage(), "error"))
+            await self._record(request, self._failed_entry(request))
             if request.attempts:
                 error.headers[ATTEMPTS_HEADER] = attempts_header(request.attempts)
             if plan.route_reason:
@@ -186,10 +214,19 @@ class Gateway:
                 error.headers.update(rate.headers())
             raise
         except BaseException:
-            # Cancelled before any attempt finished: give the reservation back.
-            await asyncio.shield(asyncio.to_thread(self._ledger.release, request.ledger_id, request.at,
-                                                   request.reserved))
+            if request.in_flight is not None:
+                request.abandoned.append((request.in_flight, "cancelled"))
+            if request.abandoned:
+                # Cancelled while a provider had the request: it bills it, so it is metered.
+                await asyncio.shield(self._record(request, self._failed_entry(request)))
+            else:
+                # Cancelled before any provider had it: give the reservation back.
+                await asyncio.shield(asyncio.to_thread(self._ledger.release, request.ledger_id, request.at,
+                                                       request.reserved))
             raise
+        if outcome.finish is not None and request.settle_first:
+            await outcome.finish()  # before the response: the caller's next request reads it settled
+            outcome.finish = _settled
         outcome.rate = rate
         outcome.route_reason = plan.route_reason
         outcome.adaptation = plan.adaptation_of(outcome.model)
@@ -218,26 +255,32 @@ class Gateway:
         bound = request_bound(request.body, [(m.info, m.speaks_anthropic) for m in models],
                               anthropic_beta=request.anthropic_beta)
         request.reserved = Estimate(bound.tokens, bound.usd)
+        request.settle_first = limits.monthly_tokens is not None or limits.monthly_usd is not None
         request.ledger_id, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, request.key, request.at,
                                                           limits, request.reserved)
         return rate
 
     async def _attempts(self, request: _Request, calls: list[tuple[Model, dict[str, Any]]]) -> Outcome:
         started = self._clock()
+        deadline = self._time_left(self._deadline)
         last_error: GatewayError | None = None
         for model, call in calls:
-            remaining = self._deadline - (self._clock() - started)
+            remaining = deadline - (self._clock() - started)
             if remaining <= 0.5:
                 last_error = GatewayError(504, "The request's deadline passed before a model answered.")
                 break
             call = {**call, "timeout": remaining}
             attempt_started = self._clock()
+            request.in_flight = model
             try:
                 # httpx's timeout is per read: a provider dripping bytes would never trip it.
                 # This one covers the whole attempt up to its first content, streams included.
                 async with asyncio.timeout(remaining):
                     outcome = await self._attempt(request, model, call, attempt_started)
             except TimeoutError:
+                request.in_flight = None
+                # The provider took the request and may answer (and bill) after the gateway left.
+                request.abandoned.append((model, "deadline"))
                 error = GatewayError(504, "The upstream model did not start its answer in time.")
                 request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
                 if call.get("stream"):
@@ -248,6 +291,7 @@ class Gateway:
                 last_error = error
                 continue
             except GatewayError as error:
+                request.in_flight = None  # the provider refused it: nothing is billed
                 request.attempts.append(Attempt(model.id, error.status, self._ms_since(attempt_started)))
                 last_error = error
                 if provider_failure(error):
@@ -255,6 +299,7 @@ class Gateway:
                 if not error.retryable:
                     break
                 continue
+            request.in_flight = None
             self.health.record_success(model.id, request.attempts[-1].latency_ms)
             return outcome
         assert last_error is not None
@@ -275,16 +320,27 @@ class Gateway:
                 entry = self._entry(request, model, relay.usage, state)
                 if relay.usage_estimated:
                     entry.extra["usage_estimated"] = True
-                await self._commits.record(entry)
+                    entry.extra["estimate_reason"] = ("time_limit" if relay.timed_out else
+                                                      "stream_cut" if relay.error is not None else "not_reported")
+                await self._record(request, entry)
 
+            drain_timeout = self._time_left(self._stream_timeout)
+            why = (f"The gateway ended the stream after {drain_timeout:.0f} s: " + (
+                "its function had no time left for more of it." if drain_timeout < self._stream_timeout
+                else "that is its stream timeout."))
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=model.provider.secrets,
-                                         on_finish=meter_stream, drain_timeout=self._stream_timeout,
-                                         meter_before_end=self._meter_before_response_end)
+                                         on_finish=meter_stream, drain_timeout=drain_timeout,
+                                         meter_before_end=self._meter_before_response_end or request.settle_first,
+                                         timeout_message=why)
             self.spawn(relay.start())
             try:
                 await relay.first()
             except asyncio.CancelledError:
                 relay.abandon()  # the deadline (or the client) ended the attempt before the first content
+                raise
+            except GatewayError:
+                if relay.opened:  # cut after message_start: the provider had begun, and bills it
+                    request.abandoned.append((model, "stream_cut"))
                 raise
             request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
             return Outcome(model, request.attempts, stream=relay)
@@ -294,14 +350,38 @@ class Gateway:
         request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")
         if estimated:
-            entry.extra["usage_estimated"] = True
+            entry.extra.update(usage_estimated=True, estimate_reason="not_reported")
 
         async def finish() -> None:
-            await self._commits.record(entry)
+            await self._record(request, entry)
 
         return Outcome(model, request.attempts, message=message, finish=finish)
 
+    async def _record(self, request: _Request, entry: LedgerEntry) -> None:
+        """To the ledger: at once when the entry settles a monthly cap's reservation, else by
+        the writer in place (under Lambda, after the response)."""
+        await (self._settlements if request.settle_first else self._commits).record(entry)
+
+    def _failed_entry(self, request: _Request) -> LedgerEntry:
+        """A request that ended without an answer: nothing used but what attempts a provider
+        took and the gateway gave up on are settled at (see `_entry`)."""
+        return self._entry(request, request.abandoned[-1][0] if request.abandoned else None, Usage(), "error")
+
     def _entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:
+        """The request's entry: what the serving model reported, plus the bound of every attempt
+        a provider took and the gateway gave up on (flagged as an estimate, with the reason)."""
+        entry = self._reported_entry(request, model, usage, status)
+        if request.abandoned:
+            extra, usd = abandoned_usage(request.body, [(m.info, m.speaks_anthropic) for m, _ in request.abandoned],
+                                         anthropic_beta=request.anthropic_beta)
+            entry.usage = Usage(usage.input_tokens + extra.input_tokens, usage.output_tokens + extra.output_tokens,
+                                usage.cache_creation_input_tokens, usage.cache_read_input_tokens,
+                                dict(usage.server_tool_use))
+            entry.cost_usd += usd
+            entry.extra.update(usage_estimated=True, estimate_reason=request.abandoned[-1][1])
+        return entry
+
+    def _reported_entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:
         price = price_of(model.info) if model is not None else None
         return LedgerEntry(
             key_id=request.ledger_id or request.key.key_id,

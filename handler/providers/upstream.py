@@ -227,6 +227,7 @@ class StreamRelay:
         on_finish: Callable[["StreamRelay"], Awaitable[None]] | None = None,
         drain_timeout: float = 60.0,
         meter_before_end: bool = False,
+        timeout_message: str = "The upstream stream did not end within the gateway's stream timeout.",
     ) -> None:
         self._upstream = upstream
         self._model_id = model_id
@@ -234,6 +235,9 @@ class StreamRelay:
         self._on_finish = on_finish
         self._drain_timeout = drain_timeout
         self._meter_before_end = meter_before_end
+        self._timeout_message = timeout_message
+        self.timed_out = False  # the gateway ended the stream at drain_timeout, not the provider
+        self.opened = False  # message_start came: the provider took the request (and may bill it)
         self._parser = sse.Parser()
         self._queue: asyncio.Queue = asyncio.Queue()
         self._reader: asyncio.Task | None = None
@@ -276,8 +280,9 @@ class StreamRelay:
             self._reader.cancel()
 
     async def _read(self) -> None:
+        limit = asyncio.timeout(self._drain_timeout)
         try:
-            async with asyncio.timeout(self._drain_timeout):
+            async with limit:
                 async for chunk in self._upstream:
                     self._consume(chunk)
             for event in self._parser.flush():
@@ -285,6 +290,10 @@ class StreamRelay:
             if not self.completed and self.error is None:
                 self._fail(GatewayError(502, "The upstream stream ended before message_stop.",
                                         error_type="api_error"))
+        except TimeoutError as exc:
+            self.timed_out = limit.expired()
+            self._fail(GatewayError(504, self._timeout_message) if self.timed_out
+                       else map_exception(exc, secrets=self._secrets))
         except GatewayError as error:
             self._fail(error)
         except Exception as exc:  # noqa: BLE001 - every upstream failure is relayed
@@ -391,6 +400,7 @@ class StreamRelay:
         if not isinstance(data, dict):
             raise GatewayError(502, "The upstream stream sent an event that is not an object.", error_type="api_error")
         if event.name == "message_start":
+            self.opened = True
             data.setdefault("message", {})["model"] = self._model_id
             self.usage.update(data["message"].get("usage"))
             return sse.encode("message_start", data)

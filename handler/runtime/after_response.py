@@ -38,6 +38,9 @@ EXTENSION_NAME = "edenai-gateway-ledger"
 EXTENSIONS_API = "2020-01-01"
 # Kept back from the invocation's deadline: one SQS send for the entries DynamoDB did not take in time.
 SPILL_RESERVE_S = 2.0
+# Kept back from the invocation's deadline for a response to end and its usage to be written
+# (or queued): the gateway ends every request and stream this long before the function must stop.
+LEDGER_WRITE_MARGIN_S = SPILL_RESERVE_S + 0.5
 
 
 class Outbox:
