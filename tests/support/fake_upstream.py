@@ -98,6 +98,7 @@ class _Prompt:
     answer_schema: dict | None = None  # a JSON-schema output format the answer must satisfy
     web_searches: int = 0
     cached_tokens: int = 0  # OpenAI: the part of the prompt its prefix cache served
+    tool_input: dict | None = None  # a scripted call's exact input (FakeUpstream.script_tool_call)
 
 
 def _words(text: str) -> int:
@@ -369,7 +370,8 @@ def _build_reply(p: _Prompt, reply_id: str, new_tool_id: Callable[[], str]) -> _
     blocks.append({"type": "text", "text": text})
     if call and not seq:
         blocks.append({"type": "tool_use", "id": new_tool_id(), "name": call,
-                       "input": _tool_input(p.tool_schema, p.latest or p.echo)})
+                       "input": p.tool_input if p.tool_input is not None else
+                       _tool_input(p.tool_schema, p.latest or p.echo)})
     reason = "stop_sequence" if seq else "tool_use" if call else "end_turn"
     blocks, truncated = _truncate(blocks, p.max_tokens)
     if truncated:
@@ -660,6 +662,7 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = _anthropic_prompt(body, cache_read) if dialect == ANTHROPIC else _openai_prompt(body)
         if dialect == OPENAI:
             prompt.cached_tokens = self.server.fake._cached_prefix(body)
+        self.server.fake._apply_script(prompt, body)
         reply = self.server.fake._reply(prompt, dialect)
         problem = self.server.fake.request_problem(body) if dialect == OPENAI else \
             anthropic_rules.content_problem(body, self.headers.get("anthropic-beta"))
@@ -828,6 +831,7 @@ class FakeUpstream:
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._delays: list[_Fault] = []
+        self._scripts: list[list] = []  # [tool name, input, turns left]: script_tool_call
         self._reply_ids = itertools.count(1)
         self._tool_ids = itertools.count(1)
         self._prefixes: set[str] = set()  # OpenAI prompt prefixes seen: its cache
@@ -950,10 +954,11 @@ class FakeUpstream:
         getattr(self, ACTIONS[action])(model, **args)
 
     def clear_faults(self) -> None:
-        """Drop every queued fault and delay."""
+        """Drop every queued fault, delay and scripted tool call."""
         with self._lock:
             self._faults.clear()
             self._delays.clear()
+            self._scripts.clear()
             self.gzip = False
             self.context_windows = {}
             self.response_headers = {}
@@ -985,6 +990,25 @@ class FakeUpstream:
         if delay:
             time.sleep(delay.args["seconds"])
         return self._take(self._faults, model, stream)
+
+    def script_tool_call(self, name: str, tool_input: dict, times: int = 1) -> None:
+        """The next `times` requests that offer tool `name` and do not carry a tool result call
+        it with exactly `tool_input`: a client's own tool (Claude Code's Agent, ToolSearch)
+        driven with arguments the test chooses, where the prompt-derived input would not do."""
+        with self._lock:
+            self._scripts.append([name, tool_input, times])
+
+    def _apply_script(self, prompt: _Prompt, body: dict) -> None:
+        """Make `prompt` call the first scripted tool this request offers, using one of its turns."""
+        offered = {_tool_name(t) for t in body.get("tools") or [] if isinstance(t, dict)}
+        with self._lock:
+            script = next((s for s in self._scripts if s[0] in offered), None)
+            if script is None or prompt.tool_result:
+                return
+            script[2] -= 1
+            if script[2] <= 0:
+                self._scripts.remove(script)
+        prompt.tool, prompt.tool_input = script[0], script[1]
 
     def tool_call_extra(self, model: str) -> dict | None:
         """Provider-specific fields on each OpenAI tool call (none here; see FakeVertex)."""
