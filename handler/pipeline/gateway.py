@@ -197,7 +197,7 @@ class Gateway:
                             anthropic_beta=anthropic_beta)
         # Every call is built (and so the caller's part checked) before anything is reserved:
         # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
-        calls = [(attempt.model, build_call(body, attempt.model, anthropic_beta=anthropic_beta,
+        calls = [(attempt.model, build_call(attempt.body, attempt.model, anthropic_beta=anthropic_beta,
                                             timeout=self._deadline, adaptation=attempt.adaptation))
                  for attempt in plan.attempts]
         request = _Request(key, body, request_id, self._now(), anthropic_beta)
