@@ -62,3 +62,15 @@ def attempt_body(body: Mapping[str, Any], overrides: Mapping[str, Any]) -> Mappi
 def declines_fall_back(anthropic_beta: str | None) -> bool:
     """Whether a refusal moves to the next entry: the caller sent the server-side fallback beta."""
     return any(beta.strip().startswith(REFUSAL_BETA_PREFIX) for beta in (anthropic_beta or "").split(","))
+
+
+def fallback_blocks(requested: str, declined: list[tuple[str, Mapping[str, Any]]], serving: str) -> list[dict]:
+    """Anthropic's `fallback` content blocks (anthropic SDK `BetaFallbackBlock`), one per hop
+    where a model ran and declined: `from` is the caller's own `model` string for the first
+    hop and the catalogue id after, `to` the model that took over, `trigger` the refusal's
+    category from its `stop_details`."""
+    froms = [requested, *(model_id for model_id, _ in declined[1:])]
+    tos = [*(model_id for model_id, _ in declined[1:]), serving]
+    return [{"type": "fallback", "from": {"model": source}, "to": {"model": target},
+             "trigger": {"type": "refusal", "category": details.get("category")}}
+            for source, target, (_, details) in zip(froms, tos, declined)]
