@@ -74,3 +74,10 @@ def fallback_blocks(requested: str, declined: list[tuple[str, Mapping[str, Any]]
     return [{"type": "fallback", "from": {"model": source}, "to": {"model": target},
              "trigger": {"type": "refusal", "category": details.get("category")}}
             for source, target, (_, details) in zip(froms, tos, declined)]
+
+
+def runs_default_chain(body: Mapping[str, Any], key_default: bool) -> bool:
+    """`"default"` names the operator's chain; no `fallbacks` at all uses it when the key runs
+    default chains; a list (`[]` included) is the caller's own."""
+    listed = body.get("fallbacks")
+    return listed == DEFAULT or (listed is None and key_default)

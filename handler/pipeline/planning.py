@@ -9,7 +9,7 @@ gateway then builds every attempt's call and runs them in this order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..keys.store import ApiKey
@@ -18,7 +18,7 @@ from ..protocol.errors import GatewayError
 from ..providers.catalogue import EDENAI_ROUTER, Catalogue, Model
 from .adaptation import Adaptation, adapt
 from .breaker import ModelHealth
-from .fallbacks import Entry, attempt_body, entries
+from .fallbacks import DEFAULT, Entry, attempt_body, entries, runs_default_chain
 from .model_list import resolve_for
 from .routing import candidates_for, needs_of, route
 
@@ -55,7 +55,20 @@ def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, pol
     request are left out (each asked once: the walk over a large body is not free)."""
     chain, reason = _chain(catalogue, key, body, policy=policy, health=health)
     bodies = [(model, attempt_body(body, overrides)) for model, overrides in chain]
-    return Plan([Attempt(model, adapt(sent, model, anthropic_beta), sent) for model, sent in bodies], reason)
+    attempts = [Attempt(model, adapt(sent, model, anthropic_beta), sent) for model, sent in bodies]
+    if _leaves_default_to_anthropic(catalogue, body, attempts):
+        first = attempts[0]
+        attempts[0] = replace(first, adaptation=replace(first.adaptation, upstream_fallbacks=DEFAULT))
+    return Plan(attempts, reason)
+
+
+def _leaves_default_to_anthropic(catalogue: Catalogue, body: dict[str, Any], attempts: list[Attempt]) -> bool:
+    """`"default"` with no chain of the operator's for an Anthropic API model: Anthropic's own
+    server-side fallback runs it, so it goes to the provider as sent."""
+    if body.get("fallbacks") != DEFAULT or body["model"] == EDENAI_ROUTER or len(attempts) != 1:
+        return False
+    primary = attempts[0].model
+    return primary.provider.type == "anthropic" and catalogue.chain_for(body["model"], primary) is None
 
 
 def _chain(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, policy: str,
@@ -63,6 +76,8 @@ def _chain(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, policy: s
     """Each model of the chain with its entry's overrides (none for the requested model)."""
     requested, fallbacks = body["model"], entries(body)
     if requested != EDENAI_ROUTER:
+        if runs_default_chain(body, key.default_fallbacks):
+            fallbacks = _default_chain(catalogue, key, requested)
         resolved = _with_overrides(catalogue, key, [Entry(requested), *fallbacks])
         return carrying_models(resolved, body), None
     explicit = [(model, overrides) for model, overrides in _with_overrides(catalogue, key, fallbacks)
@@ -78,6 +93,14 @@ def _chain(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, policy: s
     for model, overrides in order:
         first_occurrences.setdefault(model.id, (model, overrides))
     return list(first_occurrences.values()), routed.reason
+
+
+def _default_chain(catalogue: Catalogue, key: ApiKey, requested: str) -> list[Entry]:
+    """The operator's chain for the requested model, less the model itself and the models the
+    key may not use (a chain the caller did not write never turns a request into a 403)."""
+    primary = resolve_for(catalogue, key, requested)
+    chain = catalogue.chain_for(requested, primary) or ()
+    return [Entry(model_id) for model_id in chain if model_id != primary.id and key.may_use(model_id)]
 
 
 def _with_overrides(catalogue: Catalogue, key: ApiKey,
