@@ -170,3 +170,33 @@ def test_a_stream_falls_back_through_the_chain_too(chained, chained_server, fake
     response = httpx.post(f"{chained_server.url}/v3/v1/messages", headers={"x-api-key": key}, timeout=20,
                           json={"model": CLAUDE, "max_tokens": 30, "messages": ask(), "stream": True})
     assert response.status_code == 200 and response.headers["x-edenai-model"] == HAIKU
+
+
+def test_claude_code_goes_on_through_bedrock_while_anthropic_answers_529(moto_endpoint, fake):
+    """What Claude Code sends (a bare model name, its betas, no gateway field) on a key made by
+    `keys create`: Anthropic's 529s are answered by Claude on Bedrock, the operator's chain."""
+    from tests.support.fake_bedrock import FakeBedrock
+    from tests.support.stack import ANTHROPIC_TEST_KEY, new_stack
+
+    bedrock_claude = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
+    with FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                     region="us-east-1") as bedrock:
+        stack = new_stack(fake.url)
+        stack.put_providers({
+            "providers": {"anthropic": {"api_key": ANTHROPIC_TEST_KEY, "api_base": fake.url},
+                          "bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}},
+            "models": {CLAUDE: {}, bedrock_claude: {}},
+            "fallbacks": {"claude-sonnet-*": [bedrock_claude]}})
+        key = stack.add_key(default_fallbacks=True)
+        fake.fail("claude-sonnet-4-5", status=529, times=None)
+        with serve(stack) as server:
+            client = sdk(server, key)
+            for turn in range(2):
+                raw = client.messages.with_raw_response.create(
+                    model="claude-sonnet-4-5", max_tokens=40, messages=ask(f"turn {turn}"),
+                    extra_headers={"anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14"})
+                message = raw.parse()
+                assert message.model == bedrock_claude, f"turn {turn}: Claude Code saw {message.model}"
+                assert message.content[0].text.startswith("Hello from anthropic.claude-sonnet-4-5")
+                assert raw.headers["x-edenai-attempts"].startswith(f"{CLAUDE};status=529")
+        assert len(bedrock.snapshot()) == 2
