@@ -96,3 +96,19 @@ def test_default_is_accepted_as_the_whole_list(client, fake):
     message = client.beta.messages.create(model=CLAUDE, max_tokens=20, messages=ask(), betas=[BETA],
                                           fallbacks="default")
     assert message.model == CLAUDE
+
+
+def test_a_fallbacks_own_max_tokens_counts_in_the_keys_reservation(server, stack, fake):
+    """A monthly token cap reserves what the request could bill: a fallback allowed 4,000 output
+    tokens could bill them, though the primary was asked for 50."""
+    import anthropic
+
+    key = stack.add_key(limits={"monthly_tokens": 2000})
+    client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
+    assert client.messages.create(model=CLAUDE, max_tokens=50, messages=ask(),
+                                  extra_body={"fallbacks": [HAIKU]}).content
+    fake.clear()
+    with pytest.raises(anthropic.RateLimitError):
+        client.beta.messages.create(model=CLAUDE, max_tokens=50, messages=ask(), betas=[BETA],
+                                    fallbacks=[{"model": HAIKU, "max_tokens": 4000}])
+    assert fake.count() == 0, "a request that could pass the key's cap reached a provider"

@@ -34,6 +34,7 @@ from .breaker import ModelHealth, provider_failure
 from .calls import build_call, build_count_call
 from .fallbacks import declines_fall_back, fallback_blocks
 from .model_list import resolve_for
+from .planning import Attempt as PlannedAttempt
 from .planning import plan_request
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ class Gateway:
                                             timeout=self._deadline, adaptation=attempt.adaptation))
                  for attempt in plan.attempts]
         request = _Request(key, body, request_id, self._now(), anthropic_beta)
-        rate = await self._reserve(request, plan.models)
+        rate = await self._reserve(request, plan.attempts)
         try:
             outcome = await self._attempts(request, calls)
         except GatewayError as error:
@@ -252,14 +253,20 @@ class Gateway:
         tokens, method = await upstream.count_tokens(call)
         return tokens, method, rate
 
-    async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:
+    async def _reserve(self, request: _Request, attempts: list[PlannedAttempt]) -> RateInfo | None:
         limits = Limits.of(request.key.limits)
         if not limits.any:
             request.ledger_id = hot_keys.pick(request.key)
             return None
-        bound = request_bound(request.body, [(m.info, m.speaks_anthropic) for m in models],
-                              anthropic_beta=request.anthropic_beta)
-        request.reserved = Estimate(bound.tokens, bound.usd)
+        # Each attempt bounded with the body it is built from (a fallback's own max_tokens);
+        # attempts without overrides share the request's body, walked once.
+        by_body: dict[int, tuple[dict[str, Any], list]] = {}
+        for attempt in attempts:
+            by_body.setdefault(id(attempt.body), (attempt.body, []))[1].append(
+                (attempt.model.info, attempt.model.speaks_anthropic))
+        bounds = [request_bound(body, models, anthropic_beta=request.anthropic_beta)
+                  for body, models in by_body.values()]
+        request.reserved = Estimate(max(b.tokens for b in bounds), max(b.usd for b in bounds))
         request.settle_first = limits.monthly_tokens is not None or limits.monthly_usd is not None
         request.ledger_id, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, request.key, request.at,
                                                           limits, request.reserved)
