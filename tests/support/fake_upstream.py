@@ -47,7 +47,7 @@ MALFORMED_JSON = b'{"id": "broken", "content": ['
 LINGER_RST = struct.pack("ii", 1, 0)
 STREAM_ONLY = ("cut", "pace", "stream_exception")  # faults that only a stream can have
 ACTIONS = {"fail": "fail", "reset": "reset_connection", "delay": "delay", "cut": "cut_stream",
-           "malformed": "malformed", "pace": "pace_stream"}
+           "malformed": "malformed", "pace": "pace_stream", "refuse": "refuse"}
 
 
 # --------------------------------------------------------------------------- records and faults
@@ -312,6 +312,18 @@ class _Reply:
     stop_reason: str
     stop_sequence: str | None
     output_tokens: int
+    stop_details: dict | None = None
+
+
+def _declined(reply: _Reply, category: str | None, partial: str | None) -> None:
+    """Turn the reply into Anthropic's refusal: `stop_reason: "refusal"` with `stop_details`
+    `{type: "refusal", category, explanation}` (anthropic SDK BetaRefusalStopDetails), after
+    no content or after `partial` text already written."""
+    reply.blocks = [{"type": "text", "text": partial}] if partial else []
+    reply.stop_reason, reply.stop_sequence = "refusal", None
+    reply.stop_details = {"type": "refusal", "category": category,
+                          "explanation": "The fake model declined this request."}
+    reply.output_tokens = max(1, _words(partial or ""))
 
 
 def _tool_json(block: dict) -> str:
@@ -454,6 +466,7 @@ def _anthropic_message(r: _Reply) -> dict:
     """Non-streaming Messages response body."""
     return {"id": r.id, "type": "message", "role": "assistant", "model": r.prompt.model,
             "content": r.blocks, "stop_reason": r.stop_reason, "stop_sequence": r.stop_sequence,
+            **({"stop_details": r.stop_details} if r.stop_details else {}),
             "usage": _anthropic_usage(r, r.output_tokens)}
 
 
@@ -489,7 +502,8 @@ def _anthropic_frames(r: _Reply) -> list[bytes]:
                    for d in _block_deltas(block)]
         frames.append(_sse({"type": "content_block_stop", "index": i}, "content_block_stop"))
     frames.append(_sse({"type": "message_delta", "delta": {"stop_reason": r.stop_reason,
-                        "stop_sequence": r.stop_sequence}, "usage": {
+                        "stop_sequence": r.stop_sequence,
+                        **({"stop_details": r.stop_details} if r.stop_details else {})}, "usage": {
                             "output_tokens": r.output_tokens,
                             **({"server_tool_use": {"web_search_requests": r.prompt.web_searches}}
                                if r.prompt.web_searches else {})}},
@@ -664,6 +678,8 @@ class _Handler(BaseHTTPRequestHandler):
             prompt.cached_tokens = self.server.fake._cached_prefix(body)
         self.server.fake._apply_script(prompt, body)
         reply = self.server.fake._reply(prompt, dialect)
+        if action == "refuse" and dialect == ANTHROPIC:
+            _declined(reply, **fault.args)
         problem = self.server.fake.request_problem(body) if dialect == OPENAI else \
             anthropic_rules.content_problem(body, self.headers.get("anthropic-beta"))
         if problem:
@@ -946,6 +962,10 @@ class FakeUpstream:
         if kind not in ("json", "sse"):
             raise ValueError(f"kind must be 'json' or 'sse', not {kind!r}")
         self._queue(_Fault(model, "malformed", times, {"kind": kind}))
+
+    def refuse(self, model: str, times: int | None = 1, category: str | None = None, partial: str | None = None):
+        """Decline the next `times` Messages calls (`stop_reason: "refusal"`), after `partial` text if given."""
+        self._queue(_Fault(model, "refuse", times, {"category": category, "partial": partial}))
 
     def add_fault(self, model: str, action: str, **args):
         """Generic entry for POST /_fake/faults: action is fail|reset|delay|cut|malformed."""
