@@ -498,7 +498,8 @@ def test_the_dashboard_draws_exactly_the_metrics_the_gateway_emits(template):
 def test_alarms_on_gateway_metrics_name_only_metrics_it_emits(template):
     alarms = {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     ours = {name: a for name, a in alarms.items() if a.get("Namespace") == {"Ref": "MetricsNamespace"}}
-    assert {a["MetricName"] for a in ours.values()} == {"TTFB", "LedgerSpills", "KeySpendOverShare", "Errors"}
+    assert {a["MetricName"] for a in ours.values()} == {"TTFB", "AddedLatency", "LedgerSpills", "KeySpendOverShare",
+                                                         "Errors"}
     assert set(a["MetricName"] for a in ours.values()) <= set(METRIC_UNITS)
     for alarm in ours.values():
         assert {"Name": "service", "Value": {"Ref": "GatewayFunction"}} in alarm["Dimensions"]
@@ -520,7 +521,7 @@ def test_a_release_goes_out_gradually_and_rolls_back_on_its_alarms_in_both_modes
     mode, resources = deployed
     [group] = of_type(resources, "AWS::CodeDeploy::DeploymentGroup").values()
     alarms = {a["Name"]["Ref"] for a in group["Properties"]["AlarmConfiguration"]["Alarms"]}
-    assert alarms == {"CanaryFunctionErrorsAlarm", "CanaryUnhandledErrorsAlarm", "LatencyAlarm"}
+    assert alarms == {"CanaryFunctionErrorsAlarm", "CanaryUnhandledErrorsAlarm", "CanaryAddedLatencyAlarm"}
     assert group["Properties"]["AlarmConfiguration"]["Enabled"] is True
     assert set(group["Properties"]["AutoRollbackConfiguration"]["Events"]) >= {"DEPLOYMENT_FAILURE",
                                                                                 "DEPLOYMENT_STOP_ON_ALARM"}
@@ -529,6 +530,34 @@ def test_a_release_goes_out_gradually_and_rolls_back_on_its_alarms_in_both_modes
     # The API in front calls that alias in either mode, so the canary's share is real traffic.
     [permission] = of_type(resources, "AWS::Lambda::Permission").values()
     assert permission["Properties"]["FunctionName"]["Ref"] in of_type(resources, "AWS::Lambda::Alias")
+
+
+def test_a_release_is_rolled_back_by_its_own_version_s_faults_only(deployed):
+    """The alias's metrics hold every version behind it (the old one's errors, a slow model):
+    each release alarm selects the version being published, and none watches the providers' time."""
+    mode, resources = deployed
+    [version_id] = of_type(resources, "AWS::Lambda::Version")
+    new_version = {"Fn::GetAtt": [version_id, "Version"]}
+    [group] = of_type(resources, "AWS::CodeDeploy::DeploymentGroup").values()
+    for ref in group["Properties"]["AlarmConfiguration"]["Alarms"]:
+        alarm = resources[ref["Name"]["Ref"]]["Properties"]
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert new_version in dimensions.values(), f"{ref} watches every version behind the alias: {dimensions}"
+        assert alarm["MetricName"] not in ("TTFB", "Latency"), f"{ref} rolls back on a slow model or a long answer"
+    lambda_errors = resources["CanaryFunctionErrorsAlarm"]["Properties"]
+    assert (lambda_errors["Namespace"], lambda_errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert {d["Name"]: d["Value"] for d in lambda_errors["Dimensions"]} == {
+        "FunctionName": {"Ref": "GatewayFunction"}, "Resource": {"Fn::Sub": "${GatewayFunction}:live"},
+        "ExecutedVersion": new_version}
+    unhandled = {d["Name"]: d["Value"] for d in resources["CanaryUnhandledErrorsAlarm"]["Properties"]["Dimensions"]}
+    assert unhandled == {"service": {"Ref": "GatewayFunction"}, "error_type": "unhandled_exception",
+                         "version": new_version}
+    added = resources["CanaryAddedLatencyAlarm"]["Properties"]
+    assert (added["MetricName"], added["ExtendedStatistic"]) == ("AddedLatency", "p99")
+    assert {d["Name"]: d["Value"] for d in added["Dimensions"]} == {"service": {"Ref": "GatewayFunction"},
+                                                                    "version": new_version}
+    assert added["Threshold"] == {"Ref": "AddedLatencyAlarmMilliseconds"}
+    assert "LatencyAlarm" in resources, "the providers' TTFB still tells the operator"
 
 
 def test_api_access_logs_are_json_and_the_stage_is_throttled(deployed):
