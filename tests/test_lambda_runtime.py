@@ -243,6 +243,24 @@ def test_a_streaming_mode_request_refused_before_the_app_ends_its_invocation_lon
     assert writes.finished == [] and queued(queue) == [], "a refused request wrote usage"
 
 
+def test_a_streaming_mode_request_that_outlasts_the_arrival_window_still_has_its_usage_written_first(
+        gateway_stack, writes, fake):
+    """The window bounds only a request's arrival: one that reached the app is waited for to its end."""
+    from handler.runtime.after_response import ARRIVAL_WINDOW_S
+
+    stack, key, queue = gateway_stack
+    fake.delay("claude-sonnet-4-5", ARRIVAL_WINDOW_S + 2)
+    ends: list[float] = []
+    with LambdaRuntimeApi() as api, streaming_function(stack, queue, api) as (app_url, output):
+        threading.Thread(target=web_adapter, args=(api, app_url, ends), daemon=True).start()
+        invocation = api.completed(api.invoke(message_event(key, stream=True), timeout_s=60))
+    assert invocation.response["statusCode"] == 200, invocation.response
+    assert len(writes.finished) == 1, "".join(output)
+    (extension_next,) = invocation.extension_next_at.values()
+    assert writes.finished[0] <= extension_next, "the invocation ended before its usage was written"
+    assert len(stack.records(key, 1)) == 1 and queued(queue) == []
+
+
 @pytest.mark.parametrize("stream", [True, False])
 def test_streaming_mode_ends_the_response_before_the_usage_write_and_the_invocation_after_it(
         gateway_stack, writes, stream):
