@@ -32,6 +32,7 @@ from .pipeline.gateway import Gateway
 from .pipeline.model_list import find, page, visible_models
 from .protocol.body import check_content_type, parse_json, read_limited, validate
 from .protocol.content import check_body
+from .protocol.shape import check_shape
 from .protocol.errors import SHOULD_RETRY_HEADER, GatewayError, error_body, should_retry_headers
 from .protocol.openapi import install as install_openapi
 from .protocol.schemas import (
@@ -142,6 +143,18 @@ async def _while_connected(stream, request: Request):
         await events.aclose()
 
 
+def _parsed_and_bounded(raw: bytes):
+    document = parse_json(raw)
+    check_shape(document)
+    return document
+
+
+def _judged(model, document) -> None:
+    """The spec's schema, then what the gateway must not forward: before any rpm is counted."""
+    validate(model, document)
+    check_body(document)
+
+
 def _error_response(error: GatewayError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
@@ -227,8 +240,11 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     _install_error_handlers(app)
 
     async def read_body(request: Request):
+        """The body parsed and its shape bounded (shape.py), in a worker thread: the
+        event loop serves other requests while a large body is read."""
         check_content_type(request.headers.get("content-type"))
-        return parse_json(await read_limited(request.headers, request.stream(), settings.max_body_bytes))
+        raw = await read_limited(request.headers, request.stream(), settings.max_body_bytes)
+        return await asyncio.to_thread(_parsed_and_bounded, raw)
 
     async def authenticate(request: Request):
         key = await keys.authenticate(
@@ -259,8 +275,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         key = await authenticate(request)
         document = await read_body(request)
         telemetry.request_body(document)
-        validate(AnthropicMessagesBody, document)
-        check_body(document)
+        await asyncio.to_thread(_judged, AnthropicMessagesBody, document)
         outcome = await gateway.create_message(
             key, document, anthropic_beta=request.headers.get("anthropic-beta"),
             request_id=request.state.request_id,
@@ -289,8 +304,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def count_message_tokens(request: Request) -> Response:
         key = await authenticate(request)
         document = await read_body(request)
-        validate(CountTokensBody, document)
-        check_body(document)
+        await asyncio.to_thread(_judged, CountTokensBody, document)
         tokens, method, rate = await gateway.count_tokens(key, document)
         headers = {TOKEN_COUNT_METHOD_HEADER: method, **(rate.headers() if rate else {})}
         return JSONResponse({"input_tokens": tokens}, headers=headers)

@@ -8,7 +8,8 @@ learns on its own, which is what a cool-down of seconds needs.
 The breaker is shared by every key, so only the provider's own failures
 move it: a caller who sends what the provider refuses (a bad header, a
 prompt too long for the model, any other 4xx) must not take a model out of
-everyone else's routing.
+everyone else's routing, nor may a failure no provider had a part in (a
+request litellm refuses to build, a gateway fault: `GatewayError.by_provider`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from ..protocol.errors import GatewayError
 
 
 def provider_failure(error: GatewayError) -> bool:
-    """5xx, 529, timeouts, connection errors and the provider's 429: the model's health, not the caller's doing."""
-    return error.status == 429 or error.status >= 500
+    """5xx, 529, timeouts, connection errors and the provider's 429: the model's health, not the
+    caller's doing; never what the gateway or litellm decided without the provider."""
+    return error.by_provider and (error.status == 429 or error.status >= 500)
 
 
 @dataclass

@@ -12,9 +12,10 @@ import json
 from typing import Any, AsyncIterator, Mapping, TypeVar
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import GatewayError
+from .schemas import AnthropicContentBlock, AnthropicMessage
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -83,15 +84,71 @@ def parse_json(raw: bytes) -> Any:
         raise GatewayError(400, "Malformed JSON: nested too deeply.") from None
 
 
-def validate(model: type[M], document: Any) -> M:
-    """The spec's schema; failures answer 422 in FastAPI's HTTPValidationError shape."""
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        errors = [
-            {"loc": ["body", *error["loc"]], "msg": error["msg"], "type": error["type"]}
-            for error in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-        raise RequestValidationError(errors) from None
-    except RecursionError:
-        raise GatewayError(400, "Request body is nested too deeply.") from None
+# Content blocks per validation call: the validator holds the GIL for a whole call, so a
+# worker thread running it gives the event loop its turn between slices, never mid-slice.
+SLICE = 1_000
+_MESSAGES = TypeAdapter(list[AnthropicMessage])
+_BLOCKS = TypeAdapter(list[AnthropicContentBlock])
+
+
+def _head(message: Any) -> Any:
+    """A message with its content cut to one block: the rest is validated in slices."""
+    if isinstance(message, dict) and isinstance(message.get("content"), list):
+        return {**message, "content": message["content"][:1]}
+    return message
+
+
+def _slices(model: type[BaseModel], document: Any):
+    """(validator, value, where) calls that together validate `document` as `model`, each
+    over at most about SLICE blocks."""
+    messages = document.get("messages") if isinstance(document, dict) else None
+    if not isinstance(messages, list) or model.model_fields.get("messages") is None \
+            or model.model_fields["messages"].annotation != list[AnthropicMessage]:
+        yield model, document, ()
+        return
+    yield model, {**document, "messages": [_head(m) for m in messages[:1]]}, ()
+    start, batch, size = 0, [], 0
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and len(content) > SLICE:
+            if batch:
+                yield _MESSAGES, batch, ("messages", start)
+            yield _MESSAGES, [_head(message)], ("messages", i)
+            for j in range(1, len(content), SLICE):
+                yield _BLOCKS, content[j:j + SLICE], ("messages", i, "content", j)
+            start, batch, size = i + 1, [], 0
+            continue
+        batch.append(message)
+        size += len(content) if isinstance(content, list) else 1
+        if size >= SLICE:
+            yield _MESSAGES, batch, ("messages", start)
+            start, batch, size = i + 1, [], 0
+    if batch:
+        yield _MESSAGES, batch, ("messages", start)
+
+
+def _located(loc: tuple, where: tuple) -> list:
+    """An error's place in the whole body: a slice's indices shifted by where it starts."""
+    if not where:
+        return list(loc)
+    *path, offset = where
+    return [*path, loc[0] + offset, *loc[1:]] if loc and isinstance(loc[0], int) else [*path, *loc]
+
+
+def validate(model: type[M], document: Any) -> None:
+    """The spec's schema; failures answer 422 in FastAPI's HTTPValidationError shape.
+    Validated in slices (see SLICE), so a large body never holds the GIL long."""
+    for validator, value, where in _slices(model, document):
+        try:
+            if isinstance(validator, TypeAdapter):
+                validator.validate_python(value)
+            else:
+                validator.model_validate(value)
+        except ValidationError as exc:
+            errors = [
+                {"loc": ["body", *_located(error["loc"], where)], "msg": error["msg"], "type": error["type"]}
+                for error in exc.errors(include_url=False, include_input=False, include_context=False)
+            ]
+            raise RequestValidationError(errors) from None
+        except RecursionError:
+            raise GatewayError(400, "Request body is nested too deeply.") from None

@@ -70,6 +70,7 @@ class GatewayError(Exception):
         error_type: str | None = None,
         headers: Mapping[str, str] | None = None,
         retryable: bool | None = None,
+        by_provider: bool = True,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -78,6 +79,9 @@ class GatewayError(Exception):
         self.headers = dict(headers or {})
         # Whether another model may succeed where this one failed (fallbacks).
         self.retryable = status in RETRYABLE_STATUSES if retryable is None else retryable
+        # False for a failure the gateway or litellm decided without the provider: it says
+        # nothing of the model's health (pipeline/breaker.py).
+        self.by_provider = by_provider
 
     def body(self) -> dict:
         return error_body(self.error_type, self.message)

@@ -26,6 +26,7 @@ from ..protocol.errors import GatewayError, error_body, redact
 from ..protocol.usage import Usage
 from . import families
 from .error_wording import reword
+from .local_failure import local_failure
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,9 @@ def map_exception(exc: BaseException, *, secrets: Iterable[str | None] = (),
         return GatewayError(504, "The upstream model did not answer in time.")
     status = status or _status_of(exc)
     if _is_litellm_error(exc, "APIConnectionError") or status is None:
+        local = local_failure(exc, message)
+        if local is not None:
+            return local
         return GatewayError(502, f"Could not reach the upstream model: {message}", error_type="api_error")
     if status == 529 or "overloaded" in message.lower():
         return GatewayError(529, "The upstream model is overloaded.", headers=_retry_headers(exc, "5"))
