@@ -32,7 +32,6 @@ from .pipeline.gateway import Gateway
 from .pipeline.model_list import find, page, visible_models
 from .protocol.body import check_content_type, parse_json, read_limited, validate
 from .protocol.content import check_body
-from .protocol.shape import check_shape
 from .protocol.errors import SHOULD_RETRY_HEADER, GatewayError, error_body, should_retry_headers
 from .protocol.openapi import install as install_openapi
 from .protocol.schemas import (
@@ -43,6 +42,7 @@ from .protocol.schemas import (
     ModelInfo,
     ModelList,
 )
+from .protocol.shape import check_shape
 from .providers import anthropic_api, price_map
 from .providers.catalogue import Catalogue, build_catalogue
 
@@ -244,6 +244,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         event loop serves other requests while a large body is read."""
         check_content_type(request.headers.get("content-type"))
         raw = await read_limited(request.headers, request.stream(), settings.max_body_bytes)
+        request.state.body_bytes = len(raw)
         return await asyncio.to_thread(_parsed_and_bounded, raw)
 
     async def authenticate(request: Request):
@@ -278,7 +279,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         await asyncio.to_thread(_judged, AnthropicMessagesBody, document)
         outcome = await gateway.create_message(
             key, document, anthropic_beta=request.headers.get("anthropic-beta"),
-            request_id=request.state.request_id,
+            request_id=request.state.request_id, body_bytes=request.state.body_bytes,
         )
         telemetry.served(outcome.model, outcome.adaptation.dropped if outcome.adaptation else ())
         if settings.log_prompts:

@@ -109,3 +109,42 @@ def test_a_bad_block_deep_in_a_long_message_is_named_where_it_is(server, api_key
     where = [error["loc"] for error in response.json()["detail"]]
     assert any(loc[:3] == ["body", "messages", 2] and 2 * SLICE + 7 in loc and loc[-1] == "text" for loc in where), where
     assert fake.count() == 0
+
+
+@pytest.mark.parametrize("limits", [None, {"rpm": 100, "monthly_tokens": 10_000_000}])
+def test_a_large_body_is_planned_and_bounded_off_the_event_loop(server, stack, fake, monkeypatch, limits):
+    """Planning, building the calls and the reservation's bound walk the whole body: for a large
+    one (a 10 MB body: most of a second) that runs in a worker thread, so other requests are
+    not kept waiting; a small body's stays on the loop, where a thread hop costs more."""
+    import asyncio
+
+    from handler.pipeline import gateway
+
+    on_the_loop: list[bool] = []
+
+    def running_on_a_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    def plan_request(*args, **kwargs):
+        on_the_loop.append(running_on_a_loop())
+        return real_plan(*args, **kwargs)
+
+    def request_bound(*args, **kwargs):
+        on_the_loop.append(running_on_a_loop())
+        return real_bound(*args, **kwargs)
+
+    real_plan, real_bound = gateway.plan_request, gateway.request_bound
+    monkeypatch.setattr(gateway, "plan_request", plan_request)
+    monkeypatch.setattr(gateway, "request_bound", request_bound)
+    key = stack.add_key(**({"limits": limits} if limits else {}))
+    walks = 2 if limits else 1  # the bound is only reserved for a key with limits
+    large = request(messages=[{"role": "user", "content": "word " * (gateway.OFF_LOOP_BODY_BYTES // 5 + 10)}])
+    assert post(server, key, large).status_code == 200
+    assert on_the_loop == [False] * walks, "a large body's walks ran on the event loop"
+    on_the_loop.clear()
+    assert post(server, key, request()).status_code == 200
+    assert on_the_loop == [True] * walks, "a small body's walks left the event loop"

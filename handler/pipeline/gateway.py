@@ -35,7 +35,7 @@ from .calls import build_call, build_count_call
 from .fallbacks import declines_fall_back, fallback_blocks
 from .model_list import resolve_for
 from .planning import Attempt as PlannedAttempt
-from .planning import plan_request
+from .planning import Plan, plan_request
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,17 @@ class _Request:
     # A key with a monthly cap: its reservation is settled before the response ends, so the
     # caller's next request never finds it still held (and is never refused for it).
     settle_first: bool = False
+    large: bool = False  # its walks (plan, calls, bound) run off the event loop: OFF_LOOP_BODY_BYTES
+
+
+# A body this large takes milliseconds of CPU to plan, build and bound (a 10 MB one, most of a
+# second): those walks run in a worker thread, so no other request waits on the event loop.
+# Smaller bodies stay on the loop, where a thread hop would cost more than the walk.
+OFF_LOOP_BODY_BYTES = 256 * 1024
+
+
+async def _off_the_loop_if(large: bool, work: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(work, *args) if large else work(*args)
 
 
 class Gateway:
@@ -198,15 +209,11 @@ class Gateway:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     async def create_message(self, key: ApiKey, body: dict[str, Any], *, anthropic_beta: str | None,
-                             request_id: str) -> Outcome:
-        plan = plan_request(await self._catalogue.get(), key, body, policy=self._policy, health=self.health,
-                            anthropic_beta=anthropic_beta)
-        # Every call is built (and so the caller's part checked) before anything is reserved:
-        # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
-        calls = [(attempt.model, build_call(attempt.body, attempt.model, anthropic_beta=anthropic_beta,
-                                            timeout=self._deadline, adaptation=attempt.adaptation))
-                 for attempt in plan.attempts]
-        request = _Request(key, body, request_id, self._now(), anthropic_beta)
+                             request_id: str, body_bytes: int = 0) -> Outcome:
+        catalogue = await self._catalogue.get()
+        large = body_bytes >= OFF_LOOP_BODY_BYTES
+        plan, calls = await _off_the_loop_if(large, self._prepare, catalogue, key, body, anthropic_beta)
+        request = _Request(key, body, request_id, self._now(), anthropic_beta, large=large)
         rate = await self._reserve(request, plan.attempts)
         try:
             outcome = await self._attempts(request, calls)
@@ -253,6 +260,18 @@ class Gateway:
         tokens, method = await upstream.count_tokens(call)
         return tokens, method, rate
 
+    def _prepare(self, catalogue: Catalogue, key: ApiKey, body: dict[str, Any],
+                 anthropic_beta: str | None) -> tuple[Plan, list[tuple[Model, dict[str, Any]]]]:
+        """The plan, then every attempt's call. Every call is built (and so the caller's part
+        checked) before anything is reserved: a request the gateway refuses uses no rpm, is not
+        metered and reaches no provider."""
+        plan = plan_request(catalogue, key, body, policy=self._policy, health=self.health,
+                            anthropic_beta=anthropic_beta)
+        calls = [(attempt.model, build_call(attempt.body, attempt.model, anthropic_beta=anthropic_beta,
+                                            timeout=self._deadline, adaptation=attempt.adaptation))
+                 for attempt in plan.attempts]
+        return plan, calls
+
     async def _reserve(self, request: _Request, attempts: list[PlannedAttempt]) -> RateInfo | None:
         limits = Limits.of(request.key.limits)
         if not limits.any:
@@ -264,8 +283,8 @@ class Gateway:
         for attempt in attempts:
             by_body.setdefault(id(attempt.body), (attempt.body, []))[1].append(
                 (attempt.model.info, attempt.model.speaks_anthropic))
-        bounds = [request_bound(body, models, anthropic_beta=request.anthropic_beta)
-                  for body, models in by_body.values()]
+        bounds = await _off_the_loop_if(request.large, lambda: [
+            request_bound(body, models, anthropic_beta=request.anthropic_beta) for body, models in by_body.values()])
         request.reserved = Estimate(max(b.tokens for b in bounds), max(b.usd for b in bounds))
         request.settle_first = limits.monthly_tokens is not None or limits.monthly_usd is not None
         request.ledger_id, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, request.key, request.at,
