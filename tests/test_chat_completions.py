@@ -354,6 +354,19 @@ def test_an_mcp_tool_named_past_openais_limit_round_trips_through_gpt(client, fa
     assert second.stop_reason == "end_turn" and "found 3 documents" in second.content[0].text
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_conversation_whose_assistant_turn_is_a_tool_call_alone_is_answered_by_gpt(client, fake, stream):
+    """Claude often answers with a tool call and no text: that turn goes to OpenAI with
+    `content: null`, and a streamed request must still be served (it was a 502)."""
+    history = ask("weather in Paris?") + [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}]
+    answer = _answer(client, stream, model=GPT, max_tokens=50, tools=[WEATHER], messages=history)
+    assert answer.content[0].text == "Tool said: sunny"
+    assert fake.last("/chat/completions").body["messages"][1]["content"] is None
+
+
 @pytest.mark.parametrize("empty", ["", [], None], ids=["empty string", "no blocks", "no content"])
 def test_a_tool_result_with_nothing_in_it_still_answers_its_call_at_openai(client, fake, empty):
     """A command that printed nothing gives Claude Code an empty tool result: OpenAI refuses a
