@@ -87,7 +87,9 @@ def header_problem(headers: dict) -> tuple[int, str] | None:
     return None
 
 
-def _unanswered_tool_uses(messages: list) -> str | None:
+def unanswered_tool_uses(messages: list) -> str | None:
+    """Anthropic's refusal of a `tool_use` the next message does not answer (Bedrock and Vertex
+    pass Claude's conversation to the same validation)."""
     for m, message in enumerate(messages):
         content = message.get("content") if isinstance(message, dict) and message.get("role") == "assistant" else None
         ids = [b.get("id") for b in content if isinstance(b, dict) and b.get("type") == "tool_use"] \
@@ -111,5 +113,5 @@ def request_problem(body: dict, anthropic_beta: str | None) -> str | None:
     if "max_tokens" not in body:
         return "max_tokens: Field required"
     messages = body.get("messages")
-    return content_problem(body, anthropic_beta) or (_unanswered_tool_uses(messages) if isinstance(messages, list)
+    return content_problem(body, anthropic_beta) or (unanswered_tool_uses(messages) if isinstance(messages, list)
                                                      else None)
