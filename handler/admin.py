@@ -24,7 +24,7 @@ from .metering import hot_keys, usage_report
 from .metering.items import REPORT_FIELDS
 from .metering.ledger import Ledger
 from .providers import price_map
-from .providers.catalogue import build_catalogue, checked_aliases, provider_problems
+from .providers.catalogue import build_catalogue, checked_aliases, checked_chains, provider_problems
 from .providers.families import family
 
 
@@ -52,7 +52,7 @@ def set_providers(settings: Settings, document: dict) -> dict:
         raise LookupError("the document configures no provider")
     if not catalogue.models:
         raise LookupError("no model is served: list `models` or configure a provider litellm prices")
-    _, problems = checked_aliases(document, catalogue)
+    problems = checked_aliases(document, catalogue)[1] + checked_chains(document, catalogue)[1]
     if problems:
         raise ValueError("; ".join(problems))
     aws.write_json_secret(settings.providers_secret_id, document)
@@ -157,6 +157,9 @@ def _key_options(command: argparse.ArgumentParser, *, update: bool) -> None:
                               "the month's traffic, a change restarts the month's caps in the new shards")
     command.add_argument("--expires-at", metavar="ISO8601" + ("|never" if update else ""),
                          help="the key stops working then (401, like a revoked key); UTC if no zone")
+    command.add_argument("--default-fallbacks", choices=("on", "off"), default=None if update else "on",
+                         help="a request without `fallbacks` runs its model's default chain (providers "
+                              "secret `fallbacks`)" + ("" if update else "; default on"))
     command.add_argument("--json", action="store_true")
 
 
@@ -167,7 +170,8 @@ def _key_command(args: argparse.Namespace, keys: KeysAdmin) -> tuple[object, str
         raise ValueError(f"--ledger-shards must be between 1 and {hot_keys.MAX_SHARDS}")
     if args.action == "create":
         created = keys.create(name=args.name, models=args.models, limits=_limits(args),
-                              expires_at=parse_expiry(args.expires_at), count=args.count)
+                              expires_at=parse_expiry(args.expires_at), count=args.count,
+                              default_fallbacks=args.default_fallbacks == "on")
         if args.count == 1:
             return created[0], (f"key_id: {created[0]['key_id']}\nkey:    {created[0]['key']}\n"
                                 "(shown once: store it now; only its hash is kept)")
@@ -196,7 +200,9 @@ def _key_command(args: argparse.Namespace, keys: KeysAdmin) -> tuple[object, str
                   if value is not UNSET}
         expires = UNSET if args.expires_at is None else parse_expiry(args.expires_at)
         updated = keys.update(args.key_id, name=args.name if args.name is not None else UNSET, models=models,
-                              limits=limits, expires_at=expires)
+                              limits=limits, expires_at=expires,
+                              default_fallbacks=UNSET if args.default_fallbacks is None
+                              else args.default_fallbacks == "on")
         return updated, f"updated {updated['key_id']}"
     if args.action == "rotate":
         rotated = keys.rotate(args.key_id, grace=parse_duration(args.grace))

@@ -43,7 +43,7 @@ def test_keys_create_prints_the_key_once_and_stores_only_its_hash(secret_id):
     assert stored == [{
         "key_id": created["key_id"], "hash": hash_key(created["key"]), "name": "team-a", "status": "active",
         "created_at": created["created_at"], "models": ["anthropic/*", "openai/gpt-4o*"],
-        "limits": {"rpm": 60, "monthly_usd": 50.0},
+        "limits": {"rpm": 60, "monthly_usd": 50.0}, "default_fallbacks": True,
     }]
     assert created["key"] not in json.dumps(stored)
 

@@ -12,8 +12,10 @@ TransactWriteItems timed, and slowed where a test says so.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -192,23 +194,82 @@ def web_adapter(api: LambdaRuntimeApi, app_url: str, ends: list[float]) -> None:
                       json={"statusCode": response.status_code, "body": body.decode()})
 
 
+@contextlib.contextmanager
+def streaming_function(stack, queue: str, api: LambdaRuntimeApi):
+    """uvicorn as the template's streaming mode runs it (run.sh), ready: (its URL, its output)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "handler.runtime.snapstart:streaming_app", "--host", "127.0.0.1",
+            "--port", str(port), "--lifespan", "off", "--log-level", "warning",
+            "--http", "handler.runtime.serving:GuardedH11Protocol"]
+    with function_process(argv, function_env(stack, queue, api, GATEWAY_METER_BEFORE_RESPONSE_END="true"),
+                          ROOT) as output:
+        ready_by = time.monotonic() + 60
+        while not ready(f"http://127.0.0.1:{port}/health"):  # the adapter's readiness check
+            assert time.monotonic() < ready_by, "".join(output)
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}", output
+
+
+def refused_forwarding(api: LambdaRuntimeApi, port: int, answers: list[bytes]) -> None:
+    """The adapter's part for one invocation whose request uvicorn refuses before the app sees it
+    (a header line with no colon: h11's "illegal header line"), with the invocation's context."""
+    runtime = f"http://{api.address}/2018-06-01/runtime"
+    with httpx.Client(timeout=None) as http:
+        invocation = http.get(f"{runtime}/invocation/next")
+        request_id = invocation.headers["Lambda-Runtime-Aws-Request-Id"]
+        context = json.dumps({"request_id": request_id,
+                              "deadline": int(invocation.headers["Lambda-Runtime-Deadline-Ms"])})
+        with socket.create_connection(("127.0.0.1", port)) as connection:
+            connection.sendall(f"POST {MESSAGES} HTTP/1.1\r\nHost: localhost\r\n"
+                               f"x-amzn-lambda-context: {context}\r\nno colon here\r\n\r\n".encode())
+            answers.append(connection.recv(65536))
+        http.post(f"{runtime}/invocation/{request_id}/response", json={"statusCode": 400, "body": ""})
+
+
+def test_a_streaming_mode_request_refused_before_the_app_ends_its_invocation_long_before_the_deadline(
+        gateway_stack, writes):
+    """Nothing in the app hands such an invocation over; the extension must not hold it until 2 s
+    before its 900 s deadline (billed, and a concurrency slot taken, all that time)."""
+    stack, key, queue = gateway_stack
+    answers: list[bytes] = []
+    with LambdaRuntimeApi() as api, streaming_function(stack, queue, api) as (app_url, output):
+        port = int(app_url.rsplit(":", 1)[1])
+        threading.Thread(target=refused_forwarding, args=(api, port, answers), daemon=True).start()
+        invocation = api.invoke(message_event(key), timeout_s=900.0)
+        assert answers and answers[0].startswith(b"HTTP/1.1 400"), f"uvicorn did not refuse it: {answers}"
+        api.completed(invocation)
+    assert invocation.completed_at is not None and invocation.extension_next_at, \
+        "the extension still held an invocation whose request never reached the app"
+    assert writes.finished == [] and queued(queue) == [], "a refused request wrote usage"
+
+
+def test_a_streaming_mode_request_that_outlasts_the_arrival_window_still_has_its_usage_written_first(
+        gateway_stack, writes, fake):
+    """The window bounds only a request's arrival: one that reached the app is waited for to its end."""
+    from handler.runtime.after_response import ARRIVAL_WINDOW_S
+
+    stack, key, queue = gateway_stack
+    fake.delay("claude-sonnet-4-5", ARRIVAL_WINDOW_S + 2)
+    ends: list[float] = []
+    with LambdaRuntimeApi() as api, streaming_function(stack, queue, api) as (app_url, output):
+        threading.Thread(target=web_adapter, args=(api, app_url, ends), daemon=True).start()
+        invocation = api.completed(api.invoke(message_event(key, stream=True), timeout_s=60))
+    assert invocation.response["statusCode"] == 200, invocation.response
+    assert len(writes.finished) == 1, "".join(output)
+    (extension_next,) = invocation.extension_next_at.values()
+    assert writes.finished[0] <= extension_next, "the invocation ended before its usage was written"
+    assert len(stack.records(key, 1)) == 1 and queued(queue) == []
+
+
 @pytest.mark.parametrize("stream", [True, False])
 def test_streaming_mode_ends_the_response_before_the_usage_write_and_the_invocation_after_it(
         gateway_stack, writes, stream):
     """uvicorn behind the (stand-in) Web Adapter, with the template's streaming-mode settings."""
     stack, key, queue = gateway_stack
     writes.delay = 1.0
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "handler.runtime.snapstart:streaming_app", "--host", "127.0.0.1",
-            "--port", str(port), "--lifespan", "off", "--log-level", "warning"]
     ends: list[float] = []
-    with LambdaRuntimeApi() as api, function_process(
-            argv, function_env(stack, queue, api, GATEWAY_METER_BEFORE_RESPONSE_END="true"), ROOT) as output:
-        ready_by = time.monotonic() + 60
-        while not ready(f"http://127.0.0.1:{port}/health"):  # the adapter's readiness check
-            assert time.monotonic() < ready_by, "".join(output)
-            time.sleep(0.1)
-        threading.Thread(target=web_adapter, args=(api, f"http://127.0.0.1:{port}", ends), daemon=True).start()
+    with LambdaRuntimeApi() as api, streaming_function(stack, queue, api) as (app_url, output):
+        threading.Thread(target=web_adapter, args=(api, app_url, ends), daemon=True).start()
         invocation = api.completed(api.invoke(message_event(key, stream=stream)))
     assert invocation.response["statusCode"] == 200, invocation.response
     assert len(writes.finished) == 1, "".join(output)

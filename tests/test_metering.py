@@ -310,3 +310,15 @@ def test_a_stream_whose_client_left_before_its_first_byte_is_recorded_as_a_disco
     assert record["status"] == "client_disconnected", "a stream no one received was recorded as delivered"
     [(_, reported)] = fake.reported
     assert usage_of(record) == reported, "the stream was not metered in full"
+
+
+def test_creating_the_usage_table_again_is_harmless_however_many_tables_the_account_has(moto_endpoint):
+    """`scripts/serve` and the test stacks create the table they use; an account with more than
+    a page of tables (ListTables answers 100 at a time) must not make a second create fail."""
+    import uuid
+
+    prefix = f"page-{uuid.uuid4().hex[:6]}"
+    for index in range(101):
+        Ledger(f"{prefix}-{index:03d}").create_table()
+    Ledger(f"{prefix}-000").create_table()  # the first page's
+    Ledger(f"{prefix}-100").create_table()  # past the first page

@@ -142,8 +142,10 @@ def test_the_lambda_handler_writes_one_request_line_and_its_metrics(lambda_key, 
     assert line["cost_usd"] == pytest.approx(float(record["cost_usd"]))
 
     metrics = emf(docs)
-    assert len(metrics) == 1, "a successful request is one EMF document"
-    [main] = metrics
+    assert len(metrics) == 2, "a successful request is one EMF document, and one for the latency the gateway adds"
+    [main] = [m for m in metrics if "Requests" in m]
+    [added] = [m for m in metrics if "AddedLatency" in m]
+    assert added["AddedLatency"] == line["added_latency_ms"] <= line["ttfb_ms"]
     assert main["dimensions"] == [["service"], ["service", "model"], ["service", "provider"]]
     assert (main["service"], main["model"], main["provider"]) == ("edenai-gateway", CLAUDE, "anthropic")
     assert main["Requests"] == 1 and main["Fallbacks"] == 0 and main["LedgerSpills"] == 0
@@ -303,7 +305,39 @@ class BrokenLedger(Ledger):
         raise RuntimeError("a bug")
 
 
-def test_an_unhandled_exception_is_the_error_type_a_release_rolls_back_on(stack, fake, capsys):
+@pytest.mark.parametrize("stream", [False, True], ids=["message", "stream"])
+def test_a_slow_provider_makes_ttfb_large_but_not_the_latency_the_gateway_adds(server, api_key, fake, capsys,
+                                                                                monkeypatch, stream):
+    """A release is judged on AddedLatency (template.yaml's CanaryAddedLatencyAlarm), per version:
+    the time to the first byte less every attempt's wait for its provider, a failed one included."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "7")
+    fake.fail("claude-sonnet-4-5", status=529)
+    fake.delay("claude-haiku-4-5", 2.0)
+    output = Output(capsys)
+    response = sdk(server, api_key).messages.with_raw_response.create(
+        model=CLAUDE, max_tokens=20, stream=stream, messages=[{"role": "user", "content": "hi"}],
+        extra_body={"fallbacks": [HAIKU]})
+    if stream:
+        assert [event.type for event in response.parse()][-1] == "message_stop"
+    line, documents = output.wait_for(response.headers["request-id"])
+    assert line["served_model"] == HAIKU and line["ttfb_ms"] >= 2000, line
+    [added] = [d for d in documents if "AddedLatency" in d]
+    assert added["AddedLatency"] == line["added_latency_ms"]
+    assert added["AddedLatency"] < 1000, f"the provider's 2 s counted as the gateway's own: {line}"
+    assert added["dimensions"] == [["service"], ["service", "version"]] and added["version"] == "7"
+
+
+def test_the_attempts_header_the_observation_reads_is_the_one_the_gateway_writes():
+    from handler.observe.observation import ATTEMPTS_HEADER, upstream_wait_ms
+    from handler.pipeline.gateway import ATTEMPTS_HEADER as WRITTEN, Attempt, attempts_header
+
+    assert ATTEMPTS_HEADER == WRITTEN.encode()
+    header = attempts_header([Attempt("anthropic/claude-sonnet-4-5", 529, 40), Attempt("openai/gpt-4o", 200, 812)])
+    assert upstream_wait_ms(header.encode()) == 852
+
+
+def test_an_unhandled_exception_is_the_error_type_a_release_rolls_back_on(stack, fake, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "12")
     key = stack.add_key(limits={"rpm": 10})
     output = Output(capsys)
     with serve(stack, ledger=BrokenLedger(stack.settings.usage_table)) as server:
@@ -316,6 +350,8 @@ def test_an_unhandled_exception_is_the_error_type_a_release_rolls_back_on(stack,
     [errors] = [d for d in documents if "Errors" in d]
     # template.yaml's CanaryUnhandledErrorsAlarm watches exactly this series.
     assert (errors["service"], errors["error_type"]) == ("edenai-gateway", "unhandled_exception")
+    # ... and CanaryUnhandledErrorsAlarm watches the new version's only (ExecutedVersion's counterpart).
+    assert ["service", "error_type", "version"] in errors["dimensions"] and errors["version"] == "12"
 
 
 def test_under_the_lambda_web_adapter_the_line_carries_the_invocation_ids(server, api_key, capsys):

@@ -89,7 +89,7 @@ def test_providers_set_stores_every_family_and_show_names_no_credential(moto_end
     shown = json.loads(result.stdout)
     assert shown["models"] == sorted(MODELS)
     assert shown["providers"]["bedrock"] == {"type": "bedrock", "api_base": None, "api_key": "none",
-                                             "aws_region": "eu-west-3"}
+                                             "aws_region": "eu-west-3", "credentials": "iam-role"}
     assert shown["providers"]["azure"]["api_version"] == "2024-10-21"
     for credential in CREDENTIALS:
         assert credential not in result.stdout, f"providers set printed a credential: {credential}"

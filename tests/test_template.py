@@ -498,7 +498,8 @@ def test_the_dashboard_draws_exactly_the_metrics_the_gateway_emits(template):
 def test_alarms_on_gateway_metrics_name_only_metrics_it_emits(template):
     alarms = {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     ours = {name: a for name, a in alarms.items() if a.get("Namespace") == {"Ref": "MetricsNamespace"}}
-    assert {a["MetricName"] for a in ours.values()} == {"TTFB", "LedgerSpills", "KeySpendOverShare", "Errors"}
+    assert {a["MetricName"] for a in ours.values()} == {"TTFB", "AddedLatency", "LedgerSpills", "KeySpendOverShare",
+                                                         "Errors"}
     assert set(a["MetricName"] for a in ours.values()) <= set(METRIC_UNITS)
     for alarm in ours.values():
         assert {"Name": "service", "Value": {"Ref": "GatewayFunction"}} in alarm["Dimensions"]
@@ -520,7 +521,7 @@ def test_a_release_goes_out_gradually_and_rolls_back_on_its_alarms_in_both_modes
     mode, resources = deployed
     [group] = of_type(resources, "AWS::CodeDeploy::DeploymentGroup").values()
     alarms = {a["Name"]["Ref"] for a in group["Properties"]["AlarmConfiguration"]["Alarms"]}
-    assert alarms == {"CanaryFunctionErrorsAlarm", "CanaryUnhandledErrorsAlarm", "LatencyAlarm"}
+    assert alarms == {"CanaryFunctionErrorsAlarm", "CanaryUnhandledErrorsAlarm", "CanaryAddedLatencyAlarm"}
     assert group["Properties"]["AlarmConfiguration"]["Enabled"] is True
     assert set(group["Properties"]["AutoRollbackConfiguration"]["Events"]) >= {"DEPLOYMENT_FAILURE",
                                                                                 "DEPLOYMENT_STOP_ON_ALARM"}
@@ -529,6 +530,34 @@ def test_a_release_goes_out_gradually_and_rolls_back_on_its_alarms_in_both_modes
     # The API in front calls that alias in either mode, so the canary's share is real traffic.
     [permission] = of_type(resources, "AWS::Lambda::Permission").values()
     assert permission["Properties"]["FunctionName"]["Ref"] in of_type(resources, "AWS::Lambda::Alias")
+
+
+def test_a_release_is_rolled_back_by_its_own_version_s_faults_only(deployed):
+    """The alias's metrics hold every version behind it (the old one's errors, a slow model):
+    each release alarm selects the version being published, and none watches the providers' time."""
+    mode, resources = deployed
+    [version_id] = of_type(resources, "AWS::Lambda::Version")
+    new_version = {"Fn::GetAtt": [version_id, "Version"]}
+    [group] = of_type(resources, "AWS::CodeDeploy::DeploymentGroup").values()
+    for ref in group["Properties"]["AlarmConfiguration"]["Alarms"]:
+        alarm = resources[ref["Name"]["Ref"]]["Properties"]
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert new_version in dimensions.values(), f"{ref} watches every version behind the alias: {dimensions}"
+        assert alarm["MetricName"] not in ("TTFB", "Latency"), f"{ref} rolls back on a slow model or a long answer"
+    lambda_errors = resources["CanaryFunctionErrorsAlarm"]["Properties"]
+    assert (lambda_errors["Namespace"], lambda_errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert {d["Name"]: d["Value"] for d in lambda_errors["Dimensions"]} == {
+        "FunctionName": {"Ref": "GatewayFunction"}, "Resource": {"Fn::Sub": "${GatewayFunction}:live"},
+        "ExecutedVersion": new_version}
+    unhandled = {d["Name"]: d["Value"] for d in resources["CanaryUnhandledErrorsAlarm"]["Properties"]["Dimensions"]}
+    assert unhandled == {"service": {"Ref": "GatewayFunction"}, "error_type": "unhandled_exception",
+                         "version": new_version}
+    added = resources["CanaryAddedLatencyAlarm"]["Properties"]
+    assert (added["MetricName"], added["ExtendedStatistic"]) == ("AddedLatency", "p99")
+    assert {d["Name"]: d["Value"] for d in added["Dimensions"]} == {"service": {"Ref": "GatewayFunction"},
+                                                                    "version": new_version}
+    assert added["Threshold"] == {"Ref": "AddedLatencyAlarmMilliseconds"}
+    assert "LatencyAlarm" in resources, "the providers' TTFB still tells the operator"
 
 
 def test_api_access_logs_are_json_and_the_stage_is_throttled(deployed):
@@ -548,6 +577,8 @@ def test_api_access_logs_are_json_and_the_stage_is_throttled(deployed):
         assert stage["Properties"]["TracingEnabled"] is True
         assert resources["ApiGatewayAccount"]["Properties"]["CloudWatchRoleArn"] == \
             {"Fn::GetAtt": ["ApiGatewayLogRole", "Arn"]}
+        # Set once the function's version is published, not right after its new role (aws-cdk #2194).
+        assert resources["ApiGatewayAccount"]["DependsOn"] in of_type(resources, "AWS::Lambda::Alias")
     fields = json.loads(access["Format"])
     assert {"requestId", "status", "responseLatency", "integrationLatency"} <= set(fields)
     assert not [v for v in fields.values() if "header" in v.lower()], "headers carry keys: never logged"
@@ -558,3 +589,92 @@ def test_reserved_concurrency_is_a_parameter(template):
     function = template["Resources"]["GatewayFunction"]["Properties"]
     assert function["ReservedConcurrentExecutions"] == \
         {"Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+
+
+# --------------------------------------------------------------------------- region and account settings
+
+def test_snapstart_is_refused_where_it_is_not_offered(template):
+    """AWS: "Lambda SnapStart is available in all commercial Regions except Asia Pacific (New Zealand)
+    and Asia Pacific (Taipei)" (ap-southeast-6, ap-east-2). Said before anything is built, and by the
+    template to a direct `sam deploy`."""
+    rule = template["Rules"]["SnapStartRegion"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "EnableSnapStart"}, "true"]}
+    [assertion] = rule["Assertions"]
+    refused = assertion["Assert"]["Fn::Not"][0]["Fn::Contains"][0]
+    assert set(refused) == {"ap-southeast-6", "ap-east-2"}
+    for region in refused:
+        for snapstart in (["--snapstart", "true"], []):  # true is the default
+            result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", region, *snapstart],
+                                    capture_output=True, text=True, timeout=30)
+            assert result.returncode == 2 and f"SnapStart is not offered in {region}" in result.stderr \
+                and "--snapstart false" in result.stderr, result.stderr
+    result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", "eu-west-1", "--snapstart", "yes"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "--snapstart is true or false" in result.stderr
+
+
+def test_the_api_gateway_logs_role_is_set_outside_the_stack_and_never_deleted_with_it(template):
+    """The region's setting (one per account and region) names a role; a stack that sets it right after
+    creating the role races IAM (aws-cdk #2194), and one that deletes the role leaves the setting naming
+    nothing. scripts/deploy sets it before the stack needs it; the stack only does when asked, and
+    then keeps the role."""
+    assert template["Parameters"]["CreateApiGatewayLogRole"]["Default"] == "false"
+    role = template["Resources"]["ApiGatewayLogRole"]
+    assert (role["DeletionPolicy"], role["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert template["Resources"]["ApiGatewayAccount"]["DeletionPolicy"] == "Retain"
+    script = (ROOT / "scripts" / "deploy").read_text()
+    assert script.count("\nensure_log_role\n") == 2, "set before the deploy (the stage needs it) and after it"
+    assert script.index("\nensure_log_role\n") < script.index('"$SAM_VENV/bin/sam" deploy')
+
+
+def _log_role_script():
+    spec = importlib.util.spec_from_file_location("_apigw_log_role", ROOT / "scripts" / "_apigw_log_role.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _NotPropagatedYet:
+    """API Gateway while IAM has not propagated a new role: refuses it `times` times (aws-cdk #2194's error)."""
+
+    def __init__(self, apigateway, times: int) -> None:
+        self._apigateway, self.refusals = apigateway, times
+
+    def __getattr__(self, name):
+        return getattr(self._apigateway, name)
+
+    def update_account(self, **kwargs):
+        from botocore.exceptions import ClientError
+        if self.refusals:
+            self.refusals -= 1
+            raise ClientError({"Error": {"Code": "BadRequestException", "Message": (
+                "The role ARN does not have required permissions set to API Gateway")}}, "UpdateAccount")
+        return self._apigateway.update_account(**kwargs)
+
+
+def test_the_logs_role_is_set_once_retried_while_iam_propagates_and_an_existing_one_is_kept(moto_endpoint,
+                                                                                           monkeypatch):
+    import boto3
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
+
+    # IAM with AWS's managed policies (AmazonAPIGatewayPushToCloudWatchLogs among them), as in an account.
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    iam_backends[DEFAULT_ACCOUNT_ID]["global"].reset()
+    script = _log_role_script()
+    apigateway, iam = boto3.client("apigateway", region_name="eu-west-1"), boto3.client("iam", region_name="eu-west-1")
+    apigateway.update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn",
+                                                "value": "arn:aws:iam::123456789012:role/deleted-with-its-stack"}])
+    pauses: list[float] = []
+    racing = _NotPropagatedYet(apigateway, times=2)
+    arn = script.ensure(racing, iam, sleep=pauses.append)
+    assert racing.refusals == 0 and len(pauses) == 2, "the first deploy gave up while IAM propagated the role"
+    assert arn.endswith(f":role/{script.ROLE_NAME}") and apigateway.get_account()["cloudwatchRoleArn"] == arn, \
+        "the setting still names a deleted role"
+    policies = iam.list_attached_role_policies(RoleName=script.ROLE_NAME)["AttachedPolicies"]
+    assert [p["PolicyName"] for p in policies] == ["AmazonAPIGatewayPushToCloudWatchLogs"]
+
+    other = iam.create_role(RoleName="the-accounts-own", AssumeRolePolicyDocument=script.TRUST)["Role"]["Arn"]
+    apigateway.update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": other}])
+    assert script.ensure(_NotPropagatedYet(apigateway, times=5), iam, sleep=pauses.append) == other
+    assert apigateway.get_account()["cloudwatchRoleArn"] == other, "a role other APIs of the region use was replaced"

@@ -173,13 +173,15 @@ class KeysAdmin:
     # ------------------------------------------------------------- commands
 
     def create(self, *, name: str, models: list[str] | None = None, limits: dict | None = None,
-               expires_at: str | None = None, count: int = 1) -> list[dict]:
-        """`count` keys (named name-00001... when more than one), one write per shard touched."""
+               expires_at: str | None = None, count: int = 1, default_fallbacks: bool = True) -> list[dict]:
+        """`count` keys (named name-00001... when more than one), one write per shard touched; a
+        new key runs its models' default chains unless told not to."""
         created, changes = [], {}
         for number in range(1, count + 1):
             key = new_key()
             entry = {"key_id": new_key_id(), "hash": hash_key(key), "status": "active", "created_at": iso(now()),
-                     "name": name if count == 1 else f"{name}-{number:0{len(str(count))}d}"}
+                     "name": name if count == 1 else f"{name}-{number:0{len(str(count))}d}",
+                     "default_fallbacks": default_fallbacks}
             if models:
                 entry["models"] = list(models)
             if limits:
@@ -245,7 +247,7 @@ class KeysAdmin:
         return self._edit(key_ids, revoke)
 
     def update(self, key_id: str, *, name: Any = UNSET, models: Any = UNSET, limits: dict | None = None,
-               expires_at: Any = UNSET) -> dict:
+               expires_at: Any = UNSET, default_fallbacks: Any = UNSET) -> dict:
         """Change what is given; a limit set to None is removed, models=None allows every model."""
         def update(entry: dict) -> None:
             if name is not UNSET and "retired_at" not in entry:
@@ -259,6 +261,8 @@ class KeysAdmin:
                 del entry["limits"]
             if expires_at is not UNSET and "retired_at" not in entry:
                 _set(entry, "expires_at", expires_at)
+            if default_fallbacks is not UNSET:
+                entry["default_fallbacks"] = bool(default_fallbacks)
             entry["updated_at"] = iso(now())
         [updated] = self._edit([key_id], update)
         return updated

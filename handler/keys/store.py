@@ -49,6 +49,9 @@ class ApiKey:
     models: tuple[str, ...] | None = None
     limits: dict[str, Any] = field(default_factory=dict)
     expires_at: float | None = None  # epoch seconds; a rotated key's old value expires when its grace ends
+    # A request without `fallbacks` runs its model's default chain (the providers secret's
+    # `fallbacks`). Keys created before the setting existed have no field: off.
+    default_fallbacks: bool = False
 
     @property
     def active(self) -> bool:
@@ -77,9 +80,12 @@ def _entry(entry: Any) -> ApiKey:
         raise ValueError("limits must be an object")
     if not isinstance(entry.get("status", "active"), str) or not isinstance(entry.get("name", ""), str):
         raise ValueError("status and name must be strings")
+    if not isinstance(entry.get("default_fallbacks", False), bool):
+        raise ValueError("default_fallbacks must be true or false")
     return ApiKey(key_id=key_id, name=entry.get("name", ""), status=entry.get("status", "active"),
                   models=tuple(models) if models is not None else None, limits=dict(limits or {}),
-                  expires_at=parse_time(entry.get("expires_at")))
+                  expires_at=parse_time(entry.get("expires_at")),
+                  default_fallbacks=entry.get("default_fallbacks", False))
 
 
 def parse_time(value: Any) -> float | None:

@@ -278,14 +278,17 @@ class Ledger:
     def create_table(self) -> None:
         """The table as template.yaml declares it: for local stacks and tests (moto)."""
         dynamodb = self._dynamodb()
-        if self.table in dynamodb.list_tables()["TableNames"]:
-            return
-        dynamodb.create_table(
-            TableName=self.table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in TABLE_KEYS],
-            KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in TABLE_KEYS.items()],
-        )
+        try:  # asked of the table itself: ListTables answers a page of 100 names at a time
+            dynamodb.create_table(
+                TableName=self.table,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in TABLE_KEYS],
+                KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in TABLE_KEYS.items()],
+            )
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") == "ResourceInUseException":
+                return  # already there
+            raise
         dynamodb.update_time_to_live(TableName=self.table, TimeToLiveSpecification={
             "Enabled": True, "AttributeName": TTL_ATTRIBUTE})
 

@@ -16,6 +16,7 @@ from keys past a share of their monthly cap, without saying which (the line does
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,10 @@ from typing import Any
 from ..protocol.errors import error_type_for
 
 MESSAGES_PATH = "/v3/v1/messages"
+# The response header naming each upstream attempt and its time (pipeline/gateway.py's ATTEMPTS_HEADER):
+# `model;status=200;ms=812, ...`, an attempt's ms being its wait for the provider's first content.
+ATTEMPTS_HEADER = b"x-edenai-attempts"
+_ATTEMPT_MS = re.compile(rb";ms=(\d+)")
 
 # Every metric the gateway emits, with its unit: template.yaml's dashboard and alarms
 # use exactly these names (tests/test_observability.py compares them).
@@ -31,6 +36,9 @@ METRIC_UNITS = {
     "Errors": "Count",  # by error_type too (unhandled_exception: a bug, not a provider)
     "Latency": "Milliseconds",  # request in to response end
     "TTFB": "Milliseconds",  # request in to the response's first byte: the first token when streamed
+    # TTFB less the time spent waiting for providers (every attempt's): what the gateway itself adds.
+    # Per version too: a release rolls back on its own, never on a slow model or a long answer.
+    "AddedLatency": "Milliseconds",
     "InputTokens": "Count",
     "OutputTokens": "Count",
     "CacheWriteTokens": "Count",
@@ -67,6 +75,7 @@ class Observation:
     status: int | None = None
     exception: str | None = None
     ttfb_ms: int | None = None
+    upstream_wait_ms: int = 0  # the attempts' own times, from the response's ATTEMPTS_HEADER
     latency_ms: int | None = None
     entry: Any = None  # the request's ledger entry (metering's LedgerEntry), once written
     ledger: str | None = None  # written | duplicate | queued | logged
@@ -101,9 +110,18 @@ class Observation:
             return error_type_for(self.entry.attempts[-1]["status"])
         return None
 
+    def added_latency_ms(self) -> int | None:
+        """The first byte's time not spent waiting for a provider (clock skew kept at 0)."""
+        return None if self.ttfb_ms is None else max(0, self.ttfb_ms - self.upstream_wait_ms)
+
     def limit_refused(self) -> bool:
         """429 with no upstream attempt: the key's rpm or monthly cap, not a provider's."""
         return self.is_messages and self.status == 429 and self.entry is None
+
+
+def upstream_wait_ms(attempts_header: bytes) -> int:
+    """The summed `ms=` of an ATTEMPTS_HEADER value."""
+    return sum(int(ms) for ms in _ATTEMPT_MS.findall(attempts_header))
 
 
 def provider_of(model_id: str) -> str:
@@ -120,7 +138,8 @@ def request_line(o: Observation, *, spend_share: float) -> dict[str, Any]:
         "method": o.method, "path": o.path, "status": o.status, "key_id": o.key_id or (entry.key_id if entry else None),
         "requested_model": (o.requested_model or "")[:MAX_LOGGED_MODEL] or None,
         "served_model": o.served_model, "provider": provider_of(model) if model else None,
-        "stream": o.stream, "ttfb_ms": o.ttfb_ms, "latency_ms": o.latency_ms,
+        "stream": o.stream, "ttfb_ms": o.ttfb_ms, "added_latency_ms": o.added_latency_ms(),
+        "latency_ms": o.latency_ms,
         "dropped_fields": o.dropped_fields or None,
         "error_type": o.error_type(), "exception": o.exception,
         "breakers_opened": o.breakers_opened or None,
@@ -138,12 +157,14 @@ def request_line(o: Observation, *, spend_share: float) -> dict[str, Any]:
 MetricSet = tuple[dict[str, float], list[dict[str, str]]]
 
 
-def metric_sets(o: Observation, *, spend_share: float) -> list[MetricSet]:
+def metric_sets(o: Observation, *, spend_share: float, version: str | None = None) -> list[MetricSet]:
     """(values, extra dimension sets) per EMF document; each also counts at the service level.
 
     Messages requests only (the other routes are in the log). Errors and breaker
     openings are documents of their own, so that their per-type and per-model views
-    do not multiply every other metric.
+    do not multiply every other metric. `version` (the function version serving,
+    under Lambda) adds the two series a release is judged on: its AddedLatency and
+    its unhandled exceptions.
     """
     if not o.is_messages:
         return []
@@ -162,9 +183,13 @@ def metric_sets(o: Observation, *, spend_share: float) -> list[MetricSet]:
     if o.month_cap_share is not None:
         values["KeySpendOverShare"] = 1 if o.month_cap_share >= spend_share else 0
     sets: list[MetricSet] = [(values, by_model)]
+    added = o.added_latency_ms()
+    if added is not None:
+        sets.append(({"AddedLatency": added}, [{"version": version}] if version else []))
     error = o.error_type()
     if error is not None:
-        sets.append(({"Errors": 1}, [{"error_type": error}, *by_model]))
+        by_version = [{"error_type": error, "version": version}] if version and error == UNHANDLED else []
+        sets.append(({"Errors": 1}, [{"error_type": error}, *by_model, *by_version]))
     for opened in o.breakers_opened:
         sets.append(({"BreakerOpens": 1}, [{"model": opened}, {"provider": provider_of(opened)}]))
     return sets

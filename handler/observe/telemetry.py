@@ -31,7 +31,7 @@ from typing import Any, Mapping
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
-from .observation import METRIC_UNITS, Observation, metric_sets, request_line
+from .observation import ATTEMPTS_HEADER, METRIC_UNITS, Observation, metric_sets, request_line, upstream_wait_ms
 
 UNOBSERVED_PATHS = frozenset({"/health", "/_lambda/snapstart/before-snapshot", "/_lambda/snapstart/after-restore"})
 
@@ -143,7 +143,9 @@ class Telemetry:
         self._live.pop(observation.request_id or "", None)
         try:
             self._logger.info("request", extra=request_line(observation, spend_share=self.spend_share))
-            for values, dimension_sets in metric_sets(observation, spend_share=self.spend_share):
+            # Lambda sets it per version ("$LATEST" unpublished): what a release's alarms select on.
+            version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+            for values, dimension_sets in metric_sets(observation, spend_share=self.spend_share, version=version):
                 with self._metrics_lock:
                     for name, value in values.items():
                         self._metrics.add_metric(name=name, unit=METRIC_UNITS[name], value=value)
@@ -215,6 +217,9 @@ class Middleware:
         async def observed_send(message) -> None:
             if message["type"] == "http.response.start":
                 observation.status = message["status"]
+                for name, value in message.get("headers") or ():
+                    if name.lower() == ATTEMPTS_HEADER:
+                        observation.upstream_wait_ms = upstream_wait_ms(value)
             elif message["type"] == "http.response.body":
                 if observation.ttfb_ms is None and (message.get("body") or not message.get("more_body")):
                     observation.ttfb_ms = ms()

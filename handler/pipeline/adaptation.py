@@ -118,6 +118,9 @@ class Adaptation:
     stop_limit: int | None = None
     # Parts of the request sent elsewhere than the caller put them (`messages[3]->system`).
     moved: tuple[str, ...] = ()
+    # `fallbacks` as the provider takes it: "default" to Anthropic's API when the operator has no
+    # chain for the model (its own server-side fallback runs it).
+    upstream_fallbacks: str | None = None
 
     def headers(self) -> dict[str, str]:
         headers = {}

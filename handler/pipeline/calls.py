@@ -122,6 +122,8 @@ def anthropic_body(body: Mapping[str, Any], model: Model, adaptation: Adaptation
     sent = {name: value for name, value in body.items()
             if name not in GATEWAY_FIELDS and name not in adaptation.dropped and value is not None}
     sent["messages"] = adapt_messages(body["messages"], anthropic=True)
+    if adaptation.upstream_fallbacks is not None:
+        sent["fallbacks"] = adaptation.upstream_fallbacks
     if not any(message.get("role") != "system" for message in sent["messages"]):
         raise GatewayError(400, "messages: at least one user or assistant message is required.")
     sent["model"] = model.name

@@ -32,7 +32,9 @@ from ..providers.catalogue import EDENAI_ROUTER, Catalogue, Model
 from .adaptation import Adaptation
 from .breaker import ModelHealth, provider_failure
 from .calls import build_call, build_count_call
+from .fallbacks import declines_fall_back, fallback_blocks
 from .model_list import resolve_for
+from .planning import Attempt as PlannedAttempt
 from .planning import plan_request
 
 log = logging.getLogger(__name__)
@@ -47,12 +49,14 @@ class Attempt:
     model_id: str
     status: int
     latency_ms: int
+    declined: bool = False  # answered with a refusal, and the next model took over
 
     def header_value(self) -> str:
-        return f"{self.model_id};status={self.status};ms={self.latency_ms}"
+        return f"{self.model_id};status={self.status};ms={self.latency_ms}" + (";declined" if self.declined else "")
 
     def as_dict(self) -> dict:
-        return {"model": self.model_id, "status": self.status, "latency_ms": self.latency_ms}
+        return {"model": self.model_id, "status": self.status, "latency_ms": self.latency_ms,
+                **({"declined": True} if self.declined else {})}
 
 
 async def _settled() -> None:
@@ -103,6 +107,8 @@ class _Request:
     # gateway gave up on (model, why: "deadline", "cancelled"): those are billed all the same.
     in_flight: Model | None = None
     abandoned: list[tuple[Model, str]] = field(default_factory=list)
+    # Attempts that declined (a refusal a fallback answered): what each reported is metered.
+    declined: list[tuple[Model, Usage, dict]] = field(default_factory=list)
     # A key with a monthly cap: its reservation is settled before the response ends, so the
     # caller's next request never finds it still held (and is never refused for it).
     settle_first: bool = False
@@ -197,11 +203,11 @@ class Gateway:
                             anthropic_beta=anthropic_beta)
         # Every call is built (and so the caller's part checked) before anything is reserved:
         # a request the gateway refuses uses no rpm, is not metered and reaches no provider.
-        calls = [(attempt.model, build_call(body, attempt.model, anthropic_beta=anthropic_beta,
+        calls = [(attempt.model, build_call(attempt.body, attempt.model, anthropic_beta=anthropic_beta,
                                             timeout=self._deadline, adaptation=attempt.adaptation))
                  for attempt in plan.attempts]
         request = _Request(key, body, request_id, self._now(), anthropic_beta)
-        rate = await self._reserve(request, plan.models)
+        rate = await self._reserve(request, plan.attempts)
         try:
             outcome = await self._attempts(request, calls)
         except GatewayError as error:
@@ -247,14 +253,20 @@ class Gateway:
         tokens, method = await upstream.count_tokens(call)
         return tokens, method, rate
 
-    async def _reserve(self, request: _Request, models: list[Model]) -> RateInfo | None:
+    async def _reserve(self, request: _Request, attempts: list[PlannedAttempt]) -> RateInfo | None:
         limits = Limits.of(request.key.limits)
         if not limits.any:
             request.ledger_id = hot_keys.pick(request.key)
             return None
-        bound = request_bound(request.body, [(m.info, m.speaks_anthropic) for m in models],
-                              anthropic_beta=request.anthropic_beta)
-        request.reserved = Estimate(bound.tokens, bound.usd)
+        # Each attempt bounded with the body it is built from (a fallback's own max_tokens);
+        # attempts without overrides share the request's body, walked once.
+        by_body: dict[int, tuple[dict[str, Any], list]] = {}
+        for attempt in attempts:
+            by_body.setdefault(id(attempt.body), (attempt.body, []))[1].append(
+                (attempt.model.info, attempt.model.speaks_anthropic))
+        bounds = [request_bound(body, models, anthropic_beta=request.anthropic_beta)
+                  for body, models in by_body.values()]
+        request.reserved = Estimate(max(b.tokens for b in bounds), max(b.usd for b in bounds))
         request.settle_first = limits.monthly_tokens is not None or limits.monthly_usd is not None
         request.ledger_id, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, request.key, request.at,
                                                           limits, request.reserved)
@@ -264,7 +276,8 @@ class Gateway:
         started = self._clock()
         deadline = self._time_left(self._deadline)
         last_error: GatewayError | None = None
-        for model, call in calls:
+        refusals_fall_back = declines_fall_back(request.anthropic_beta)
+        for index, (model, call) in enumerate(calls):
             remaining = deadline - (self._clock() - started)
             if remaining <= 0.5:
                 last_error = GatewayError(504, "The request's deadline passed before a model answered.")
@@ -276,7 +289,8 @@ class Gateway:
                 # httpx's timeout is per read: a provider dripping bytes would never trip it.
                 # This one covers the whole attempt up to its first content, streams included.
                 async with asyncio.timeout(remaining):
-                    outcome = await self._attempt(request, model, call, attempt_started)
+                    outcome = await self._attempt(request, model, call, attempt_started,
+                                                  may_decline=refusals_fall_back and index < len(calls) - 1)
             except TimeoutError:
                 request.in_flight = None
                 # The provider took the request and may answer (and bill) after the gateway left.
@@ -289,6 +303,11 @@ class Gateway:
                     # must not take the model away from every other key.
                     self.health.record_failure(model.id)
                 last_error = error
+                continue
+            except upstream.Declined as declined:
+                request.in_flight = None  # the model answered (a refusal): not a failure of its provider
+                request.attempts.append(Attempt(model.id, 200, self._ms_since(attempt_started), declined=True))
+                request.declined.append((model, declined.usage, declined.stop_details))
                 continue
             except GatewayError as error:
                 request.in_flight = None  # the provider refused it: nothing is billed
@@ -305,8 +324,11 @@ class Gateway:
         assert last_error is not None
         raise last_error
 
-    async def _attempt(self, request: _Request, model: Model, call: dict[str, Any], started: float) -> Outcome:
+    async def _attempt(self, request: _Request, model: Model, call: dict[str, Any], started: float,
+                       may_decline: bool = False) -> Outcome:
         result = await self._send(call)
+        lead = tuple(fallback_blocks(request.body["model"], [(m.id, details) for m, _, details in request.declined],
+                                     model.id)) if request.declined else ()
         if call["stream"]:
             earlier = list(request.attempts)
 
@@ -331,12 +353,15 @@ class Gateway:
             relay = upstream.StreamRelay(result, model_id=model.id, secrets=model.provider.secrets,
                                          on_finish=meter_stream, drain_timeout=drain_timeout,
                                          meter_before_end=self._meter_before_response_end or request.settle_first,
-                                         timeout_message=why)
+                                         timeout_message=why, decline_before_content=may_decline,
+                                         lead_blocks=lead)
             self.spawn(relay.start())
             try:
                 await relay.first()
             except asyncio.CancelledError:
                 relay.abandon()  # the deadline (or the client) ended the attempt before the first content
+                raise
+            except upstream.Declined:
                 raise
             except GatewayError:
                 if relay.opened:  # cut after message_start: the provider had begun, and bills it
@@ -347,6 +372,10 @@ class Gateway:
         message = upstream.checked_message(result, secrets=model.provider.secrets)
         message["model"] = model.id
         estimated = message.pop(ESTIMATED, False)
+        if may_decline and message.get("stop_reason") == "refusal":
+            raise upstream.Declined(model.id, Usage.of(message.get("usage")), message.get("stop_details"))
+        if lead:
+            message["content"] = [*lead, *(message.get("content") or [])]
         request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")
         if estimated:
@@ -379,6 +408,9 @@ class Gateway:
                                 dict(usage.server_tool_use))
             entry.cost_usd += usd
             entry.extra.update(usage_estimated=True, estimate_reason=request.abandoned[-1][1])
+        for declined_model, declined_usage, _ in request.declined:
+            entry.usage = entry.usage.plus(declined_usage)
+            entry.cost_usd += cost_of(declined_usage, price_of(declined_model.info))
         return entry
 
     def _reported_entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:

@@ -69,11 +69,6 @@ def needs_of(body: Mapping[str, Any], input_tokens: int) -> Needs:
     )
 
 
-def fallback_names(body: Mapping[str, Any]) -> list[str]:
-    """`fallbacks` as model names: the seed's strings and the SDK's {"model": ...} objects."""
-    return [entry["model"] if isinstance(entry, dict) else entry for entry in body.get("fallbacks") or []]
-
-
 def unfit_reason(model: Model, needs: Needs) -> str | None:
     """Why `model` cannot serve a request with these needs; None if it can."""
     info = model.info

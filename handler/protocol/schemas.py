@@ -7,7 +7,7 @@ document and its 422 answers are the spec's own.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,21 +44,27 @@ class AnthropicMessage(_Open):
 
 
 class FallbackModel(BaseModel):
-    """A fallback in the Anthropic SDK's own shape, `{"model": "..."}`. Other keys (the SDK's
-    per-fallback overrides) are refused rather than ignored: the gateway does not apply them."""
+    """A fallback in Anthropic's own shape (anthropic SDK `BetaFallbackParam`): the model and
+    overrides for that attempt only. Any other key is refused, as Anthropic refuses it."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     model: str
+    max_tokens: int | None = Field(None, ge=1)
+    thinking: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
+    speed: Literal["standard", "fast"] | None = None
 
 
 class AnthropicMessagesBody(_Open):
-    fallbacks: list[str | FallbackModel] | None = Field(
+    fallbacks: Annotated[list[str | FallbackModel], Field(max_length=3)] | Literal["default"] | None = Field(
         None,
-        max_length=3,
         description=(
             "List of fallback model IDs to try if the primary model fails. Models are tried "
             "in order. Example: ['anthropic/claude-3-opus', 'openai/gpt-4o']. An entry may "
-            "also be {'model': 'openai/gpt-4o'}, the Anthropic SDK's shape."
+            "also be Anthropic's object {'model': ..., 'max_tokens'?, 'thinking'?, "
+            "'output_config'?, 'speed'?}, whose overrides apply to that attempt only; "
+            "'default' names the operator's chain for the model. With the "
+            "server-side-fallback beta, a refusal moves to the next entry too."
         ),
     )
     router_candidates: list[str] | None = Field(

@@ -52,3 +52,10 @@ class Usage:
     def as_dict(self) -> dict[str, int]:
         """The token figures (server tool uses are not tokens)."""
         return {name: getattr(self, name) for name in TOKEN_NAMES}
+
+    def plus(self, other: "Usage") -> "Usage":
+        """Both usages together: one request's attempts that each reported what they used."""
+        tools = dict(self.server_tool_use)
+        for name, uses in other.server_tool_use.items():
+            tools[name] = tools.get(name, 0) + uses
+        return Usage(*(getattr(self, name) + getattr(other, name) for name in TOKEN_NAMES), tools)

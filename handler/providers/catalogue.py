@@ -16,6 +16,11 @@ operator's own (`{"opus": "anthropic/claude-opus-4-5"}`); an alias ending in
 the names clients invent release after release. Precedence: a catalogue id,
 then an exact alias, then a name (bare or `provider/name`, dated or not) that
 exactly one model answers to, then the longest matching pattern; else 404.
+
+The secret's `fallbacks` maps a model id, an alias or an alias pattern to the
+operator's default chain (`{"claude-opus-*": ["bedrock/...", "vertex/..."]}`):
+catalogue ids tried in order when the model fails, for a request that names
+`"default"` or sends no `fallbacks` with a key that runs default chains.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ log = logging.getLogger(__name__)
 EDENAI_ROUTER = "@edenai"
 # An alias ending in this matches every name that begins with the rest of it.
 PATTERN = "*"
+# At most this many models in a chain, as in a request's own `fallbacks`.
+MAX_CHAIN = 3
 # Anthropic's snapshot suffix: `claude-sonnet-4-5-20250929` is a snapshot of `claude-sonnet-4-5`.
 _DATED = re.compile(r"^(?P<base>.+)-(?P<date>20\d{6})$")
 
@@ -101,6 +108,21 @@ class Catalogue:
     providers: Mapping[str, Provider]
     models: Mapping[str, Model]
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The operator's default chains: a model id, alias or pattern -> catalogue ids.
+    chains: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def chain_for(self, requested: str, model: Model) -> tuple[str, ...] | None:
+        """The default chain for a request naming `requested` (resolved to `model`): the name
+        as sent, then the model's catalogue id, then the longest pattern that the name as sent
+        or the model's own name begins with. None: the operator configured none."""
+        for name in (requested, model.id):
+            if name in self.chains and not is_pattern(name):
+                return self.chains[name]
+        for name in (requested, model.name):
+            pattern = longest_pattern(self.chains, name)
+            if pattern is not None:
+                return self.chains[pattern]
+        return None
 
     def resolve(self, requested: str) -> Model:
         """A catalogue id, an operator's exact alias, a name (bare or `provider/name`, dated
@@ -189,6 +211,36 @@ def checked_aliases(document: Mapping[str, Any], catalogue: Catalogue) -> tuple[
     return kept, problems
 
 
+def checked_chains(document: Mapping[str, Any], catalogue: Catalogue) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """The secret's `fallbacks` (default chains) that can run, and what is wrong with the
+    others: a key is a model id, an alias or a 'prefix-*' pattern; a chain lists at most
+    3 catalogue ids (exact ids: a chain says where a failed request goes, no guessing)."""
+    chains = document.get("fallbacks")
+    if chains is None:
+        return {}, []
+    if not isinstance(chains, Mapping):
+        return {}, ["fallbacks: must be an object mapping a model, alias or 'prefix-*' pattern to a list of model ids"]
+    kept, problems = {}, []
+    for name, chain in chains.items():
+        if not isinstance(name, str) or not name or name == EDENAI_ROUTER or pattern_problem(name):
+            problems.append(f"fallbacks: {name!r} {pattern_problem(str(name)) or 'is not a model, alias or pattern'}")
+        elif not isinstance(chain, list) or not 1 <= len(chain) <= MAX_CHAIN:
+            problems.append(f"fallbacks: {name!r} must list 1 to {MAX_CHAIN} model ids")
+        elif unknown := [target for target in chain if not isinstance(target, str) or target not in catalogue.models]:
+            problems.append(f"fallbacks: {name!r} names {', '.join(map(repr, unknown))}, not catalogue ids "
+                            "(`gateway-admin providers show` lists them)")
+        else:
+            kept[name] = tuple(chain)
+    return kept, problems
+
+
+def _chains(document: Mapping[str, Any], catalogue: Catalogue) -> dict[str, tuple[str, ...]]:
+    kept, problems = checked_chains(document, catalogue)
+    for problem in problems:
+        log.error("%s: skipped", problem)
+    return kept
+
+
 def _aliases(document: Mapping[str, Any], catalogue: Catalogue) -> dict[str, str]:
     kept, problems = checked_aliases(document, catalogue)
     for problem in problems:
@@ -254,4 +306,5 @@ def build_catalogue(document: Mapping[str, Any], cost_map: Mapping[str, Any]) ->
                 model_id = f"{provider.name}/{name}"
                 models.setdefault(model_id, Model(model_id, provider, name, MappingProxyType(dict(info))))
     catalogue = Catalogue(MappingProxyType(providers), MappingProxyType(models))
-    return replace(catalogue, aliases=MappingProxyType(_aliases(document, catalogue)))
+    return replace(catalogue, aliases=MappingProxyType(_aliases(document, catalogue)),
+                   chains=MappingProxyType(_chains(document, catalogue)))

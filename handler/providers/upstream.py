@@ -202,6 +202,16 @@ async def count_tokens(kwargs: dict[str, Any]) -> tuple[int, str]:
         raise map_exception(exc, secrets=(kwargs.get("api_key"),), status=family.status_of(exc)) from exc
 
 
+class Declined(GatewayError):
+    """The model declined (`stop_reason: "refusal"`) before any content reached the caller, and
+    a fallback may answer instead: what it reported is metered, its `stop_details` named."""
+
+    def __init__(self, model_id: str, usage: Usage, stop_details: Any) -> None:
+        super().__init__(200, f"{model_id} declined the request.", retryable=True)
+        self.usage = usage
+        self.stop_details = stop_details if isinstance(stop_details, dict) else {}
+
+
 class StreamRelay:
     """Relays one upstream stream through a queue filled by its own reader task.
 
@@ -228,8 +238,14 @@ class StreamRelay:
         drain_timeout: float = 60.0,
         meter_before_end: bool = False,
         timeout_message: str = "The upstream stream did not end within the gateway's stream timeout.",
+        decline_before_content: bool = False,
+        lead_blocks: tuple[dict, ...] = (),
     ) -> None:
         self._upstream = upstream
+        # A refusal before the first content raises Declined from first() (a fallback answers).
+        self._decline_before_content = decline_before_content
+        # Blocks that open the content (Anthropic's `fallback` blocks): the model's own follow them.
+        self._lead_blocks = lead_blocks
         self._model_id = model_id
         self._secrets = tuple(secrets)
         self._on_finish = on_finish
@@ -403,15 +419,21 @@ class StreamRelay:
             self.opened = True
             data.setdefault("message", {})["model"] = self._model_id
             self.usage.update(data["message"].get("usage"))
-            return sse.encode("message_start", data)
+            return sse.encode("message_start", data) + b"".join(self._lead_frames())
+        if self._lead_blocks and event.name.startswith("content_block_") and isinstance(data.get("index"), int):
+            data["index"] += len(self._lead_blocks)
+            event_bytes = sse.encode(event.name, data)
+            if event.name == "content_block_delta":
+                self._count_produced(data)
+            return event_bytes
         if event.name == "content_block_delta":
-            delta = data.get("delta") or {}
-            self._produced_bytes += sum(len(str(delta.get(name, "")).encode())
-                                        for name in ("text", "thinking", "partial_json"))
+            self._count_produced(data)
         elif event.name == "message_delta":
             self._final_usage_seen = self._final_usage_seen or bool(data.get("usage"))
             self.usage.update(data.get("usage"))
             self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
+            if self.stop_reason == "refusal" and self._decline_before_content and not self.started:
+                raise Declined(self._model_id, self.usage, (data.get("delta") or {}).get("stop_details"))
         elif event.name == "message_stop":
             self.completed = True
         elif event.name == "error":
@@ -420,6 +442,17 @@ class StreamRelay:
             raise GatewayError(502, f"The upstream model failed mid-stream: {said}",
                                error_type=str(data.get("type") or "api_error"))
         return event.raw
+
+    def _count_produced(self, data: dict) -> None:
+        delta = data.get("delta") or {}
+        self._produced_bytes += sum(len(str(delta.get(name, "")).encode())
+                                    for name in ("text", "thinking", "partial_json"))
+
+    def _lead_frames(self) -> list[bytes]:
+        """The lead blocks as Anthropic streams a server-tool block: start and stop, no delta."""
+        return [sse.encode(name, {"type": name, "index": index, **extra})
+                for index, block in enumerate(self._lead_blocks)
+                for name, extra in (("content_block_start", {"content_block": block}), ("content_block_stop", {}))]
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:

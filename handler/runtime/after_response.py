@@ -16,6 +16,14 @@ so replaying the queued copy finds it there and counts it once.
 
 Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`, or registration refused) the
 entries are written before the handler returns, with the same time bound.
+
+In streaming mode a request can end before it reaches the app (the Lambda Web
+Adapter or uvicorn refuses it: a malformed request is uvicorn's 400), and then
+nothing hands over. So each forwarded request says it has begun, and the
+extension waits for that at most ARRIVAL_WINDOW_S after the invocation's event:
+a request that never began has no usage, and the invocation ends then instead
+of 2 s before its deadline. The window bounds only the arrival (the adapter
+forwards the event on loopback as it gets it), never a request under way.
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ SPILL_RESERVE_S = 2.0
 # Kept back from the invocation's deadline for a response to end and its usage to be written
 # (or queued): the gateway ends every request and stream this long before the function must stop.
 LEDGER_WRITE_MARGIN_S = SPILL_RESERVE_S + 0.5
+# Streaming mode: how long after an invocation's event its request may take to reach the app
+# before the extension takes it as refused on the way (adapter or uvicorn) and moves on.
+ARRIVAL_WINDOW_S = 5.0
 
 
 class Outbox:
@@ -123,7 +134,7 @@ class AfterResponse:
 
     def __init__(self, ledger: Ledger, extension: Extension | None = None, *,
                  reserve: float = SPILL_RESERVE_S, clock: Callable[[], float] = time.time,
-                 on_settled: Callable[[], None] = lambda: None) -> None:
+                 on_settled: Callable[[], None] = lambda: None, arrival_window: float | None = None) -> None:
         self._ledger = ledger
         self._extension = extension
         # Called once an invocation's entries are written or queued (the request lines
@@ -132,6 +143,11 @@ class AfterResponse:
         self._reserve = reserve
         self._clock = clock
         self._handovers: queue.Queue[Handover] = queue.Queue()
+        # None: every invocation hands over (the buffered handler). Otherwise (streaming mode)
+        # an invocation whose request has not begun within the window has nothing to hand over.
+        self._arrival_window = arrival_window
+        self._arrivals = threading.Condition()
+        self._begun: set[str | None] = set()
         if extension is not None:
             threading.Thread(target=self._serve, name="ledger-extension", daemon=True).start()
 
@@ -153,6 +169,12 @@ class AfterResponse:
         """True when the write happens after the response (an extension holds the invocation)."""
         return self._extension is not None
 
+    def begin(self, request_id: str | None) -> None:
+        """This invocation's request has reached the app: its hand-over will come."""
+        with self._arrivals:
+            self._begun.add(request_id)
+            self._arrivals.notify_all()
+
     def hand_over(self, request_id: str | None, entries: list[LedgerEntry], remaining_s: float) -> None:
         """This invocation's entries (maybe none): to the extension, or written here within remaining_s."""
         if self._extension is not None:
@@ -173,8 +195,24 @@ class AfterResponse:
                 return
             if event.get("eventType") != "INVOKE":
                 continue
-            self._settle_invocation(event.get("requestId"), event.get("deadlineMs", 0) / 1000)
+            request_id, deadline = event.get("requestId"), event.get("deadlineMs", 0) / 1000
+            if self._arrived(request_id, deadline):
+                self._settle_invocation(request_id, deadline)
+            with self._arrivals:
+                self._begun.clear()  # the next invocation cannot begin before this `next`
             self._on_settled()
+
+    def _arrived(self, request_id: str | None, deadline: float) -> bool:
+        """Whether the invocation's request reached the app (always, without an arrival window)."""
+        if self._arrival_window is None:
+            return True
+        wait = min(self._arrival_window, max(0.0, deadline - self._reserve - self._clock()))
+        with self._arrivals:
+            if self._arrivals.wait_for(lambda: request_id in self._begun, timeout=wait):
+                return True
+        log.warning("invocation %s never reached the app (the adapter or uvicorn refused its request): "
+                    "nothing to write", request_id)
+        return False
 
     def _settle_invocation(self, request_id: str | None, deadline: float) -> None:
         """Wait for the invocation's handover (entries handed over late by an earlier one are
@@ -213,7 +251,7 @@ def streaming(inner, gateway, ledger: Ledger, runtime_api: str | None, **options
     before its first `next`, so registering here, while uvicorn loads the app,
     is still init. Without the extension the app is returned as it is, and
     GATEWAY_METER_BEFORE_RESPONSE_END keeps the write inside the response."""
-    after = AfterResponse.start(ledger, runtime_api, **options)
+    after = AfterResponse.start(ledger, runtime_api, arrival_window=ARRIVAL_WINDOW_S, **options)
     if not after.deferred:
         return inner
     outbox = Outbox()
@@ -224,6 +262,7 @@ def streaming(inner, gateway, ledger: Ledger, runtime_api: str | None, **options
         if context is None:  # the adapter's readiness checks and hooks: not invocations
             await inner(scope, receive, send)
             return
+        after.begin(context.get("request_id"))
         try:
             await inner(scope, receive, send)
         finally:

@@ -317,7 +317,9 @@ class _BedrockHandler(ModelInPathHandler):
         problem = invoke_body_problem(body)
         if problem:
             return self._error(400, "ValidationException", problem)
-        reply = self.server.fake._reply(_anthropic_prompt({**body, "model": model}, cache_read), ANTHROPIC)
+        prompt = _anthropic_prompt({**body, "model": model}, cache_read)
+        self.server.fake._apply_script(prompt, body)
+        reply = self.server.fake._reply(prompt, ANTHROPIC)
         if not stream:
             message = _anthropic_message(reply)
             self.server.fake._report(model, [message])

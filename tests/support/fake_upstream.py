@@ -47,7 +47,7 @@ MALFORMED_JSON = b'{"id": "broken", "content": ['
 LINGER_RST = struct.pack("ii", 1, 0)
 STREAM_ONLY = ("cut", "pace", "stream_exception")  # faults that only a stream can have
 ACTIONS = {"fail": "fail", "reset": "reset_connection", "delay": "delay", "cut": "cut_stream",
-           "malformed": "malformed", "pace": "pace_stream"}
+           "malformed": "malformed", "pace": "pace_stream", "refuse": "refuse"}
 
 
 # --------------------------------------------------------------------------- records and faults
@@ -98,6 +98,7 @@ class _Prompt:
     answer_schema: dict | None = None  # a JSON-schema output format the answer must satisfy
     web_searches: int = 0
     cached_tokens: int = 0  # OpenAI: the part of the prompt its prefix cache served
+    tool_input: dict | None = None  # a scripted call's exact input (FakeUpstream.script_tool_call)
 
 
 def _words(text: str) -> int:
@@ -311,6 +312,18 @@ class _Reply:
     stop_reason: str
     stop_sequence: str | None
     output_tokens: int
+    stop_details: dict | None = None
+
+
+def _declined(reply: _Reply, category: str | None, partial: str | None) -> None:
+    """Turn the reply into Anthropic's refusal: `stop_reason: "refusal"` with `stop_details`
+    `{type: "refusal", category, explanation}` (anthropic SDK BetaRefusalStopDetails), after
+    no content or after `partial` text already written."""
+    reply.blocks = [{"type": "text", "text": partial}] if partial else []
+    reply.stop_reason, reply.stop_sequence = "refusal", None
+    reply.stop_details = {"type": "refusal", "category": category,
+                          "explanation": "The fake model declined this request."}
+    reply.output_tokens = max(1, _words(partial or ""))
 
 
 def _tool_json(block: dict) -> str:
@@ -369,7 +382,8 @@ def _build_reply(p: _Prompt, reply_id: str, new_tool_id: Callable[[], str]) -> _
     blocks.append({"type": "text", "text": text})
     if call and not seq:
         blocks.append({"type": "tool_use", "id": new_tool_id(), "name": call,
-                       "input": _tool_input(p.tool_schema, p.latest or p.echo)})
+                       "input": p.tool_input if p.tool_input is not None else
+                       _tool_input(p.tool_schema, p.latest or p.echo)})
     reason = "stop_sequence" if seq else "tool_use" if call else "end_turn"
     blocks, truncated = _truncate(blocks, p.max_tokens)
     if truncated:
@@ -452,6 +466,7 @@ def _anthropic_message(r: _Reply) -> dict:
     """Non-streaming Messages response body."""
     return {"id": r.id, "type": "message", "role": "assistant", "model": r.prompt.model,
             "content": r.blocks, "stop_reason": r.stop_reason, "stop_sequence": r.stop_sequence,
+            **({"stop_details": r.stop_details} if r.stop_details else {}),
             "usage": _anthropic_usage(r, r.output_tokens)}
 
 
@@ -487,7 +502,8 @@ def _anthropic_frames(r: _Reply) -> list[bytes]:
                    for d in _block_deltas(block)]
         frames.append(_sse({"type": "content_block_stop", "index": i}, "content_block_stop"))
     frames.append(_sse({"type": "message_delta", "delta": {"stop_reason": r.stop_reason,
-                        "stop_sequence": r.stop_sequence}, "usage": {
+                        "stop_sequence": r.stop_sequence,
+                        **({"stop_details": r.stop_details} if r.stop_details else {})}, "usage": {
                             "output_tokens": r.output_tokens,
                             **({"server_tool_use": {"web_search_requests": r.prompt.web_searches}}
                                if r.prompt.web_searches else {})}},
@@ -671,7 +687,10 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = _anthropic_prompt(body, cache_read) if dialect == ANTHROPIC else _openai_prompt(body)
         if dialect == OPENAI:
             prompt.cached_tokens = self.server.fake._cached_prefix(body)
+        self.server.fake._apply_script(prompt, body)
         reply = self.server.fake._reply(prompt, dialect)
+        if action == "refuse" and dialect == ANTHROPIC:
+            _declined(reply, **fault.args)
         problem = self.server.fake.request_problem(body) if dialect == OPENAI else \
             anthropic_rules.request_problem(body, self.headers.get("anthropic-beta"))
         if problem:
@@ -839,6 +858,7 @@ class FakeUpstream:
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._delays: list[_Fault] = []
+        self._scripts: list[list] = []  # [tool name, input, turns left]: script_tool_call
         self._reply_ids = itertools.count(1)
         self._tool_ids = itertools.count(1)
         self._prefixes: set[str] = set()  # OpenAI prompt prefixes seen: its cache
@@ -954,6 +974,10 @@ class FakeUpstream:
             raise ValueError(f"kind must be 'json' or 'sse', not {kind!r}")
         self._queue(_Fault(model, "malformed", times, {"kind": kind}))
 
+    def refuse(self, model: str, times: int | None = 1, category: str | None = None, partial: str | None = None):
+        """Decline the next `times` Messages calls (`stop_reason: "refusal"`), after `partial` text if given."""
+        self._queue(_Fault(model, "refuse", times, {"category": category, "partial": partial}))
+
     def add_fault(self, model: str, action: str, **args):
         """Generic entry for POST /_fake/faults: action is fail|reset|delay|cut|malformed."""
         if action not in ACTIONS:
@@ -961,10 +985,11 @@ class FakeUpstream:
         getattr(self, ACTIONS[action])(model, **args)
 
     def clear_faults(self) -> None:
-        """Drop every queued fault and delay."""
+        """Drop every queued fault, delay and scripted tool call."""
         with self._lock:
             self._faults.clear()
             self._delays.clear()
+            self._scripts.clear()
             self.gzip = False
             self.context_windows = {}
             self.response_headers = {}
@@ -996,6 +1021,25 @@ class FakeUpstream:
         if delay:
             time.sleep(delay.args["seconds"])
         return self._take(self._faults, model, stream)
+
+    def script_tool_call(self, name: str, tool_input: dict, times: int = 1) -> None:
+        """The next `times` requests that offer tool `name` and do not carry a tool result call
+        it with exactly `tool_input`: a client's own tool (Claude Code's Agent, ToolSearch)
+        driven with arguments the test chooses, where the prompt-derived input would not do."""
+        with self._lock:
+            self._scripts.append([name, tool_input, times])
+
+    def _apply_script(self, prompt: _Prompt, body: dict) -> None:
+        """Make `prompt` call the first scripted tool this request offers, using one of its turns."""
+        offered = {_tool_name(t) for t in body.get("tools") or [] if isinstance(t, dict)}
+        with self._lock:
+            script = next((s for s in self._scripts if s[0] in offered), None)
+            if script is None or prompt.tool_result:
+                return
+            script[2] -= 1
+            if script[2] <= 0:
+                self._scripts.remove(script)
+        prompt.tool, prompt.tool_input = script[0], script[1]
 
     def tool_call_extra(self, model: str) -> dict | None:
         """Provider-specific fields on each OpenAI tool call (none here; see FakeVertex)."""
