@@ -21,6 +21,7 @@ from handler.providers.price_map import load
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 SONNET = load()["claude-sonnet-4-5"]
+GPT_MINI = load()["gpt-4o-mini"]
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6300010000000500010d0a2db40000000049454e44ae426082")).decode()
@@ -47,6 +48,14 @@ def test_images_count_at_their_documented_maximum_not_their_base64_size():
     assert request_bound(body, [(SONNET, True)]).tokens >= 20 * IMAGE_TOKENS_ANTHROPIC
 
 
+def test_images_sent_to_an_openai_compatible_model_count_at_its_high_detail_worst_case():
+    """gpt-4o-mini bills a high-detail image at up to 2,833 + 4 tiles x 5,667 = 25,501 tokens,
+    twelve times Claude's most: an Anthropic-sized reservation would let a key pass its cap."""
+    body = {"max_tokens": 1, "messages": ask([IMAGE] * 3 + [{"type": "text", "text": "what?"}])}
+    assert request_bound(body, [(GPT_MINI, False)]).tokens >= 3 * 25_501, \
+        "three images to gpt-4o-mini were reserved below what it may bill for them"
+
+
 def test_a_url_pdf_reserves_the_whole_context_window():
     body = {"max_tokens": 10, "messages": ask([URL_PDF, {"type": "text", "text": "summarise"}])}
     assert request_bound(body, [(SONNET, True)]).tokens == SONNET["max_input_tokens"] + 10
@@ -59,6 +68,17 @@ def test_server_tools_reserve_their_loop_and_their_fees():
     bound = request_bound(body, [(SONNET, True)])
     assert bound.tokens >= 9 * SONNET["max_input_tokens"] + 10 * 100  # 10 iterations, each may write max_tokens
     assert bound.usd >= 99 * Decimal("0.01")
+
+
+@pytest.mark.parametrize("tool", [{"type": "web_fetch_20250910", "name": "web_fetch"},
+                                  {"type": "code_execution_20250825", "name": "code_execution"}])
+@pytest.mark.parametrize("info, anthropic", [(SONNET, True), (GPT_MINI, False)], ids=["claude", "openai"])
+def test_server_tools_other_than_search_reserve_their_loop_for_every_model(tool, info, anthropic):
+    """A fetch or a code run loops on the provider's side as a search does, whichever model
+    the request may land on: each round may read a whole window of results."""
+    body = {"max_tokens": 100, "messages": ask("fetch it"), "tools": [tool]}
+    bound = request_bound(body, [(info, anthropic)])
+    assert bound.tokens >= 9 * info["max_input_tokens"] + 10 * 100, f"reserved only {bound.tokens} tokens"
 
 
 def test_a_structured_output_schema_counts_in_the_reservation():

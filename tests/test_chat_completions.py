@@ -331,9 +331,18 @@ def test_an_error_chunk_mid_stream_is_an_anthropic_error_event_of_anthropics_typ
 # --------------------------------------------------------------------------- end to end, through the SDK
 
 
-def test_an_mcp_tool_named_past_openais_limit_round_trips_through_gpt(client, fake):
+def _answer(client, stream: bool, **request):
+    """The answer as a non-streaming caller gets it, or as a streaming one (Claude Code) rebuilds it."""
+    if not stream:
+        return client.messages.create(**request)
+    with client.messages.stream(**request) as events:
+        return events.get_final_message()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_an_mcp_tool_named_past_openais_limit_round_trips_through_gpt(client, fake, stream):
     tool = {**WEATHER, "name": LONG_NAME}
-    first = client.messages.create(model=GPT, max_tokens=200, tools=[tool], messages=ask("use the tool"))
+    first = _answer(client, stream, model=GPT, max_tokens=200, tools=[tool], messages=ask("use the tool"))
     [use] = [b for b in first.content if b.type == "tool_use"]
     sent = fake.last("/chat/completions").body
     assert len(sent["tools"][0]["function"]["name"]) <= 64, "OpenAI refuses longer function names with a 400"
@@ -341,8 +350,36 @@ def test_an_mcp_tool_named_past_openais_limit_round_trips_through_gpt(client, fa
     history = ask("use the tool") + [{"role": "assistant", "content": [b.model_dump() for b in first.content]},
                                      {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
                                                                    "content": "found 3 documents"}]}]
-    second = client.messages.create(model=GPT, max_tokens=200, tools=[tool], messages=history)
+    second = _answer(client, stream, model=GPT, max_tokens=200, tools=[tool], messages=history)
     assert second.stop_reason == "end_turn" and "found 3 documents" in second.content[0].text
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_conversation_whose_assistant_turn_is_a_tool_call_alone_is_answered_by_gpt(client, fake, stream):
+    """Claude often answers with a tool call and no text: that turn goes to OpenAI with
+    `content: null`, and a streamed request must still be served (it was a 502)."""
+    history = ask("weather in Paris?") + [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}]
+    answer = _answer(client, stream, model=GPT, max_tokens=50, tools=[WEATHER], messages=history)
+    assert answer.content[0].text == "Tool said: sunny"
+    assert fake.last("/chat/completions").body["messages"][1]["content"] is None
+
+
+@pytest.mark.parametrize("empty", ["", [], None], ids=["empty string", "no blocks", "no content"])
+def test_a_tool_result_with_nothing_in_it_still_answers_its_call_at_openai(client, fake, empty):
+    """A command that printed nothing gives Claude Code an empty tool result: OpenAI refuses a
+    call left without its `tool` message (400), so the empty result is sent as one."""
+    result = {"type": "tool_result", "tool_use_id": "toolu_1"}
+    history = ask("clear the cache") + [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                           "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [result if empty is None else {**result, "content": empty}]}]
+    answer = client.messages.create(model=GPT, max_tokens=50, tools=[WEATHER], messages=history)
+    assert answer.stop_reason == "end_turn", "the conversation broke at the empty tool result"
+    sent = fake.last("/chat/completions").body["messages"]
+    assert sent[-1] == {"role": "tool", "tool_call_id": "toolu_1", "content": ""}
 
 
 def test_parallel_tool_use_disabled_by_the_caller_reaches_openai(client, fake):

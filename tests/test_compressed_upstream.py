@@ -18,7 +18,8 @@ HELLO = [{"role": "user", "content": "hello there"}]
 
 def test_the_fake_really_compresses(fake):
     fake.gzip = True
-    response = httpx.post(f"{fake.url}/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": HELLO})
+    response = httpx.post(f"{fake.url}/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": HELLO},
+                          headers={"x-api-key": "k", "anthropic-version": "2023-06-01"})
     assert response.headers["content-encoding"] == "gzip" and response.json()["type"] == "message"
 
 

@@ -256,3 +256,19 @@ def test_the_fake_takes_every_beta_litellms_map_records_bedrock_taking_and_refus
         client.invoke_model(modelId=CLAUDE,
                             body=json.dumps({**CLAUDE_BODY, "anthropic_beta": ["claude-code-20250219"]}))
     assert raised.value.response["Error"]["Message"] == "invalid beta flag"
+
+
+def test_claude_on_bedrock_refuses_a_body_without_max_tokens_or_with_an_unanswered_tool_use(bedrock):
+    client = aws_sdk(bedrock)
+    without = {key: value for key, value in CLAUDE_BODY.items() if key != "max_tokens"}
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.invoke_model(modelId=CLAUDE, body=json.dumps(without).encode())
+    assert raised.value.response["Error"]["Message"] == (
+        "Malformed input request: #: required key [max_tokens] not found, please reformat your input and try again.")
+    use = {"type": "tool_use", "id": "toolu_bdrk_1", "name": "lookup", "input": {}}
+    unanswered = {**CLAUDE_BODY, "messages": [*CLAUDE_BODY["messages"], {"role": "assistant", "content": [use]},
+                                              {"role": "user", "content": "and?"}]}
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.invoke_model(modelId=CLAUDE, body=json.dumps(unanswered).encode())
+    assert raised.value.response["Error"]["Message"].startswith(
+        "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_bdrk_1.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import litellm
 import pytest
 
@@ -130,3 +131,20 @@ def test_a_response_schema_is_the_openapi_subset_and_a_response_json_schema_is_j
     else:
         answer = json.loads(response.json()["candidates"][0]["content"]["parts"][0]["text"])
         assert answer["city"] == "Oslo", answer
+
+
+def test_fewer_function_responses_than_calls_are_refused_as_google_refuses_them(gemini):
+    # Google's 400 (google-gemini/gemini-cli#4217): each function call part needs its response part.
+    # Raw REST, as Google's own clients send it (litellm drops a call left unanswered before sending).
+    call = {"functionCall": {"name": "lookup", "args": {}}}
+    answer = {"functionResponse": {"name": "lookup", "response": {"content": "three cats"}}}
+    contents = [{"role": "user", "parts": [{"text": "find cats"}]}, {"role": "model", "parts": [call, call]},
+                {"role": "user", "parts": [answer]}]
+    url = f"{gemini.url}/models/{MODEL}:generateContent"
+    refused = httpx.post(url, headers={"x-goog-api-key": KEY}, json={"contents": contents})
+    assert (refused.status_code, refused.json()["error"]) == (400, {
+        "code": 400, "status": "INVALID_ARGUMENT", "message": "Please ensure that the number of function response "
+        "parts is equal to the number of function call parts of the function call turn."})
+    contents[2]["parts"].append(answer)
+    answered = httpx.post(url, headers={"x-goog-api-key": KEY}, json={"contents": contents})
+    assert answered.status_code == 200, answered.text

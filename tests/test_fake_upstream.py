@@ -27,7 +27,9 @@ def fake(server):
 
 @pytest.fixture
 def client(fake):
-    with httpx.Client(base_url=fake.url, timeout=5) as client:
+    # What the providers' SDKs send on every call: OpenAI's Bearer key, Anthropic's key and version.
+    headers = {"authorization": "Bearer k", "x-api-key": "k", "anthropic-version": "2023-06-01"}
+    with httpx.Client(base_url=fake.url, timeout=5, headers=headers) as client:
         yield client
 
 

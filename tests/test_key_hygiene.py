@@ -15,11 +15,14 @@ import pytest
 
 from handler.app import create_app
 from handler.keys.store import hash_key, new_key
+from tests.support.prompt_places import PROMPT_PLACES, prompt_everywhere
 from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, new_stack, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 GPT = "openai/gpt-4o-mini"
 SECRET_PROMPT = "the launch code is swordfish"
+# The same secret in each place of a conversation a prompt's words can be, each named.
+SECRETS = {place: f"{SECRET_PROMPT} ({place})" for place in PROMPT_PLACES}
 # A key's fragment this long identifies it (the shortest here, 8 of `egw_` + 43, leaves 4 random characters).
 IDENTIFYING = 8
 
@@ -35,8 +38,8 @@ def identifying_fragments(secret: str) -> dict[str, str]:
 def exercise(server, key, revoked, fake):
     """Successes, failures, fallbacks, streams, bad keys: everything that might log."""
     client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0)
-    client.messages.create(model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": SECRET_PROMPT}])
-    with client.messages.stream(model=GPT, max_tokens=10, messages=[{"role": "user", "content": SECRET_PROMPT}]) as s:
+    client.messages.create(model=CLAUDE, max_tokens=10, **prompt_everywhere(SECRETS))
+    with client.messages.stream(model=GPT, max_tokens=10, **prompt_everywhere(SECRETS)) as s:
         s.get_final_message()
     fake.fail("claude-sonnet-4-5", status=400, body={"type": "error", "error": {
         "type": "invalid_request_error", "message": f"bad credential {ANTHROPIC_TEST_KEY}"}})
@@ -69,7 +72,8 @@ def test_no_key_or_credential_appears_in_logs_or_answers(moto_endpoint, fake, ca
     for secret in (key, revoked, ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY):
         for kind, fragment in identifying_fragments(secret).items():
             assert fragment not in text, f"the {kind} of a secret ({fragment!r}) was logged or answered"
-    assert SECRET_PROMPT not in gateway_log + captured.err, "prompts are not logged by default"
+    for place, secret in SECRETS.items():
+        assert secret not in gateway_log + captured.err, f"prompts are not logged by default: its {place} was"
 
 
 def test_prompts_are_logged_only_when_the_operator_turns_that_on(moto_endpoint, fake, caplog):

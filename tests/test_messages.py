@@ -206,11 +206,20 @@ def test_connection_settings_in_the_body_are_refused_before_any_upstream_call(cl
     assert fake.count() == 0
 
 
-def test_unknown_metadata_stays_at_the_gateway(client, fake):
-    client.messages.create(model=CLAUDE, max_tokens=10, messages=ask(),
-                           extra_body={"metadata": {"user_id": "u", "team": "blue"}})
-    assert fake.last().body["metadata"] == {"user_id": "u"}
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_unknown_metadata_stays_at_the_gateway_and_is_named_as_dropped(client, fake, stream):
+    extra = {"extra_body": {"metadata": {"user_id": "u", "team": "blue"}, "top_k": 5}}
+    if stream:
+        with client.messages.stream(model=CLAUDE, max_tokens=10, messages=ask(), **extra) as events:
+            events.get_final_message()
+            headers = events.response.headers
+    else:
+        headers = client.messages.with_raw_response.create(model=CLAUDE, max_tokens=10, messages=ask(),
+                                                           **extra).headers
+    assert fake.last().body["metadata"] == {"user_id": "u"} and fake.last().body["top_k"] == 5
     assert fake.last().headers["x-api-key"] == ANTHROPIC_TEST_KEY
+    assert headers.get("x-edenai-dropped-fields") == "metadata.team", \
+        "a caller sending to Claude must be told what of its request Claude was not sent, and only that"
 
 
 @pytest.mark.parametrize("header", ["x-api-key", "Authorization", "host", "api-key", "x-goog-api-key"])

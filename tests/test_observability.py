@@ -26,6 +26,7 @@ from handler.lambda_function import lambda_handler
 from handler.metering.ledger import Ledger
 from handler.observe.observation import METRIC_UNITS
 from tests.support.lambda_events import LambdaContext, http_api_event
+from tests.support.prompt_places import PROMPT_PLACES, prompt_everywhere
 from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, Stack, new_stack, providers_document, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -113,9 +114,8 @@ def lambda_key(moto_endpoint, _fake_session):
 @pytest.mark.parametrize("stream", [False, True], ids=["message", "stream"])
 def test_the_lambda_handler_writes_one_request_line_and_its_metrics(lambda_key, capsys, monkeypatch, stream):
     stack, key = lambda_key
-    secret_prompt = f"prompt-{uuid.uuid4().hex}"
-    body = {"model": CLAUDE, "max_tokens": 40, "stream": stream,
-            "messages": [{"role": "user", "content": secret_prompt}]}
+    secrets = {place: f"{place}-{uuid.uuid4().hex}" for place in PROMPT_PLACES}
+    body = {"model": CLAUDE, "max_tokens": 40, "stream": stream, **prompt_everywhere(secrets)}
     capsys.readouterr()
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
     response = lambda_handler(http_api_event("POST", MESSAGES, body=body, headers={"x-api-key": key}),
@@ -152,8 +152,10 @@ def test_the_lambda_handler_writes_one_request_line_and_its_metrics(lambda_key, 
     assert (main["InputTokens"], main["OutputTokens"]) == (line["input_tokens"], line["output_tokens"])
     assert main["CostUSD"] == pytest.approx(line["cost_usd"]) and main["Latency"] == line["latency_ms"]
 
-    for secret in (key, ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, secret_prompt):
-        assert secret not in out, "a key, a provider credential or the prompt reached the logs"
+    for secret in (key, ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY):
+        assert secret not in out, "a key or a provider credential reached the logs"
+    for place, secret in secrets.items():
+        assert secret not in out, f"the prompt's {place} reached the logs"
 
 
 # --------------------------------------------------------------------------- through the SDK

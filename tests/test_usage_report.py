@@ -94,11 +94,12 @@ def test_operators_report_one_key_or_every_key(stack, used):
 
 @pytest.fixture
 def three_keys(moto_endpoint, fake):
-    """Keys with no, little and more usage this month."""
+    """Keys with no, little and more usage this month; the busiest ("chatty", most requests)
+    is not the dearest ("heavy", long prompts), so an order by requests is told from one by cost."""
     stack = new_stack(fake.url)
-    keys = {name: stack.add_key(name=name) for name in ("idle", "light", "heavy")}
+    keys = {name: stack.add_key(name=name) for name in ("idle", "light", "chatty", "heavy")}
     with serve(stack) as server:
-        for name, count, words in (("light", 1, "hi"), ("heavy", 3, "a much longer prompt " * 20)):
+        for name, count, words in (("light", 1, "hi"), ("chatty", 4, "hi"), ("heavy", 3, "a much longer prompt " * 20)):
             client = anthropic.Anthropic(api_key=keys[name], base_url=server.url + "/v3", max_retries=0)
             for _ in range(count):
                 client.messages.create(model=CLAUDE, max_tokens=20, messages=[{"role": "user", "content": words}])
@@ -109,11 +110,13 @@ def three_keys(moto_endpoint, fake):
 def test_the_month_table_lists_every_key_dearest_first(three_keys):
     stack, keys = three_keys
     table = json.loads(admin_usage(stack, "--json").stdout)
-    assert [row["name"] for row in table] == ["heavy", "light", "idle"]
-    assert [row["requests"] for row in table] == [3, 1, 0]
-    assert table[0]["cost_usd"] > table[1]["cost_usd"] > 0 == table[2]["cost_usd"]
+    assert [row["name"] for row in table] == ["heavy", "chatty", "light", "idle"], \
+        "the report is ordered dearest first, not busiest first"
+    assert [row["requests"] for row in table] == [3, 4, 1, 0]
+    assert table[0]["cost_usd"] > table[1]["cost_usd"] > table[2]["cost_usd"] > 0 == table[3]["cost_usd"]
     text = admin_usage(stack).stdout.splitlines()
-    assert text[0].split()[:3] == ["key_id", "name", "requests"] and "heavy" in text[1] and "idle" in text[3]
+    assert text[0].split()[:3] == ["key_id", "name", "requests"] and "heavy" in text[1] and "chatty" in text[2] \
+        and "idle" in text[4]
     top = json.loads(admin_usage(stack, "--top", "1", "--json").stdout)
     assert [row["name"] for row in top] == ["heavy"]
 
@@ -123,7 +126,7 @@ def test_the_month_table_exports_as_csv(three_keys):
 
     stack, keys = three_keys
     rows = list(csv.DictReader(admin_usage(stack, "--csv").stdout.splitlines()))
-    assert [row["name"] for row in rows] == ["heavy", "light", "idle"]
+    assert [row["name"] for row in rows] == ["heavy", "chatty", "light", "idle"]
     assert rows[0]["month"] == this_month() and int(rows[0]["requests"]) == 3 and float(rows[0]["cost_usd"]) > 0
     assert set(rows[0]) == {"month", "key_id", "name", "status", *FIELDS}
 

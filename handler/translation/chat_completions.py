@@ -316,7 +316,7 @@ def estimated_input_tokens(body: Mapping[str, Any]) -> int:
     size, media = len(json.dumps(body.get("tools") or [], ensure_ascii=False).encode()), 0
     for message in body.get("messages") or []:
         content = message.get("content")
-        for part in [content] if isinstance(content, str) or content is None else content:
+        for part in [content] if isinstance(content, str) else content or []:  # null: a turn of tool calls alone
             if isinstance(part, str):
                 size += len(part.encode())
             elif part.get("type") == "image_url":

@@ -15,6 +15,18 @@ would at api.anthropic.com.
   returning tool_reference blocks"), and only when the tool it names is in
   `tools`: "Tool reference 'DesignSync' not found in available tools"
   (invalid_request_error, 400; anthropics/claude-code#81863).
+- No credentials: 401 authentication_error, "x-api-key header is required" (the API's
+  answer without `x-api-key`, n8n-io/n8n#37930; an OAuth token goes in `Authorization:
+  Bearer` instead, as Claude Code's subscription login sends it).
+- No `anthropic-version` header: 400, "anthropic-version: header is required"
+  (platform.claude.com/docs/en/api/versioning: "When making API requests, you must send
+  an anthropic-version request header"; envoyproxy/ai-gateway#1909).
+- No `max_tokens` on a Messages request: 400, "max_tokens: Field required" (the API
+  reference lists it as required; Anthropic words a missing field as its validation does).
+- An assistant `tool_use` not answered by a `tool_result` in the next (user) message: 400,
+  "messages.22: `tool_use` ids were found without `tool_result` blocks immediately after:
+  toolu_01..., toolu_01.... Each `tool_use` block must have a corresponding `tool_result`
+  block in the next message." (anthropics/claude-code#5989, #1237).
 """
 
 from __future__ import annotations
@@ -63,3 +75,43 @@ def content_problem(body: dict, anthropic_beta: str | None) -> str | None:
         if kind == "tool_reference" and block.get("tool_name") not in tools:
             return f"Tool reference {block.get('tool_name')!r} not found in available tools"
     return None
+
+
+def header_problem(headers: dict) -> tuple[int, str] | None:
+    """(status, message) of Anthropic's refusal of a request's headers (None: they are good)."""
+    bearer = headers.get("authorization", "").lower().startswith("bearer ")
+    if not headers.get("x-api-key") and not bearer:
+        return 401, "x-api-key header is required"
+    if not headers.get("anthropic-version"):
+        return 400, "anthropic-version: header is required"
+    return None
+
+
+def unanswered_tool_uses(messages: list) -> str | None:
+    """Anthropic's refusal of a `tool_use` the next message does not answer (Bedrock and Vertex
+    pass Claude's conversation to the same validation)."""
+    for m, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) and message.get("role") == "assistant" else None
+        ids = [b.get("id") for b in content if isinstance(b, dict) and b.get("type") == "tool_use"] \
+            if isinstance(content, list) else []
+        if not ids:
+            continue
+        after = messages[m + 1] if m + 1 < len(messages) and isinstance(messages[m + 1], dict) else {}
+        reply = after.get("content") if after.get("role") == "user" else None
+        answered = {b.get("tool_use_id") for b in reply if isinstance(b, dict) and b.get("type") == "tool_result"} \
+            if isinstance(reply, list) else set()
+        missing = [str(i) for i in ids if i not in answered]
+        if missing:
+            return (f"messages.{m}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                    f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in "
+                    "the next message.")
+    return None
+
+
+def request_problem(body: dict, anthropic_beta: str | None) -> str | None:
+    """Why Anthropic would refuse this Messages request's body with a 400 (None: it would not)."""
+    if "max_tokens" not in body:
+        return "max_tokens: Field required"
+    messages = body.get("messages")
+    return content_problem(body, anthropic_beta) or (unanswered_tool_uses(messages) if isinstance(messages, list)
+                                                     else None)

@@ -34,6 +34,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.support import anthropic_rules
 from tests.support.fake_upstream import (
     ANTHROPIC, FakeUpstream, ModelInPathHandler, Recorded, _anthropic_frames, _anthropic_message, _anthropic_prompt, _Fault,
     _fragments, _frame_json, _input_words, _int_or_none, _pieces, _Prompt, _picked_tool, _stop_list,
@@ -261,7 +262,11 @@ def invoke_body_problem(body: dict) -> str | None:
     if body.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
         return ("Malformed input request: #: required key [anthropic_version] not found, "
                 "please reformat your input and try again.")
-    return None
+    if "max_tokens" not in body:  # required in Bedrock's Claude schema, as anthropic_version is
+        return ("Malformed input request: #: required key [max_tokens] not found, "
+                "please reformat your input and try again.")
+    messages = body.get("messages")
+    return anthropic_rules.unanswered_tool_uses(messages) if isinstance(messages, list) else None
 
 
 # --------------------------------------------------------------------------- HTTP

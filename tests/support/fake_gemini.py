@@ -93,6 +93,25 @@ def response_schema_problem(config: dict, where: str = "generation_config.respon
     return None
 
 
+# Google's 400 (INVALID_ARGUMENT) for a turn of function calls answered by fewer (or more)
+# function responses in the next turn, in its words (google-gemini/gemini-cli#4217, #16415).
+UNMATCHED_RESPONSES = ("Please ensure that the number of function response parts is equal to the number of function "
+                       "call parts of the function call turn.")
+
+
+def function_response_problem(contents: list) -> str | None:
+    """Google's refusal of a function call turn not answered part for part (None: each is)."""
+    def count(content, name: str) -> int:
+        parts = content.get("parts") if isinstance(content, dict) else None
+        return sum(1 for p in parts or [] if isinstance(p, dict) and _field(p, name) is not None)
+
+    for turn, after in zip(contents, contents[1:] + [None]):
+        calls = count(turn, "functionCall")
+        if calls and after is not None and count(after, "functionResponse") != calls:
+            return UNMATCHED_RESPONSES
+    return None
+
+
 def _lower_types(schema):
     """responseSchema is OpenAPI's subset: types are upper case (OBJECT, STRING)."""
     if isinstance(schema, list):
@@ -204,7 +223,8 @@ class _GeminiHandler(ModelInPathHandler):
             return self._error(400, "INVALID_ARGUMENT", "the fake streams only with alt=sse")
         if not isinstance(body.get("contents"), list) or not body["contents"]:
             return self._error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
-        problem = response_schema_problem(_field(body, "generationConfig") or {})
+        problem = response_schema_problem(_field(body, "generationConfig") or {}) \
+            or function_response_problem(body["contents"])
         if problem:
             return self._error(400, "INVALID_ARGUMENT", problem)
         prompt = gemini_prompt(model, body, fake.cache_read)

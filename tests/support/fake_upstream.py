@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-from tests.support import anthropic_rules
+from tests.support import anthropic_rules, openai_rules
 
 ANTHROPIC, OPENAI = "anthropic", "openai"
 MAX_ECHO = 200
@@ -587,6 +587,15 @@ def _error_body(dialect: str, status: int, message: str = "fake failure") -> dic
 
 # --------------------------------------------------------------------------- HTTP plumbing
 
+def _header_refusal(dialect: str, headers: dict) -> tuple[int, dict] | None:
+    """(status, body) of the provider's refusal of a call's credentials or version headers."""
+    if dialect == OPENAI:
+        missing = openai_rules.credentials_problem(headers)
+        return (401, missing) if missing else None
+    problem = anthropic_rules.header_problem(headers)
+    return (problem[0], _error_body(ANTHROPIC, *problem)) if problem else None
+
+
 def _json_object(raw: bytes) -> dict | None:
     """Parse a request body; anything but a JSON object is recorded as None."""
     try:
@@ -641,6 +650,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"status": "ok"})
         elif not llm_route:
             self._send_json(404, {"error": {"type": "not_found_error", "message": f"no route {self.command} {path}"}})
+        elif refusal := _header_refusal(dialect, headers):
+            self._send_json(*refusal)
         elif body is None:
             self._send_json(400, _error_body(dialect, 400, "request body must be a JSON object"))
         elif path.endswith("/count_tokens"):
@@ -681,7 +692,7 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "refuse" and dialect == ANTHROPIC:
             _declined(reply, **fault.args)
         problem = self.server.fake.request_problem(body) if dialect == OPENAI else \
-            anthropic_rules.content_problem(body, self.headers.get("anthropic-beta"))
+            anthropic_rules.request_problem(body, self.headers.get("anthropic-beta"))
         if problem:
             return self._send_failure(dialect, 400, _error_body(dialect, 400, problem))
         if dialect == OPENAI:
@@ -1040,7 +1051,7 @@ class FakeUpstream:
         if isinstance(user, str) and len(user) > OPENAI_USER_MAX:
             return (f"Invalid 'user': string too long. Expected a string with maximum length {OPENAI_USER_MAX}, "
                     f"but got a string with length {len(user)} instead.")
-        return None
+        return openai_rules.body_problem(body)
 
     def context_problem(self, prompt: _Prompt) -> dict | None:
         """OpenAI's refusal of a prompt longer than the model's window (`context_windows`, in the

@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.support import anthropic_rules
 from tests.support.fake_gemini import ERROR_STATUS, gemini_prompt
 from tests.support.fake_upstream import (
     ANTHROPIC, OPENAI, FakeUpstream, ModelInPathHandler, Recorded, _anthropic_frames, _anthropic_message,
@@ -150,6 +151,13 @@ class _VertexHandler(ModelInPathHandler):
                 return self._anthropic_error(400, f"{name}: Extra inputs are not permitted")
         if bool(body.get("stream")) != stream:
             return self._anthropic_error(400, "stream must match the method (streamRawPredict streams)")
+        # Claude's own validation behind Vertex: max_tokens required, each tool_use answered in the
+        # next message (Vertex answers "messages.33: `tool_use` ids were found without `tool_result`
+        # blocks immediately after: toolu_vrtx_01...", Kilo-Org/kilocode#5163).
+        problem = "max_tokens: Field required" if "max_tokens" not in body else \
+            anthropic_rules.unanswered_tool_uses(body.get("messages") or [])
+        if problem:
+            return self._anthropic_error(400, problem)
         prompt = _anthropic_prompt({**body, "model": model}, self.server.fake.cache_read)
         reply = self.server.fake._reply(prompt, ANTHROPIC)
         if not stream:
