@@ -298,3 +298,33 @@ def test_a_streaming_mode_shutdown_that_outlasts_its_grace_cancels_cleanly():
         return not gateway._pending
 
     assert asyncio.run(stopped_server()), "pending work outlived the shutdown"
+
+
+def test_a_request_that_begins_before_the_last_invocation_is_settled_is_still_waited_for(caplog):
+    """Streaming mode: the next invocation's request can reach the app before the extension has
+    settled the last one (invocations that overlap, as the benchmark's stand-in runtime sends
+    them). Its arrival must not be forgotten: forgotten, its usage waited for the next event
+    and the extension took it as a request refused on the way."""
+    import logging
+
+    from handler.runtime.after_response import AfterResponse
+
+    events = [{"eventType": "INVOKE", "requestId": rid, "deadlineMs": (time.time() + 60) * 1000}
+              for rid in ("r1", "r2")]
+    both_settled = threading.Event()
+
+    class Extension:  # the Extensions API's side: two invocations, then the API goes away
+        def next_event(self) -> dict:
+            if events:
+                return events.pop(0)
+            both_settled.set()
+            raise OSError("no more invocations in this test")
+
+    with caplog.at_level(logging.WARNING, logger="handler.runtime.after_response"):
+        after = AfterResponse(ledger=None, extension=Extension(), arrival_window=30.0)
+        for request_id in ("r1", "r2"):  # r2 begins while r1 is still being settled
+            after.begin(request_id)
+        for request_id in ("r1", "r2"):
+            after.hand_over(request_id, [], remaining_s=30)
+        assert both_settled.wait(20), "the extension was still waiting for a request that had begun"
+    assert "never reached the app" not in caplog.text

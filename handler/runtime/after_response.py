@@ -199,7 +199,9 @@ class AfterResponse:
             if self._arrived(request_id, deadline):
                 self._settle_invocation(request_id, deadline)
             with self._arrivals:
-                self._begun.clear()  # the next invocation cannot begin before this `next`
+                # This invocation's mark only: where invocations overlap (a stand-in runtime, or a
+                # request forwarded before this `next`), the next one's may already be here.
+                self._begun.discard(request_id)
             self._on_settled()
 
     def _arrived(self, request_id: str | None, deadline: float) -> bool:
