@@ -58,8 +58,11 @@ def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
 
-class RequestIdMiddleware:
-    """Every response, errors and 404s included, carries `request-id`."""
+class ResponseHeadersMiddleware:
+    """What every response carries, errors and 404s included: `request-id`, and on an error
+    whether a retry can help (`x-should-retry`, by its status unless the error said otherwise;
+    protocol/errors.py says why). One wrapper for the handlers' errors, FastAPI's 422s and
+    Starlette's 404s and 405s alike."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -72,37 +75,17 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         header = (REQUEST_ID_HEADER.encode(), request_id.encode())
 
-        async def send_with_id(message) -> None:
+        async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
-class ShouldRetryMiddleware:
-    """Every error response says whether a retry can help (`x-should-retry`, by its status
-    unless the error said otherwise): one place for the handlers' errors, FastAPI's 422s,
-    Starlette's 404s and 405s alike (protocol/errors.py says why)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_advice(message) -> None:
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                headers = list(message.get("headers", []))
-                if not any(name.lower() == SHOULD_RETRY_HEADER.encode() for name, _ in headers):
+                headers = [*message.get("headers", []), header]
+                if message["status"] >= 400 and not any(
+                        name.lower() == SHOULD_RETRY_HEADER.encode() for name, _ in headers):
                     headers += [(name.encode(), value.encode())
                                 for name, value in should_retry_headers(message["status"]).items()]
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_advice)
+        await self.app(scope, receive, send_with_headers)
 
 
 class RefuseAmbiguousFraming:
@@ -233,10 +216,9 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.state.ledger = ledger
     app.state.metered_ledger = metered_ledger  # the ledger that tells telemetry what became of each entry
     app.state.telemetry = observer
-    app.add_middleware(telemetry.Middleware, telemetry=observer)  # inside RequestIdMiddleware
+    app.add_middleware(telemetry.Middleware, telemetry=observer)  # inside ResponseHeadersMiddleware
     app.add_middleware(RefuseAmbiguousFraming)
-    app.add_middleware(ShouldRetryMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ResponseHeadersMiddleware)
     _install_error_handlers(app)
 
     async def read_body(request: Request):

@@ -194,7 +194,7 @@ def _trace_root(header: str | None) -> str | None:
 class Middleware:
     """Opens an Observation per request, times the response, hands it to Telemetry at the end.
 
-    Installed inside RequestIdMiddleware, so the request id is in the scope already.
+    Installed inside ResponseHeadersMiddleware, so the request id is in the scope already.
     """
 
     def __init__(self, app, telemetry: Telemetry) -> None:
