@@ -8,8 +8,8 @@ import logging
 import anthropic
 import pytest
 
-from tests.support.fake_upstream import FakeUpstream
-from tests.support.stack import new_stack, serve, start_moto
+from tests.support.fake_upstream import ANTHROPIC, OPENAI, FakeUpstream
+from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, new_stack, serve, start_moto
 
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -30,8 +30,11 @@ def _fake_session():
 
 @pytest.fixture
 def fake(_fake_session):
+    """The fake providers, which take only the keys the stack's providers secret holds (a test
+    configuring another provider key adds it to `fake.keys`, as the provider issuing it)."""
     _fake_session.clear()
     _fake_session.clear_faults()
+    _fake_session.keys = {ANTHROPIC: {ANTHROPIC_TEST_KEY}, OPENAI: {OPENAI_TEST_KEY}}
     yield _fake_session
     _fake_session.clear_faults()
 
