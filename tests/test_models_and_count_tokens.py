@@ -99,7 +99,8 @@ def test_an_openai_compatible_count_logs_nothing_alarming_and_asks_no_upstream(c
         for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
             logging.getLogger(name).removeHandler(caplog.handler)
     assert counted.input_tokens > 0
-    alarming = [f"{r.name}:{r.levelname} {r.getMessage()[:200]}" for r in caplog.records if r.levelno >= logging.WARNING]
+    alarming = [f"{r.name}:{r.levelname} {r.getMessage()[:200]}" for r in caplog.records
+                if r.levelno >= logging.WARNING]
     assert alarming == [], f"a successful count logged: {alarming}"
     assert [r.path for r in fake.snapshot()] == [], "the count asked the provider, which may not have the endpoint"
 
