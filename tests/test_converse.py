@@ -172,6 +172,37 @@ def test_max_tokens_over_novas_limit_is_lowered_not_refused(gateway, bedrock):
     assert bedrock.last().body["inferenceConfig"]["maxTokens"] == 10000
 
 
+def service_model_problems(operation: str, params: dict) -> str:
+    """What botocore's bedrock-runtime service model (the wire truth) finds wrong in `params`."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    return ParamValidator().validate(params, model.operation_model(operation).input_shape).generate_report()
+
+
+def test_every_converse_body_the_gateway_sends_meets_botocores_service_model(gateway, bedrock):
+    """A system prompt with a cache point, an image, a PDF, a tool call and its failed result, a
+    forced tool, sampling, stops and reasoning: the body as sent, held against ConverseRequest,
+    and its token count against CountTokensRequest."""
+    _, _, client = gateway
+    pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PIXEL}}
+    messages = [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}, pdf,
+        {"type": "text", "text": "read these", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True}]}]
+    client.messages.create(model=NOVA_2, max_tokens=500, stop_sequences=["END"], tools=[TOOL],
+                           tool_choice={"type": "any"}, thinking={"type": "enabled", "budget_tokens": 20000},
+                           system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+                           messages=messages, extra_body={"temperature": 0.5})
+    sent = bedrock.last().body
+    assert sent["additionalModelRequestFields"]["reasoningConfig"]["maxReasoningEffort"] == "high"
+    assert service_model_problems("Converse", {"modelId": upstream(NOVA_2), **sent}) == ""
+    client.messages.count_tokens(model=NOVA_2, tools=[TOOL], messages=messages)
+    assert service_model_problems("CountTokens", {"modelId": upstream(NOVA_2), **bedrock.last().body}) == ""
+
+
 BEDROCK_ONLY = textwrap.dedent("""
     import json, os, sys
     from tests.support.fake_bedrock import FakeBedrock
