@@ -242,6 +242,8 @@ def test_nova_answers_streams_and_round_trips_a_tool_through_converse(gateway, b
     ("ModelNotReadyException", 529, "overloaded_error"),
     ("ServiceUnavailableException", 529, "overloaded_error"),
     ("ValidationException", 400, "invalid_request_error"),
+    ("AccessDeniedException", 502, "api_error"),  # the gateway's role, not the caller, lacks the access
+    ("ModelTimeoutException", 504, "timeout_error"),
 ])
 def test_bedrocks_named_errors_reach_the_caller_in_anthropics_terms(gateway, bedrock, model, name, status, error_type):
     _, _, client = gateway

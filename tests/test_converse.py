@@ -106,6 +106,26 @@ def test_a_tool_choice_and_a_failed_tool_reach_converse_in_its_terms(gateway, be
                                                               "content": [{"text": "no index"}]}}]
 
 
+def test_a_tool_name_past_converses_64_characters_reaches_nova_cut_and_comes_back_whole(gateway, bedrock):
+    """MCP tools' names are often longer than Converse's ToolName (at most 64 of [a-zA-Z0-9_-])."""
+    _, _, client = gateway
+    name = "mcp__github_enterprise__search_repositories_by_topic_and_language.v2"
+    message = client.messages.create(model=NOVA, max_tokens=50, tools=[{**TOOL, "name": name}],
+                                     messages=ask("find cats"))
+    assert next(block for block in message.content if block.type == "tool_use").name == name
+    sent = bedrock.last().body["toolConfig"]["tools"][0]["toolSpec"]["name"]
+    assert len(sent) <= 64 and set(sent) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def test_tool_choice_none_offers_nova_no_tool(gateway, bedrock):
+    """Converse's ToolChoice has no `none`: the tools are not offered, so the model answers in words."""
+    _, _, client = gateway
+    message = client.messages.create(model=NOVA, max_tokens=50, tools=[TOOL], tool_choice={"type": "none"},
+                                     messages=ask("find cats"))
+    assert [block.type for block in message.content] == ["text"] and message.stop_reason == "end_turn"
+    assert "toolConfig" not in bedrock.last().body
+
+
 def test_a_streamed_tool_call_from_nova_reaches_the_sdk_whole(gateway, bedrock):
     _, _, client = gateway
     with client.messages.stream(model=NOVA, max_tokens=50, tools=[TOOL], messages=ask("find cats")) as stream:

@@ -295,7 +295,11 @@ ASKED = {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name"
      {"toolConfig": {"tools": [SPEC]}}, "exceeds the number of toolUse blocks of previous turn"),
     ([{"role": "user", "content": [{"text": "a"}]}], {"inferenceConfig": {"maxTokens": 10001}},
      "exceeds the model limit of 10000"),
-], ids=["assistant-first", "two-user-turns", "blank-text", "empty-turn", "unanswered-result", "max-tokens"])
+    ([{"role": "user", "content": [{"text": "a"}]}],
+     {"toolConfig": {"tools": [{"toolSpec": {"name": "mcp__x.y", "inputSchema": {"json": {"type": "object"}}}}]}},
+     "Member must satisfy regular expression pattern"),
+], ids=["assistant-first", "two-user-turns", "blank-text", "empty-turn", "unanswered-result", "max-tokens",
+        "tool-name"])
 def test_the_aws_sdk_meets_converses_refusals_at_the_fake_in_bedrocks_words(bedrock, messages, extra, words):
     client = aws_sdk(bedrock)
     with pytest.raises(client.exceptions.ValidationException) as raised:

@@ -31,7 +31,7 @@ STOP_REASONS = {"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "m
                 "content_filtered": "refusal", "model_context_window_exceeded": "model_context_window_exceeded"}
 # Stop reasons that say the model's output could not be read: a failure, not an answer.
 FAILED = frozenset({"malformed_model_output", "malformed_tool_use"})
-# Anthropic's tool_choice as Converse's ToolChoice union ("none" has no member: tools go without one).
+# Anthropic's tool_choice as Converse's ToolChoice union ("none" has no member: no tools are offered).
 _TOOL_CHOICES = {"auto": {"auto": {}}, "any": {"any": {}}}
 # The forced tool a structured-output request is asked through (litellm's name, RESPONSE_FORMAT_TOOL_NAME):
 # its input is the answer, given back as text.
@@ -161,8 +161,10 @@ def tool_config(call: Mapping[str, Any], converted: list[dict[str, Any]], cache_
     """Converse's toolConfig: the caller's tools, the structured-output tool, and for a history
     that holds tool calls but no tools now, a stand-in for each (Converse refuses toolUse and
     toolResult blocks without a toolConfig)."""
-    tools = [spec for tool in call.get("tools") or [] for spec in _tool_spec(tool, cache_points)]
     choice = call.get("tool_choice") if isinstance(call.get("tool_choice"), Mapping) else {}
+    # `none` has no ToolChoice member: the tools are not offered (but for the history's stand-ins).
+    offered = [] if choice.get("type") == "none" else call.get("tools") or []
+    tools = [spec for tool in offered for spec in _tool_spec(tool, cache_points)]
     picked: dict[str, Any] | None = None
     if choice.get("type") == "tool":
         picked = {"tool": {"name": function_name(choice.get("name"))}}

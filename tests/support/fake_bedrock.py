@@ -84,6 +84,7 @@ DOCUMENT_NAME = re.compile(r"^(?!.*\s\s)[A-Za-z0-9_ ()\[\]-]{1,200}$")
 # Bedrock's words "The maximum tokens you requested exceeds the model limit of N" (ibid. #204).
 CONVERSE_MAX_TOKENS = {"amazon.nova-micro": 10_000, "amazon.nova-lite": 10_000, "amazon.nova-pro": 10_000,
                        "amazon.nova-premier": 32_000, "amazon.nova-2-lite": 64_000, "meta.llama3": 8_192}
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CONVERSE_STOP = {"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
                  "stop_sequence": "stop_sequence"}
 
@@ -250,6 +251,14 @@ def converse_problem(model: str, body: dict) -> str | None:
             return (f"The number of toolResult blocks at messages.{m}.content exceeds the number of toolUse "
                     "blocks of previous turn.")
     base = model.partition(".")[2] if model.split(".")[0] in ("us", "eu", "apac", "global") else model
+    # ToolName (botocore's bedrock-runtime service model): 1-64 of [a-zA-Z0-9_-], judged by the service,
+    # in AWS's constraint words.
+    for t, tool in enumerate((body.get("toolConfig") or {}).get("tools") or []):
+        name = str((tool.get("toolSpec") or {}).get("name", "")) if isinstance(tool, dict) and "toolSpec" in tool else None
+        if name is not None and not TOOL_NAME.fullmatch(name):
+            return (f"1 validation error detected: Value at 'toolConfig.tools.{t + 1}.member.toolSpec.name' failed "
+                    "to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+ and "
+                    "length less than or equal to 64")
     limit = next((n for prefix, n in CONVERSE_MAX_TOKENS.items() if base.startswith(prefix)), None)
     wanted = (body.get("inferenceConfig") or {}).get("maxTokens")
     if limit is not None and isinstance(wanted, int) and wanted > limit:
