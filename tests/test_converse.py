@@ -83,6 +83,19 @@ def test_turns_anthropic_reads_as_one_reach_converse_merged(gateway, bedrock):
     assert bedrock.last().body["messages"] == [{"role": "user", "content": [{"text": "first"}, {"text": "second"}]}]
 
 
+def test_a_system_message_between_turns_joins_novas_system_prompt_and_says_so(gateway, bedrock):
+    """Claude Code sends system-role messages between turns; Converse has no place for them there."""
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.create(model=NOVA, max_tokens=50, system="be brief", messages=[
+        {"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"},
+        {"role": "system", "content": "be terse"}, {"role": "user", "content": "second"}])
+    assert raw.parse().content[0].text == f"Hello from {upstream(NOVA)}: second"
+    assert raw.headers["x-edenai-moved-fields"] == "messages[2]->system"
+    sent = bedrock.last().body
+    assert sent["system"] == [{"text": "be brief"}, {"text": "be terse"}]
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+
+
 def test_a_tool_choice_and_a_failed_tool_reach_converse_in_its_terms(gateway, bedrock):
     _, _, client = gateway
     raw = client.messages.with_raw_response.create(
