@@ -196,6 +196,21 @@ def test_an_exception_frame_mid_converse_stream_becomes_an_error_event(gateway, 
     assert raised.value.body["error"]["type"] == "rate_limit_error" and "slow down" in str(raised.value.body)
 
 
+def test_a_prompt_too_long_for_nova_is_anthropics_words_and_a_larger_model_takes_it(gateway, bedrock):
+    """Bedrock's "Input is too long for requested model." is the refusal Claude Code compacts on, in
+    Anthropic's words; with a fallback, the next model answers."""
+    _, _, client = gateway
+    bedrock.error(upstream(NOVA), "ValidationException", "Input is too long for requested model.", times=2)
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model=NOVA, max_tokens=50, messages=ask())
+    assert raised.value.body["error"]["message"].startswith("prompt is too long"), raised.value.body
+    raw = client.messages.with_raw_response.create(model=NOVA, max_tokens=50, messages=ask(),
+                                                   extra_body={"fallbacks": [NOVA_2]})
+    assert raw.parse().model == NOVA_2
+    assert [a.split(";")[:2] for a in raw.headers["x-edenai-attempts"].split(", ")] == [
+        [NOVA, "status=400"], [NOVA_2, "status=200"]]
+
+
 def test_max_tokens_over_novas_limit_is_lowered_not_refused(gateway, bedrock):
     """Claude Code asks 32000 of every model; Nova writes at most 10,000 and Converse refuses more."""
     _, _, client = gateway
