@@ -161,6 +161,16 @@ def test_novas_prompt_cache_is_written_then_read_and_metered_to_the_token(gatewa
     assert stack.month(key, requests=2)["cost_usd"] > 0, "Nova must be priced from the price map"
 
 
+def test_novas_tokens_are_metered_and_priced_at_the_price_maps_rates(gateway, bedrock):
+    """amazon.nova-lite-v1:0 in litellm's price map: $0.06 per million input tokens, $0.24 output."""
+    stack, key, client = gateway
+    message = client.messages.create(model=NOVA, max_tokens=50, messages=ask("one two three four"))
+    month = stack.month(key, requests=1)
+    assert (month["input_tokens"], month["output_tokens"]) == (message.usage.input_tokens, message.usage.output_tokens)
+    expected = message.usage.input_tokens * 0.06e-6 + message.usage.output_tokens * 0.24e-6
+    assert float(month["cost_usd"]) == pytest.approx(expected, rel=1e-6), f"metered {month['cost_usd']}, priced {expected}"
+
+
 def test_a_model_that_caches_no_prompt_gets_no_cache_point(gateway, bedrock):
     """Llama on Bedrock takes no cachePoint (the price map says no prompt caching): the caller's
     cache_control goes nowhere rather than into a block the model refuses."""
