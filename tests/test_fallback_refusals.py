@@ -40,6 +40,22 @@ def test_a_refusal_moves_to_the_next_entry_and_the_answer_says_who_declined(clie
     assert second.startswith(f"{HAIKU};status=200;") and "declined" not in second
 
 
+def test_a_model_that_declined_after_partial_content_keeps_it_before_the_fallback_block(client, fake):
+    """As Anthropic's server-side fallback returns it (anthropic SDK `BetaFallbackBlock`: "Marks
+    the point in `content` where one model's output gives way to the next"; `from` is "the model
+    whose output ends at this point"): the declined model's partial content, the fallback block,
+    then the answer."""
+    fake.refuse("claude-sonnet-4-5", category="cyber", partial="Sure, here is how")
+    message = client.beta.messages.create(model=CLAUDE, max_tokens=50, messages=ask(), betas=[BETA],
+                                          fallbacks=[HAIKU])
+    assert [b.type for b in message.content] == ["text", "fallback", "text"], \
+        f"the declined model's partial content was not kept before the fallback block: {message.content}"
+    assert message.content[0].text == "Sure, here is how"
+    assert (message.content[1].from_.model, message.content[1].to.model) == (CLAUDE, HAIKU)
+    assert message.content[2].text.startswith("Hello from claude-haiku-4-5")
+    assert message.model == HAIKU and message.stop_reason == "end_turn"
+
+
 def test_two_refusals_make_two_hops(client, fake):
     fake.refuse("claude-sonnet-4-5")
     fake.refuse("claude-haiku-4-5", category="bio")

@@ -208,12 +208,14 @@ async def count_tokens(kwargs: dict[str, Any]) -> tuple[int, str]:
 
 class Declined(GatewayError):
     """The model declined (`stop_reason: "refusal"`) before any content reached the caller, and
-    a fallback may answer instead: what it reported is metered, its `stop_details` named."""
+    a fallback may answer instead: what it reported is metered, its `stop_details` named, and
+    the content it produced before declining (a whole answer's) kept for the answer."""
 
-    def __init__(self, model_id: str, usage: Usage, stop_details: Any) -> None:
+    def __init__(self, model_id: str, usage: Usage, stop_details: Any, content: Any = None) -> None:
         super().__init__(200, f"{model_id} declined the request.", retryable=True)
         self.usage = usage
         self.stop_details = stop_details if isinstance(stop_details, dict) else {}
+        self.content = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
 
 
 class StreamRelay:
