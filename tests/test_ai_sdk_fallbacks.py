@@ -15,7 +15,10 @@ part of kind `anthropic.fallback`. Both forms, both calls, both triggers:
   ran this turn and declined" (the block's documentation).
 
 The response's model and `x-edenai-attempts` say who answered, and a list entry's
-`max_tokens` reaches its own attempt only. Skipped only where the npm registry
+`max_tokens` reaches its own attempt only. The next turn sends the `fallback`
+block back, as the SDK does (and Anthropic's `BetaFallbackBlockParam` takes it:
+"not rendered into the prompt"): Claude gets it as sent, a translated model's
+call leaves it out, and it never costs the chain a model. Skipped only where the npm registry
 cannot be reached (or npm is missing), saying so.
 """
 
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "ai-sdk"
 CLAUDE = "anthropic/claude-sonnet-4-5"
 HAIKU = "anthropic/claude-haiku-4-5"
+GPT = "openai/gpt-4o-mini"
 LISTED = [{"model": HAIKU, "max_tokens": 40}]
 
 
@@ -63,9 +67,10 @@ def gateway(ai_sdk, stack):
         yield {"ANTHROPIC_BASE_URL": running.url + "/v3", "ANTHROPIC_API_KEY": key}
 
 
-def ai_sdk_call(gateway, call: str, fallbacks, model: str = CLAUDE) -> dict:
-    request = {"call": call, "model": model, "prompt": "hello", "maxOutputTokens": 64,
-               "providerOptions": {"anthropic": {"fallbacks": fallbacks}}}
+def ai_sdk_call(gateway, call: str, fallbacks, model: str = CLAUDE, turns: list[str] | None = None) -> dict:
+    request = {"call": call, "model": model, "maxOutputTokens": 64,
+               "providerOptions": {"anthropic": {"fallbacks": fallbacks}},
+               **({"turns": turns} if turns else {"prompt": "hello"})}
     result = subprocess.run([str(SCRIPT)], input=json.dumps(request), capture_output=True, text=True, timeout=60,
                             env={**os.environ, **gateway})
     assert result.returncode == 0, f"the AI SDK's {call} failed: {result.stdout[-1000:]} {result.stderr[-1000:]}"
@@ -130,3 +135,27 @@ def test_default_with_no_chain_goes_to_anthropic_as_sent(gateway, fake):
     sent = fake.last("/v1/messages")
     assert sent.body["fallbacks"] == "default"
     assert "server-side-fallback-2026-07-01" in sent.headers["anthropic-beta"]
+
+
+def test_the_next_turn_sends_the_fallback_block_back_and_claude_gets_it_as_sent(gateway, fake):
+    fake.refuse("claude-sonnet-4-5", category="cyber")
+    first, second = ai_sdk_call(gateway, "generateText", [{"model": GPT}], turns=["hello", "and then?"])["turns"]
+    assert fallback_parts(first) == [(CLAUDE, GPT)]
+    assert second["modelId"] == CLAUDE and second["text"].startswith("Hello from claude-sonnet-4-5"), second
+    sent = fake.last("/v1/messages").body["messages"]
+    assert [b["type"] for b in sent[1]["content"]] == ["fallback", "text"], \
+        "the fallback block the SDK sent back did not reach Claude where the SDK put it"
+
+
+def test_an_echoed_fallback_block_does_not_keep_a_translated_model_out_of_the_chain(gateway, fake):
+    """The second turn's Claude is overloaded: GPT takes it, without the block (Chat Completions
+    has no place for it, and it was never part of the prompt)."""
+    fake.refuse("claude-sonnet-4-5", category="cyber")
+    fake.fail("claude-sonnet-4-5", status=529)
+    first, second = ai_sdk_call(gateway, "streamText", [{"model": GPT}], turns=["hello", "and then?"])["turns"]
+    assert fallback_parts(first) == [(CLAUDE, GPT)]
+    assert second["modelId"] == GPT, f"the second turn was not answered by the fallback: {second}"
+    assert second["text"].startswith("Hello from gpt-4o-mini"), second["text"]
+    sent = [r.body for r in fake.snapshot() if r.path.endswith("/chat/completions")][-1]["messages"]
+    assert "fallback" not in json.dumps(sent), f"a fallback block reached GPT: {sent}"
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"], sent
