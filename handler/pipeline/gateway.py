@@ -26,7 +26,7 @@ from ..metering.items import Estimate, LedgerEntry, Limits
 from ..metering.ledger import Ledger, RateInfo
 from ..metering.pricing import cost_of, price_of
 from ..protocol.errors import GatewayError
-from ..protocol.usage import ESTIMATED, Usage
+from ..protocol.usage import ESTIMATED, Usage, fallback_iterations
 from ..providers import upstream
 from ..providers.catalogue import EDENAI_ROUTER, Catalogue, Model
 from .adaptation import Adaptation
@@ -373,7 +373,7 @@ class Gateway:
                                          on_finish=meter_stream, drain_timeout=drain_timeout,
                                          meter_before_end=self._meter_before_response_end or request.settle_first,
                                          timeout_message=why, decline_before_content=may_decline,
-                                         lead_blocks=lead)
+                                         lead_blocks=lead, declined=[(m.id, d.usage) for m, d in request.declined])
             self.spawn(relay.start())
             try:
                 await relay.first()
@@ -396,6 +396,9 @@ class Gateway:
                                     message.get("content"))
         if lead:
             message["content"] = [*lead, *(message.get("content") or [])]
+            usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+            message["usage"] = {**usage, "iterations": fallback_iterations(
+                [(m.id, d.usage) for m, d in request.declined], model.id, usage)}
         request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")
         if estimated:
