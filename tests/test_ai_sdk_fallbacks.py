@@ -9,7 +9,8 @@ part of kind `anthropic.fallback`. Both forms, both calls, both triggers:
 
 - a refusal (the model declines, `stop_reason: "refusal"`): the next entry
   answers, and the answer carries a `fallback` block naming who declined and
-  who answered (anthropic SDK `BetaFallbackBlock`), before the answer's text;
+  who answered (anthropic SDK `BetaFallbackBlock`), before the answer's text,
+  and a `fallback_message` entry in `usage.iterations`;
 - an error (Anthropic overloaded, 529): the next entry answers with no
   `fallback` block, which marks only "a hop where a preceding model actually
   ran this turn and declined" (the block's documentation).
@@ -97,6 +98,9 @@ def test_a_refusal_is_answered_by_the_fallback_with_anthropics_fallback_block(ga
     kinds = [p.get("kind") or p["type"] for p in seen["content"]]
     assert kinds.index("anthropic.fallback") < kinds.index("text"), f"the fallback block came after the text: {kinds}"
     assert seen["finishReason"] == "stop" and seen["modelId"] == HAIKU
+    iterations = [(i["type"], i["model"]) for i in seen["usage"]["raw"].get("iterations") or []]
+    assert iterations == [("message", CLAUDE), ("fallback_message", HAIKU)], \
+        f"the usage the SDK read did not say a fallback served the answer: {seen['usage']}"
     first, second = seen["headers"]["x-edenai-attempts"].split(", ")
     assert first.startswith(f"{CLAUDE};status=200;") and first.endswith(";declined"), first
     assert second.startswith(f"{HAIKU};status=200;"), second
