@@ -49,14 +49,20 @@ def ai_sdk():
         pytest.skip("npm is not on this machine: the pinned AI SDK and its node 22 cannot be installed")
     installed = subprocess.run([str(SCRIPT), "--install-only"], capture_output=True, text=True, timeout=600)
     if installed.returncode != 0:
-        reachable = subprocess.run(["npm", "ping"], capture_output=True, text=True, timeout=60).returncode == 0
-        if not reachable:
+        if not _registry_answers():
             pytest.skip(f"the npm registry cannot be reached to install the pinned AI SDK: {installed.stderr[-300:]}")
         pytest.fail(f"scripts/ai-sdk could not install its pin though the registry answers: {installed.stderr[-800:]}")
     node = installed.stdout.strip()
     version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     assert int(version.lstrip("v").split(".")[0]) >= 22, f"scripts/ai-sdk runs node {version}; the AI SDK needs 22"
     return node
+
+
+def _registry_answers() -> bool:
+    try:
+        return subprocess.run(["npm", "ping"], capture_output=True, text=True, timeout=60).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 @pytest.fixture
