@@ -3,8 +3,11 @@
 A fallback or a routed call may send a history written by one provider to
 another. Anthropic rejects thinking blocks whose signature it did not issue
 (or that have none); OpenAI-compatible servers have no place for thinking at
-all. Such blocks are dropped rather than turned into a 400, and an assistant
-turn left empty by that is dropped too. Tool ids the gateway gave an
+all, nor does any translated route for a `fallback` block (the marker Anthropic's
+server-side fallback puts where one model's output gives way to the next, which
+the caller sends back with its turn and which is "not rendered into the prompt":
+anthropic SDK BetaFallbackBlockParam). Such blocks are dropped rather than turned
+into a 400, and an assistant turn left empty by that is dropped too. Tool ids the gateway gave an
 OpenAI-compatible provider's calls go back to that kind of provider as its
 own ids (translation/openai_shape.py), with the thought signature Gemini 3 gave a call
 (translation/chat_completions.py sends it back as `extra_content`).
@@ -17,9 +20,12 @@ from typing import Any
 from ..translation.openai_shape import THOUGHT_SIGNATURE, provider_tool_id, thought_signature
 
 THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
+FALLBACK_TYPE = "fallback"
 
 
 def _keeps(block: Any, *, anthropic: bool) -> bool:
+    if isinstance(block, dict) and block.get("type") == FALLBACK_TYPE:
+        return anthropic
     if not isinstance(block, dict) or block.get("type") not in THINKING_TYPES:
         return True
     if not anthropic:

@@ -35,13 +35,15 @@ from typing import Any, Iterator
 
 TOOL_SEARCH_BETA = "advanced-tool-use-2025-11-20"
 
-# Anthropic's request-side block types (anthropic SDK 2.17's Beta*BlockParam unions).
+# Anthropic's request-side block types (anthropic SDK 2.17's Beta*BlockParam unions), among
+# them `fallback` (BetaFallbackBlockParam: "A `fallback` block echoed back from a prior
+# response. Accepted in `messages[].content` and not rendered into the prompt").
 MESSAGE_BLOCKS = frozenset({
     "text", "image", "document", "search_result", "tool_use", "tool_result", "thinking",
     "redacted_thinking", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
     "code_execution_tool_result", "bash_code_execution_tool_result",
     "text_editor_code_execution_tool_result", "tool_search_tool_result", "mcp_tool_use",
-    "mcp_tool_result", "container_upload", "compaction",
+    "mcp_tool_result", "container_upload", "compaction", "fallback",
 })
 # What a tool_result's content list may hold.
 TOOL_RESULT_ITEMS = frozenset({"text", "image", "document", "search_result", "tool_reference"})
