@@ -36,8 +36,8 @@ UNANSWERED_CALL = [ASKED, {"role": "assistant", "content": [CALL, {**CALL, "id":
 UNANSWERED_CALL_REFUSAL = (
     "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_again. Each "
     "`tool_use` block must have a corresponding `tool_result` block in the next message.")
-# One model of every route: Anthropic's API, Chat Completions, litellm (Gemini, Nova on Bedrock),
-# Claude on Bedrock and on Vertex, Azure, Gemini on Vertex's OpenAI endpoint.
+# One model of every provider family: Anthropic's API, OpenAI's Chat Completions, Gemini (litellm),
+# Claude and Nova on Bedrock, Claude and Gemini on Vertex, Azure.
 TARGETS = ["anthropic/claude-sonnet-4-5", "openai/gpt-4o-mini", "gemini/gemini-2.5-flash",
            "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0", "bedrock/amazon.nova-lite-v1:0",
            "vertex/claude-sonnet-4-5@20250929", "vertex/gemini-2.5-flash", "azure/prod-chat"]
