@@ -8,8 +8,8 @@ import logging
 import anthropic
 import pytest
 
-from tests.support.fake_upstream import FakeUpstream
-from tests.support.stack import new_stack, serve, start_moto
+from tests.support.fake_upstream import ANTHROPIC, OPENAI, FakeUpstream
+from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, new_stack, serve, settle_servers, start_moto
 
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -30,8 +30,11 @@ def _fake_session():
 
 @pytest.fixture
 def fake(_fake_session):
+    """The fake providers, which take only the keys the stack's providers secret holds (a test
+    configuring another provider key adds it to `fake.keys`, as the provider issuing it)."""
     _fake_session.clear()
     _fake_session.clear_faults()
+    _fake_session.keys = {ANTHROPIC: {ANTHROPIC_TEST_KEY}, OPENAI: {OPENAI_TEST_KEY}}
     yield _fake_session
     _fake_session.clear_faults()
 
@@ -56,6 +59,18 @@ def api_key(stack):
 def client(server, api_key):
     """The official Anthropic SDK pointed at the gateway, no SDK retries (tests see every failure)."""
     return anthropic.Anthropic(api_key=api_key, base_url=server.url + "/v3", max_retries=0, timeout=20)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item):
+    """Inside pytest's capture (trylast: the innermost wrapper), wait for the running gateways to
+    write the lines of the requests the test made: the request log and the metric documents stay
+    in the test's captured output (capsys sees them, a failure report shows them) instead of
+    reaching the terminal between tests."""
+    try:
+        return (yield)
+    finally:
+        settle_servers()
 
 
 def pytest_sessionfinish(session, exitstatus):

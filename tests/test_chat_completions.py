@@ -23,7 +23,7 @@ from handler.protocol.errors import GatewayError
 from handler.protocol.usage import ESTIMATED
 from handler.translation.openai_shape import provider_tool_id
 from tests.support.sse_grammar import check, parse
-from tests.support.stack import TEST_MODELS, new_stack, providers_document, serve
+from tests.support.stack import OPENAI_TEST_KEY, TEST_MODELS, new_stack, providers_document, serve
 
 GPT = "openai/gpt-4o-mini"
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -456,7 +456,7 @@ def test_an_openai_compatible_call_never_imports_litellm(fake):
     script = (
         "import asyncio, sys\n"
         "from handler.providers import upstream\n"
-        f"call = {{'model': {GPT!r}, 'api_key': 'sk-test', 'api_base': {fake.url + '/v1'!r}, 'stream': False,\n"
+        f"call = {{'model': {GPT!r}, 'api_key': {OPENAI_TEST_KEY!r}, 'api_base': {fake.url + '/v1'!r}, 'stream': False,\n"
         "        'timeout': 30, 'max_retries': 0, 'max_tokens': 10, 'messages': [{'role': 'user', 'content': 'hi'}]}\n"
         "answer = asyncio.run(upstream.send(call))\n"
         "assert answer['content'][0]['type'] == 'text', answer\n"

@@ -10,6 +10,8 @@ import anthropic
 import httpx
 import pytest
 
+from tests.support.stack import ANTHROPIC_TEST_KEY
+
 CLAUDE = "anthropic/claude-sonnet-4-5"
 HAIKU = "anthropic/claude-haiku-4-5"
 GPT = "openai/gpt-4o-mini"
@@ -19,7 +21,7 @@ HELLO = [{"role": "user", "content": "hello there"}]
 def test_the_fake_really_compresses(fake):
     fake.gzip = True
     response = httpx.post(f"{fake.url}/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": HELLO},
-                          headers={"x-api-key": "k", "anthropic-version": "2023-06-01"})
+                          headers={"x-api-key": ANTHROPIC_TEST_KEY, "anthropic-version": "2023-06-01"})
     assert response.headers["content-encoding"] == "gzip" and response.json()["type"] == "message"
 
 

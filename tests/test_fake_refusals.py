@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.fake_upstream import FakeUpstream
+from tests.support.fake_upstream import ANTHROPIC, OPENAI, FakeUpstream
 
 HELLO = [{"role": "user", "content": "hello there"}]
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
@@ -19,7 +19,7 @@ ANTHROPIC_HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
 
 @pytest.fixture(scope="module")
 def upstream():
-    with FakeUpstream() as fake:
+    with FakeUpstream(keys={OPENAI: {"sk-test"}, ANTHROPIC: {"sk-ant-test", "k", "oauth-token"}}) as fake:
         yield fake
 
 
@@ -51,6 +51,16 @@ def test_openai_refuses_a_call_without_an_api_key(upstream):
     basic = httpx.post(upstream.url + "/v1/chat/completions", json={"model": "gpt-4o", "messages": HELLO},
                        headers={"authorization": "Basic c2stdGVzdA=="})
     assert basic.status_code == 401, "only Bearer auth carries the key"
+
+
+def test_openai_refuses_a_key_it_did_not_issue(upstream):
+    wrong = openai.OpenAI(api_key="sk-proj-not-issued-0000wxyz", base_url=upstream.url + "/v1", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as raised:
+        wrong.chat.completions.create(model="gpt-4o", messages=HELLO)
+    assert raised.value.body == {
+        "message": "Incorrect API key provided: sk-proj-***************wxyz. You can find your API key at "
+                   "https://platform.openai.com/account/api-keys.",
+        "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}, "the key is shown masked"
 
 
 def test_openai_refuses_tool_calls_not_answered_by_a_tool_message_each(gpt):
@@ -112,6 +122,23 @@ def test_anthropic_refuses_a_call_without_its_key_or_version_header(upstream, he
     bearer = httpx.post(upstream.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": HELLO},
                         headers={"authorization": "Bearer oauth-token", "anthropic-version": "2023-06-01"})
     assert bearer.status_code == 200, "an OAuth token in Authorization is a credential too"
+
+
+def test_anthropic_refuses_a_key_or_a_bearer_token_it_did_not_issue(upstream):
+    # This SDK sends its key as `Authorization: Bearer`; `x-api-key` is what curl and other clients send.
+    body = {"model": "claude-x", "max_tokens": 5, "messages": HELLO}
+    for headers, message in [({"x-api-key": "sk-ant-not-issued"}, "invalid x-api-key"),
+                             ({"authorization": "Bearer oauth-not-issued"}, "Invalid bearer token")]:
+        for path in ("/v1/messages", "/v1/messages/count_tokens"):
+            response = httpx.post(upstream.url + path, json=body,
+                                  headers={**headers, "anthropic-version": "2023-06-01"})
+            assert (response.status_code, response.json()) == (401, {"type": "error", "error": {
+                "type": "authentication_error", "message": message}}), (path, headers)
+    wrong = anthropic.Anthropic(api_key="sk-ant-not-issued", base_url=upstream.url, max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError, match="Invalid bearer token"):
+        wrong.messages.create(**body)
+    right = anthropic.Anthropic(api_key="sk-ant-test", base_url=upstream.url, max_retries=0)
+    assert right.messages.create(**body).content
 
 
 def test_anthropic_refuses_a_message_without_max_tokens(claude):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import openai
 import pytest
 
 from tests.support.fake_vertex import VERTEX_ANTHROPIC_VERSION, FakeVertex
@@ -39,3 +40,47 @@ def test_claude_on_vertex_refuses_what_claude_refuses(vertex, body, message):
     assert (response.status_code, response.json()["error"]["message"]) == (400, message)
     answered = raw_predict(vertex, {"max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]})
     assert answered.status_code == 200, answered.text
+
+
+# --------------------------------------------------------------------------- Gemini behind Vertex's OpenAI-compatible endpoint
+
+GEMINI = "google/gemini-2.5-flash"
+HELLO = [{"role": "user", "content": "hello there"}]
+
+
+@pytest.fixture
+def gemini(vertex):
+    """The OpenAI SDK on Vertex's OpenAI-compatible endpoint, the access token as its key (Google's how-to)."""
+    return openai.OpenAI(api_key="ya29.test", max_retries=0, base_url=(
+        f"{vertex.url}/v1/projects/{vertex.project}/locations/{vertex.location}/endpoints/openapi"))
+
+
+def tool(name: str) -> dict:
+    return {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize("name", ["1password_lookup", "get weather", "x" * 65, "mcp:server"])
+def test_gemini_on_vertex_refuses_a_function_name_gemini_refuses(gemini, name):
+    # Vertex AI v1 reference, FunctionDeclaration.name; the wording: google-gemini/gemini-cli#6704.
+    with pytest.raises(openai.BadRequestError) as raised:
+        gemini.chat.completions.create(model=GEMINI, messages=HELLO, tools=[tool("lookup"), tool(name)])
+    assert raised.value.body["message"] == (
+        "* GenerateContentRequest.tools[0].function_declarations[1].name: Invalid function name. Must start with a "
+        "letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.) or dashes (-), with "
+        "a maximum length of 64.")
+    fine = gemini.chat.completions.create(model=GEMINI, messages=HELLO,
+                                          tools=[tool("mcp.server_tool-2"), tool("_" + "x" * 63)])
+    assert fine.choices, "a dot and a leading underscore are Gemini's, though not OpenAI's"
+
+
+def test_gemini_on_vertex_refuses_fewer_tool_replies_than_calls(gemini):
+    # Google's 400 for a turn of function calls answered part for part (google-gemini/gemini-cli#4217).
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    history = [*HELLO, {"role": "assistant", "content": None, "tool_calls": [call, {**call, "id": "call_2"}]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "42"}]
+    with pytest.raises(openai.BadRequestError) as raised:
+        gemini.chat.completions.create(model=GEMINI, messages=history, tools=[tool("lookup")])
+    assert raised.value.body["message"] == ("Please ensure that the number of function response parts is equal to "
+                                            "the number of function call parts of the function call turn.")
+    history.append({"role": "tool", "tool_call_id": "call_2", "content": "43"})
+    assert gemini.chat.completions.create(model=GEMINI, messages=history, tools=[tool("lookup")]).choices

@@ -18,6 +18,7 @@ import sys
 import anthropic
 import pytest
 
+from tests.support.fake_upstream import OPENAI
 from tests.support.stack import new_stack, providers_document, serve
 
 VLLM = "vllm/llama-3.1-8b"
@@ -28,6 +29,7 @@ def client(moto_endpoint, fake):
     stack = new_stack(fake.url)
     document = providers_document(fake.url, {VLLM: {}})
     document["providers"]["vllm"] = {"type": "hosted_vllm", "api_key": "sk-vllm-test", "api_base": fake.url + "/v1"}
+    fake.keys[OPENAI].add("sk-vllm-test")
     stack.put_providers(document)
     with serve(stack) as server:
         yield anthropic.Anthropic(api_key=stack.add_key(), base_url=server.url + "/v3", max_retries=0)

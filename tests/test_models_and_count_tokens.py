@@ -7,6 +7,8 @@ where litellm has one, and a header says which method counted.
 
 from __future__ import annotations
 
+import logging
+
 import anthropic
 import httpx
 import pytest
@@ -81,6 +83,26 @@ def test_tokens_fall_back_to_the_local_tokenizer_and_say_so(client):
         model=GPT, messages=[{"role": "user", "content": "hello there friend"}])
     assert raw.parse().input_tokens > 0
     assert raw.headers["x-edenai-token-count-method"] == "local_tokenizer"
+
+
+def test_an_openai_compatible_count_logs_nothing_alarming_and_asks_no_upstream(client, fake, caplog):
+    """An OpenAI-compatible server need not have OpenAI's `POST /v1/responses/input_tokens`
+    (vLLM, Ollama do not): litellm's acount_tokens asked it first, logged the 404 as
+    `LiteLLM:ERROR ... OpenAI API error` and a WARNING, then counted locally anyway."""
+    caplog.set_level(logging.WARNING)
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):  # litellm's own handler, no propagation
+        logging.getLogger(name).addHandler(caplog.handler)
+    try:
+        counted = client.messages.count_tokens(
+            model=GPT, system="be brief", messages=[{"role": "user", "content": "hello there friend"}])
+    finally:
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+            logging.getLogger(name).removeHandler(caplog.handler)
+    assert counted.input_tokens > 0
+    alarming = [f"{r.name}:{r.levelname} {r.getMessage()[:200]}" for r in caplog.records
+                if r.levelno >= logging.WARNING]
+    assert alarming == [], f"a successful count logged: {alarming}"
+    assert [r.path for r in fake.snapshot()] == [], "the count asked the provider, which may not have the endpoint"
 
 
 def test_count_tokens_validates_and_authorises_like_messages(server, api_key):

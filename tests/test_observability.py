@@ -27,7 +27,8 @@ from handler.metering.ledger import Ledger
 from handler.observe.observation import METRIC_UNITS
 from tests.support.lambda_events import LambdaContext, http_api_event
 from tests.support.prompt_places import PROMPT_PLACES, prompt_everywhere
-from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, Stack, new_stack, providers_document, serve
+from tests.support.stack import (ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, Stack, new_stack, providers_document, serve,
+                                 settle_servers)
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 HAIKU = "anthropic/claude-haiku-4-5"
@@ -74,6 +75,7 @@ class Output:
         fields = {"request_id": request_id} if request_id else fields
         deadline = time.monotonic() + timeout
         while True:
+            settle_servers()  # the line is written first, its metric documents right after
             self.text += self.capsys.readouterr().out
             docs = written(self.text)
             lines = [d for d in request_lines(docs) if all(d.get(k) == v for k, v in fields.items())]

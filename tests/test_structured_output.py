@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.fake_upstream import example
 from tests.support.family_checks import Forecast
+from tests.support.stack import OPENAI_TEST_KEY
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 GPT = "openai/gpt-4o-mini"
@@ -80,7 +81,7 @@ def test_an_agents_toolbox_gets_a_call_only_for_the_tool_the_prompt_names(client
 def test_litellm_reads_the_fakes_json_schema_answer(fake):
     """The fake's OpenAI side, proven with litellm rather than with our own code."""
     response = litellm.completion(
-        model="openai/gpt-4o-mini", api_base=fake.url + "/v1", api_key="sk-x",
+        model="openai/gpt-4o-mini", api_base=fake.url + "/v1", api_key=OPENAI_TEST_KEY,
         messages=[{"role": "user", "content": "Oslo"}],
         response_format={"type": "json_schema", "json_schema": {"name": "f", "schema": Forecast.model_json_schema()}})
     assert Forecast.model_validate(json.loads(response.choices[0].message.content)).city == "Oslo"

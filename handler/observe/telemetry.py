@@ -135,7 +135,6 @@ class Telemetry:
             if observation.emitted:
                 return
             observation.emitted = True
-        self._live.pop(observation.request_id or "", None)
         try:
             line = request_line(observation, spend_share=self.spend_share)
             # Lambda sets it per version ("$LATEST" unpublished): what a release's alarms select on.
@@ -145,6 +144,9 @@ class Telemetry:
             self._logger.info("request", extra=line)
         except Exception:  # noqa: BLE001 - telemetry must never fail a request
             log.exception("could not write request telemetry")
+        finally:
+            # Out of the live set once written, not before: it is what is still to be written.
+            self._live.pop(observation.request_id or "", None)
 
 
 # ------------------------------------------------------------------ the ASGI side

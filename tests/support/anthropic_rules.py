@@ -18,6 +18,9 @@ would at api.anthropic.com.
 - No credentials: 401 authentication_error, "x-api-key header is required" (the API's
   answer without `x-api-key`, n8n-io/n8n#37930; an OAuth token goes in `Authorization:
   Bearer` instead, as Claude Code's subscription login sends it).
+- A key Anthropic did not issue: 401 authentication_error, "invalid x-api-key" (cline/cline#12
+  quotes the body); an OAuth token it did not issue, in `Authorization: Bearer`: 401
+  authentication_error, "Invalid bearer token" (anthropics/claude-code#3624).
 - No `anthropic-version` header: 400, "anthropic-version: header is required"
   (platform.claude.com/docs/en/api/versioning: "When making API requests, you must send
   an anthropic-version request header"; envoyproxy/ai-gateway#1909).
@@ -83,11 +86,17 @@ def content_problem(body: dict, anthropic_beta: str | None) -> str | None:
     return None
 
 
-def header_problem(headers: dict) -> tuple[int, str] | None:
-    """(status, message) of Anthropic's refusal of a request's headers (None: they are good)."""
-    bearer = headers.get("authorization", "").lower().startswith("bearer ")
+def header_problem(headers: dict, keys=None) -> tuple[int, str] | None:
+    """(status, message) of Anthropic's refusal of a request's headers (None: they are good);
+    given the `keys` it issued (API keys and OAuth tokens), a credential outside them is refused."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" else ""
     if not headers.get("x-api-key") and not bearer:
         return 401, "x-api-key header is required"
+    if keys is not None and headers.get("x-api-key") and headers["x-api-key"] not in keys:
+        return 401, "invalid x-api-key"
+    if keys is not None and not headers.get("x-api-key") and bearer not in keys:
+        return 401, "Invalid bearer token"
     if not headers.get("anthropic-version"):
         return 400, "anthropic-version: header is required"
     return None

@@ -112,6 +112,39 @@ def function_response_problem(contents: list) -> str | None:
     return None
 
 
+# Gemini's function names (Vertex AI v1 reference, FunctionDeclaration.name: "Must start with a
+# letter or an underscore. Must be a-z, A-Z, 0-9, or contain underscores, dots and dashes, with a
+# maximum length of 64"), refused in these words (google-gemini/gemini-cli#6704, #2966).
+FUNCTION_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.\-]{0,63}$")
+INVALID_FUNCTION_NAME = ("Invalid function name. Must start with a letter or an underscore. Must be alphameric "
+                         "(a-z, A-Z, 0-9), underscores (_), dots (.) or dashes (-), with a maximum length of 64.")
+
+
+def chat_problem(body: dict) -> str | None:
+    """Gemini's refusal of a Chat Completions body sent to Vertex's OpenAI-compatible endpoint,
+    which hands it to Gemini as one generateContent request: the tools become
+    `tools[0].function_declarations`, an assistant's `tool_calls` a model turn of function
+    calls and the `tool` messages after it one turn of function responses (None: it is good)."""
+    tools = [t.get("function") for t in body.get("tools") or [] if isinstance(t, dict)]
+    for i, function in enumerate(tools):
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str) or not FUNCTION_NAME.match(name):
+            return f"* GenerateContentRequest.tools[0].function_declarations[{i}].name: {INVALID_FUNCTION_NAME}"
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    for i, message in enumerate(messages):
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not calls:
+            continue
+        responses = 0
+        for reply in messages[i + 1:]:
+            if reply.get("role") != "tool":
+                break
+            responses += 1
+        if responses != len(calls):
+            return UNMATCHED_RESPONSES
+    return None
+
+
 def _lower_types(schema):
     """responseSchema is OpenAPI's subset: types are upper case (OBJECT, STRING)."""
     if isinstance(schema, list):

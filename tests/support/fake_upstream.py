@@ -587,12 +587,14 @@ def _error_body(dialect: str, status: int, message: str = "fake failure") -> dic
 
 # --------------------------------------------------------------------------- HTTP plumbing
 
-def _header_refusal(dialect: str, headers: dict) -> tuple[int, dict] | None:
-    """(status, body) of the provider's refusal of a call's credentials or version headers."""
+def _header_refusal(dialect: str, headers: dict, keys=None) -> tuple[int, dict] | None:
+    """(status, body) of the provider's refusal of a call's credentials or version headers;
+    `keys`: the credentials each dialect's provider issued (None: any non-empty one)."""
+    issued = None if keys is None else keys.get(dialect, ())
     if dialect == OPENAI:
-        missing = openai_rules.credentials_problem(headers)
+        missing = openai_rules.credentials_problem(headers, issued)
         return (401, missing) if missing else None
-    problem = anthropic_rules.header_problem(headers)
+    problem = anthropic_rules.header_problem(headers, issued)
     return (problem[0], _error_body(ANTHROPIC, *problem)) if problem else None
 
 
@@ -650,7 +652,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"status": "ok"})
         elif not llm_route:
             self._send_json(404, {"error": {"type": "not_found_error", "message": f"no route {self.command} {path}"}})
-        elif refusal := _header_refusal(dialect, headers):
+        elif refusal := _header_refusal(dialect, headers, self.server.fake.keys):
             self._send_json(*refusal)
         elif body is None:
             self._send_json(400, _error_body(dialect, 400, "request body must be a JSON object"))
@@ -851,8 +853,11 @@ class FakeUpstream:
 
     handler_class: type[BaseHTTPRequestHandler] = _Handler  # another provider's wire format: a subclass
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, keys: dict[str, set[str]] | None = None):
         self.host, self.port = host, port
+        # The credentials each dialect's provider issued ({ANTHROPIC: {...}, OPENAI: {...}}): any
+        # other is a 401 as the real API answers it. None: any non-empty credential is taken.
+        self.keys = keys
         self.requests: list[Recorded] = []
         self.reported: list[tuple[str, dict]] = []  # (model, usage the client was sent)
         self._lock = threading.Lock()

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.support import anthropic_rules
-from tests.support.fake_gemini import ERROR_STATUS, gemini_prompt
+from tests.support.fake_gemini import ERROR_STATUS, chat_problem, gemini_prompt
 from tests.support.fake_upstream import (
     ANTHROPIC, OPENAI, FakeUpstream, ModelInPathHandler, Recorded, _anthropic_frames, _anthropic_message,
     _anthropic_prompt, _Fault, _frame_json,
@@ -217,10 +217,15 @@ class FakeVertex(FakeUpstream):
         return {"extra_content": {"google": {"thought_signature": signature}}}
 
     def request_problem(self, body: dict) -> str | None:
-        """Gemini 3 refuses a history whose current turn (since the user's last message) has a
-        step of function calls without the signature it was given."""
-        if not self.tool_call_extra(str(body.get("model", ""))):
+        """Gemini judges what Vertex's OpenAI-compatible endpoint hands it for a Gemini model
+        (fake_gemini.chat_problem), not OpenAI; Gemini 3 also refuses a history whose current
+        turn (since the user's last message) has a step of function calls without the signature
+        it was given."""
+        if not str(body.get("model", "")).startswith("google/"):  # a partner model (meta/llama-…)
             return super().request_problem(body)
+        problem = chat_problem(body)
+        if problem or not self.tool_call_extra(str(body.get("model", ""))):
+            return problem
         messages = body.get("messages") or []
         turn = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
         for message in messages[turn + 1:]:

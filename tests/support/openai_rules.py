@@ -6,6 +6,10 @@ enforces, worded as it words the refusal (quoted from the errors its users repor
 - No credentials: 401, "You didn't provide an API key. You need to provide your API key
   in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)..."
   (openai/openai-python#1434; the OpenAI SDK sends it on every call).
+- A key OpenAI did not issue: 401, "Incorrect API key provided: sk-VKMIs***...wjh3. You can
+  find your API key at https://platform.openai.com/account/api-keys." (type
+  `invalid_request_error`, code `invalid_api_key`; the key shown by its first 8 and last 4
+  characters; chatanywhere/GPT_API_free#62 quotes the whole body).
 - An assistant message with `tool_calls` whose ids are not each answered by the `tool`
   messages right after it: 400, "An assistant message with 'tool_calls' must be followed
   by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not
@@ -39,12 +43,19 @@ FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 FUNCTION_NAME_MAX = 64
 
 
-def credentials_problem(headers: dict) -> dict | None:
-    """OpenAI's 401 body for a request without a Bearer key (None: it has one)."""
+def credentials_problem(headers: dict, keys=None) -> dict | None:
+    """OpenAI's 401 body for a request without a Bearer key, or (given the `keys` it issued)
+    with one it did not issue (None: the key is good)."""
     scheme, _, key = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and key.strip():
-        return None
-    return {"error": {"message": NO_KEY, "type": "invalid_request_error", "param": None, "code": None}}
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return {"error": {"message": NO_KEY, "type": "invalid_request_error", "param": None, "code": None}}
+    if keys is not None and key not in keys:
+        shown = key if len(key) <= 12 else key[:8] + "*" * (len(key) - 12) + key[-4:]
+        return {"error": {"message": f"Incorrect API key provided: {shown}. You can find your API key at "
+                                     "https://platform.openai.com/account/api-keys.",
+                          "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
+    return None
 
 
 def _unanswered_calls(messages: list) -> str | None:

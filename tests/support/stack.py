@@ -82,6 +82,8 @@ def key_entry(key: str, **extra) -> dict:
 class UvicornThread:
     """The app under uvicorn on a free loopback port, in a background thread."""
 
+    running: set["UvicornThread"] = set()  # started and not stopped: conftest settles them after each test
+
     def __init__(self, app, http: type | str = "handler.runtime.serving:GuardedH11Protocol") -> None:
         self.app = app
         self._socket = socket.socket()
@@ -102,11 +104,32 @@ class UvicornThread:
             if not self._thread.is_alive():
                 raise RuntimeError("uvicorn did not start")
             self._thread.join(0.01)
+        UvicornThread.running.add(self)
         return self
 
     def stop(self) -> None:
+        UvicornThread.running.discard(self)
         self._server.should_exit = True
         self._thread.join(5)
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until the gateway has written the line and metrics of every response it finished.
+
+        They are written after the response's last byte (with the ledger entry, once it is in), so
+        a caller can be done first: a reader of stdout may see the line without its metrics yet,
+        and lines written while pytest reports between a test's phases reach the terminal
+        instead of the test's captured output."""
+        telemetry = getattr(getattr(self.app, "state", None), "telemetry", None)
+        live = getattr(telemetry, "_live", None)  # the requests whose line is still to be written
+        deadline = time.monotonic() + timeout
+        while live and any(o.latency_ms is not None for o in list(live.values())) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
+def settle_servers() -> None:
+    """Every running gateway has written the line and metrics of each response it finished."""
+    for server in list(UvicornThread.running):
+        server.settle()
 
 
 @dataclass
