@@ -18,11 +18,13 @@ merges consecutive turns of one role, so they are merged here too.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Iterable, Mapping
 
 from ..protocol.errors import GatewayError
 from ..protocol.usage import ESTIMATED
 from .chat_completions import estimated_output_tokens, function_name, tool_input
+from .lost_content import placed_blocks
 from .openai_shape import message_id
 
 # Converse's stop reasons (botocore: StopReason) as Anthropic's.
@@ -218,6 +220,20 @@ def structured(call: Mapping[str, Any]) -> bool:
     return isinstance((call.get("output_config") or {}).get("format"), Mapping)
 
 
+# Converse models without document chat (Bedrock user guide, "Supported models and model features":
+# Amazon Nova Micro and AI21 Jamba-Instruct; Llama, Mistral, Cohere and the other Nova models have it).
+_NO_DOCUMENT_CHAT = ("amazon.nova-micro", "ai21.jamba-instruct")
+# Cross-region inference profiles prefix a model id with its geography.
+_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
+
+
+def takes_documents(model_name: str) -> bool:
+    """Whether Converse takes document blocks for this model (`bedrock/`-less id or profile)."""
+    base = model_name.rpartition("/")[2]
+    base = next((base[len(p):] for p in _PROFILE_PREFIXES if base.startswith(p)), base)
+    return not base.startswith(_NO_DOCUMENT_CHAT)
+
+
 def takes_reasoning(model_name: str) -> bool:
     """Whether Converse has a place for this model's reasoning settings (additional_fields)."""
     return "nova-2" in model_name or "gpt-oss" in model_name
@@ -237,19 +253,23 @@ def additional_fields(call: Mapping[str, Any]) -> dict[str, Any]:
 def text_documents_as_text(history: Any) -> list[str]:
     """Where the caller's text documents are, for a model that takes no documents: they go as
     text blocks (named in x-edenai-moved-fields, `messages[0].content[1]->text`)."""
-    moved: list[str] = []
-    for m, message in enumerate(history if isinstance(history, list) else []):
-        content = message.get("content") if isinstance(message, Mapping) else None
-        for b, block in enumerate(content if isinstance(content, list) else []):
-            if not isinstance(block, Mapping):
-                continue
-            where = f"messages[{m}].content[{b}]"
-            if text_document(block) is not None:
-                moved.append(f"{where}->text")
-            inner = block.get("content") if block.get("type") == "tool_result" else None
-            moved += [f"{where}.content[{i}]->text" for i, item in enumerate(inner if isinstance(inner, list) else [])
-                      if isinstance(item, Mapping) and text_document(item) is not None]
-    return moved
+    return [re.sub(r"\.(\d+)", r"[\1]", where) + "->text" for where, block in placed_blocks(history)
+            if text_document(block) is not None]
+
+
+def uncarried_document(body: Mapping[str, Any], documents: bool) -> str | None:
+    """A document Converse would lose, said so a caller can fix it (None: none): a `content`
+    source's image (DocumentContentBlock holds text only), or a PDF for a model without
+    document chat."""
+    for where, block in placed_blocks(body.get("messages")):
+        source = block.get("source") if block.get("type") == "document" and isinstance(block.get("source"), Mapping) else {}
+        if source.get("type") == "content" and any(not isinstance(item, Mapping) or item.get("type") != "text"
+                                                   for item in source.get("content") or []):
+            return (f"{where}: a document's content source may hold only text blocks on this model; "
+                    "send its images as image blocks.")
+        if not documents and source.get("type") == "base64":
+            return f"{where}: this model reads no documents (Bedrock's Converse has no document chat for it); send its text."
+    return None
 
 
 def request(call: Mapping[str, Any]) -> dict[str, Any]:

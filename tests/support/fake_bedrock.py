@@ -271,6 +271,10 @@ def converse_problem(model: str, body: dict) -> str | None:
             return (f"1 validation error detected: Value at 'toolConfig.tools.{t + 1}.member.toolSpec.name' failed "
                     "to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+ and "
                     "length less than or equal to 64")
+    # No document chat (user guide, "Supported models and model features"); Bedrock's words as a client's tests record.
+    if base.startswith(("amazon.nova-micro", "ai21.jamba-instruct")) and any(
+            isinstance(b, dict) and "document" in b for m in messages for b in m.get("content") or []):
+        return "This model doesn't support the document field for user messages."
     limit = next((n for prefix, n in CONVERSE_MAX_TOKENS.items() if base.startswith(prefix)), None)
     wanted = (body.get("inferenceConfig") or {}).get("maxTokens")
     if limit is not None and isinstance(wanted, int) and wanted > limit:
@@ -374,12 +378,9 @@ class _BedrockHandler(ModelInPathHandler):
             return self._count(model, body)
         stream = action.endswith("stream")
         fault = fake._next_fault(model, stream)
-        if fault and fault.action == "bedrock_error":
-            return self._error(**fault.args)
-        if fault and fault.action == "fail":
-            return self._send_failure(ANTHROPIC, **fault.args)
-        if fault and fault.action == "reset":
-            return self._reset()
+        if fault and fault.action in ("bedrock_error", "fail", "reset"):
+            return {"bedrock_error": lambda: self._error(**fault.args), "reset": self._reset,
+                    "fail": lambda: self._send_failure(ANTHROPIC, **fault.args)}[fault.action]()
         cache_read = fake.cache_read or headers.get("x-fake-cache", "").lower() == "read"
         if action.startswith("invoke"):
             return self._invoke(model, body, stream, fault, cache_read)
@@ -415,8 +416,7 @@ class _BedrockHandler(ModelInPathHandler):
         problem = converse_problem(model, body) or document_problem([m for m in body["messages"] if isinstance(m, dict)])
         if problem:
             return self._error(400, "ValidationException", problem)
-        reply = self.server.fake._reply(_converse_prompt(model, body, cache_read), ANTHROPIC)
-        response = converse_response(reply)
+        response = converse_response(reply := self.server.fake._reply(_converse_prompt(model, body, cache_read), ANTHROPIC))
         if not stream:
             self.server.fake._report(model, [{"usage": _anthropic_usage_of(response["usage"])}])
             return self._send_json(200, response, self._token_headers(_anthropic_usage_of(response["usage"])))
@@ -462,7 +462,7 @@ class _BedrockHandler(ModelInPathHandler):
             return self._error(400, "ValidationException", "input must hold invokeModel or converse")
         self._send_json(200, {"inputTokens": count})
 
-    @staticmethod
+    @staticmethod  # Bedrock's headers on an answer
     def _token_headers(usage: dict) -> dict:
         return {"x-amzn-RequestId": "fake-request", "X-Amzn-Bedrock-Input-Token-Count": usage.get("input_tokens", 0),
                 "X-Amzn-Bedrock-Output-Token-Count": usage.get("output_tokens", 0)}

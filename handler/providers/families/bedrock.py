@@ -68,15 +68,9 @@ class Bedrock(Family):
 
     def moved_blocks(self, body: Mapping[str, Any], model) -> tuple[str, ...]:
         """Converse: a text document goes as text to a model that takes no documents."""
-        if is_claude(model.name) or self._takes_documents(model):
+        if is_claude(model.name) or converse.takes_documents(model.name):
             return ()
         return tuple(converse.text_documents_as_text(body.get("messages")))
-
-    @staticmethod
-    def _takes_documents(model) -> bool:
-        """Document blocks where the price map says the model reads PDFs (supports_pdf_input,
-        litellm's flag for sending Converse document blocks)."""
-        return model.info.get("supports_pdf_input") is True
 
     def model_arguments(self, model) -> dict[str, Any]:
         """Converse: cachePoint blocks where the model caches prompts (the price map's
@@ -85,7 +79,7 @@ class Bedrock(Family):
         if is_claude(model.name):
             return {}
         return {"cache_points": model.info.get("supports_prompt_caching") is True,
-                "documents": self._takes_documents(model)}
+                "documents": converse.takes_documents(model.name)}
 
     def takes_web_search(self, model) -> bool:
         return False  # Converse runs no server tool
@@ -95,8 +89,12 @@ class Bedrock(Family):
 
     def unsendable(self, body: Mapping[str, Any], model) -> str | None:
         """Claude takes Anthropic's body as sent; Converse carries base64 images and PDFs, and text
-        documents (DocumentSource's `text`; a `content` source's text blocks)."""
-        return None if is_claude(model.name) else lost_content.lost_in_translation(body, CONVERSE_SOURCES)
+        documents (DocumentSource's `text`; a `content` source's text blocks), but a PDF only to a
+        model with document chat (converse.takes_documents)."""
+        if is_claude(model.name):
+            return None
+        return lost_content.lost_in_translation(body, CONVERSE_SOURCES) \
+            or converse.uncarried_document(body, converse.takes_documents(model.name))
 
     def connection(self, provider) -> dict[str, Any]:
         connection: dict[str, Any] = {"aws_region_name": provider.settings["aws_region"]}
