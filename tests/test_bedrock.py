@@ -22,11 +22,13 @@ from tests.support.family_checks import (
     LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_error_in_anthropics_terms,
     assert_output_config_reaches_claude_as_sent, assert_signed_thinking_round_trips,
     assert_prompt_caching_is_metered_write_then_read, assert_tool_result_round_trips,
-    assert_what_litellm_would_lose_is_refused, lost_blocks, parsed_forecast, tool_returned,
+    assert_what_litellm_would_lose_is_refused, parsed_forecast, tool_returned,
 )
 from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
 
 CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
+# What of LOST_BLOCKS Converse cannot carry (its DocumentSource takes text and content: test_converse.py).
+CONVERSE_LOSES = [name for name in LOST_BLOCKS if name not in ("text-document", "content-document")]
 NOVA = "bedrock/amazon.nova-lite-v1:0"
 
 
@@ -275,14 +277,16 @@ def test_anthropic_falls_back_to_claude_on_bedrock_and_bedrocks_overload_falls_b
     assert json.loads(json.dumps(bedrock.last().body))["messages"][0]["content"][0]["text"] == "hello there"
 
 
-def test_count_tokens_asks_bedrocks_count_tokens_for_claude_and_for_nova(gateway, bedrock):
+COUNTED = [{"role": "user", "content": "one two three four"},
+           {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
+                                              "input": {"query": "x"}}]},
+           {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "five six"}]}]
+
+
+def test_count_tokens_asks_bedrocks_count_tokens_for_claude(gateway, bedrock):
     stack, key, client = gateway
-    messages = [{"role": "user", "content": "one two three four"},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
-                                                   "input": {"query": "x"}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "five six"}]}]
     raw = client.messages.with_raw_response.count_tokens(model=CLAUDE, system="be brief", tools=[TOOL],
-                                                         messages=messages)
+                                                         messages=COUNTED)
     assert raw.parse().input_tokens == 2 + 4 + 2 + 10, "Bedrock's CountTokens answer (the fake counts words)"
     assert raw.headers["x-edenai-token-count-method"] == "bedrock_count_tokens"
     sent = bedrock.last()
@@ -290,13 +294,27 @@ def test_count_tokens_asks_bedrocks_count_tokens_for_claude_and_for_nova(gateway
     blob = sent.body["input"]["invokeModel"]["body"]
     inner = json.loads(base64.b64decode(blob, validate=True))  # a blob: base64 in CountTokens' JSON
     assert inner["anthropic_version"] == "bedrock-2023-05-31" and inner["system"] == "be brief"
+
+
+def test_count_tokens_for_nova_is_made_at_the_gateway_where_bedrock_refuses_to_count(gateway, bedrock):
+    """Bedrock's CountTokens refuses Nova ("The provided model doesn't support counting tokens"):
+    the gateway counts with tiktoken's cl100k_base, as litellm's token_counter counted it."""
+    import litellm
+
+    _, _, client = gateway
+    before = bedrock.count()
     raw = client.messages.with_raw_response.count_tokens(model=NOVA, system="be brief", tools=[TOOL],
-                                                         messages=messages)
-    assert raw.parse().input_tokens == 2 + 4 + 2 + 10, "Bedrock's CountTokens answer for a Converse input"
-    assert raw.headers["x-edenai-token-count-method"] == "bedrock_count_tokens"
-    counted = bedrock.last().body["input"]["converse"]
-    assert counted["system"] == [{"text": "be brief"}] and counted["toolConfig"]["tools"][0]["toolSpec"]["name"] == "lookup"
-    assert [m["role"] for m in counted["messages"]] == ["user", "assistant", "user"]
+                                                         messages=COUNTED)
+    assert raw.status_code == 200, "the count must not be Bedrock's refusal"
+    assert raw.headers["x-edenai-token-count-method"] == "local_tokenizer"
+    assert bedrock.count() == before, "Nova's count must not be asked of Bedrock, which refuses it"
+    litellms = litellm.token_counter(model=NOVA, messages=[{"role": "system", "content": "be brief"}, *COUNTED],
+                                     tools=[TOOL])
+    assert abs(raw.parse().input_tokens - litellms) <= litellms // 2, \
+        f"counted {raw.parse().input_tokens}, litellm's tokenizer {litellms}"
+    longer = client.messages.count_tokens(model=NOVA, system="be brief", tools=[TOOL], messages=[
+        {"role": "user", "content": " ".join(["one two three four"] * 51)}, *COUNTED[1:]])
+    assert longer.input_tokens == raw.parse().input_tokens + 200, "200 more words of one token each"
 
 
 def test_a_pdf_reaches_claude_on_bedrock_as_the_caller_sent_it(gateway, bedrock):
@@ -337,7 +355,8 @@ def test_messages_parse_on_nova_forces_a_json_tool_whose_input_is_the_answer(gat
     assert tool["toolSpec"]["inputSchema"]["json"]["required"] == Forecast.model_json_schema()["required"]
 
 
-@lost_blocks
+@pytest.mark.parametrize("block", ["document", "image", *(LOST_BLOCKS[name] for name in CONVERSE_LOSES)],
+                         ids=["url-document", "url-image", *CONVERSE_LOSES])
 def test_a_block_converse_cannot_carry_for_nova_is_refused(gateway, bedrock, block):
     _, _, client = gateway
     assert_what_litellm_would_lose_is_refused(client, NOVA, bedrock, block)

@@ -27,6 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 NOVA = "bedrock/amazon.nova-lite-v1:0"
 NOVA_2 = "bedrock/amazon.nova-2-lite-v1:0"
 LLAMA = "bedrock/meta.llama3-3-70b-instruct-v1:0"
+DEEPSEEK = "bedrock/deepseek.v3-v1:0"
+NOVA_MICRO = "bedrock/amazon.nova-micro-v1:0"
+TEXT_DOCUMENT = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "the terms"}}
+CONTENT_DOCUMENT = {"type": "document", "source": {"type": "content", "content": [
+    {"type": "text", "text": "first clause"}, {"type": "text", "text": "second clause"}]}}
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
@@ -47,7 +52,7 @@ def gateway(moto_endpoint, fake, bedrock):
     bedrock.clear_faults()
     bedrock.cache_read = False
     providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}}
-    with family_gateway(fake.url, providers, {NOVA: {}, NOVA_2: {}, LLAMA: {}}) as running:
+    with family_gateway(fake.url, providers, {NOVA: {}, NOVA_2: {}, LLAMA: {}, DEEPSEEK: {}, NOVA_MICRO: {}}) as running:
         yield running
     bedrock.clear_faults()
 
@@ -240,13 +245,12 @@ def service_model_problems(operation: str, params: dict) -> str:
 
 
 def test_every_converse_body_the_gateway_sends_meets_botocores_service_model(gateway, bedrock):
-    """A system prompt with a cache point, an image, a PDF, a tool call and its failed result, a
-    forced tool, sampling, stops and reasoning: the body as sent, held against ConverseRequest,
-    and its token count against CountTokensRequest."""
+    """A system prompt with a cache point, an image, a PDF, a text document, a tool call and its failed result, a
+    forced tool, sampling, stops and reasoning: the body as sent, held against ConverseRequest."""
     _, _, client = gateway
     pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PIXEL}}
     messages = [{"role": "user", "content": [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}, pdf,
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}, pdf, TEXT_DOCUMENT,
         {"type": "text", "text": "read these", "cache_control": {"type": "ephemeral"}}]},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True}]}]
@@ -257,8 +261,84 @@ def test_every_converse_body_the_gateway_sends_meets_botocores_service_model(gat
     sent = bedrock.last().body
     assert sent["additionalModelRequestFields"]["reasoningConfig"]["maxReasoningEffort"] == "high"
     assert service_model_problems("Converse", {"modelId": upstream(NOVA_2), **sent}) == ""
-    client.messages.count_tokens(model=NOVA_2, tools=[TOOL], messages=messages)
-    assert service_model_problems("CountTokens", {"modelId": upstream(NOVA_2), **bedrock.last().body}) == ""
+
+
+
+
+@pytest.mark.parametrize("model", [NOVA, LLAMA])
+def test_text_documents_reach_a_model_with_document_chat_as_converse_documents_with_a_text_source(
+        gateway, bedrock, model):
+    """Converse's DocumentSource takes `text` and `content` (botocore's service model); Nova Lite
+    and Llama have document chat (Bedrock user guide, "Supported models and model features")."""
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.create(model=model, max_tokens=50, messages=[{"role": "user", "content": [
+        TEXT_DOCUMENT, CONTENT_DOCUMENT, {"type": "text", "text": "what do they say"}]}])
+    assert raw.status_code == 200, "a text document must not be refused"
+    assert raw.parse().content[0].text == \
+        f"Hello from {upstream(model)}: the terms first clause\n\nsecond clause what do they say"
+    assert "x-edenai-moved-fields" not in raw.headers
+    first, second, _ = bedrock.last().body["messages"][0]["content"]
+    assert first["document"]["format"] == "txt" and first["document"]["source"] == {"text": "the terms"}
+    assert second["document"]["source"] == {"text": "first clause\n\nsecond clause"}, f"Bedrock got {second}"
+
+
+def test_a_text_document_reaches_a_model_without_document_chat_as_text_and_says_so(gateway, bedrock):
+    """Nova Micro has no document chat: Bedrock refuses a document block for it."""
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.create(model=NOVA_MICRO, max_tokens=50, messages=[
+        {"role": "user", "content": [TEXT_DOCUMENT, {"type": "text", "text": "what does it say"}]}])
+    assert raw.parse().content[0].text == f"Hello from {upstream(NOVA_MICRO)}: the terms what does it say"
+    assert raw.headers["x-edenai-moved-fields"] == "messages[0].content[0]->text", \
+        "the caller must be told its document went as text"
+    assert bedrock.last().body["messages"][0]["content"] == [{"text": "the terms"}, {"text": "what does it say"}]
+
+
+@pytest.mark.parametrize("model, block, words", [
+    (NOVA_MICRO, {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PIXEL}},
+     "reads no documents"),
+    (NOVA, {"type": "document", "source": {"type": "content", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}]}},
+     "only text blocks"),
+], ids=["pdf-to-nova-micro", "image-in-a-content-source"])
+def test_a_document_converse_would_lose_is_refused_naming_it(gateway, bedrock, model, block, words):
+    _, _, client = gateway
+    before = bedrock.count()
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.create(model=model, max_tokens=50, messages=[{"role": "user", "content": [
+            block, {"type": "text", "text": "what does it say"}]}])
+    message = raised.value.body["error"]["message"]
+    assert "messages.0.content.0" in message and words in message, message
+    assert bedrock.count() == before, "the model must not answer without the caller's document"
+
+
+def test_reasoning_converse_cannot_ask_of_a_model_and_the_end_user_id_are_named_as_dropped(gateway, bedrock):
+    """DeepSeek on Bedrock reasons (the price map) but Converse has no field for its effort;
+    ConverseRequest has no end-user field for metadata.user_id."""
+    _, _, client = gateway
+    raw = client.messages.with_raw_response.create(
+        model=DEEPSEEK, max_tokens=500, thinking={"type": "enabled", "budget_tokens": 1024},
+        metadata={"user_id": "user-7"}, messages=ask())
+    assert raw.status_code == 200
+    assert raw.headers["x-edenai-dropped-fields"] == "thinking, metadata.user_id", \
+        "the caller must be told its thinking and user id were not sent"
+    assert "additionalModelRequestFields" not in bedrock.last().body
+    raw = client.messages.with_raw_response.create(model=NOVA_2, max_tokens=500, metadata={"user_id": "user-7"},
+                                                   thinking={"type": "enabled", "budget_tokens": 1024}, messages=ask())
+    assert raw.headers["x-edenai-dropped-fields"] == "metadata.user_id", "Nova 2 reasons as asked"
+
+
+def test_a_history_of_tool_calls_reaches_nova_with_stand_in_tools_when_none_are_offered(gateway, bedrock):
+    """Converse refuses toolUse and toolResult blocks without a toolConfig ("The toolConfig field
+    must be defined when using toolUse and toolResult content blocks.")."""
+    _, _, client = gateway
+    history = [*ask("find cats"),
+               {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
+                                                  "input": {"query": "cats"}}]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "three"}]}]
+    for extra in ({}, {"tools": [TOOL], "tool_choice": {"type": "none"}}):
+        message = client.messages.create(model=NOVA, max_tokens=50, messages=history, **extra)
+        assert message.content[0].text == "Tool said: three"
+        assert [t["toolSpec"]["name"] for t in bedrock.last().body["toolConfig"]["tools"]] == ["lookup"]
 
 
 BEDROCK_ONLY = textwrap.dedent("""
@@ -296,4 +376,5 @@ def test_a_deployment_whose_providers_are_all_bedrock_never_imports_litellm(moto
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["answered"][:2] == ["Hello from anthropic.claude-sonnet-4-5-20250929-v1:0: hello"] * 2
     assert result["answered"][3:5] == ["Hello from amazon.nova-lite-v1:0: hello"] * 2
+    assert result["answered"][5] > 0, "Nova's token count (made at the gateway: Bedrock counts Claude only)"
     assert result["litellm"] == [], f"serving Bedrock imported {result['litellm'][:5]}"

@@ -277,7 +277,7 @@ def test_claude_on_bedrock_refuses_a_body_without_max_tokens_or_with_an_unanswer
 # --------------------------------------------------------------------------- Converse's own rules, through boto3
 
 def converse_request(messages, **extra):
-    return dict(modelId=NOVA, messages=messages, **extra)
+    return {"modelId": NOVA, "messages": messages, **extra}
 
 
 SPEC = {"toolSpec": {"name": "lookup", "inputSchema": {"json": {"type": "object"}}}}
@@ -293,12 +293,19 @@ ASKED = {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name"
     ([{"role": "user", "content": [{"text": "a"}]}, ASKED,
       {"role": "user", "content": [{"toolResult": {"toolUseId": "t2", "content": [{"text": "x"}]}}]}],
      {"toolConfig": {"tools": [SPEC]}}, "exceeds the number of toolUse blocks of previous turn"),
+    ([{"role": "user", "content": [{"text": "a"}]}, ASKED,
+      {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "x"}]}}]}], {},
+     "The toolConfig field must be defined when using toolUse and toolResult content blocks."),
+    ([{"role": "user", "content": [{"text": "a"}, {"document": {"format": "txt", "name": "terms", "source": {
+        "text": "the terms"}}}]}], {"modelId": "amazon.nova-micro-v1:0"},
+     "This model doesn't support the document field for user messages."),
     ([{"role": "user", "content": [{"text": "a"}]}], {"inferenceConfig": {"maxTokens": 10001}},
      "exceeds the model limit of 10000"),
     ([{"role": "user", "content": [{"text": "a"}]}],
      {"toolConfig": {"tools": [{"toolSpec": {"name": "mcp__x.y", "inputSchema": {"json": {"type": "object"}}}}]}},
      "Member must satisfy regular expression pattern"),
-], ids=["assistant-first", "two-user-turns", "blank-text", "empty-turn", "unanswered-result", "max-tokens",
+], ids=["assistant-first", "two-user-turns", "blank-text", "empty-turn", "unanswered-result", "no-tool-config",
+        "document-to-nova-micro", "max-tokens",
         "tool-name"])
 def test_the_aws_sdk_meets_converses_refusals_at_the_fake_in_bedrocks_words(bedrock, messages, extra, words):
     client = aws_sdk(bedrock)
@@ -324,7 +331,15 @@ def test_the_aws_sdk_round_trips_a_tool_and_reads_reasoning_from_the_fakes_conve
     assert events[-2]["messageStop"]["stopReason"] == "end_turn" and events[-1]["metadata"]["usage"]["outputTokens"] > 0
 
 
+def test_count_tokens_refuses_every_model_but_claude_in_bedrocks_words(bedrock):
+    client = aws_sdk(bedrock)
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.count_tokens(modelId=NOVA, input={"converse": {
+            "messages": [{"role": "user", "content": [{"text": "one two three"}]}]}})
+    assert raised.value.response["Error"]["Message"] == "The provided model doesn't support counting tokens."
+
+
 def test_botocores_count_tokens_with_a_converse_input_is_taken(bedrock):
-    answer = aws_sdk(bedrock).count_tokens(modelId=NOVA, input={"converse": {
+    answer = aws_sdk(bedrock).count_tokens(modelId=CLAUDE, input={"converse": {
         "system": [{"text": "be brief"}], "messages": [{"role": "user", "content": [{"text": "one two three"}]}]}})
     assert answer["inputTokens"] == 2 + 3

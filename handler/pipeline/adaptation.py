@@ -278,4 +278,4 @@ def adapt(body: Mapping[str, Any], model: Model, anthropic_beta: str | None = No
         dropped.append(name)
     return Adaptation(max_tokens, requested, tuple(dropped), effort, keeps_format,
                       dropped_tools=frozenset(unrunnable), stop_limit=stop_limit,
-                      moved=moved_system_messages(body, model))
+                      moved=moved_system_messages(body, model) + family.moved_blocks(body, model))

@@ -8,7 +8,8 @@ imports it. The request is translated by translation/converse.py, signed and
 sent as the Claude route sends InvokeModel (bedrock_api: SigV4 from the
 default chain, Bedrock's named errors), and the stream's event-stream frames
 (botocore's decoder) become Anthropic's SSE (translation/converse_stream.py).
-CountTokens takes a Converse input for the same models.
+Bedrock's CountTokens counts for Claude only: these models are counted at the
+gateway (providers/local_tokenizer.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..protocol.errors import GatewayError
 from ..translation import converse
 from ..translation.chat_completions import tool_names
 from ..translation.converse_stream import ConverseStreamTranslator
-from . import anthropic_api, bedrock_api
+from . import anthropic_api, bedrock_api, local_tokenizer
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
 
@@ -90,7 +91,7 @@ async def send(call: Mapping[str, Any]) -> dict[str, Any] | ConverseStream:
     return converse.message(answer, model, names, converse.estimated_input_tokens(body))
 
 
-async def count_tokens(call: Mapping[str, Any]) -> int:
-    """CountTokens with a Converse input (botocore: CountTokensInput.converse)."""
-    url = bedrock_api.model_url(call, "count-tokens")
-    return await bedrock_api.counted(call, url, json.dumps(converse.count_request(call)).encode())
+def count_locally(call: Mapping[str, Any]) -> int:
+    """The call's input tokens by the gateway's own tokenizer: Bedrock's CountTokens counts for
+    Claude only (providers/local_tokenizer.py)."""
+    return converse.counted_tokens(call, local_tokenizer.count)

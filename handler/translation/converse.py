@@ -18,11 +18,13 @@ merges consecutive turns of one role, so they are merged here too.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
+import re
+from typing import Any, Callable, Iterable, Mapping
 
 from ..protocol.errors import GatewayError
 from ..protocol.usage import ESTIMATED
 from .chat_completions import estimated_output_tokens, function_name, tool_input
+from .lost_content import placed_blocks
 from .openai_shape import message_id
 
 # Converse's stop reasons (botocore: StopReason) as Anthropic's.
@@ -47,21 +49,48 @@ EMPTY_RESULT = "(no output)"
 # --------------------------------------------------------------------------- the request
 
 
-def _media(block: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+def text_document(block: Mapping[str, Any]) -> list[str] | None:
+    """A document's text (a `text` source, or a `content` source of text blocks); None for others."""
+    source = block.get("source") if isinstance(block.get("source"), Mapping) else {}
+    if block.get("type") != "document":
+        return None
+    if source.get("type") == "text":
+        return [str(source.get("data") or "")]
+    if source.get("type") == "content" and isinstance(source.get("content"), list):
+        return [str(item.get("text") or "") for item in source["content"]
+                if isinstance(item, Mapping) and item.get("type") == "text"]
+    return None
+
+
+def _text_document(texts: list[str], name: str, documents: bool) -> list[dict[str, Any]]:
+    """A text document as a DocumentBlock with a `text` source (botocore: DocumentSource) where the
+    model takes documents, else as its text (blank text left out: Converse refuses it)."""
+    texts = [text for text in texts if text.strip()]
+    if not documents:
+        return [{"text": text} for text in texts]
+    if not texts:
+        return []
+    return [{"document": {"format": "txt", "name": name, "source": {"text": "\n\n".join(texts)}}}]
+
+
+def _media(block: Mapping[str, Any], name: str, documents: bool = True) -> list[dict[str, Any]]:
     """A base64 image or PDF as Converse's ImageBlock / DocumentBlock (a blob travels as base64
-    in the JSON document, so the caller's data goes as it is). Other sources never get here:
-    lost_content refuses them before the call (Family.unsendable)."""
+    in the JSON document, so the caller's data goes as it is), a text document as _text_document.
+    Other sources never get here: lost_content refuses them before the call (Family.unsendable)."""
+    texts = text_document(block)
+    if texts is not None:
+        return _text_document(texts, name, documents)
     source = block.get("source") if isinstance(block.get("source"), Mapping) else {}
     if source.get("type") != "base64":
-        return None
+        return []
     media_type = str(source.get("media_type") or "")
     if block.get("type") == "image":
-        return {"image": {"format": media_type.rpartition("/")[2], "source": {"bytes": source.get("data", "")}}}
+        return [{"image": {"format": media_type.rpartition("/")[2], "source": {"bytes": source.get("data", "")}}}]
     if media_type == "application/pdf":
         # DocumentBlock.name is required, of letters, digits, single spaces, hyphens, parentheses and
         # brackets: one the gateway makes, unique in the request.
-        return {"document": {"format": "pdf", "name": name, "source": {"bytes": source.get("data", "")}}}
-    return None
+        return [{"document": {"format": "pdf", "name": name, "source": {"bytes": source.get("data", "")}}}]
+    return []
 
 
 def _cached(blocks: list[dict[str, Any]], block: Mapping[str, Any], cache_points: bool) -> list[dict[str, Any]]:
@@ -69,7 +98,7 @@ def _cached(blocks: list[dict[str, Any]], block: Mapping[str, Any], cache_points
     return blocks + [dict(CACHE_POINT)] if cache_points and blocks and block.get("cache_control") else blocks
 
 
-def _result_content(block: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+def _result_content(block: Mapping[str, Any], where: str, documents: bool) -> list[dict[str, Any]]:
     inner = block.get("content")
     items = [{"type": "text", "text": inner}] if isinstance(inner, str) else inner or []
     content: list[dict[str, Any]] = []
@@ -79,13 +108,11 @@ def _result_content(block: Mapping[str, Any], where: str) -> list[dict[str, Any]
         if item.get("type") == "text" and item.get("text"):
             content.append({"text": str(item["text"])})
         elif item.get("type") in ("image", "document"):
-            media = _media(item, f"{where}-{i}")
-            if media:
-                content.append(media)
+            content += _media(item, f"{where}-{i}", documents)
     return content or [{"text": EMPTY_RESULT}]
 
 
-def _blocks(content: Any, where: str, cache_points: bool) -> list[dict[str, Any]]:
+def _blocks(content: Any, where: str, cache_points: bool, documents: bool) -> list[dict[str, Any]]:
     """One Anthropic turn's content as Converse content blocks (empty text is left out:
     Converse refuses a blank text block)."""
     if isinstance(content, str):
@@ -98,13 +125,13 @@ def _blocks(content: Any, where: str, cache_points: bool) -> list[dict[str, Any]
         if kind == "text" and block.get("text"):
             made = [{"text": str(block["text"])}]
         elif kind in ("image", "document"):
-            media = _media(block, f"document-{where}-{b}")
-            made = [media] if media else []
+            made = _media(block, f"document-{where}-{b}", documents)
         elif kind == "tool_use":
             made = [{"toolUse": {"toolUseId": str(block.get("id")), "name": function_name(block.get("name")),
                                  "input": block.get("input") if isinstance(block.get("input"), Mapping) else {}}}]
         elif kind == "tool_result":
-            result = {"toolUseId": str(block.get("tool_use_id")), "content": _result_content(block, f"result-{where}-{b}")}
+            result = {"toolUseId": str(block.get("tool_use_id")),
+                      "content": _result_content(block, f"result-{where}-{b}", documents)}
             if block.get("is_error"):
                 result["status"] = "error"
             made = [{"toolResult": result}]
@@ -112,13 +139,15 @@ def _blocks(content: Any, where: str, cache_points: bool) -> list[dict[str, Any]
     return converted
 
 
-def messages(history: Iterable[Mapping[str, Any]], cache_points: bool = False) -> list[dict[str, Any]]:
+def messages(history: Iterable[Mapping[str, Any]], cache_points: bool = False, documents: bool = True
+             ) -> list[dict[str, Any]]:
     """The conversation as Converse's messages: turns of one role in a row merged, as Anthropic
-    reads them (Converse refuses two in a row), and turns left empty dropped."""
+    reads them (Converse refuses two in a row), and turns left empty dropped; `documents` says
+    the model takes document blocks (text documents go as text otherwise)."""
     translated: list[dict[str, Any]] = []
     for m, message in enumerate(history):
         role = "assistant" if message.get("role") == "assistant" else "user"
-        content = _blocks(message.get("content"), str(m), cache_points)
+        content = _blocks(message.get("content"), str(m), cache_points, documents)
         if not content:
             continue
         if translated and translated[-1]["role"] == role:
@@ -191,24 +220,64 @@ def structured(call: Mapping[str, Any]) -> bool:
     return isinstance((call.get("output_config") or {}).get("format"), Mapping)
 
 
+# Converse models without document chat (Bedrock user guide, "Supported models and model features":
+# Amazon Nova Micro and AI21 Jamba-Instruct; Llama, Mistral, Cohere and the other Nova models have it).
+_NO_DOCUMENT_CHAT = ("amazon.nova-micro", "ai21.jamba-instruct")
+# Cross-region inference profiles prefix a model id with its geography.
+_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
+
+
+def takes_documents(model_name: str) -> bool:
+    """Whether Converse takes document blocks for this model (`bedrock/`-less id or profile)."""
+    base = model_name.rpartition("/")[2]
+    base = next((base[len(p):] for p in _PROFILE_PREFIXES if base.startswith(p)), base)
+    return not base.startswith(_NO_DOCUMENT_CHAT)
+
+
+def takes_reasoning(model_name: str) -> bool:
+    """Whether Converse has a place for this model's reasoning settings (additional_fields)."""
+    return "nova-2" in model_name or "gpt-oss" in model_name
+
+
 def additional_fields(call: Mapping[str, Any]) -> dict[str, Any]:
     """What a model takes beyond Converse's own fields: reasoning, in each model's shape
     (litellm's mapping): Nova 2's reasoningConfig, gpt-oss's reasoning_effort."""
     effort, model = call.get("reasoning_effort"), str(call["model"]).partition("/")[2]
-    if not effort:
+    if not effort or not takes_reasoning(model):
         return {}
     if "nova-2" in model:
         return {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": effort}}
-    if "gpt-oss" in model:
-        return {"reasoning_effort": effort}
-    return {}
+    return {"reasoning_effort": effort}
+
+
+def text_documents_as_text(history: Any) -> list[str]:
+    """Where the caller's text documents are, for a model that takes no documents: they go as
+    text blocks (named in x-edenai-moved-fields, `messages[0].content[1]->text`)."""
+    return [re.sub(r"\.(\d+)", r"[\1]", where) + "->text" for where, block in placed_blocks(history)
+            if text_document(block) is not None]
+
+
+def uncarried_document(body: Mapping[str, Any], documents: bool) -> str | None:
+    """A document Converse would lose, said so a caller can fix it (None: none): a `content`
+    source's image (DocumentContentBlock holds text only), or a PDF for a model without
+    document chat."""
+    for where, block in placed_blocks(body.get("messages")):
+        source = block.get("source") if block.get("type") == "document" and isinstance(block.get("source"), Mapping) else {}
+        if source.get("type") == "content" and any(not isinstance(item, Mapping) or item.get("type") != "text"
+                                                   for item in source.get("content") or []):
+            return (f"{where}: a document's content source may hold only text blocks on this model; "
+                    "send its images as image blocks.")
+        if not documents and source.get("type") == "base64":
+            return f"{where}: this model reads no documents (Bedrock's Converse has no document chat for it); send its text."
+    return None
 
 
 def request(call: Mapping[str, Any]) -> dict[str, Any]:
     """The Converse body for a built call (pipeline/calls.translated_arguments); `cache_points`
-    (the family's model_arguments) says the model takes cachePoint blocks."""
+    (the family's model_arguments) says the model takes cachePoint blocks, `documents` that it
+    takes document blocks."""
     cache_points = bool(call.get("cache_points"))
-    converted = messages(call["messages"], cache_points)
+    converted = messages(call["messages"], cache_points, call.get("documents", True))
     body: dict[str, Any] = {"messages": converted}
     prompt = system(call.get("system"), cache_points)
     if prompt:
@@ -229,9 +298,10 @@ def request(call: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def count_request(call: Mapping[str, Any]) -> dict[str, Any]:
-    """CountTokens' `input.converse` (botocore: ConverseTokensRequest): messages, system, toolConfig."""
-    converted = messages(call["messages"])
+def counted_input(call: Mapping[str, Any]) -> dict[str, Any]:
+    """What a token count covers, as Converse would carry it (botocore: ConverseTokensRequest):
+    messages, system, toolConfig."""
+    converted = messages(call["messages"], documents=call.get("documents", True))
     counted: dict[str, Any] = {"messages": converted}
     prompt = system(call.get("system"))
     if prompt:
@@ -239,21 +309,58 @@ def count_request(call: Mapping[str, Any]) -> dict[str, Any]:
     tools = tool_config({"tools": call.get("tools")}, converted)
     if tools:
         counted["toolConfig"] = tools
-    return {"input": {"converse": counted}}
+    return counted
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _block_parts(block: Mapping[str, Any]) -> tuple[list[str], int]:
+    """One content block as the texts a tokenizer reads and its media's flat token figure."""
+    source = (block.get("document") or {}).get("source") or {}
+    if "text" in source or "content" in source:  # a text document: its text
+        return ([source["text"]] if "text" in source else [item.get("text", "") for item in source["content"]]), 0
+    if "image" in block or "document" in block:
+        return [], _MEDIA_TOKENS
+    if "text" in block:
+        return [block["text"]], 0
+    if "toolUse" in block:
+        return [block["toolUse"]["name"], _compact(block["toolUse"]["input"])], 0
+    if "toolResult" in block:
+        texts, media = [], 0
+        for item in block["toolResult"]["content"]:
+            more, more_media = _block_parts(item)
+            texts, media = texts + more, media + more_media
+        return texts, media
+    return [], 0  # a cachePoint
+
+
+def _prompt_parts(body: Mapping[str, Any]) -> tuple[list[str], int]:
+    """A Converse body's prompt as the texts a tokenizer reads (a tool's name, description and
+    schema; a tool call's name and input; a text document's text) and the tokens of its images
+    and binary documents, at a flat figure rather than their base64's length."""
+    texts, media = [], 0
+    for tool in (body.get("toolConfig") or {}).get("tools") or []:
+        spec = tool.get("toolSpec") or {}
+        texts += [str(spec.get(name)) for name in ("name", "description") if spec.get(name)]
+        texts += [_compact(spec["inputSchema"]["json"])] if spec.get("inputSchema") else []
+    for block in list(body.get("system") or []) + [b for m in body.get("messages") or [] for b in m["content"]]:
+        more, more_media = _block_parts(block)
+        texts, media = texts + more, media + more_media
+    return texts, media
 
 
 def estimated_input_tokens(body: Mapping[str, Any]) -> int:
-    """The prompt's tokens before Converse says (a stream's message_start): text at 4 bytes a
-    token, an image or a document at a flat figure rather than its base64's length."""
-    size, media = len(json.dumps(body.get("toolConfig") or {}).encode()), 0
-    for block in list(body.get("system") or []) + [b for m in body.get("messages") or [] for b in m["content"]]:
-        if "image" in block or "document" in block:
-            media += _MEDIA_TOKENS
-        elif "text" in block:
-            size += len(block["text"].encode())
-        else:
-            size += len(json.dumps(block, ensure_ascii=False).encode())
-    return max(1, size // _BYTES_PER_TOKEN + media)
+    """The prompt's tokens before Converse says (a stream's message_start): text at 4 bytes a token."""
+    texts, media = _prompt_parts(body)
+    return max(1, sum(len(text.encode()) for text in texts) // _BYTES_PER_TOKEN + media)
+
+
+def counted_tokens(call: Mapping[str, Any], tokens: Callable[[str], int]) -> int:
+    """The call's input tokens by a local tokenizer (`tokens` counts one text)."""
+    texts, media = _prompt_parts(counted_input(call))
+    return sum(tokens(text) for text in texts) + media
 
 
 # --------------------------------------------------------------------------- the answer

@@ -42,7 +42,7 @@ LOST_DOCUMENT_FIELDS = ("title", "context", "citations")
 LOST_KINDS = frozenset({"search_result", "container_upload"})  # no equivalent: dropped whole
 
 
-def _blocks(messages: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def placed_blocks(messages: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """Every content block with where it is, tool_result contents included."""
     for m, message in enumerate(messages if isinstance(messages, list) else []):
         content = message.get("content") if isinstance(message, Mapping) else None
@@ -62,7 +62,7 @@ def lost_in_translation(body: Mapping[str, Any], carried: Mapping[str, set[str]]
                         lost_fields: tuple[str, ...] = LOST_DOCUMENT_FIELDS) -> str | None:
     """The first block the route would drop or fetch, said so a caller can fix it (None: none);
     litellm's by default."""
-    for where, block in _blocks(body.get("messages")):
+    for where, block in placed_blocks(body.get("messages")):
         kind = block.get("type")
         if kind not in KNOWN_BLOCK_TYPES and not renders(block):
             return (f"{where}: a {kind!r} block has no equivalent on this model (only Anthropic-type models "

@@ -4,7 +4,7 @@ Built from the Bedrock Runtime API reference: Claude models answer
 InvokeModel / InvokeModelWithResponseStream with Anthropic's body
 (`anthropic_version: bedrock-2023-05-31`, no `model` or `stream` key); other
 models (Amazon Nova, Meta Llama) answer Converse / ConverseStream; CountTokens
-counts either. Streams use AWS's event-stream binary framing (prelude, CRC32s,
+counts for Claude only, from either input. Streams use AWS's event-stream binary framing (prelude, CRC32s,
 typed headers); a stream chunk carries one Anthropic event, base64-encoded;
 errors are named in `x-amzn-ErrorType` (HTTP) or `:exception-type` (mid-stream).
 Every request must be SigV4-signed for service `bedrock` with the configured
@@ -84,6 +84,7 @@ DOCUMENT_NAME = re.compile(r"^(?!.*\s\s)[A-Za-z0-9_ ()\[\]-]{1,200}$")
 # Bedrock's words "The maximum tokens you requested exceeds the model limit of N" (ibid. #204).
 CONVERSE_MAX_TOKENS = {"amazon.nova-micro": 10_000, "amazon.nova-lite": 10_000, "amazon.nova-pro": 10_000,
                        "amazon.nova-premier": 32_000, "amazon.nova-2-lite": 64_000, "meta.llama3": 8_192}
+COUNT_TOKENS_REFUSED = "The provided model doesn't support counting tokens."
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CONVERSE_STOP = {"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
                  "stop_sequence": "stop_sequence"}
@@ -167,6 +168,9 @@ def _converse_texts(content) -> list[str]:
             out.append(block["text"])
         elif isinstance(block, dict) and isinstance(block.get("toolResult"), dict):
             out.extend(_converse_texts(block["toolResult"].get("content")))
+        elif isinstance(block, dict) and isinstance(block.get("document"), dict):  # a text document: its text
+            source = block["document"].get("source") or {}
+            out.extend([source["text"]] if isinstance(source.get("text"), str) else _converse_texts(source.get("content")))
     return out
 
 
@@ -183,8 +187,8 @@ def _converse_prompt(model: str, body: dict, cache_read: bool) -> _Prompt:
     picked = _picked_tool({"tools": tools, "tool_choice": {"name": (choice.get("tool") or {}).get("name")}}) or {}
     config = body.get("inferenceConfig") or {}
     cached = "cachePoint" in json.dumps([body.get("system"), messages, tool_config.get("tools")])
-    # Nova 2 reasons when asked in additionalModelRequestFields.reasoningConfig (Amazon Nova user
-    # guide, "Extended thinking"); its reasoning comes back as reasoningContent blocks.
+    # Nova 2 reasons when asked in additionalModelRequestFields.reasoningConfig (Amazon Nova user guide,
+    # "Extended thinking"), as reasoningContent blocks.
     reasoning = ((body.get("additionalModelRequestFields") or {}).get("reasoningConfig") or {}).get("type")
     return _Prompt(model=model, thinking=reasoning == "enabled", echo=" ".join(_converse_texts(results or content))[:200], tool_result=bool(results),
                    input_words=_input_words(texts, {"tools": tools}), tool=picked.get("name"),
@@ -208,8 +212,11 @@ def document_problem(messages: list) -> str | None:
             return ("The document file name can only contain alphanumeric characters, whitespace characters, "
                     "hyphens, parentheses, and square brackets. The name can't contain more than one "
                     "consecutive whitespace character.")
+        source = document.get("source") if isinstance(document.get("source"), dict) else {}
+        if len(source) != 1 or set(source) - {"bytes", "s3Location", "text", "content"}:  # botocore: DocumentSource
+            return "document.source must set exactly one of bytes, s3Location, text or content."
         try:
-            base64.b64decode(str((document.get("source") or {}).get("bytes", "")), validate=True)
+            base64.b64decode(str(source.get("bytes", "")), validate=True)
         except binascii.Error:
             return "document.source.bytes is not valid base64."
     return None
@@ -250,6 +257,11 @@ def converse_problem(model: str, body: dict) -> str | None:
         if results and (len(results) > len(asked) or set(results) - set(asked)):
             return (f"The number of toolResult blocks at messages.{m}.content exceeds the number of toolUse "
                     "blocks of previous turn.")
+    # Tool blocks need a toolConfig, even with no tool offered now (Bedrock's words: langgenius/dify#17545,
+    # vxcontrol/pentagi#196; litellm adds a dummy tool for this reason).
+    if "toolConfig" not in body and any(isinstance(block, dict) and ("toolUse" in block or "toolResult" in block)
+                                        for message in messages for block in message.get("content") or []):
+        return "The toolConfig field must be defined when using toolUse and toolResult content blocks."
     base = model.partition(".")[2] if model.split(".")[0] in ("us", "eu", "apac", "global") else model
     # ToolName (botocore's bedrock-runtime service model): 1-64 of [a-zA-Z0-9_-], judged by the service,
     # in AWS's constraint words.
@@ -259,6 +271,10 @@ def converse_problem(model: str, body: dict) -> str | None:
             return (f"1 validation error detected: Value at 'toolConfig.tools.{t + 1}.member.toolSpec.name' failed "
                     "to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+ and "
                     "length less than or equal to 64")
+    # No document chat (user guide, "Supported models and model features"); Bedrock's words as a client's tests record.
+    if base.startswith(("amazon.nova-micro", "ai21.jamba-instruct")) and any(
+            isinstance(b, dict) and "document" in b for m in messages for b in m.get("content") or []):
+        return "This model doesn't support the document field for user messages."
     limit = next((n for prefix, n in CONVERSE_MAX_TOKENS.items() if base.startswith(prefix)), None)
     wanted = (body.get("inferenceConfig") or {}).get("maxTokens")
     if limit is not None and isinstance(wanted, int) and wanted > limit:
@@ -362,12 +378,9 @@ class _BedrockHandler(ModelInPathHandler):
             return self._count(model, body)
         stream = action.endswith("stream")
         fault = fake._next_fault(model, stream)
-        if fault and fault.action == "bedrock_error":
-            return self._error(**fault.args)
-        if fault and fault.action == "fail":
-            return self._send_failure(ANTHROPIC, **fault.args)
-        if fault and fault.action == "reset":
-            return self._reset()
+        if fault and fault.action in ("bedrock_error", "fail", "reset"):
+            return {"bedrock_error": lambda: self._error(**fault.args), "reset": self._reset,
+                    "fail": lambda: self._send_failure(ANTHROPIC, **fault.args)}[fault.action]()
         cache_read = fake.cache_read or headers.get("x-fake-cache", "").lower() == "read"
         if action.startswith("invoke"):
             return self._invoke(model, body, stream, fault, cache_read)
@@ -400,14 +413,10 @@ class _BedrockHandler(ModelInPathHandler):
         self._stream(model, events, [chunk_event(e) for e in events], fault)
 
     def _converse(self, model: str, body: dict, stream: bool, fault: _Fault | None, cache_read: bool):
-        problem = converse_problem(model, body)
+        problem = converse_problem(model, body) or document_problem([m for m in body["messages"] if isinstance(m, dict)])
         if problem:
             return self._error(400, "ValidationException", problem)
-        problem = document_problem([m for m in body["messages"] if isinstance(m, dict)])
-        if problem:
-            return self._error(400, "ValidationException", problem)
-        reply = self.server.fake._reply(_converse_prompt(model, body, cache_read), ANTHROPIC)
-        response = converse_response(reply)
+        response = converse_response(reply := self.server.fake._reply(_converse_prompt(model, body, cache_read), ANTHROPIC))
         if not stream:
             self.server.fake._report(model, [{"usage": _anthropic_usage_of(response["usage"])}])
             return self._send_json(200, response, self._token_headers(_anthropic_usage_of(response["usage"])))
@@ -432,6 +441,10 @@ class _BedrockHandler(ModelInPathHandler):
     def _count(self, model: str, body: dict):
         """CountTokens: `input.invokeModel.body` (a blob: the InvokeModel body, base64 in the JSON
         document, as botocore's serializer sends it) or `input.converse`."""
+        if "anthropic.claude" not in model:
+            # Claude only (AWS user guide, "Monitor your token usage by counting tokens before running
+            # inference": supported models); Nova's ids are refused so (alchemy.run's CountTokens page).
+            return self._error(400, "ValidationException", COUNT_TOKENS_REFUSED)
         given = body.get("input") or {}
         if isinstance(given.get("invokeModel"), dict):
             try:
@@ -449,10 +462,9 @@ class _BedrockHandler(ModelInPathHandler):
             return self._error(400, "ValidationException", "input must hold invokeModel or converse")
         self._send_json(200, {"inputTokens": count})
 
-    @staticmethod
+    @staticmethod  # Bedrock's headers on an answer
     def _token_headers(usage: dict) -> dict:
-        return {"x-amzn-RequestId": "fake-request",
-                "X-Amzn-Bedrock-Input-Token-Count": usage.get("input_tokens", 0),
+        return {"x-amzn-RequestId": "fake-request", "X-Amzn-Bedrock-Input-Token-Count": usage.get("input_tokens", 0),
                 "X-Amzn-Bedrock-Output-Token-Count": usage.get("output_tokens", 0)}
 
 

@@ -74,6 +74,11 @@ class Family:
         its schema is known to refuse, from the target's own source of truth."""
         return []
 
+    def moved_blocks(self, body: Mapping[str, Any], model: Model) -> tuple[str, ...]:
+        """Blocks this model's route sends in another form (adaptation lists them as moved,
+        `messages[0].content[1]->text`)."""
+        return ()
+
     def refused_betas(self, model: Model, anthropic_beta: str) -> list[str]:
         """The caller's `anthropic-beta` values this model's platform refuses: its route leaves
         them out, and adaptation lists them as dropped (`anthropic_beta.<name>`)."""

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ...translation import lost_content
+from ...translation import converse, lost_content
 from ...translation.chat_completions import PARALLEL_TOOL_USE
 from .. import bedrock_api, converse_api
 from .base import Family
+
+
+# What Converse carries of a block's sources (botocore: ImageSource, DocumentSource).
+CONVERSE_SOURCES = {"image": {"base64"}, "document": {"base64", "text", "content"}}
 
 
 def is_claude(model_name: str) -> bool:
@@ -40,19 +44,42 @@ class Bedrock(Family):
 
     def refused_fields(self, model, body: Mapping[str, Any]) -> list[str]:
         """Claude: the keys InvokeModel's schema does not take (bedrock_api.INVOKE_MODEL_FIELDS).
-        Converse: parallel tool use cannot be turned off (ToolConfiguration has no such flag)."""
+        Converse: parallel tool use cannot be turned off (ToolConfiguration has no such flag);
+        reasoning settings where Converse has no place for the model's (converse.takes_reasoning:
+        a model the price map says reasons, DeepSeek's or Qwen's, reasons as it will; one that
+        takes none has `thinking` dropped by adaptation already); `metadata.user_id` (ConverseRequest
+        has no end-user field)."""
         if is_claude(model.name):
             return bedrock_api.refused_fields(body)
+        refused: list[str] = []
         choice = body.get("tool_choice")
-        return [PARALLEL_TOOL_USE] if isinstance(choice, Mapping) and choice.get("disable_parallel_tool_use") \
-            is not None else []
+        if isinstance(choice, Mapping) and choice.get("disable_parallel_tool_use") is not None:
+            refused.append(PARALLEL_TOOL_USE)
+        if model.info.get("supports_reasoning") is True and not converse.takes_reasoning(model.name):
+            thinking = body.get("thinking")
+            if isinstance(thinking, Mapping) and thinking.get("type") not in (None, "disabled"):
+                refused.append("thinking")
+            if isinstance(body.get("output_config"), Mapping) and body["output_config"].get("effort") is not None:
+                refused.append("output_config.effort")
+        metadata = body.get("metadata")
+        if isinstance(metadata, Mapping) and metadata.get("user_id"):
+            refused.append("metadata.user_id")
+        return refused
+
+    def moved_blocks(self, body: Mapping[str, Any], model) -> tuple[str, ...]:
+        """Converse: a text document goes as text to a model that takes no documents."""
+        if is_claude(model.name) or converse.takes_documents(model.name):
+            return ()
+        return tuple(converse.text_documents_as_text(body.get("messages")))
 
     def model_arguments(self, model) -> dict[str, Any]:
         """Converse: cachePoint blocks where the model caches prompts (the price map's
-        supports_prompt_caching; Bedrock refuses them elsewhere)."""
+        supports_prompt_caching; Bedrock refuses them elsewhere), document blocks where it
+        takes documents."""
         if is_claude(model.name):
             return {}
-        return {"cache_points": model.info.get("supports_prompt_caching") is True}
+        return {"cache_points": model.info.get("supports_prompt_caching") is True,
+                "documents": converse.takes_documents(model.name)}
 
     def takes_web_search(self, model) -> bool:
         return False  # Converse runs no server tool
@@ -61,9 +88,13 @@ class Bedrock(Family):
         return bedrock_api.refused_betas(anthropic_beta, "bedrock") if is_claude(model.name) else []
 
     def unsendable(self, body: Mapping[str, Any], model) -> str | None:
-        """Claude takes Anthropic's body as sent; Converse carries base64 images and PDFs only
-        (translation/lost_content.py's default: what litellm's Converse carried)."""
-        return None if is_claude(model.name) else lost_content.lost_in_translation(body)
+        """Claude takes Anthropic's body as sent; Converse carries base64 images and PDFs, and text
+        documents (DocumentSource's `text`; a `content` source's text blocks), but a PDF only to a
+        model with document chat (converse.takes_documents)."""
+        if is_claude(model.name):
+            return None
+        return lost_content.lost_in_translation(body, CONVERSE_SOURCES) \
+            or converse.uncarried_document(body, converse.takes_documents(model.name))
 
     def connection(self, provider) -> dict[str, Any]:
         connection: dict[str, Any] = {"aws_region_name": provider.settings["aws_region"]}
@@ -72,10 +103,11 @@ class Bedrock(Family):
         return connection
 
     async def count_tokens(self, call: dict[str, Any]) -> tuple[int, str]:
-        """Bedrock's CountTokens: the InvokeModel body for Claude, a Converse input otherwise."""
+        """Bedrock's CountTokens for Claude (on the InvokeModel body); it refuses every other
+        model ("The provided model doesn't support counting tokens"), counted at the gateway."""
         if is_claude(str(call["model"])):
             return await bedrock_api.count_tokens(call), "bedrock_count_tokens"
-        return await converse_api.count_tokens(call), "bedrock_count_tokens"
+        return converse_api.count_locally(call), "local_tokenizer"
 
     async def send(self, call: dict[str, Any]) -> Any:
         if is_claude(str(call["model"])):
