@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, Mapping
 import httpx
 
 from ..protocol.errors import GatewayError
+from .http11 import Http11Transport
 
 ANTHROPIC_VERSION = "2023-06-01"
 _MAX_ERROR_BODY = 64 * 1024
@@ -47,14 +48,12 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[st
 
 
 def client() -> httpx.AsyncClient:
-    """This event loop's client: connections are kept alive between requests."""
+    """This event loop's client: connections are kept alive between requests, over the
+    gateway's own HTTP/1.1 transport (http11.py says what httpx's default one cost)."""
     loop = asyncio.get_running_loop()
     existing = _clients.get(loop)
     if existing is None or existing.is_closed:
-        existing = _clients[loop] = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            follow_redirects=False,
-        )
+        existing = _clients[loop] = httpx.AsyncClient(transport=Http11Transport(max_idle=64), follow_redirects=False)
     return existing
 
 
