@@ -9,12 +9,15 @@ which share the test process, are not counted.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
 import anthropic
 import pytest
 
+from handler import app as app_module
+from handler.pipeline import gateway
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -67,6 +70,36 @@ def test_sixteen_concurrent_callers_cost_the_event_loop_less_than_3_ms_of_cpu_a_
         f"the gateway's event loop spent {per_request_ms:.2f} ms of CPU per request with {CALLERS} callers "
         f"(budget {LOOP_CPU_BUDGET_MS} ms): at 512 MB a function gets about 0.29 of a vCPU, so each "
         f"answer would wait about {per_request_ms / 0.29:.1f} ms for it")
+
+
+def test_a_small_body_is_parsed_and_judged_on_the_event_loop_and_a_large_one_off_it(server, api_key, fake,
+                                                                                    monkeypatch):
+    """Parsing, the shape bounds and the schema walk a body: a large one's in a worker thread (other
+    requests go on), a small one's on the loop, where the thread hop would cost more CPU than the walk."""
+    on_the_loop: list[tuple[str, bool]] = []
+
+    def running_on_a_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    def spy(name, real):
+        def wrapper(*args):
+            on_the_loop.append((name, running_on_a_loop()))
+            return real(*args)
+        return wrapper
+
+    monkeypatch.setattr(app_module, "_parsed_and_bounded", spy("parse", app_module._parsed_and_bounded))
+    monkeypatch.setattr(app_module, "_judged", spy("judge", app_module._judged))
+    client = anthropic.Anthropic(api_key=api_key, base_url=server.url + "/v3", max_retries=0, timeout=30)
+    client.messages.create(model=CLAUDE, max_tokens=20, messages=HELLO)
+    assert on_the_loop == [("parse", True), ("judge", True)], "a small body's walks left the event loop"
+    on_the_loop.clear()
+    large = [{"role": "user", "content": "word " * (gateway.OFF_LOOP_BODY_BYTES // 5 + 10)}]
+    client.messages.create(model=CLAUDE, max_tokens=20, messages=large)
+    assert on_the_loop == [("parse", False), ("judge", False)], "a large body's walks ran on the event loop"
 
 
 @pytest.mark.parametrize("gzip", [False, True])
