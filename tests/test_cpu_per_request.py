@@ -112,3 +112,24 @@ def test_answers_over_the_gateways_transport_are_whole_whatever_their_framing(cl
         with client.messages.stream(model=CLAUDE, max_tokens=50, messages=HELLO) as stream:
             streamed = stream.get_final_message()
         assert streamed.content[0].text == created.content[0].text == "Hello from claude-sonnet-4-5: hello there"
+
+
+def test_a_served_requests_ledger_write_is_not_walked_by_botocores_schema_check(client, stack, api_key, fake,
+                                                                              monkeypatch):
+    """The ledger's transaction is the gateway's own (metering/items.py): botocore's client-side check
+    of it against DynamoDB's model walked every attribute of every item, a quarter of the write's CPU.
+    DynamoDB still refuses a malformed call, and the entry still goes to the fallback queue then."""
+    from botocore import validate
+
+    walked: list[str] = []
+    real = validate.ParamValidator.validate
+
+    def counted(self, params, shape):
+        walked.append(shape.name)
+        return real(self, params, shape)
+
+    monkeypatch.setattr(validate.ParamValidator, "validate", counted)
+    client.messages.create(model=CLAUDE, max_tokens=20, messages=HELLO)
+    assert [r["status"] for r in stack.records(api_key, 1)] == ["ok"]
+    assert not any("TransactWriteItems" in name for name in walked), (
+        f"botocore walked the ledger write against the service model: {walked}")
