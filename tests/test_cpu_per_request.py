@@ -133,3 +133,17 @@ def test_a_served_requests_ledger_write_is_not_walked_by_botocores_schema_check(
     assert [r["status"] for r in stack.records(api_key, 1)] == ["ok"]
     assert not any("TransactWriteItems" in name for name in walked), (
         f"botocore walked the ledger write against the service model: {walked}")
+
+
+@pytest.mark.parametrize("model", [CLAUDE, "openai/gpt-4o-mini"])
+def test_a_cookie_one_callers_answer_set_is_not_sent_with_another_callers_call(server, stack, fake, monkeypatch, model):
+    """One client serves every key: a cookie a provider (or the CDN in front of it) sets on one
+    caller's answer would ride along with every other caller's next call. The calls carry their
+    credentials in headers, and the gateway skips the client's cookie jar (a cost per answer too)."""
+    monkeypatch.setattr(fake, "response_headers", {"Set-Cookie": "__cf_bm=first-callers-session; Path=/"})
+    first, second = stack.add_key(name="first"), stack.add_key(name="second")
+    for key in (first, second):
+        anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=30).messages.create(
+            model=model, max_tokens=20, messages=HELLO)
+    sent = [request.headers.get("cookie") for request in fake.snapshot()]
+    assert sent == [None, None], f"the provider saw these cookies from the gateway: {sent}"
