@@ -38,9 +38,10 @@ class _Connection:
         self.idle_since = 0.0
 
     def usable(self, now: float) -> bool:
-        """Still open at both ends, with nothing unread (a server that closed it has sent EOF)."""
+        """Still open at both ends, with nothing unread: a server that closed it has sent EOF,
+        and a byte it sent between answers means the exchange is broken."""
         return (now - self.idle_since < KEEPALIVE_EXPIRY and not self.writer.is_closing()
-                and not self.reader.at_eof() and not self.reader._buffer)  # noqa: SLF001 - a stray byte means a broken exchange
+                and not self.reader.at_eof() and not self.reader._buffer)  # noqa: SLF001
 
     def close(self) -> None:
         self.writer.close()
