@@ -153,6 +153,10 @@ def main() -> None:
 
     import uvicorn
 
+    import handler.app  # noqa: F401  built before serving (uvicorn finds it), so its heap is init's
+    from handler.runtime.heap import freeze_init_heap
+
+    freeze_init_heap()
     uvicorn.run("handler.app:app", host="127.0.0.1", port=args.port, log_level="info",
                 http="handler.runtime.serving:GuardedH11Protocol")
 

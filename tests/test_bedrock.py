@@ -3,7 +3,8 @@
 The gateway has no Bedrock key: it signs with the credentials of its
 environment (on Lambda, the function's role), and the fake checks the
 signature. Claude on Bedrock goes out with Anthropic's own body (every
-field the caller sent); Amazon Nova goes through litellm's Converse.
+field the caller sent); Amazon Nova gets Converse, called directly too
+(tests/test_converse.py holds the rest of its matrix).
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ def test_signed_thinking_round_trips_through_claude_on_bedrock(gateway, bedrock)
     assert_signed_thinking_round_trips(client, CLAUDE, bedrock)
 
 
-def test_nova_answers_streams_and_round_trips_a_tool_through_litellms_converse(gateway, bedrock):
+def test_nova_answers_streams_and_round_trips_a_tool_through_converse(gateway, bedrock):
     stack, key, client = gateway
     message = client.messages.create(model=NOVA, max_tokens=50, messages=ask())
     assert message.model == NOVA and message.content[0].text == f"Hello from {upstream(NOVA)}: hello there"
@@ -235,12 +236,14 @@ def test_nova_answers_streams_and_round_trips_a_tool_through_litellms_converse(g
     assert (month["input_tokens"], month["output_tokens"]) == (told["input_tokens"], told["output_tokens"])
 
 
-@pytest.mark.parametrize("model", [CLAUDE, NOVA], ids=["claude-direct", "nova-litellm"])
+@pytest.mark.parametrize("model", [CLAUDE, NOVA], ids=["claude-invoke-model", "nova-converse"])
 @pytest.mark.parametrize("name, status, error_type", [
     ("ThrottlingException", 429, "rate_limit_error"),
     ("ModelNotReadyException", 529, "overloaded_error"),
     ("ServiceUnavailableException", 529, "overloaded_error"),
     ("ValidationException", 400, "invalid_request_error"),
+    ("AccessDeniedException", 502, "api_error"),  # the gateway's role, not the caller, lacks the access
+    ("ModelTimeoutException", 504, "timeout_error"),
 ])
 def test_bedrocks_named_errors_reach_the_caller_in_anthropics_terms(gateway, bedrock, model, name, status, error_type):
     _, _, client = gateway
@@ -272,7 +275,7 @@ def test_anthropic_falls_back_to_claude_on_bedrock_and_bedrocks_overload_falls_b
     assert json.loads(json.dumps(bedrock.last().body))["messages"][0]["content"][0]["text"] == "hello there"
 
 
-def test_count_tokens_asks_bedrock_for_claude_and_counts_locally_for_nova(gateway, bedrock):
+def test_count_tokens_asks_bedrocks_count_tokens_for_claude_and_for_nova(gateway, bedrock):
     stack, key, client = gateway
     messages = [{"role": "user", "content": "one two three four"},
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup",
@@ -287,11 +290,13 @@ def test_count_tokens_asks_bedrock_for_claude_and_counts_locally_for_nova(gatewa
     blob = sent.body["input"]["invokeModel"]["body"]
     inner = json.loads(base64.b64decode(blob, validate=True))  # a blob: base64 in CountTokens' JSON
     assert inner["anthropic_version"] == "bedrock-2023-05-31" and inner["system"] == "be brief"
-    before = bedrock.count()
-    raw = client.messages.with_raw_response.count_tokens(model=NOVA, system="be brief", messages=messages)
-    assert raw.headers["x-edenai-token-count-method"] == "local_tokenizer"
-    assert raw.parse().input_tokens > 6
-    assert bedrock.count() == before, "Nova has no Bedrock counting: nothing may reach Bedrock"
+    raw = client.messages.with_raw_response.count_tokens(model=NOVA, system="be brief", tools=[TOOL],
+                                                         messages=messages)
+    assert raw.parse().input_tokens == 2 + 4 + 2 + 10, "Bedrock's CountTokens answer for a Converse input"
+    assert raw.headers["x-edenai-token-count-method"] == "bedrock_count_tokens"
+    counted = bedrock.last().body["input"]["converse"]
+    assert counted["system"] == [{"text": "be brief"}] and counted["toolConfig"]["tools"][0]["toolSpec"]["name"] == "lookup"
+    assert [m["role"] for m in counted["messages"]] == ["user", "assistant", "user"]
 
 
 def test_a_pdf_reaches_claude_on_bedrock_as_the_caller_sent_it(gateway, bedrock):
@@ -322,8 +327,8 @@ def test_messages_parse_on_claude_on_bedrock_sends_output_config_as_invoke_model
 
 
 def test_messages_parse_on_nova_forces_a_json_tool_whose_input_is_the_answer(gateway, bedrock):
-    """litellm's Converse route asks for the schema as the input of one forced tool (Converse's
-    toolConfig); the tool's input comes back as the answer's text."""
+    """Converse asks for the schema as the input of one forced tool (its toolConfig, as litellm
+    did); the tool's input comes back as the answer's text, the model's words around it left out."""
     _, _, client = gateway
     parsed_forecast(client, NOVA)
     config = bedrock.last().body["toolConfig"]
@@ -333,7 +338,7 @@ def test_messages_parse_on_nova_forces_a_json_tool_whose_input_is_the_answer(gat
 
 
 @lost_blocks
-def test_a_block_litellms_converse_would_drop_or_fetch_for_nova_is_refused(gateway, bedrock, block):
+def test_a_block_converse_cannot_carry_for_nova_is_refused(gateway, bedrock, block):
     _, _, client = gateway
     assert_what_litellm_would_lose_is_refused(client, NOVA, bedrock, block)
 

@@ -68,9 +68,18 @@ def gateway(claude_code, stack, bedrock):
         yield {"ANTHROPIC_BASE_URL": running.url + "/v3", "ANTHROPIC_API_KEY": key}
 
 
-def claude(gateway, *args, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, **gateway}
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=90, cwd=cwd, env=env)
+def claude(gateway, *args, cwd, timeout: float = 90) -> subprocess.CompletedProcess:
+    """One CLI run. In its own session, so a run past the timeout is stopped whole: killing the
+    script alone left its node process retrying against a server that had gone."""
+    process = subprocess.Popen([str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=cwd, env={**os.environ, **gateway}, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def stream_events(result: subprocess.CompletedProcess) -> list[dict]:

@@ -272,3 +272,59 @@ def test_claude_on_bedrock_refuses_a_body_without_max_tokens_or_with_an_unanswer
         client.invoke_model(modelId=CLAUDE, body=json.dumps(unanswered).encode())
     assert raised.value.response["Error"]["Message"].startswith(
         "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_bdrk_1.")
+
+
+# --------------------------------------------------------------------------- Converse's own rules, through boto3
+
+def converse_request(messages, **extra):
+    return dict(modelId=NOVA, messages=messages, **extra)
+
+
+SPEC = {"toolSpec": {"name": "lookup", "inputSchema": {"json": {"type": "object"}}}}
+ASKED = {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {}}}]}
+
+
+@pytest.mark.parametrize("messages, extra, words", [
+    ([{"role": "assistant", "content": [{"text": "hi"}]}], {}, "must start with a user message"),
+    ([{"role": "user", "content": [{"text": "a"}]}, {"role": "user", "content": [{"text": "b"}]}], {},
+     "must alternate between user and assistant roles"),
+    ([{"role": "user", "content": [{"text": " "}]}], {}, "ContentBlock object at messages.0.content.0 is blank"),
+    ([{"role": "user", "content": []}], {}, "Message object at messages.0 is empty"),
+    ([{"role": "user", "content": [{"text": "a"}]}, ASKED,
+      {"role": "user", "content": [{"toolResult": {"toolUseId": "t2", "content": [{"text": "x"}]}}]}],
+     {"toolConfig": {"tools": [SPEC]}}, "exceeds the number of toolUse blocks of previous turn"),
+    ([{"role": "user", "content": [{"text": "a"}]}], {"inferenceConfig": {"maxTokens": 10001}},
+     "exceeds the model limit of 10000"),
+    ([{"role": "user", "content": [{"text": "a"}]}],
+     {"toolConfig": {"tools": [{"toolSpec": {"name": "mcp__x.y", "inputSchema": {"json": {"type": "object"}}}}]}},
+     "Member must satisfy regular expression pattern"),
+], ids=["assistant-first", "two-user-turns", "blank-text", "empty-turn", "unanswered-result", "max-tokens",
+        "tool-name"])
+def test_the_aws_sdk_meets_converses_refusals_at_the_fake_in_bedrocks_words(bedrock, messages, extra, words):
+    client = aws_sdk(bedrock)
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.converse(**converse_request(messages, **extra))
+    assert words in str(raised.value)
+
+
+def test_the_aws_sdk_round_trips_a_tool_and_reads_reasoning_from_the_fakes_converse_stream(bedrock):
+    client = aws_sdk(bedrock)
+    answered = client.converse(**converse_request(
+        [{"role": "user", "content": [{"text": "a"}]}, ASKED,
+         {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "three cats"}]}}]}],
+        toolConfig={"tools": [SPEC]}, inferenceConfig={"maxTokens": 10000}))
+    assert answered["output"]["message"]["content"][0]["text"] == "Tool said: three cats"
+    streamed = client.converse_stream(modelId="amazon.nova-2-lite-v1:0", messages=[{"role": "user", "content": [
+        {"text": "why"}]}], additionalModelRequestFields={"reasoningConfig": {"type": "enabled",
+                                                                              "maxReasoningEffort": "low"}})
+    events = list(streamed["stream"])
+    reasoning = "".join(e["contentBlockDelta"]["delta"]["reasoningContent"].get("text", "") for e in events
+                        if "reasoningContent" in e.get("contentBlockDelta", {}).get("delta", {}))
+    assert reasoning == "Let me think about: why"
+    assert events[-2]["messageStop"]["stopReason"] == "end_turn" and events[-1]["metadata"]["usage"]["outputTokens"] > 0
+
+
+def test_botocores_count_tokens_with_a_converse_input_is_taken(bedrock):
+    answer = aws_sdk(bedrock).count_tokens(modelId=NOVA, input={"converse": {
+        "system": [{"text": "be brief"}], "messages": [{"role": "user", "content": [{"text": "one two three"}]}]}})
+    assert answer["inputTokens"] == 2 + 3

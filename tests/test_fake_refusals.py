@@ -137,3 +137,20 @@ def test_anthropic_refuses_a_tool_use_not_answered_in_the_next_message(claude):
     unanswered[2]["content"].insert(1, {**result, "tool_use_id": "toolu_2", "content": "43"})
     reply = claude.messages.create(model="claude-x", max_tokens=50, messages=unanswered)
     assert reply.content[0].text == "Tool said: 42 43"
+
+
+def test_anthropic_refuses_a_tool_result_answering_no_tool_use_of_the_previous_message(claude):
+    use = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "42"}
+    orphan = [*HELLO, {"role": "assistant", "content": "looking"},
+              {"role": "user", "content": [{"type": "text", "text": "here"}, result]}]
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        claude.messages.create(model="claude-x", max_tokens=50, messages=orphan)
+    assert raised.value.body["error"]["message"] == (
+        "messages.2.content.1: unexpected `tool_use_id` found in `tool_result` blocks: toolu_1. Each `tool_result` "
+        "block must have a corresponding `tool_use` block in the previous message.")
+    with pytest.raises(anthropic.BadRequestError, match="messages.0.content.0: unexpected `tool_use_id`"):
+        claude.messages.create(model="claude-x", max_tokens=50, messages=[{"role": "user", "content": [result]}])
+    orphan[1]["content"] = [use]
+    reply = claude.messages.create(model="claude-x", max_tokens=50, messages=orphan)
+    assert reply.content[0].text == "Tool said: 42"

@@ -40,6 +40,64 @@ def test_a_refusal_moves_to_the_next_entry_and_the_answer_says_who_declined(clie
     assert second.startswith(f"{HAIKU};status=200;") and "declined" not in second
 
 
+def test_a_model_that_declined_after_partial_content_keeps_it_before_the_fallback_block(client, fake):
+    """As Anthropic's server-side fallback returns it (anthropic SDK `BetaFallbackBlock`: "Marks
+    the point in `content` where one model's output gives way to the next"; `from` is "the model
+    whose output ends at this point"): the declined model's partial content, the fallback block,
+    then the answer."""
+    fake.refuse("claude-sonnet-4-5", category="cyber", partial="Sure, here is how")
+    message = client.beta.messages.create(model=CLAUDE, max_tokens=50, messages=ask(), betas=[BETA],
+                                          fallbacks=[HAIKU])
+    assert [b.type for b in message.content] == ["text", "fallback", "text"], \
+        f"the declined model's partial content was not kept before the fallback block: {message.content}"
+    assert message.content[0].text == "Sure, here is how"
+    assert (message.content[1].from_.model, message.content[1].to.model) == (CLAUDE, HAIKU)
+    assert message.content[2].text.startswith("Hello from claude-haiku-4-5")
+    assert message.model == HAIKU and message.stop_reason == "end_turn"
+
+
+TOKENS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def _iterations(usage) -> list[tuple]:
+    return [(i.type, i.model, *(getattr(i, name) for name in TOKENS)) for i in usage.iterations or []]
+
+
+def _reported(fake) -> list[tuple]:
+    return [(model, *(usage[name] for name in TOKENS)) for model, usage in fake.reported]
+
+
+def test_usage_iterations_say_a_fallback_served_the_answer(client, fake):
+    """`usage.iterations` is "the signal for whether a fallback model served the response"
+    (anthropic SDK `BetaFallbackBlock`): a `message` entry for the declined hop, then the
+    `fallback_message` entry (`BetaFallbackMessageIterationUsage`) of the model that served it,
+    each with what its provider reported; the top-level usage stays the answer's own."""
+    fake.refuse("claude-sonnet-4-5", category="cyber", partial="Sure, here is how")
+    message = client.beta.messages.create(model=CLAUDE, max_tokens=50, messages=ask(), betas=[BETA],
+                                          fallbacks=[HAIKU])
+    declined, served = _reported(fake)
+    expected = [("message", CLAUDE, *declined[1:]), ("fallback_message", HAIKU, *served[1:])]
+    assert _iterations(message.usage) == expected, f"usage.iterations did not say a fallback served the answer: {message.usage}"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == served[1:3]
+
+
+def test_a_streamed_answer_says_so_in_its_usage_iterations(client, fake):
+    fake.refuse("claude-sonnet-4-5", category="cyber")
+    with client.beta.messages.stream(model=CLAUDE, max_tokens=50, messages=ask(), betas=[BETA],
+                                     fallbacks=[HAIKU]) as stream:
+        message = stream.get_final_message()
+    declined, served = _reported(fake)
+    expected = [("message", CLAUDE, *declined[1:]), ("fallback_message", HAIKU, *served[1:])]
+    assert _iterations(message.usage) == expected, f"the stream's usage.iterations did not say a fallback served the answer: {message.usage}"
+
+
+def test_an_answer_no_model_declined_has_no_iterations(client, fake):
+    fake.fail("claude-sonnet-4-5", status=529)
+    message = client.beta.messages.create(model=CLAUDE, max_tokens=50, messages=ask(), betas=[BETA],
+                                          fallbacks=[HAIKU])
+    assert message.model == HAIKU and message.usage.iterations is None, message.usage
+
+
 def test_two_refusals_make_two_hops(client, fake):
     fake.refuse("claude-sonnet-4-5")
     fake.refuse("claude-haiku-4-5", category="bio")

@@ -1,7 +1,7 @@
 """The litellm route does no per-request work litellm would repeat for nothing.
 
 It serves the families whose translation the gateway takes from litellm
-(Gemini, Nova on Bedrock, and any provider type without a module of its own,
+(Gemini, and any provider type without a module of its own,
 such as vLLM's `hosted_vllm`, here against the fake's OpenAI endpoint).
 
 litellm's Anthropic-to-OpenAI adapter asks for LiteLLM Proxy's router on

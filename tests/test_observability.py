@@ -1,4 +1,4 @@
-"""What an operator reads in CloudWatch: one JSON line per request and its EMF metrics.
+"""What an operator reads in CloudWatch: one JSON line per request, which carries its metrics (EMF).
 
 Read from stdout, where Lambda's log pipeline takes them: through the Lambda
 handler with API Gateway events (buffered mode), and through the app under
@@ -42,19 +42,24 @@ def request_lines(docs: list[dict]) -> list[dict]:
     return [doc for doc in docs if doc.get("message") == "request"]
 
 
-def emf(docs: list[dict]) -> list[dict]:
-    """Each EMF document as {metric: value, "dimensions": [[...]], plus its dimension values}."""
+def metrics_of(line: dict) -> list[dict]:
+    """Each EMF directive of a line as {metric: value, "dimensions": [[...]], plus its dimension values},
+    read as CloudWatch reads it: the values are the line's top-level fields the directive names."""
     found = []
-    for doc in docs:
-        if "_aws" not in doc:
-            continue
-        [directive] = doc["_aws"]["CloudWatchMetrics"]
+    for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
         assert directive["Namespace"] == module_app.state.settings.metrics_namespace
-        values = {m["Name"]: doc[m["Name"]][0] for m in directive["Metrics"]}
+        values = {m["Name"]: line[m["Name"]] for m in directive["Metrics"]}
         assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {n: METRIC_UNITS[n] for n in values}
         found.append({**values, "dimensions": directive["Dimensions"],
-                      **{name: doc[name] for dims in directive["Dimensions"] for name in dims}})
+                      **{name: line[name] for dims in directive["Dimensions"] for name in dims}})
     return found
+
+
+def series(line: dict) -> set[tuple]:
+    """The CloudWatch metrics a line adds to: (name, ((dimension, value), ...)) for each."""
+    return {(name, tuple((dim, metric[dim]) for dim in dims))
+            for metric in metrics_of(line) for dims in metric["dimensions"]
+            for name in metric if name[0].isupper()}
 
 
 class Output:
@@ -65,7 +70,7 @@ class Output:
         self.text = ""
 
     def wait_for(self, request_id: str | None, timeout: float = 10.0, **fields) -> tuple[dict, list[dict]]:
-        """The request's line (by id, or by other fields) and every EMF document written with it."""
+        """The request's line (by id, or by other fields) and the metrics it carries."""
         fields = {"request_id": request_id} if request_id else fields
         deadline = time.monotonic() + timeout
         while True:
@@ -76,17 +81,11 @@ class Output:
                 break
             time.sleep(0.02)
         assert len(lines) == 1, f"expected one request line for {request_id}, found {lines}"
-        index = docs.index(lines[0])
-        following = []
-        for doc in docs[index + 1:]:  # its EMF documents come right after it
-            if "_aws" not in doc:
-                break
-            following.append(doc)
-        return lines[0], emf(following)
+        return lines[0], metrics_of(lines[0])
 
 
 def main_metrics(documents: list[dict]) -> dict:
-    [main] = [d for d in documents if "Requests" in d]
+    [main] = [d for d in documents if d["dimensions"] == [["service"]]]
     return main
 
 
@@ -141,16 +140,12 @@ def test_the_lambda_handler_writes_one_request_line_and_its_metrics(lambda_key, 
         assert line[field] == int(record[field]), field
     assert line["cost_usd"] == pytest.approx(float(record["cost_usd"]))
 
-    metrics = emf(docs)
-    assert len(metrics) == 2, "a successful request is one EMF document, and one for the latency the gateway adds"
-    [main] = [m for m in metrics if "Requests" in m]
-    [added] = [m for m in metrics if "AddedLatency" in m]
-    assert added["AddedLatency"] == line["added_latency_ms"] <= line["ttfb_ms"]
-    assert main["dimensions"] == [["service"], ["service", "model"], ["service", "provider"]]
-    assert (main["service"], main["model"], main["provider"]) == ("edenai-gateway", CLAUDE, "anthropic")
-    assert main["Requests"] == 1 and main["Fallbacks"] == 0 and main["LedgerSpills"] == 0
-    assert (main["InputTokens"], main["OutputTokens"]) == (line["input_tokens"], line["output_tokens"])
-    assert main["CostUSD"] == pytest.approx(line["cost_usd"]) and main["Latency"] == line["latency_ms"]
+    assert [doc for doc in docs if "_aws" in doc] == [line], "the metrics ride in the request line: one document"
+    [main] = metrics_of(line)
+    assert main["dimensions"] == [["service"]] and main["service"] == "edenai-gateway"
+    assert main["Requests"] == 1 and main["Errors"] == 0 and main["LedgerSpills"] == 0
+    assert main["Latency"] == line["latency_ms"] and main["TTFB"] == line["ttfb_ms"]
+    assert main["AddedLatency"] == line["added_latency_ms"] <= line["ttfb_ms"]
 
     for secret in (key, ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY):
         assert secret not in out, "a key or a provider credential reached the logs"
@@ -164,7 +159,7 @@ def sdk(server, key) -> anthropic.Anthropic:
     return anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=20)
 
 
-def test_a_fallback_counts_under_the_model_that_served(server, api_key, fake, capsys):
+def test_a_fallback_is_in_the_line_under_the_model_that_served(server, api_key, fake, capsys):
     fake.fail("claude-sonnet-4-5", status=529)
     output = Output(capsys)
     response = sdk(server, api_key).messages.with_raw_response.create(
@@ -173,23 +168,19 @@ def test_a_fallback_counts_under_the_model_that_served(server, api_key, fake, ca
     line, documents = output.wait_for(response.headers["request-id"])
     assert line["served_model"] == HAIKU and line["fallbacks"] == 1
     assert [(a["model"], a["status"]) for a in line["attempts"]] == [(CLAUDE, 529), (HAIKU, 200)]
-    main = main_metrics(documents)
-    assert (main["model"], main["Fallbacks"]) == (HAIKU, 1)
-    assert not [d for d in documents if "Errors" in d], "a request a fallback saved is not an error"
+    assert main_metrics(documents)["Errors"] == 0, "a request a fallback saved is not an error"
 
 
-def test_errors_are_counted_by_type_and_by_the_model_that_failed(server, api_key, fake, capsys):
+def test_errors_are_counted_for_the_service_and_the_line_names_their_type_and_model(server, api_key, fake, capsys):
     fake.fail("claude-sonnet-4-5", status=529)
     output = Output(capsys)
     with pytest.raises(anthropic.APIStatusError) as failed:
         sdk(server, api_key).messages.create(model=CLAUDE, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
     line, documents = output.wait_for(failed.value.response.headers["request-id"])
     assert (line["status"], line["error_type"], line["outcome"]) == (529, "overloaded_error", "error")
-    [errors] = [d for d in documents if "Errors" in d]
-    assert errors["Errors"] == 1 and (errors["error_type"], errors["model"]) == ("overloaded_error", CLAUDE)
-    assert errors["dimensions"] == [["service"], ["service", "error_type"], ["service", "model"],
-                                    ["service", "provider"]]
-    assert main_metrics(documents)["Requests"] == 1
+    assert line["attempts"][-1]["model"] == CLAUDE and line["provider"] == "anthropic"  # Logs Insights' view
+    [main] = documents
+    assert (main["Requests"], main["Errors"], main["dimensions"]) == (1, 1, [["service"]])
 
     bad_key = httpx.post(server.url + "/v3" + "/v1/messages", headers={"x-api-key": "egw_not_a_key"},
                          json={"model": "made-up-model-" + uuid.uuid4().hex, "max_tokens": 5, "messages": []})
@@ -197,7 +188,35 @@ def test_errors_are_counted_by_type_and_by_the_model_that_failed(server, api_key
     assert line["error_type"] == "authentication_error" and "key_id" not in line
     assert "egw_not_a_key" not in output.text
     # A model name a caller typed never becomes a metric dimension (no one can mint metrics).
-    assert all("model" not in d for d in documents)
+    assert [d["dimensions"] for d in documents] == [[["service"]]]
+
+
+def test_more_models_keys_and_errors_add_no_metric_the_per_model_view_is_in_the_line(stack, fake, capsys,
+                                                                                       monkeypatch):
+    """CloudWatch bills each metric (name and dimension values) per month it is sent, whatever the traffic:
+    the set is the service's few series plus one per function version, however many models answer,
+    keys call or errors happen. Who, which model and what it cost are the line's fields."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "5")
+    fake.fail("claude-sonnet-4-5", status=529)
+    keys = [stack.add_key(), stack.add_key(limits={"monthly_usd": 1000})]
+    output = Output(capsys)
+    lines = []
+    with serve(stack) as server:
+        for key in keys:
+            for model in (CLAUDE, HAIKU, "openai/gpt-4o-mini"):
+                response = httpx.post(server.url + MESSAGES, headers={"x-api-key": key}, timeout=20,
+                                      json={"model": model, "max_tokens": 5,
+                                            "messages": [{"role": "user", "content": "hi"}]})
+                lines.append(output.wait_for(response.headers["request-id"])[0])
+    assert {line["status"] for line in lines} == {200, 529}
+    assert {(line["attempts"][-1]["model"], line["provider"]) for line in lines} == {
+        (CLAUDE, "anthropic"), (HAIKU, "anthropic"), ("openai/gpt-4o-mini", "openai")}
+    assert len({line["key_id"] for line in lines}) == 2 and all("cost_usd" in line for line in lines)
+    emitted = set().union(*(series(line) for line in lines))
+    service = (("service", "edenai-gateway"),)
+    assert emitted == {(name, service) for name in METRIC_UNITS} | {
+        ("AddedLatency", (("service", "edenai-gateway"), ("version", "5")))}, \
+        f"{len(emitted)} metrics billed monthly for 3 models and 2 keys: {sorted(emitted)}"
 
 
 def test_a_limit_refusal_is_counted_with_the_key_in_the_line_only(stack, fake, capsys):
@@ -210,11 +229,11 @@ def test_a_limit_refusal_is_counted_with_the_key_in_the_line_only(stack, fake, c
             client.messages.create(model=CLAUDE, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
     line, documents = output.wait_for(refused.value.response.headers["request-id"])
     assert line["limit_refused"] is True and line["key_id"] == stack.key_id(key) and "attempts" not in line
-    assert main_metrics(documents)["LimitRefusals"] == 1
-    assert all("key_id" not in d for d in documents), "keys are never a metric dimension"
+    assert main_metrics(documents)["Errors"] == 1
+    assert all(d["dimensions"] == [["service"]] for d in documents), "keys are never a metric dimension"
 
 
-def test_an_opened_circuit_is_counted_for_its_model(moto_endpoint, fake, capsys):
+def test_an_opened_circuit_is_named_in_the_line(moto_endpoint, fake, capsys):
     stack = new_stack(fake.url, breaker_threshold=1)
     key = stack.add_key()
     fake.fail("claude-sonnet-4-5", status=500)
@@ -225,8 +244,7 @@ def test_an_opened_circuit_is_counted_for_its_model(moto_endpoint, fake, capsys)
             extra_body={"fallbacks": [HAIKU]})
     line, documents = output.wait_for(response.headers["request-id"])
     assert line["breakers_opened"] == [CLAUDE]
-    [opened] = [d for d in documents if "BreakerOpens" in d]
-    assert (opened["BreakerOpens"], opened["model"], opened["provider"]) == (1, CLAUDE, "anthropic")
+    assert main_metrics(documents)["Errors"] == 0, "a fallback answered"
 
 
 def test_usage_that_misses_the_table_is_counted_as_a_ledger_spill(moto_endpoint, fake, capsys):
@@ -290,7 +308,7 @@ def test_fields_the_serving_provider_cannot_take_are_named_in_the_line(server, a
         extra_body={"top_k": 5})
     line, documents = output.wait_for(response.headers["request-id"])
     assert line["dropped_fields"] == ["top_k"] and line["provider"] == "openai"
-    assert main_metrics(documents)["model"] == "openai/gpt-4o-mini"
+    assert line["served_model"] == "openai/gpt-4o-mini"
 
     response = sdk(server, api_key).messages.with_raw_response.create(
         model=CLAUDE, max_tokens=20, messages=[{"role": "user", "content": "hi"}], extra_body={"top_k": 5})
@@ -321,10 +339,10 @@ def test_a_slow_provider_makes_ttfb_large_but_not_the_latency_the_gateway_adds(s
         assert [event.type for event in response.parse()][-1] == "message_stop"
     line, documents = output.wait_for(response.headers["request-id"])
     assert line["served_model"] == HAIKU and line["ttfb_ms"] >= 2000, line
-    [added] = [d for d in documents if "AddedLatency" in d]
-    assert added["AddedLatency"] == line["added_latency_ms"]
+    [added] = [d for d in documents if d["dimensions"] == [["service", "version"]]]
+    assert added["AddedLatency"] == line["added_latency_ms"] == main_metrics(documents)["AddedLatency"]
     assert added["AddedLatency"] < 1000, f"the provider's 2 s counted as the gateway's own: {line}"
-    assert added["dimensions"] == [["service"], ["service", "version"]] and added["version"] == "7"
+    assert added["version"] == "7"
 
 
 def test_the_attempts_header_the_observation_reads_is_the_one_the_gateway_writes():
@@ -347,11 +365,11 @@ def test_an_unhandled_exception_is_the_error_type_a_release_rolls_back_on(stack,
     line, documents = output.wait_for(None, exception="RuntimeError", key_id=stack.key_id(key))
     assert response.headers.get("request-id") == line["request_id"], "a 500 must carry its request-id too"
     assert (line["status"], line["error_type"], line["exception"]) == (500, "unhandled_exception", "RuntimeError")
-    [errors] = [d for d in documents if "Errors" in d]
-    # template.yaml's CanaryUnhandledErrorsAlarm watches exactly this series.
-    assert (errors["service"], errors["error_type"]) == ("edenai-gateway", "unhandled_exception")
-    # ... and CanaryUnhandledErrorsAlarm watches the new version's only (ExecutedVersion's counterpart).
-    assert ["service", "error_type", "version"] in errors["dimensions"] and errors["version"] == "12"
+    [errors] = [d for d in documents if "error_type" in d]
+    # template.yaml's CanaryUnhandledErrorsAlarm watches exactly this series: the new version's only
+    # (ExecutedVersion's counterpart).
+    assert (errors["service"], errors["error_type"], errors["version"]) == ("edenai-gateway", "unhandled_exception", "12")
+    assert errors["dimensions"] == [["service", "error_type", "version"]] and errors["Errors"] == 1
 
 
 def test_under_the_lambda_web_adapter_the_line_carries_the_invocation_ids(server, api_key, capsys):

@@ -490,9 +490,11 @@ def test_the_dashboard_draws_exactly_the_metrics_the_gateway_emits(template):
     assert variables["Service"] == {"Ref": "GatewayFunction"}  # the function name, GATEWAY_SERVICE_NAME's value
     assert dashboard_metric_names(body) == set(METRIC_UNITS)
     document = json.loads(body)
-    assert any("insightRule" in w["properties"] for w in document["widgets"])
-    [query] = [w["properties"]["query"] for w in document["widgets"] if w["type"] == "log"]
-    assert "key_id" in query and "month_cap_share" in query
+    queries = {w["properties"]["title"]: w["properties"]["query"] for w in document["widgets"] if w["type"] == "log"}
+    assert any("by key_id" in q and "month_cap_share" in q for q in queries.values()), queries
+    assert any("by served_model" in q and "cost_usd" in q for q in queries.values()), queries
+    assert not any("SEARCH(" in json.dumps(w) for w in document["widgets"]), \
+        "a SEARCH over per-model metrics needs a metric per model, billed monthly"
 
 
 def test_alarms_on_gateway_metrics_name_only_metrics_it_emits(template):
@@ -504,8 +506,30 @@ def test_alarms_on_gateway_metrics_name_only_metrics_it_emits(template):
     for alarm in ours.values():
         assert {"Name": "service", "Value": {"Ref": "GatewayFunction"}} in alarm["Dimensions"]
     assert {"Name": "error_type", "Value": "unhandled_exception"} in ours["CanaryUnhandledErrorsAlarm"]["Dimensions"]
-    assert {"ApiServerErrorsAlarm", "LatencyAlarm", "DynamoDbThrottlesAlarm", "LedgerSpillsAlarm", "KeySpendAlarm",
+    assert {"ApiServerErrorsAlarm", "LatencyAlarm", "LedgerSpillsAlarm", "KeySpendAlarm",
             "FunctionErrorsAlarm", "FunctionThrottlesAlarm", "LedgerFallbackAlarm"} <= set(alarms)
+
+
+LINE_FIELDS = {"served_model", "provider", "key_id", "cost_usd", "input_tokens", "output_tokens", "ttfb_ms",
+               "error_type", "fallbacks", "breakers_opened", "month_cap_share", "limit_refused"}
+
+
+def test_per_model_provider_and_key_views_are_saved_queries_on_the_request_lines(template):
+    """Views a metric per model, provider or key would have given, billed every month whatever the
+    traffic: saved Logs Insights queries instead, on the function's log group, by the line's fields."""
+    resources = template["Resources"]
+    saved = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::Logs::QueryDefinition"}
+    by = {field for q in saved.values() for field in re.findall(r" by ([\w, ]+)", q["QueryString"])}
+    grouped = {field.strip() for group in by for field in group.split(",")}
+    assert {"served_model", "provider", "key_id", "error_type"} <= grouped, grouped
+    for name, query in saved.items():
+        assert query["LogGroupNames"] == [{"Ref": "GatewayLogGroup"}], name
+        assert query["QueryString"].startswith("filter message = 'request'"), name
+        assert "-gateway/" in json.dumps(query["Name"]), name
+    read = {f for q in saved.values() for f in re.findall(r"[a-z_]+", q["QueryString"]) if f in LINE_FIELDS}
+    assert read == LINE_FIELDS, LINE_FIELDS - read
+    assert not [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::InsightRule"], \
+        "a Contributor Insights rule is billed every month; the saved queries are not"
 
 
 def test_the_settings_the_gateway_reads_for_its_metrics_come_from_the_template(function):
@@ -585,6 +609,21 @@ def test_api_access_logs_are_json_and_the_stage_is_throttled(deployed):
     assert access["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
 
 
+def test_the_memory_size_and_snapstart_defaults_are_the_measured_choice(template):
+    """512 MB: the smallest size whose added latency stays within half of LiteLLM Proxy's, with twice
+    the peak RSS (scripts/benchmark/cost.py); SnapStart off: its snapshots are billed at rest."""
+    from scripts.benchmark.cost import BENCH
+    from scripts.benchmark.cost_model import smallest_memory
+
+    parameters = template["Parameters"]
+    chosen = smallest_memory(cpu_ms=BENCH["cpu_ms"], added_ms=BENCH["added_ms"],
+                             peer_added_ms=BENCH["peer_added_ms"], peak_rss_mb=BENCH["peak_rss_mb"])
+    assert parameters["FunctionMemorySize"]["Default"] == chosen == 512
+    assert parameters["EnableSnapStart"]["Default"] == "false"
+    deploy = (ROOT / "scripts" / "deploy").read_text()
+    assert f'MEMORY="{chosen}"' in deploy and 'SNAPSTART="false"' in deploy, "scripts/deploy's defaults differ"
+
+
 def test_reserved_concurrency_is_a_parameter(template):
     function = template["Resources"]["GatewayFunction"]["Properties"]
     assert function["ReservedConcurrentExecutions"] == \
@@ -603,11 +642,10 @@ def test_snapstart_is_refused_where_it_is_not_offered(template):
     refused = assertion["Assert"]["Fn::Not"][0]["Fn::Contains"][0]
     assert set(refused) == {"ap-southeast-6", "ap-east-2"}
     for region in refused:
-        for snapstart in (["--snapstart", "true"], []):  # true is the default
-            result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", region, *snapstart],
-                                    capture_output=True, text=True, timeout=30)
-            assert result.returncode == 2 and f"SnapStart is not offered in {region}" in result.stderr \
-                and "--snapstart false" in result.stderr, result.stderr
+        result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", region, "--snapstart", "true"],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and f"SnapStart is not offered in {region}" in result.stderr \
+            and "--snapstart false" in result.stderr, result.stderr
     result = subprocess.run([str(ROOT / "scripts" / "deploy"), "--region", "eu-west-1", "--snapstart", "yes"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "--snapstart is true or false" in result.stderr

@@ -76,8 +76,8 @@ def test_a_chain_with_claude_carries_a_block_gpt_cannot(client, fake):
 
 
 @pytest.mark.parametrize("model, family", [("gemini/gemini-2.5-flash", "gemini"), ("bedrock/amazon.nova-lite-v1:0", "bedrock")])
-def test_a_tool_reference_reaches_a_model_litellm_translates_for_in_words(moto_endpoint, fake, model, family):
-    """Gemini and Nova go through litellm's translation, which has no tool_reference either."""
+def test_a_tool_reference_reaches_a_translated_model_in_words(moto_endpoint, fake, model, family):
+    """Gemini (litellm's translation) and Nova (Converse) have no tool_reference either."""
     with ExitStack() as running:
         fakes = start_family_fakes(running)
         with family_gateway(fake.url, fakes.providers, fakes.models) as (_, _, client):

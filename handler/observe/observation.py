@@ -1,17 +1,18 @@
-"""What one request did, as the operator reads it: one log line and a few metrics.
+"""What one request did, as the operator reads it: one log line, which carries its metrics.
 
 Pure: `Observation` gathers the facts (observe/telemetry.py fills it in from the ASGI
-layer, the routes and the ledger), `request_line` and `metric_sets` turn them
+layer, the routes and the ledger), `request_line` and `metric_fields` turn them
 into what is written. Never in either: the caller's key (its `key_id` only),
 provider credentials, prompts or completions.
 
-Metrics have three views, each bounded: the whole service, per model and per
-provider (catalogue ids only, never a name a caller typed, so no caller can
-mint new metrics). Keys are not a dimension: one metric per key is what
-explodes a CloudWatch bill. Per-key figures are in the log line (`key_id`,
-`cost_usd`, `month_cap_share`), for Logs Insights and Contributor Insights;
-the one per-key signal that is a metric, `KeySpendOverShare`, counts requests
-from keys past a share of their monthly cap, without saying which (the line does).
+CloudWatch bills each metric (name and dimension values) per month it is sent,
+whatever the traffic, while a log line costs its bytes once: so the metrics are
+the few series the dashboard's graphs and the alarms read, by service only (and
+by function version, the two a release is judged on), and every other view (per
+model, per provider, per key, tokens, cost, fallbacks) is a Logs Insights query
+on the line's fields (template.yaml's saved queries and dashboard tables). The
+metrics ride in the line itself, in CloudWatch's embedded metric format: one
+JSON document per request, no second document and no API call.
 """
 
 from __future__ import annotations
@@ -30,28 +31,18 @@ ATTEMPTS_HEADER = b"x-edenai-attempts"
 _ATTEMPT_MS = re.compile(rb";ms=(\d+)")
 
 # Every metric the gateway emits, with its unit: template.yaml's dashboard and alarms
-# use exactly these names (tests/test_observability.py compares them).
+# use exactly these names (tests/test_template.py compares them), each by `service`.
 METRIC_UNITS = {
     "Requests": "Count",
-    "Errors": "Count",  # by error_type too (unhandled_exception: a bug, not a provider)
+    "Errors": "Count",  # 0 or 1, so that its average is the error rate; the type is the line's error_type
     "Latency": "Milliseconds",  # request in to response end
     "TTFB": "Milliseconds",  # request in to the response's first byte: the first token when streamed
     # TTFB less the time spent waiting for providers (every attempt's): what the gateway itself adds.
     # Per version too: a release rolls back on its own, never on a slow model or a long answer.
     "AddedLatency": "Milliseconds",
-    "InputTokens": "Count",
-    "OutputTokens": "Count",
-    "CacheWriteTokens": "Count",
-    "CacheReadTokens": "Count",
-    "CostUSD": "None",
-    "Fallbacks": "Count",  # attempts after the first
-    "BreakerOpens": "Count",
-    "LimitRefusals": "Count",  # 429 from the key's own limits, before any upstream call
     "LedgerSpills": "Count",  # usage that went to the fallback queue (or the log), not the table
     "KeySpendOverShare": "Count",  # requests from keys past GATEWAY_KEY_SPEND_ALERT_SHARE of their monthly_usd
 }
-TOKEN_METRICS = {"input_tokens": "InputTokens", "output_tokens": "OutputTokens",
-                 "cache_creation_input_tokens": "CacheWriteTokens", "cache_read_input_tokens": "CacheReadTokens"}
 SPILLED = frozenset({"queued", "logged"})
 UNHANDLED = "unhandled_exception"
 MAX_LOGGED_MODEL = 200  # a requested model is the caller's text
@@ -154,42 +145,37 @@ def request_line(o: Observation, *, spend_share: float) -> dict[str, Any]:
     return {name: value for name, value in line.items() if value is not None}
 
 
-MetricSet = tuple[dict[str, float], list[dict[str, str]]]
+def metric_fields(o: Observation, *, namespace: str, spend_share: float, version: str | None,
+                  now_ms: int) -> dict[str, Any]:
+    """The line's embedded-metric-format fields: each metric's value at the top level, `_aws` naming them.
 
-
-def metric_sets(o: Observation, *, spend_share: float, version: str | None = None) -> list[MetricSet]:
-    """(values, extra dimension sets) per EMF document; each also counts at the service level.
-
-    Messages requests only (the other routes are in the log). Errors and breaker
-    openings are documents of their own, so that their per-type and per-model views
-    do not multiply every other metric. `version` (the function version serving,
-    under Lambda) adds the two series a release is judged on: its AddedLatency and
-    its unhandled exceptions.
+    Messages requests only (the other routes are in the log). One directive by
+    `service` (the line's own `service` field); with `version` (the function version
+    serving, under Lambda) two more, for the series a release is judged on: its
+    AddedLatency and its unhandled exceptions (the line's `error_type`).
     """
     if not o.is_messages:
-        return []
-    model, entry = o.model(), o.entry
-    by_model = [{"model": model}, {"provider": provider_of(model)}] if model else []
-    values: dict[str, float] = {"Requests": 1, "Latency": o.latency_ms or 0}
-    if o.ttfb_ms is not None:
-        values["TTFB"] = o.ttfb_ms
-    if entry is not None:
-        usage = entry.usage.as_dict()
-        values.update({metric: usage[name] for name, metric in TOKEN_METRICS.items()})
-        values.update(CostUSD=float(entry.cost_usd), Fallbacks=max(0, len(entry.attempts) - 1),
-                      LedgerSpills=1 if o.ledger in SPILLED else 0)
-    if o.limit_refused():
-        values["LimitRefusals"] = 1
-    if o.month_cap_share is not None:
-        values["KeySpendOverShare"] = 1 if o.month_cap_share >= spend_share else 0
-    sets: list[MetricSet] = [(values, by_model)]
+        return {}
+    error = o.error_type()
+    values: dict[str, Any] = {"Requests": 1, "Errors": 1 if error else 0, "Latency": o.latency_ms or 0}
     added = o.added_latency_ms()
     if added is not None:
-        sets.append(({"AddedLatency": added}, [{"version": version}] if version else []))
-    error = o.error_type()
-    if error is not None:
-        by_version = [{"error_type": error, "version": version}] if version and error == UNHANDLED else []
-        sets.append(({"Errors": 1}, [{"error_type": error}, *by_model, *by_version]))
-    for opened in o.breakers_opened:
-        sets.append(({"BreakerOpens": 1}, [{"model": opened}, {"provider": provider_of(opened)}]))
-    return sets
+        values.update(TTFB=o.ttfb_ms, AddedLatency=added)
+    if o.entry is not None:
+        values["LedgerSpills"] = 1 if o.ledger in SPILLED else 0
+    if o.month_cap_share is not None:
+        values["KeySpendOverShare"] = 1 if o.month_cap_share >= spend_share else 0
+    directives = [_directive(namespace, ["service"], values)]
+    if version:
+        values["version"] = version
+        if added is not None:
+            directives.append(_directive(namespace, ["service", "version"], ["AddedLatency"]))
+        if error == UNHANDLED:
+            directives.append(_directive(namespace, ["service", "error_type", "version"], ["Errors"]))
+    values["_aws"] = {"Timestamp": now_ms, "CloudWatchMetrics": directives}
+    return values
+
+
+def _directive(namespace: str, dimensions: list[str], names) -> dict[str, Any]:
+    return {"Namespace": namespace, "Dimensions": [dimensions],
+            "Metrics": [{"Name": name, "Unit": METRIC_UNITS[name]} for name in names]}

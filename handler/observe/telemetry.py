@@ -1,4 +1,4 @@
-"""Writes each request's Observation once it is complete: a JSON log line and EMF metrics.
+"""Writes each request's Observation once it is complete: one JSON log line that carries its metrics.
 
 A request's outcome is known in pieces, at different times: `Middleware` sees
 the response (status, first byte, end) and any exception; the routes `note`
@@ -8,12 +8,13 @@ reached the table. For a stream that entry can come after the response ended
 (the upstream is read to its end), so the observation is written by whichever
 comes last, under its lock: exactly once.
 
-Powertools for AWS Lambda writes both, to stdout (Lambda sends it to CloudWatch
-Logs; CloudWatch turns the embedded metric format into metrics without an API
-call on the request path): its Logger for the line, its EphemeralMetrics for
-the metrics. Measured on a cold import after the handler's own: +9 ms median
-(7.6 MB installed, 1.1 MB shipped). Its Tracer is not used: the X-Ray SDK it
-wraps cost 434 ms to import and patch botocore and httpx (README: Operating).
+Powertools for AWS Lambda's Logger writes the line to stdout (Lambda sends it to
+CloudWatch Logs, which turns the line's embedded metric format into metrics
+without an API call on the request path). The metrics' fields are built here
+(observation.metric_fields), not by Powertools' Metrics, which validated each
+metric and wrote a document of its own per dimension set: most of the
+telemetry's CPU per request. Its Tracer is not used: the X-Ray SDK it wraps
+cost 434 ms to import and patch botocore and httpx (README: Operating).
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from contextvars import ContextVar
 from typing import Any, Mapping
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import EphemeralMetrics
 
-from .observation import ATTEMPTS_HEADER, METRIC_UNITS, Observation, metric_sets, request_line, upstream_wait_ms
+from .observation import ATTEMPTS_HEADER, Observation, metric_fields, request_line, upstream_wait_ms
 
 UNOBSERVED_PATHS = frozenset({"/health", "/_lambda/snapstart/before-snapshot", "/_lambda/snapstart/after-restore"})
 
@@ -101,10 +100,6 @@ class Telemetry:
         # Its own handler writes the line; the root logger's (Lambda's JSON one) must not write it again.
         logging.getLogger(service).propagate = False
         self._live: dict[str, Observation] = {}
-        # One metrics object, reused (flushing empties it): making one per document doubled the cost.
-        # Lines are written from the event loop and from the ledger's worker threads, hence the lock.
-        self._metrics = EphemeralMetrics(namespace=namespace, service=service)
-        self._metrics_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings) -> "Telemetry":
@@ -142,16 +137,12 @@ class Telemetry:
             observation.emitted = True
         self._live.pop(observation.request_id or "", None)
         try:
-            self._logger.info("request", extra=request_line(observation, spend_share=self.spend_share))
+            line = request_line(observation, spend_share=self.spend_share)
             # Lambda sets it per version ("$LATEST" unpublished): what a release's alarms select on.
-            version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
-            for values, dimension_sets in metric_sets(observation, spend_share=self.spend_share, version=version):
-                with self._metrics_lock:
-                    for name, value in values.items():
-                        self._metrics.add_metric(name=name, unit=METRIC_UNITS[name], value=value)
-                    for dimensions in dimension_sets:
-                        self._metrics.add_dimensions(service=self.service, **dimensions)
-                    self._metrics.flush_metrics()
+            line.update(metric_fields(observation, namespace=self.namespace, spend_share=self.spend_share,
+                                      version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+                                      now_ms=int(time.time() * 1000)))
+            self._logger.info("request", extra=line)
         except Exception:  # noqa: BLE001 - telemetry must never fail a request
             log.exception("could not write request telemetry")
 

@@ -64,16 +64,18 @@ def declines_fall_back(anthropic_beta: str | None) -> bool:
     return any(beta.strip().startswith(REFUSAL_BETA_PREFIX) for beta in (anthropic_beta or "").split(","))
 
 
-def fallback_blocks(requested: str, declined: list[tuple[str, Mapping[str, Any]]], serving: str) -> list[dict]:
-    """Anthropic's `fallback` content blocks (anthropic SDK `BetaFallbackBlock`), one per hop
-    where a model ran and declined: `from` is the caller's own `model` string for the first
-    hop and the catalogue id after, `to` the model that took over, `trigger` the refusal's
-    category from its `stop_details`."""
-    froms = [requested, *(model_id for model_id, _ in declined[1:])]
-    tos = [*(model_id for model_id, _ in declined[1:]), serving]
-    return [{"type": "fallback", "from": {"model": source}, "to": {"model": target},
-             "trigger": {"type": "refusal", "category": details.get("category")}}
-            for source, target, (_, details) in zip(froms, tos, declined)]
+def lead_content(requested: str, declined: list[tuple[str, Mapping[str, Any], list]], serving: str) -> list[dict]:
+    """What the answer's content opens with when models declined before the one serving it, as
+    Anthropic's server-side fallback returns it: each declined model's partial content (what it
+    produced before it declined: usually nothing), then a `fallback` block (anthropic SDK
+    `BetaFallbackBlock`, "the point in `content` where one model's output gives way to the next")
+    for that hop. `from` is the caller's own `model` string for the first hop and the catalogue id
+    after, `to` the model that took over, `trigger` the refusal's category from its `stop_details`."""
+    froms = [requested, *(model_id for model_id, _, _ in declined[1:])]
+    tos = [*(model_id for model_id, _, _ in declined[1:]), serving]
+    return [block for source, target, (_, details, partial) in zip(froms, tos, declined)
+            for block in [*partial, {"type": "fallback", "from": {"model": source}, "to": {"model": target},
+                                     "trigger": {"type": "refusal", "category": details.get("category")}}]]
 
 
 def runs_default_chain(body: Mapping[str, Any], key_default: bool) -> bool:

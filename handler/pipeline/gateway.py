@@ -26,13 +26,13 @@ from ..metering.items import Estimate, LedgerEntry, Limits
 from ..metering.ledger import Ledger, RateInfo
 from ..metering.pricing import cost_of, price_of
 from ..protocol.errors import GatewayError
-from ..protocol.usage import ESTIMATED, Usage
+from ..protocol.usage import ESTIMATED, Usage, fallback_iterations
 from ..providers import upstream
 from ..providers.catalogue import EDENAI_ROUTER, Catalogue, Model
 from .adaptation import Adaptation
 from .breaker import ModelHealth, provider_failure
 from .calls import build_call, build_count_call
-from .fallbacks import declines_fall_back, fallback_blocks
+from .fallbacks import declines_fall_back, lead_content
 from .model_list import resolve_for
 from .planning import Attempt as PlannedAttempt
 from .planning import Plan, plan_request
@@ -108,7 +108,7 @@ class _Request:
     in_flight: Model | None = None
     abandoned: list[tuple[Model, str]] = field(default_factory=list)
     # Attempts that declined (a refusal a fallback answered): what each reported is metered.
-    declined: list[tuple[Model, Usage, dict]] = field(default_factory=list)
+    declined: list[tuple[Model, upstream.Declined]] = field(default_factory=list)
     # A key with a monthly cap: its reservation is settled before the response ends, so the
     # caller's next request never finds it still held (and is never refused for it).
     settle_first: bool = False
@@ -326,7 +326,7 @@ class Gateway:
             except upstream.Declined as declined:
                 request.in_flight = None  # the model answered (a refusal): not a failure of its provider
                 request.attempts.append(Attempt(model.id, 200, self._ms_since(attempt_started), declined=True))
-                request.declined.append((model, declined.usage, declined.stop_details))
+                request.declined.append((model, declined))
                 continue
             except GatewayError as error:
                 request.in_flight = None  # the provider refused it: nothing is billed
@@ -346,8 +346,8 @@ class Gateway:
     async def _attempt(self, request: _Request, model: Model, call: dict[str, Any], started: float,
                        may_decline: bool = False) -> Outcome:
         result = await self._send(call)
-        lead = tuple(fallback_blocks(request.body["model"], [(m.id, details) for m, _, details in request.declined],
-                                     model.id)) if request.declined else ()
+        hops = [(m.id, d.stop_details, d.content) for m, d in request.declined]
+        lead = tuple(lead_content(request.body["model"], hops, model.id)) if hops else ()
         if call["stream"]:
             earlier = list(request.attempts)
 
@@ -373,7 +373,7 @@ class Gateway:
                                          on_finish=meter_stream, drain_timeout=drain_timeout,
                                          meter_before_end=self._meter_before_response_end or request.settle_first,
                                          timeout_message=why, decline_before_content=may_decline,
-                                         lead_blocks=lead)
+                                         lead_blocks=lead, declined=[(m.id, d.usage) for m, d in request.declined])
             self.spawn(relay.start())
             try:
                 await relay.first()
@@ -392,9 +392,13 @@ class Gateway:
         message["model"] = model.id
         estimated = message.pop(ESTIMATED, False)
         if may_decline and message.get("stop_reason") == "refusal":
-            raise upstream.Declined(model.id, Usage.of(message.get("usage")), message.get("stop_details"))
+            raise upstream.Declined(model.id, Usage.of(message.get("usage")), message.get("stop_details"),
+                                    message.get("content"))
         if lead:
             message["content"] = [*lead, *(message.get("content") or [])]
+            usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+            message["usage"] = {**usage, "iterations": fallback_iterations(
+                [(m.id, d.usage) for m, d in request.declined], model.id, usage)}
         request.attempts.append(Attempt(model.id, 200, self._ms_since(started)))
         entry = self._entry(request, model, Usage.of(message.get("usage")), "ok")
         if estimated:
@@ -427,9 +431,9 @@ class Gateway:
                                 dict(usage.server_tool_use))
             entry.cost_usd += usd
             entry.extra.update(usage_estimated=True, estimate_reason=request.abandoned[-1][1])
-        for declined_model, declined_usage, _ in request.declined:
-            entry.usage = entry.usage.plus(declined_usage)
-            entry.cost_usd += cost_of(declined_usage, price_of(declined_model.info))
+        for declined_model, declined in request.declined:
+            entry.usage = entry.usage.plus(declined.usage)
+            entry.cost_usd += cost_of(declined.usage, price_of(declined_model.info))
         return entry
 
     def _reported_entry(self, request: _Request, model: Model | None, usage: Usage, status: str) -> LedgerEntry:

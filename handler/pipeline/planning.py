@@ -19,6 +19,7 @@ from ..providers.catalogue import EDENAI_ROUTER, Catalogue, Model
 from .adaptation import Adaptation, adapt
 from .breaker import ModelHealth
 from .fallbacks import DEFAULT, Entry, attempt_body, entries, runs_default_chain
+from .history import tool_pairing_problem
 from .model_list import resolve_for
 from .routing import candidates_for, needs_of, route
 
@@ -52,7 +53,12 @@ def plan_request(catalogue: Catalogue, key: ApiKey, body: dict[str, Any], *, pol
                  health: ModelHealth, anthropic_beta: str | None = None) -> Plan:
     """The primary model then each fallback; for @edenai, the routed choice, the explicit
     fallbacks, then the next routed candidates. Models whose route would lose part of the
-    request are left out (each asked once: the walk over a large body is not free)."""
+    request are left out (each asked once: the walk over a large body is not free). A history
+    whose tool calls and results do not pair up is the caller's 400 before any of it, for
+    every target alike (pipeline/history.py)."""
+    problem = tool_pairing_problem(body["messages"])
+    if problem:
+        raise GatewayError(400, problem)
     chain, reason = _chain(catalogue, key, body, policy=policy, health=health)
     bodies = [(model, attempt_body(body, overrides)) for model, overrides in chain]
     attempts = [Attempt(model, adapt(sent, model, anthropic_beta), sent) for model, sent in bodies]

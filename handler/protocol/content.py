@@ -20,12 +20,14 @@ from typing import Any, Iterable, Mapping
 from .errors import GatewayError
 
 # The request-side content block types the gateway knows (reads, meters, translates);
-# any other type is passed on, not refused.
+# any other type is passed on, not refused. A `fallback` block (a server-side fallback's
+# marker, sent back with its turn) is no part of the prompt: translated routes leave it out.
 KNOWN_BLOCK_TYPES = frozenset({
     "text", "image", "document", "search_result", "tool_use", "tool_result", "thinking",
     "redacted_thinking", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
     "code_execution_tool_result", "bash_code_execution_tool_result",
     "text_editor_code_execution_tool_result", "mcp_tool_use", "mcp_tool_result", "container_upload",
+    "fallback",
 })
 TOOL_CHOICE_TYPES = frozenset({"auto", "any", "tool", "none"})
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})

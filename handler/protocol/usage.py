@@ -59,3 +59,16 @@ class Usage:
         for name, uses in other.server_tool_use.items():
             tools[name] = tools.get(name, 0) + uses
         return Usage(*(getattr(self, name) + getattr(other, name) for name in TOKEN_NAMES), tools)
+
+
+def fallback_iterations(declined: list[tuple[str, Usage]], serving: str, reported: Mapping[str, Any]) -> list[dict]:
+    """`usage.iterations` of an answer a fallback served after models declined, as Anthropic's
+    server-side fallback reports it (anthropic SDK BetaIterationsUsage): a `message` entry per
+    declined hop, the serving model's own earlier iterations (a server tool loop's), then its
+    terminal `fallback_message` entry (BetaFallbackMessageIterationUsage: "Whether a fallback
+    model served the response is signalled by the presence of this entry"). `reported` is the
+    serving model's usage as it reported it."""
+    own = [dict(item) for item in reported.get("iterations") or [] if isinstance(item, Mapping)]
+    terminal = own[-1] if own else Usage.of(reported).as_dict()
+    return [*({"type": "message", "model": model, **usage.as_dict()} for model, usage in declined),
+            *own[:-1], {**terminal, "type": "fallback_message", "model": serving}]

@@ -167,9 +167,7 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
     betas = bedrock_betas((call.get("extra_headers") or {}).get("anthropic-beta") or "")
     if betas:
         body["anthropic_beta"] = betas
-    model_id = str(call["model"]).partition("/")[2]
-    action = "invoke-with-response-stream" if call.get("stream") else "invoke"
-    url = f"{endpoint(call)}/model/{quote(model_id, safe='')}/{action}"
+    url = model_url(call, "invoke-with-response-stream" if call.get("stream") else "invoke")
     # InvokeModel takes the answer's type in Accept, the stream call in X-Amzn-Bedrock-Accept.
     accept = "x-amzn-bedrock-accept" if call.get("stream") else "accept"
     headers = {"content-type": "application/json", accept: "application/json"}
@@ -188,7 +186,7 @@ def error_of(name: str | None, message: str, status: int, retry_after: str | Non
     return UpstreamStatus(ERROR_STATUS.get(kind, status), message, retry_after)
 
 
-def _message_of(raw: bytes, status: int) -> str:
+def message_of(raw: bytes, status: int) -> str:
     try:
         document = json.loads(raw)
     except ValueError:
@@ -198,20 +196,26 @@ def _message_of(raw: bytes, status: int) -> str:
     return str(document)
 
 
-async def _fail_with(response: httpx.Response) -> None:
+async def fail_with(response: httpx.Response) -> None:
     raw = await response.aread()
     await response.aclose()
-    raise error_of(response.headers.get("x-amzn-errortype"), _message_of(raw, response.status_code),
+    raise error_of(response.headers.get("x-amzn-errortype"), message_of(raw, response.status_code),
                    response.status_code, response.headers.get("retry-after"))
+
+
+def raise_if_exception(message) -> None:
+    """An event-stream exception frame (`:message-type` exception or error) raised as Bedrock's
+    named error, in the status a caller should see."""
+    headers = message.headers
+    if headers.get(":message-type") != "event":
+        name = headers.get(":exception-type") or headers.get(":error-code")
+        raise error_of(name, message_of(message.payload, 500), 500)
 
 
 def sse_of(message) -> bytes:
     """One event-stream message as the SSE event it carries (or its exception raised)."""
-    headers = message.headers
-    if headers.get(":message-type") != "event":
-        name = headers.get(":exception-type") or headers.get(":error-code")
-        raise error_of(name, _message_of(message.payload, 500), 500)
-    if headers.get(":event-type") != "chunk":
+    raise_if_exception(message)
+    if message.headers.get(":event-type") != "chunk":
         return b""
     event = json.loads(base64.b64decode(json.loads(message.payload)["bytes"]))
     # Bedrock adds its own invocation metrics to message_stop: not Anthropic's grammar.
@@ -235,6 +239,32 @@ async def _events(response: httpx.Response) -> AsyncIterator[bytes]:
         await response.aclose()
 
 
+def model_url(call: Mapping[str, Any], action: str) -> str:
+    """`{endpoint}/model/{modelId}/{action}`: the model id is one path segment, escaped."""
+    return f"{endpoint(call)}/model/{quote(str(call['model']).partition('/')[2], safe='')}/{action}"
+
+
+async def signed_post(call: Mapping[str, Any], url: str, headers: dict[str, str], data: bytes) -> httpx.Response:
+    """One SigV4-signed POST over the pooled client, its body not yet read; Bedrock's named
+    failure raised (fail_with)."""
+    headers = signed_headers(url, headers, data, call["aws_region_name"])
+    http = anthropic_api.client()
+    response = await http.send(http.build_request("POST", url, headers=headers, content=data,
+                                                  timeout=call.get("timeout")), stream=True)
+    if response.status_code >= 300:
+        await fail_with(response)
+    return response
+
+
+async def counted(call: Mapping[str, Any], url: str, data: bytes) -> int:
+    """CountTokens' answer: the input tokens Bedrock counted."""
+    response = await signed_post(call, url, {"content-type": "application/json", "accept": "application/json"}, data)
+    answer = await anthropic_api.json_answer(response)
+    if not isinstance(answer.get("inputTokens"), int):
+        raise GatewayError(502, "Bedrock's token count is not a number.", error_type="api_error")
+    return answer["inputTokens"]
+
+
 async def count_tokens(call: Mapping[str, Any]) -> int:
     """Bedrock's CountTokens on the InvokeModel body this call would send."""
     url, headers, data = request_parts({"max_tokens": 1, **call, "stream": False})
@@ -242,27 +272,13 @@ async def count_tokens(call: Mapping[str, Any]) -> int:
     # CountTokensInput.invokeModel.body is a blob (botocore's bedrock-runtime model: shape Body),
     # which AWS's JSON protocol carries base64-encoded inside the JSON document.
     data = json.dumps({"input": {"invokeModel": {"body": base64.b64encode(data).decode()}}}).encode()
-    headers = signed_headers(url, {**headers, "accept": "application/json"}, data, call["aws_region_name"])
-    http = anthropic_api.client()
-    response = await http.send(http.build_request("POST", url, headers=headers, content=data,
-                                                  timeout=call.get("timeout")), stream=True)
-    if response.status_code >= 300:
-        await _fail_with(response)
-    answer = await anthropic_api.json_answer(response)
-    if not isinstance(answer.get("inputTokens"), int):
-        raise GatewayError(502, "Bedrock's token count is not a number.", error_type="api_error")
-    return answer["inputTokens"]
+    return await counted(call, url, data)
 
 
 async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]:
     """The answer (Anthropic's message), or for a stream Anthropic's SSE bytes."""
     url, headers, data = request_parts(call)
-    headers = signed_headers(url, headers, data, call["aws_region_name"])
-    http = anthropic_api.client()
-    request = http.build_request("POST", url, headers=headers, content=data, timeout=call.get("timeout"))
-    response = await http.send(request, stream=True)
-    if response.status_code >= 300:
-        await _fail_with(response)
+    response = await signed_post(call, url, headers, data)
     if call.get("stream"):
         return _events(response)
     return await anthropic_api.json_answer(response)

@@ -8,6 +8,14 @@ the provider has a transport error in it (httpx's, a socket's, a timeout); a
 local decision has none, and was raised by request-building code. Such an
 error is not the provider's health: it moves no circuit breaker
 (GatewayError.by_provider False) and is never a 502.
+
+The gateway judges what it can before any call (tool calls and results that
+do not pair up: pipeline/history.py), so this reading of litellm's traceback
+is the backstop for what litellm refuses beyond that: a history Anthropic
+takes but litellm will not build for Gemini (one assistant turn split over two
+messages, say). tests/test_breaker_counts_providers_only.py runs litellm's own
+refusal through the gateway, so a litellm upgrade that moves these frames
+fails there rather than opening the breaker again.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import httpx
 
 from ..protocol import sse
 from ..protocol.errors import GatewayError, error_body, redact
-from ..protocol.usage import Usage
+from ..protocol.usage import Usage, fallback_iterations
 from . import families
 from .error_wording import reword
 from .local_failure import local_failure
@@ -208,12 +208,14 @@ async def count_tokens(kwargs: dict[str, Any]) -> tuple[int, str]:
 
 class Declined(GatewayError):
     """The model declined (`stop_reason: "refusal"`) before any content reached the caller, and
-    a fallback may answer instead: what it reported is metered, its `stop_details` named."""
+    a fallback may answer instead: what it reported is metered, its `stop_details` named, and
+    the content it produced before declining (a whole answer's) kept for the answer."""
 
-    def __init__(self, model_id: str, usage: Usage, stop_details: Any) -> None:
+    def __init__(self, model_id: str, usage: Usage, stop_details: Any, content: Any = None) -> None:
         super().__init__(200, f"{model_id} declined the request.", retryable=True)
         self.usage = usage
         self.stop_details = stop_details if isinstance(stop_details, dict) else {}
+        self.content = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
 
 
 class StreamRelay:
@@ -244,12 +246,15 @@ class StreamRelay:
         timeout_message: str = "The upstream stream did not end within the gateway's stream timeout.",
         decline_before_content: bool = False,
         lead_blocks: tuple[dict, ...] = (),
+        declined: Iterable[tuple[str, Usage]] = (),
     ) -> None:
         self._upstream = upstream
         # A refusal before the first content raises Declined from first() (a fallback answers).
         self._decline_before_content = decline_before_content
         # Blocks that open the content (Anthropic's `fallback` blocks): the model's own follow them.
         self._lead_blocks = lead_blocks
+        # The models that declined before this one: its final usage lists them (`iterations`).
+        self._declined = list(declined)
         self._model_id = model_id
         self._secrets = tuple(secrets)
         self._on_finish = on_finish
@@ -438,6 +443,11 @@ class StreamRelay:
             self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
             if self.stop_reason == "refusal" and self._decline_before_content and not self.started:
                 raise Declined(self._model_id, self.usage, (data.get("delta") or {}).get("stop_details"))
+            if self._declined:
+                reported = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+                data["usage"] = {**reported, "iterations": fallback_iterations(
+                    self._declined, self._model_id, {**reported, **self.usage.as_dict()})}
+                return sse.encode(event.name, data)
         elif event.name == "message_stop":
             self.completed = True
         elif event.name == "error":

@@ -34,6 +34,7 @@ from .. import aws
 from ..app import app
 from ..providers import anthropic_api, bedrock_api, google_oauth
 from . import after_response
+from .heap import freeze_init_heap
 
 BEFORE_SNAPSHOT_PATH = "/_lambda/snapstart/before-snapshot"
 AFTER_RESTORE_PATH = "/_lambda/snapstart/after-restore"
@@ -118,3 +119,4 @@ def __getattr__(name: str):
 if init_is_prepared():
     import_first_call_modules()
 register_runtime_hooks()
+freeze_init_heap()  # init is done: later collections leave its objects alone (heap.py)

@@ -1,8 +1,10 @@
 """What a translation from Anthropic's Messages cannot carry to a model.
 
-The routes that translate (litellm's to Gemini and Converse; the gateway's own
-to Chat Completions, translation/chat_completions.py) each carry some blocks and sources
-and not others; what they cannot carry must not vanish on the way.
+The routes that translate (litellm's to Gemini; the gateway's own to Chat
+Completions, translation/chat_completions.py, and to Bedrock's Converse,
+translation/converse.py, which carries what litellm's Converse carried: the
+defaults below) each carry some blocks and sources and not others; what they
+cannot carry must not vanish on the way.
 
 litellm's, measured:
 Measured with litellm 1.110.2 against the fakes: a document whose source is

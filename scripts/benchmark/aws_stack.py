@@ -23,7 +23,7 @@ SECRETS = {
     "GATEWAY_USAGE_TABLE": "bench-usage",
 }
 BEDROCK_CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"  # a signed InvokeModel, no litellm
-BEDROCK_NOVA = "bedrock/amazon.nova-lite-v1:0"  # litellm's Converse
+BEDROCK_NOVA = "bedrock/amazon.nova-lite-v1:0"  # Converse (the gateway's own; LiteLLM Proxy's too)
 MODELS = {"anthropic/claude-sonnet-4-5": {}, "openai/gpt-4o-mini": {}, BEDROCK_CLAUDE: {}, BEDROCK_NOVA: {}}
 REGION = "us-east-1"
 # Every child's AWS credentials: moto takes any; the fake Bedrock checks requests are signed with these.

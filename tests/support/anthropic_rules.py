@@ -27,6 +27,10 @@ would at api.anthropic.com.
   "messages.22: `tool_use` ids were found without `tool_result` blocks immediately after:
   toolu_01..., toolu_01.... Each `tool_use` block must have a corresponding `tool_result`
   block in the next message." (anthropics/claude-code#5989, #1237).
+- A `tool_result` whose `tool_use_id` no `tool_use` of the previous (assistant) message has: 400,
+  "messages.48.content.1: unexpected `tool_use_id` found in `tool_result` blocks: toolu_01....
+  Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+  (anthropics/claude-code#13460, #18947: `messages.0.content.0` when there is no message before).
 """
 
 from __future__ import annotations
@@ -35,13 +39,15 @@ from typing import Any, Iterator
 
 TOOL_SEARCH_BETA = "advanced-tool-use-2025-11-20"
 
-# Anthropic's request-side block types (anthropic SDK 2.17's Beta*BlockParam unions).
+# Anthropic's request-side block types (anthropic SDK 2.17's Beta*BlockParam unions), among
+# them `fallback` (BetaFallbackBlockParam: "A `fallback` block echoed back from a prior
+# response. Accepted in `messages[].content` and not rendered into the prompt").
 MESSAGE_BLOCKS = frozenset({
     "text", "image", "document", "search_result", "tool_use", "tool_result", "thinking",
     "redacted_thinking", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
     "code_execution_tool_result", "bash_code_execution_tool_result",
     "text_editor_code_execution_tool_result", "tool_search_tool_result", "mcp_tool_use",
-    "mcp_tool_result", "container_upload", "compaction",
+    "mcp_tool_result", "container_upload", "compaction", "fallback",
 })
 # What a tool_result's content list may hold.
 TOOL_RESULT_ITEMS = frozenset({"text", "image", "document", "search_result", "tool_reference"})
@@ -108,10 +114,29 @@ def unanswered_tool_uses(messages: list) -> str | None:
     return None
 
 
+def unexpected_tool_results(messages: list) -> str | None:
+    """Anthropic's refusal of a `tool_result` that answers no `tool_use` of the message before it."""
+    for m, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) and message.get("role") == "user" else None
+        before = messages[m - 1] if m and isinstance(messages[m - 1], dict) else {}
+        uses = before.get("content") if before.get("role") == "assistant" else None
+        offered = {b.get("id") for b in uses if isinstance(b, dict) and b.get("type") == "tool_use"} \
+            if isinstance(uses, list) else set()
+        unexpected = [(b, block.get("tool_use_id")) for b, block in enumerate(content if isinstance(content, list) else [])
+                      if isinstance(block, dict) and block.get("type") == "tool_result"
+                      and block.get("tool_use_id") not in offered]
+        if unexpected:
+            return (f"messages.{m}.content.{unexpected[0][0]}: unexpected `tool_use_id` found in `tool_result` "
+                    f"blocks: {', '.join(str(i) for _, i in unexpected)}. Each `tool_result` block must have a "
+                    "corresponding `tool_use` block in the previous message.")
+    return None
+
+
 def request_problem(body: dict, anthropic_beta: str | None) -> str | None:
     """Why Anthropic would refuse this Messages request's body with a 400 (None: it would not)."""
     if "max_tokens" not in body:
         return "max_tokens: Field required"
     messages = body.get("messages")
-    return content_problem(body, anthropic_beta) or (unanswered_tool_uses(messages) if isinstance(messages, list)
-                                                     else None)
+    if not isinstance(messages, list):
+        return content_problem(body, anthropic_beta)
+    return content_problem(body, anthropic_beta) or unanswered_tool_uses(messages) or unexpected_tool_results(messages)

@@ -78,6 +78,13 @@ ACCEPTED_BETAS = {"computer-use-2025-01-24", "computer-use-2025-11-24", "context
 # against the live API), at most 200 characters.
 DOCUMENT_FORMATS = {"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"}
 DOCUMENT_NAME = re.compile(r"^(?!.*\s\s)[A-Za-z0-9_ ()\[\]-]{1,200}$")
+# Converse's output limit per model family (inferenceConfig.maxTokens): Amazon Nova's understanding
+# models write at most 10,000 tokens (Amazon Nova user guide, "What is Amazon Nova"; a larger value
+# fails, aws-solutions-library-samples/accelerated-intelligent-document-processing-on-aws#175), in
+# Bedrock's words "The maximum tokens you requested exceeds the model limit of N" (ibid. #204).
+CONVERSE_MAX_TOKENS = {"amazon.nova-micro": 10_000, "amazon.nova-lite": 10_000, "amazon.nova-pro": 10_000,
+                       "amazon.nova-premier": 32_000, "amazon.nova-2-lite": 64_000, "meta.llama3": 8_192}
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 CONVERSE_STOP = {"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
                  "stop_sequence": "stop_sequence"}
 
@@ -175,8 +182,11 @@ def _converse_prompt(model: str, body: dict, cache_read: bool) -> _Prompt:
     choice = tool_config.get("toolChoice") or {}
     picked = _picked_tool({"tools": tools, "tool_choice": {"name": (choice.get("tool") or {}).get("name")}}) or {}
     config = body.get("inferenceConfig") or {}
-    cached = "cachePoint" in json.dumps([body.get("system"), messages, tools])
-    return _Prompt(model=model, echo=" ".join(_converse_texts(results or content))[:200], tool_result=bool(results),
+    cached = "cachePoint" in json.dumps([body.get("system"), messages, tool_config.get("tools")])
+    # Nova 2 reasons when asked in additionalModelRequestFields.reasoningConfig (Amazon Nova user
+    # guide, "Extended thinking"); its reasoning comes back as reasoningContent blocks.
+    reasoning = ((body.get("additionalModelRequestFields") or {}).get("reasoningConfig") or {}).get("type")
+    return _Prompt(model=model, thinking=reasoning == "enabled", echo=" ".join(_converse_texts(results or content))[:200], tool_result=bool(results),
                    input_words=_input_words(texts, {"tools": tools}), tool=picked.get("name"),
                    tool_schema=picked.get("input_schema") or None,
                    stop=_stop_list(config.get("stopSequences")), max_tokens=_int_or_none(config.get("maxTokens")),
@@ -205,6 +215,57 @@ def document_problem(messages: list) -> str | None:
     return None
 
 
+def converse_problem(model: str, body: dict) -> str | None:
+    """Why Converse refuses these messages and limits, in Bedrock's words (None: it takes them)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "The messages field is required."
+    if not all(isinstance(m, dict) for m in messages):
+        return MALFORMED
+    # "A conversation must start with a user message." (litellm maps Bedrock's error by these words:
+    # litellm_core_utils/exception_mapping_utils.py)
+    if messages[0].get("role") != "user":
+        return "A conversation must start with a user message. Try again with a conversation that starts with a user message."
+    # Two turns of one role in a row (langchain-ai/langchain-aws#130, Portkey-AI/gateway#748).
+    if any(a.get("role") == b.get("role") for a, b in zip(messages, messages[1:])):
+        return ("A conversation must alternate between user and assistant roles. Make sure the conversation "
+                "alternates between user and assistant roles and try again.")
+    for m, message in enumerate(messages):
+        content = message.get("content")
+        # An empty turn (earendil-works/pi#3443).
+        if not isinstance(content, list) or not content:
+            return (f"The content field in the Message object at messages.{m} is empty. Add a ContentBlock object "
+                    "to the content field and try again.")
+        for b, block in enumerate(content):
+            # A blank text block (continuedev/continue#9767: "... at messages.11.content.0 is blank").
+            if isinstance(block, dict) and "text" in block and not str(block["text"]).strip():
+                return (f"The text field in the ContentBlock object at messages.{m}.content.{b} is blank. "
+                        "Add text to the text field, and try again.")
+        # Every toolResult answers a toolUse of the turn before (OpenHands/OpenHands#4912: "The number of
+        # toolResult blocks at messages.2.content exceeds the number of toolUse blocks of previous turn.").
+        results = [block["toolResult"].get("toolUseId") for block in content
+                   if isinstance(block, dict) and isinstance(block.get("toolResult"), dict)]
+        asked = [block["toolUse"].get("toolUseId") for block in (messages[m - 1].get("content") or [] if m else [])
+                 if isinstance(block, dict) and isinstance(block.get("toolUse"), dict)]
+        if results and (len(results) > len(asked) or set(results) - set(asked)):
+            return (f"The number of toolResult blocks at messages.{m}.content exceeds the number of toolUse "
+                    "blocks of previous turn.")
+    base = model.partition(".")[2] if model.split(".")[0] in ("us", "eu", "apac", "global") else model
+    # ToolName (botocore's bedrock-runtime service model): 1-64 of [a-zA-Z0-9_-], judged by the service,
+    # in AWS's constraint words.
+    for t, tool in enumerate((body.get("toolConfig") or {}).get("tools") or []):
+        name = str((tool.get("toolSpec") or {}).get("name", "")) if isinstance(tool, dict) and "toolSpec" in tool else None
+        if name is not None and not TOOL_NAME.fullmatch(name):
+            return (f"1 validation error detected: Value at 'toolConfig.tools.{t + 1}.member.toolSpec.name' failed "
+                    "to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+ and "
+                    "length less than or equal to 64")
+    limit = next((n for prefix, n in CONVERSE_MAX_TOKENS.items() if base.startswith(prefix)), None)
+    wanted = (body.get("inferenceConfig") or {}).get("maxTokens")
+    if limit is not None and isinstance(wanted, int) and wanted > limit:
+        return f"The maximum tokens you requested exceeds the model limit of {limit}"
+    return None
+
+
 def _converse_usage(reply) -> dict:
     half = reply.prompt.input_words // 2 if reply.prompt.cache else 0
     usage = {"inputTokens": reply.prompt.input_words - half, "outputTokens": reply.output_tokens}
@@ -216,22 +277,29 @@ def _converse_usage(reply) -> dict:
 
 
 def _converse_block(block: dict) -> dict:
+    if block["type"] == "thinking":
+        return {"reasoningContent": {"reasoningText": {"text": block["thinking"], "signature": block["signature"]}}}
     if block["type"] == "tool_use":
         return {"toolUse": {"toolUseId": block["id"], "name": block["name"], "input": block["input"]}}
     return {"text": block["text"]}
 
 
 def converse_response(reply) -> dict:
-    return {"output": {"message": {"role": "assistant", "content": [_converse_block(b) for b in reply.blocks
-                                                                    if b["type"] != "thinking"]}},
+    return {"output": {"message": {"role": "assistant", "content": [_converse_block(b) for b in reply.blocks]}},
             "stopReason": CONVERSE_STOP[reply.stop_reason], "usage": _converse_usage(reply),
             "metrics": {"latencyMs": 12}}
 
 
 def converse_stream(reply) -> list[bytes]:
     events = [converse_event("messageStart", {"role": "assistant"})]
-    for index, block in enumerate(b for b in reply.blocks if b["type"] != "thinking"):
-        if block["type"] == "tool_use":
+    for index, block in enumerate(reply.blocks):
+        if block["type"] == "thinking":
+            events += [converse_event("contentBlockDelta", {"contentBlockIndex": index,
+                                                            "delta": {"reasoningContent": {"text": p}}})
+                       for p in _pieces(block["thinking"])]
+            events.append(converse_event("contentBlockDelta", {"contentBlockIndex": index, "delta": {
+                "reasoningContent": {"signature": block["signature"]}}}))
+        elif block["type"] == "tool_use":
             events.append(converse_event("contentBlockStart", {
                 "contentBlockIndex": index, "start": {"toolUse": {"toolUseId": block["id"], "name": block["name"]}}}))
             events += [converse_event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"toolUse": {"input": f}}})
@@ -332,8 +400,9 @@ class _BedrockHandler(ModelInPathHandler):
         self._stream(model, events, [chunk_event(e) for e in events], fault)
 
     def _converse(self, model: str, body: dict, stream: bool, fault: _Fault | None, cache_read: bool):
-        if not isinstance(body.get("messages"), list) or not body["messages"]:
-            return self._error(400, "ValidationException", "The messages field is required.")
+        problem = converse_problem(model, body)
+        if problem:
+            return self._error(400, "ValidationException", problem)
         problem = document_problem([m for m in body["messages"] if isinstance(m, dict)])
         if problem:
             return self._error(400, "ValidationException", problem)

@@ -2,6 +2,7 @@
 runtime interface emulator that decides when an invocation is over).
 
     GET  /2018-06-01/runtime/invocation/next            the runtime waits for an event
+    GET  /2018-06-01/runtime/restore/next               SnapStart's init is over (the snapshot); answered as restored
     POST /2018-06-01/runtime/invocation/{id}/response   its answer
     POST /2018-06-01/runtime/invocation/{id}/error      its failure
     POST /2018-06-01/runtime/init/error                 a failed init
@@ -141,6 +142,12 @@ class LambdaRuntimeApi:
             self._cond.notify_all()
             return True
 
+    def restore_next(self) -> None:
+        """A snap-start init is over: Lambda snapshots here, and answers once a restore resumes it."""
+        with self._cond:
+            self._init_over = True
+            self._cond.notify_all()
+
     def register(self, name: str) -> str | None:
         with self._cond:
             if self._init_over:
@@ -198,6 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
                 "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
             })
+        elif self.path == f"{RUNTIME}/restore/next":
+            self.api.restore_next()
+            self._send(200, {})
         elif self.path == f"{EXTENSION}/event/next":
             identifier = self.headers.get("Lambda-Extension-Identifier", "")
             if identifier not in self.api.extensions:

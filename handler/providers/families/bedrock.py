@@ -1,10 +1,10 @@
 """Amazon Bedrock: no key, the function's IAM role is the credential.
 
 Claude models take Anthropic's body through InvokeModel, called directly
-(providers/bedrock_api.py says why); every other model (Amazon Nova, Meta Llama, ...)
-goes through litellm, which speaks Converse to them. litellm signs with
-SigV4 only when it is given no `api_key` (given one, even a placeholder, it
-sends it as a Bedrock API key: FIELD-NOTES), so the connection carries none.
+(providers/bedrock_api.py says why); every other model (Amazon Nova, Meta Llama,
+Mistral, ...) gets Converse, called directly too (providers/converse_api.py), so a
+deployment whose providers are all Bedrock never imports litellm. Both sign
+with SigV4 from the default chain: the connection carries no key.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ...translation import lost_content
-from .. import bedrock_api
-from .base import Family, litellm_route
+from ...translation.chat_completions import PARALLEL_TOOL_USE
+from .. import bedrock_api, converse_api
+from .base import Family
 
 
 def is_claude(model_name: str) -> bool:
@@ -38,14 +39,30 @@ class Bedrock(Family):
         return is_claude(model_name)
 
     def refused_fields(self, model, body: Mapping[str, Any]) -> list[str]:
-        """Claude: the keys InvokeModel's schema does not take (bedrock_api.INVOKE_MODEL_FIELDS)."""
-        return bedrock_api.refused_fields(body) if is_claude(model.name) else []
+        """Claude: the keys InvokeModel's schema does not take (bedrock_api.INVOKE_MODEL_FIELDS).
+        Converse: parallel tool use cannot be turned off (ToolConfiguration has no such flag)."""
+        if is_claude(model.name):
+            return bedrock_api.refused_fields(body)
+        choice = body.get("tool_choice")
+        return [PARALLEL_TOOL_USE] if isinstance(choice, Mapping) and choice.get("disable_parallel_tool_use") \
+            is not None else []
+
+    def model_arguments(self, model) -> dict[str, Any]:
+        """Converse: cachePoint blocks where the model caches prompts (the price map's
+        supports_prompt_caching; Bedrock refuses them elsewhere)."""
+        if is_claude(model.name):
+            return {}
+        return {"cache_points": model.info.get("supports_prompt_caching") is True}
+
+    def takes_web_search(self, model) -> bool:
+        return False  # Converse runs no server tool
 
     def refused_betas(self, model, anthropic_beta: str) -> list[str]:
         return bedrock_api.refused_betas(anthropic_beta, "bedrock") if is_claude(model.name) else []
 
     def unsendable(self, body: Mapping[str, Any], model) -> str | None:
-        """Claude takes Anthropic's body as sent; litellm's Converse translation loses some blocks."""
+        """Claude takes Anthropic's body as sent; Converse carries base64 images and PDFs only
+        (translation/lost_content.py's default: what litellm's Converse carried)."""
         return None if is_claude(model.name) else lost_content.lost_in_translation(body)
 
     def connection(self, provider) -> dict[str, Any]:
@@ -54,24 +71,13 @@ class Bedrock(Family):
             connection["api_base"] = provider.api_base
         return connection
 
-    def status_of(self, exc: BaseException) -> int | None:
-        """litellm reports Bedrock's status; the error's name (only in x-amzn-ErrorType for
-        ModelNotReadyException) says what it means."""
-        for holder in (exc, getattr(exc, "response", None)):
-            headers = getattr(holder, "litellm_response_headers", None) or getattr(holder, "headers", None)
-            name = headers.get("x-amzn-errortype") if hasattr(headers, "get") else None
-            if name:
-                return bedrock_api.ERROR_STATUS.get(name.split(":", 1)[0].strip().lower())
-        return None
-
     async def count_tokens(self, call: dict[str, Any]) -> tuple[int, str]:
-        """Claude: Bedrock's CountTokens. Others: a local tokenizer (litellm's acount_tokens
-        would try Bedrock's API without the region and the role's signature)."""
+        """Bedrock's CountTokens: the InvokeModel body for Claude, a Converse input otherwise."""
         if is_claude(str(call["model"])):
             return await bedrock_api.count_tokens(call), "bedrock_count_tokens"
-        return litellm_route().count_locally(call), "local_tokenizer"
+        return await converse_api.count_tokens(call), "bedrock_count_tokens"
 
     async def send(self, call: dict[str, Any]) -> Any:
         if is_claude(str(call["model"])):
             return await bedrock_api.send(call)
-        return await super().send(call)
+        return await converse_api.send(call)
