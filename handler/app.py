@@ -28,7 +28,7 @@ from .metering import hot_keys
 from .metering.ledger import Ledger
 from .observe import telemetry
 from .pipeline.breaker import ModelHealth
-from .pipeline.gateway import Gateway
+from .pipeline.gateway import OFF_LOOP_BODY_BYTES, Gateway
 from .pipeline.model_list import find, page, visible_models
 from .protocol.body import check_content_type, parse_json, read_limited, validate
 from .protocol.content import check_body
@@ -138,6 +138,12 @@ def _judged(model, document) -> None:
     check_body(document)
 
 
+async def _off_the_loop_if_large(size: int, work, *args):
+    """A large body's walks in a worker thread, so other requests are not kept waiting; a
+    small one's on the loop, where the thread hop would cost more than the walk (gateway.py)."""
+    return await asyncio.to_thread(work, *args) if size >= OFF_LOOP_BODY_BYTES else work(*args)
+
+
 def _error_response(error: GatewayError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
@@ -222,12 +228,12 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     _install_error_handlers(app)
 
     async def read_body(request: Request):
-        """The body parsed and its shape bounded (shape.py), in a worker thread: the
-        event loop serves other requests while a large body is read."""
+        """The body parsed and its shape bounded (shape.py), a large one in a worker thread:
+        the event loop serves other requests while it is read."""
         check_content_type(request.headers.get("content-type"))
         raw = await read_limited(request.headers, request.stream(), settings.max_body_bytes)
         request.state.body_bytes = len(raw)
-        return await asyncio.to_thread(_parsed_and_bounded, raw)
+        return await _off_the_loop_if_large(len(raw), _parsed_and_bounded, raw)
 
     async def authenticate(request: Request):
         key = await keys.authenticate(
@@ -258,7 +264,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         key = await authenticate(request)
         document = await read_body(request)
         telemetry.request_body(document)
-        await asyncio.to_thread(_judged, AnthropicMessagesBody, document)
+        await _off_the_loop_if_large(request.state.body_bytes, _judged, AnthropicMessagesBody, document)
         outcome = await gateway.create_message(
             key, document, anthropic_beta=request.headers.get("anthropic-beta"),
             request_id=request.state.request_id, body_bytes=request.state.body_bytes,
@@ -287,7 +293,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def count_message_tokens(request: Request) -> Response:
         key = await authenticate(request)
         document = await read_body(request)
-        await asyncio.to_thread(_judged, CountTokensBody, document)
+        await _off_the_loop_if_large(request.state.body_bytes, _judged, CountTokensBody, document)
         tokens, method, rate = await gateway.count_tokens(key, document)
         headers = {TOKEN_COUNT_METHOD_HEADER: method, **(rate.headers() if rate else {})}
         return JSONResponse({"input_tokens": tokens}, headers=headers)

@@ -19,11 +19,13 @@ from typing import Any, AsyncIterator, Mapping
 import httpx
 
 from ..protocol.errors import GatewayError
+from .http11 import Http11Transport
 
 ANTHROPIC_VERSION = "2023-06-01"
 _MAX_ERROR_BODY = 64 * 1024
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+_defaults: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 def messages_url(api_base: str) -> str:
@@ -47,14 +49,12 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[st
 
 
 def client() -> httpx.AsyncClient:
-    """This event loop's client: connections are kept alive between requests."""
+    """This event loop's client: connections are kept alive between requests, over the
+    gateway's own HTTP/1.1 transport (http11.py says what httpx's default one cost)."""
     loop = asyncio.get_running_loop()
     existing = _clients.get(loop)
     if existing is None or existing.is_closed:
-        existing = _clients[loop] = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            follow_redirects=False,
-        )
+        existing = _clients[loop] = httpx.AsyncClient(transport=Http11Transport(max_idle=64), follow_redirects=False)
     return existing
 
 
@@ -105,14 +105,34 @@ async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
 
 
 async def post(url: str, headers: Mapping[str, str], content: bytes, *, timeout: float | None) -> httpx.Response:
-    """One POST over this loop's client, its body not yet read; a non-2xx answer is raised
-    as UpstreamStatus."""
+    """One POST over this loop's client's transport, its body not yet read; a non-2xx answer
+    is raised as UpstreamStatus.
+
+    The request goes straight to the transport the client would pick for its URL (the gateway's
+    own, or a proxy's from the environment), with the client's default headers: the client's
+    own path around it (URL merging, header merging, redirects, auth, and a cookie jar that
+    copied every answer's Set-Cookie) cost more CPU than the exchange itself. No cookie a
+    provider sets is sent back: the gateway's calls carry their credentials in headers."""
     http = client()
-    response = await http.send(http.build_request("POST", url, headers=headers, content=content, timeout=timeout),
-                               stream=True)
+    merged = dict(_default_headers(http))
+    for name, value in headers.items():
+        merged.pop(name.lower(), None)  # a header the call sets replaces the default, whatever its case
+        merged[name] = value
+    request = httpx.Request("POST", url, headers=merged, content=content,
+                            extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)})
+    response = await http._transport_for_url(request.url).handle_async_request(request)  # noqa: SLF001
+    response.request = request
     if response.status_code >= 300:
         await fail_with(response)
     return response
+
+
+def _default_headers(http: httpx.AsyncClient) -> dict[str, str]:
+    """The headers httpx's client adds to every request (Accept, Accept-Encoding, User-Agent...)."""
+    found = _defaults.get(http)
+    if found is None:
+        found = _defaults[http] = dict(http.headers)
+    return found
 
 
 async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]:

@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also sample the gateway with py-spy under the c=16 load; output in DIR")
     parser.add_argument("--py-spy", default=shutil.which("py-spy"), help="py-spy executable (default: on PATH)")
     parser.add_argument("--profile-requests", type=int, default=3000)
+    parser.add_argument("--profile-load", choices=("nonstream_c16", "nonstream_c1"), default="nonstream_c16",
+                        help="the load sampled by --profile (default nonstream_c16)")
     parser.add_argument("--log-dir", type=Path, help="keep every process's log here (default: a temp dir)")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -185,10 +187,10 @@ def run(args: argparse.Namespace, stack: ExitStack, log_dir: Path) -> dict[str, 
         from .profile import profile_gateway
 
         args.profile.mkdir(parents=True, exist_ok=True)
-        progress(f"profiling the gateway with py-spy ({args.profile_requests} requests at c=16)")
+        progress(f"profiling the gateway with py-spy ({args.profile_requests} requests, {args.profile_load})")
         gateway = next(t for t in targets if t.name == "gateway")
         doc["profile"] = profile_gateway(bench, gateway, py_spy=args.py_spy, out_dir=args.profile,
-                                         requests=args.profile_requests)
+                                         requests=args.profile_requests, load=args.profile_load)
 
     for target in targets:  # VmHWM: the peak over the whole run, start-up and load included
         doc["targets"][target.name]["peak_rss_mb"] = target.server.peak_rss_mb() if target.server else None

@@ -14,6 +14,12 @@ from typing import Any
 from .stats import added, ratio
 from .targets import DEPLOYED, LABELS
 
+# Issue 27: the gateway's server CPU per request, metering and the log line included, on the
+# Anthropic path (an anthropic-type target) and the Chat Completions path (an OpenAI-compatible one).
+CPU_GOALS_MS = {"anthropic/claude-sonnet-4-5": ("Anthropic", 1.0), "openai/gpt-4o-mini": ("Chat Completions", 1.5)}
+CPU_TARGETS = ("gateway", "streaming", "lambda", "proxy", "floor")  # the rows of the CPU table, in order
+CPU_GOAL_TARGETS = ("gateway", "streaming")  # served over HTTP as deployed: the server's CPU is the gateway's
+
 
 def _scenario(doc: dict, target: str, scenario: str) -> dict:
     return doc["targets"].get(target, {}).get("scenarios", {}).get(scenario) or {}
@@ -31,9 +37,32 @@ def _rss(doc: dict, target: str) -> float | None:
     return doc["targets"].get(target, {}).get("peak_rss_mb")
 
 
+def _median(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def server_cpu(doc: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Server CPU ms per request, per target and load: the median over rounds of each round's
+    process CPU divided by the requests it served (as issue 27 measures it)."""
+    found: dict[str, dict[str, float | None]] = {}
+    for name, target in doc["targets"].items():
+        if name == "direct":
+            continue
+        found[name] = {load: _median([r["cpu_ms_per_request"]["server"] for r in summary["rounds"]
+                                      if "server" in r.get("cpu_ms_per_request", {})])
+                       for load, summary in target["scenarios"].items()}
+    return found
+
+
 def comparisons(doc: dict[str, Any]) -> None:
-    """Fill doc["added"], doc["vs_proxy"], doc["vs_floor"] and doc["goals"] from the measured figures."""
+    """Fill doc["added"], doc["server_cpu"], doc["vs_proxy"], doc["vs_floor"] and doc["goals"]
+    from the measured figures."""
     targets = doc["targets"]
+    doc["server_cpu"] = server_cpu(doc)
     doc["added"] = {
         name: {"nonstream_c1_p50_ms": added(targets, name, "nonstream_c1"),
                "nonstream_c16_p50_ms": added(targets, name, "nonstream_c16"),
@@ -62,8 +91,26 @@ def _goal(text: str, value: float | None, limit: float, *, at_least: bool = Fals
     return {"goal": text, "measured": shown, "value": value, "met": met}
 
 
-def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def _cpu_goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    goal = CPU_GOALS_MS.get(doc.get("meta", {}).get("model", ""))
+    if goal is None:
+        return []
+    path, limit = goal
     found = []
+    for name in (n for n in CPU_GOAL_TARGETS if n in doc.get("server_cpu", {})):
+        for load, figure in doc["server_cpu"][name].items():
+            if not load.startswith("nonstream"):
+                continue  # the goal is a whole answer's; streams are shown in the CPU table
+            proxy = doc["server_cpu"].get("proxy", {}).get(load)
+            shown = "n/a" if figure is None else f"{figure:.2f} ms" + (
+                f" (LiteLLM Proxy {proxy:.2f} ms)" if proxy is not None else "")
+            found.append({"goal": f"{LABELS[name]}: server CPU per request, {load}, {path} path <= {limit} ms",
+                          "measured": shown, "value": figure, "met": None if figure is None else figure <= limit})
+    return found
+
+
+def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    found = _cpu_goals(doc)
     for name in (name for name in DEPLOYED if name in doc["targets"]):
         deployed = doc.get("vs_proxy", {}).get(name, {})
         found += [

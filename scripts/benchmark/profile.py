@@ -1,4 +1,4 @@
-"""Where the gateway's CPU goes under the c=16 non-streamed load, sampled with py-spy.
+"""Where the gateway's CPU goes under a non-streamed load (c=16, or c=1), sampled with py-spy.
 
 py-spy attaches to the running gateway process from outside (nothing in the
 product changes) while the load generator drives it, and writes the collapsed
@@ -49,6 +49,19 @@ COMPONENTS = (  # first match on the frame's file wins
 )
 
 
+AREAS = (  # what a request pays for, inclusive: a sample counts for every area a frame of its stack names
+    ("upstream call (httpx models, providers/http11.py)", ("post (handler/providers/anthropic_api.py)",)),
+    ("ledger write (boto3, worker thread)", ("Ledger.record_batch (handler/metering/ledger.py)",)),
+    ("log line and metrics (Powertools)", ("Telemetry._emit (handler/observe/telemetry.py)",)),
+    ("uvicorn/h11 reading requests", ("H11Protocol.data_received (uvicorn/",)),
+    ("uvicorn/h11 writing responses", ("RequestResponseCycle.send (uvicorn/",)),
+    ("body: parse, bounds, schema, content checks", ("_parsed_and_bounded (handler/app.py)", "_judged (handler/app.py)")),
+    ("planning and the call's body", ("Gateway._prepare (handler/pipeline/gateway.py)",)),
+    ("key lookup", ("KeyStore.authenticate (handler/keys/store.py)",)),
+    ("JSON response", ("JSONResponse.__init__ (starlette/responses.py)",)),
+)
+
+
 def frame_name(frame: str) -> str:
     """`func (package/module.py)`: no line number, so a function's lines add up, and the path
     from the package down (py-spy's --full-filenames), so the library is visible."""
@@ -90,7 +103,11 @@ def activity(frames: list[str]) -> str:
 def analyse(stacks: list[tuple[list[str], int]], top: int = 20) -> dict[str, Any]:
     total = sum(count for _, count in stacks)
     own, inclusive, parts, ours, runs = Counter(), Counter(), Counter(), Counter(), Counter()
+    areas = Counter()
     for frames, count in stacks:
+        for area, markers in AREAS:
+            if any(marker in frame for frame in frames for marker in markers):
+                areas[area] += count
         own[frames[-1]] += count
         parts[component(frames[-1])] += count
         runs[activity(frames)] += count
@@ -105,12 +122,13 @@ def analyse(stacks: list[tuple[list[str], int]], top: int = 20) -> dict[str, Any
 
     return {"samples": total, "self": share(own, top), "inclusive": share(inclusive, top),
             "handler_inclusive": share(ours, top), "components": share(parts, len(COMPONENTS) + 1),
-            "activities": share(runs, top)}
+            "activities": share(runs, top), "areas": share(areas, len(AREAS))}
 
 
 def profile_gateway(bench: Bench, target: Target, *, py_spy: str, out_dir: Path, requests: int,
-                    rate: int = 200) -> dict[str, Any]:
-    collapsed = out_dir / "gateway-nonstream-c16.collapsed.txt"
+                    rate: int = 200, load: str = "nonstream_c16") -> dict[str, Any]:
+    scenario = next(s for s in SCENARIOS if s.name == load)
+    collapsed = out_dir / f"gateway-{load.replace('_', '-')}.collapsed.txt"
     log = (out_dir / "py-spy.log").open("wb")
     recorder = subprocess.Popen([py_spy, "record", "--pid", str(target.server.pid), "--rate", str(rate), "--gil",
                                  "--full-filenames", "--format", "raw", "--output", str(collapsed)], stdout=log, stderr=log)
@@ -118,14 +136,14 @@ def profile_gateway(bench: Bench, target: Target, *, py_spy: str, out_dir: Path,
         time.sleep(1.0)  # attached before the first measured request
         if recorder.poll() is not None:
             raise RuntimeError(f"py-spy exited with {recorder.returncode}: see {out_dir / 'py-spy.log'}")
-        run = bench.measure(target, SCENARIOS[1], requests=requests, warmup=32)
+        run = bench.measure(target, scenario, requests=requests, warmup=32)
     finally:
         recorder.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
         recorder.wait(60)
         log.close()
     summary = analyse(read_collapsed(collapsed))
     ok = len(run.latency_ms)
-    summary.update(collapsed_stacks=str(collapsed), rate_hz=rate, requests=ok, errors=run.errors,
+    summary.update(collapsed_stacks=str(collapsed), rate_hz=rate, requests=ok, load=scenario.label, errors=run.errors,
                    throughput_rps=ok / run.wall_s if run.wall_s else None,
                    server_cpu_ms_per_request=1000 * run.cpu_s.get("server", 0) / ok if ok else None)
     return summary

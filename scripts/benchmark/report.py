@@ -107,10 +107,38 @@ def _ratio_table(doc: dict, key: str, title: str) -> list[str]:
     return [f"### {title}", "", *_table(header, rows), ""]
 
 
+def _cpu_table(doc: dict) -> list[str]:
+    """Server CPU per request beside LiteLLM Proxy's and the goal (issue 27): what a function
+    pays in CPU for each request it serves, metering and the log line included."""
+    from .compare import CPU_GOALS_MS, CPU_TARGETS
+
+    found = doc.get("server_cpu")
+    if not found:
+        return []
+    loads = [s.name for s in SCENARIOS]
+    proxy = found.get("proxy", {})
+    rows = []
+    for name in (n for n in CPU_TARGETS if n in found):
+        cells = []
+        for load in loads:
+            figure = found[name].get(load)
+            versus = proxy.get(load) if name != "proxy" else None
+            cells.append(_n(figure, 2) + (f" ({figure / versus:.2f}x)" if figure is not None and versus else ""))
+        rows.append([doc["targets"][name]["label"], *cells])
+    goal = CPU_GOALS_MS.get(doc["meta"]["model"])
+    note = (f"Goal on the {goal[0]} path (`{doc['meta']['model']}`), whole answers: at most {goal[1]} ms. "
+            if goal is not None else "") + (
+        "Median over rounds of the server's process CPU in a round divided by the requests it served; "
+        "in brackets, the ratio to LiteLLM Proxy's. The Lambda buffered row's process also plays the "
+        "Runtime API and builds the events, so it is an upper bound.")
+    return ["### Server CPU per request (ms, metering on, log line on)", "", note, "",
+            *_table(["target", *loads], rows), ""]
+
+
 def _goals_table(doc: dict) -> list[str]:
     marks = {True: "yes", False: "**no**", None: NA}
     rows = [[g["goal"], g["measured"], marks[g["met"]]] for g in doc.get("goals", [])]
-    return ["### Goals (issues 7 and 17), metering on", "", *_table(["goal", "measured", "met"], rows), ""]
+    return ["### Goals (issues 7, 17 and 27), metering on", "", *_table(["goal", "measured", "met"], rows), ""]
 
 
 def _aws_table(doc: dict) -> list[str]:
@@ -147,14 +175,15 @@ def _profile_lines(doc: dict) -> list[str]:
     found = doc.get("profile")
     if not found:
         return []
-    title = (f"### Profile: gateway, non-streamed c=16 ({found['requests']} requests, "
+    title = (f"### Profile: gateway, {found.get('load', 'non-streamed, c=16')} ({found['requests']} requests, "
              f"{found['samples']} samples at {found['rate_hz']} Hz, "
              f"{_n(found['server_cpu_ms_per_request'], 2)} CPU ms/req)")
     lines = [title, ""]
-    for title, key in (("what the loop and its threads ran (inclusive)", "activities"),
+    for title, key in (("what a request pays for (inclusive)", "areas"),
+                       ("what the loop and its threads ran (inclusive)", "activities"),
                        ("by library (self time)", "components"), ("self time", "self"),
                        ("inclusive, gateway code", "handler_inclusive"), ("inclusive, all", "inclusive")):
-        rows = [[f"`{entry['frame']}`", f"{entry['percent']:.1f}%"] for entry in found[key][:15]]
+        rows = [[f"`{entry['frame']}`", f"{entry['percent']:.1f}%"] for entry in found.get(key, [])[:15]]
         lines += [f"{title}:", "", *_table(["frame", "samples"], rows), ""]
     lines.append(f"Collapsed stacks: {found['collapsed_stacks']}")
     return lines + [""]
@@ -180,5 +209,5 @@ def markdown(doc: dict[str, Any]) -> str:
     body = (_load_tables(doc) + _error_lines(doc) + _spread_table(doc) + _memory_table(doc)
             + _ratio_table(doc, "vs_proxy", "Ratios: target / LiteLLM Proxy")
             + _ratio_table(doc, "vs_floor", "Ratios: target / bare-litellm floor")
-            + _goals_table(doc) + _aws_table(doc) + _cold_table(doc) + _profile_lines(doc))
+            + _cpu_table(doc) + _goals_table(doc) + _aws_table(doc) + _cold_table(doc) + _profile_lines(doc))
     return "\n".join(head + body)
