@@ -48,20 +48,73 @@ NOT_BODY = ("stream", "betas", "fallbacks", "model", "max_tokens")
 
 # Dense text: many fake "tokens" (words) per byte, and multi-byte characters.
 TEXT = st.text(alphabet=st.sampled_from("a b\n🙂é{}\""), max_size=40)
+# The prompt's last text, echoed by the fakes' answer: long enough for max_tokens to bind.
+LAST = st.lists(st.sampled_from(["a", "b", "ab", "🙂"]), min_size=10, max_size=100).map(" ".join)
 PLAIN = st.one_of(st.none(), TEXT, st.integers(0, 100), st.booleans())
-PARAMS = st.one_of([typed(variant, PLAIN, text=TEXT, max_depth=5)
-                    for params in (anthropic.types.MessageCreateParams, anthropic.types.beta.MessageCreateParams)
+
+
+def sdk(tp) -> st.SearchStrategy:
+    """A value of the SDK type `tp`, plain leaves."""
+    return typed(tp, PLAIN, text=TEXT, max_depth=5)
+
+
+T = anthropic.types
+# What a user turn holds: text, media (an image, a document of any source), search results.
+USER_BLOCKS = st.one_of([sdk(tp) for tp in (T.TextBlockParam, T.ImageBlockParam, T.DocumentBlockParam,
+                                             T.SearchResultBlockParam)])
+# A whole request of the SDK's types, beta fields included, for what the parts below leave out.
+PARAMS = st.one_of([sdk(variant) for params in (T.MessageCreateParams, anthropic.types.beta.MessageCreateParams)
                     for variant in typing.get_args(params)])
+OPTIONAL = {"system": st.one_of(TEXT, st.lists(sdk(T.TextBlockParam), max_size=2)),
+            "tools": st.lists(sdk(T.ToolUnionParam), max_size=3), "output_config": sdk(T.OutputConfigParam),
+            "stop_sequences": st.lists(TEXT, max_size=2), "metadata": sdk(T.MetadataParam),
+            "thinking": sdk(T.ThinkingConfigParam)}
+
+
+@st.composite
+def conversation(draw) -> list[dict]:
+    """A user turn of SDK blocks (media included), or a tool round trip: an assistant's thinking
+    and tool_use, answered by a tool_result of SDK blocks; the last text long enough to echo."""
+    last = {"type": "text", "text": draw(LAST)}
+    if not draw(st.booleans()):
+        return [{"role": "user", "content": [*draw(st.lists(USER_BLOCKS, min_size=1, max_size=3)), last]}]
+    thinking = draw(st.lists(sdk(T.ThinkingBlockParam), max_size=1))
+    call = {**draw(sdk(T.ToolUseBlockParam)), "id": "toolu_1"}
+    result = {**draw(sdk(T.ToolResultBlockParam)), "tool_use_id": "toolu_1",
+              "content": draw(st.one_of(TEXT, st.lists(USER_BLOCKS, max_size=3)))}
+    return [{"role": "user", "content": draw(TEXT) or "go"}, {"role": "assistant", "content": [*thinking, call]},
+            {"role": "user", "content": [result, last]}]
 
 
 @st.composite
 def bodies(draw, route: str) -> dict:
-    """A MessageCreateParams of the SDK's types, for `route`, with a sensible max_tokens."""
-    params = draw(PARAMS)
-    body = {name: value for name, value in params.items() if name not in NOT_BODY}
-    if not body.get("messages"):  # a body without a message is refused unbilled: not worth a draw
-        body["messages"] = [{"role": "user", "content": draw(TEXT) or "hi"}]
-    return {"model": route, "max_tokens": draw(st.integers(1, 4096)), **body}
+    """A request for `route` of the SDK's types: a conversation, some of the optional parts
+    (system, tools with server tools, output_config, stop_sequences, metadata, thinking), and
+    sometimes a whole drawn MessageCreateParams' other fields."""
+    extra = draw(st.one_of(st.just({}), PARAMS))
+    body = {name: value for name, value in extra.items() if name not in NOT_BODY}
+    chosen = draw(st.lists(st.sampled_from(sorted(OPTIONAL)), unique=True, max_size=4))
+    body.update({name: draw(OPTIONAL[name]) for name in chosen})
+    body.pop("tool_choice", None)  # a forced tool the drawn tools may not hold is a refusal, unbilled
+    # Mostly a max_tokens the fake's answer (an echo of the prompt) reaches: output at its bound.
+    max_tokens = draw(st.one_of(st.integers(1, 60), st.integers(1, 4096)))
+    return {**body, "model": route, "max_tokens": max_tokens, "messages": with_decodable_data(draw(conversation()))}
+
+
+# A 1x1 PNG: base64 data the gateway and the providers can decode.
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGMAAQAABQABDQottAAAAABJRU5ErkJggg==")
+
+
+def with_decodable_data(value):
+    """`value` with every base64 source's data made decodable (random text is refused unbilled)."""
+    if isinstance(value, list):
+        return [with_decodable_data(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    fixed = {name: with_decodable_data(item) for name, item in value.items()}
+    if fixed.get("type") == "base64" and "data" in fixed:
+        fixed["data"] = PNG
+    return fixed
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +125,12 @@ def gateway(moto_endpoint, _fake_session):
         providers = {**families.providers, "openai": {"api_key": OPENAI_TEST_KEY, "api_base": _fake_session.url + "/v1"}}
         _fake_session.clear_faults()
         with family_gateway(_fake_session.url, providers, {**families.models, GPT: {}}) as (gw, _, client):
+            # Every key made before the first request: a key the gateway has not seen yet may be
+            # taken for an unknown one (its lookups of unknown keys are rate limited).
             tokens = gw.add_key(name="no tokens", limits={"monthly_tokens": 0})
             spend = gw.add_key(name="no spend", limits={"monthly_usd": 0})
-            yield gw, str(client.base_url).rstrip("/") + "/v1/messages", tokens, spend
+            billed = {route: gw.add_key(name=f"billed on {route}") for route in ROUTES}  # its records apart
+            yield gw, str(client.base_url).rstrip("/") + "/v1/messages", tokens, spend, billed
 
 
 def post(url: str, key: str, body: dict) -> httpx.Response:
@@ -114,28 +170,48 @@ USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_the_reservation_covers_what_the_provider_bills_for_any_sdk_shaped_body(gateway, route):
-    gw, url, no_tokens, no_spend = gateway
-    key = gw.add_key(name=f"billed on {route}")  # its own records: each found among few
-    billed: list[str] = []
+    gw, url, no_tokens, no_spend, keys = gateway
+    key = keys[route]
+    billed: list[dict] = []
 
     @given(body=bodies(route), stream=st.booleans())
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def check(body: dict, stream: bool) -> None:
-        body = {**body, "stream": stream}
-        tokens, usd = reservation(url, no_tokens, body), reservation(url, no_spend, body)
-        response = post(url, key, body)
-        if response.status_code != 200:  # refused by the gateway or the provider: nothing billed
-            assert response.status_code < 500, f"{route} answered {response.status_code}: {response.text[:300]}"
-            return
-        assert tokens is not None and usd is not None, f"a body {route} served was not bounded: {body}"
-        record = billed_record(gw, key, response.headers["request-id"])
-        used = {name: int(record[name]) for name in USAGE}
-        assert sum(used.values()) <= tokens, \
-            f"{route} billed {used} ({sum(used.values())} tokens), above the {tokens} reserved, for {body}"
-        assert Decimal(str(record["cost_usd"])) <= usd, \
-            f"{route} billed ${record['cost_usd']} ({used}), above the ${usd} reserved, for {body}"
-        billed.append(record["request_id"])
+        if assert_reserved_at_least_billed(gw, url, key, no_tokens, no_spend, {**body, "stream": stream}):
+            billed.append(body)
 
     check()
-    assert len(billed) >= EXAMPLES // 2, f"only {len(billed)} of {EXAMPLES} drawn bodies were served on {route}"
+    assert len(billed) >= EXAMPLES // 3, f"only {len(billed)} of {EXAMPLES} drawn bodies were served on {route}"
+
+
+def assert_reserved_at_least_billed(gw, url: str, key: str, no_tokens: str, no_spend: str, body: dict) -> bool:
+    """Whether `body` was served (and billed) with `key`; if so, the bill is within what the
+    capped keys were told it may use."""
+    route = body["model"]
+    tokens, usd = reservation(url, no_tokens, body), reservation(url, no_spend, body)
+    response = post(url, key, body)
+    if response.status_code != 200:  # refused by the gateway or the provider: nothing billed
+        return False
+    assert tokens is not None and usd is not None, f"a body {route} served was not bounded: {body}"
+    record = billed_record(gw, key, response.headers["request-id"])
+    used = {name: int(record[name]) for name in USAGE}
+    assert sum(used.values()) <= tokens, \
+        f"{route} billed {used} ({sum(used.values())} tokens), above the {tokens} reserved, for {body}"
+    assert Decimal(str(record["cost_usd"])) <= usd, \
+        f"{route} billed ${record['cost_usd']} ({used}), above the ${usd} reserved, for {body}"
+    return True
+
+
+@pytest.mark.parametrize("route", [DIRECT_CLAUDE, BEDROCK_CLAUDE, VERTEX_CLAUDE])
+def test_two_pdfs_that_pass_claudes_window_are_refused_unbilled_not_billed_above_the_reservation(gateway, route):
+    """The property test's find: two PDFs (base64 and URL) read at 150,000 tokens each; the
+    reservation takes the prompt at the context window (200,000), as Claude refuses a longer
+    prompt unbilled ("prompt is too long: ... > 200000 maximum"), which the fakes did not."""
+    gw, url, no_tokens, no_spend, keys = gateway
+    key = keys[route]
+    pdfs = [{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PNG}},
+            {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}]
+    body = {"model": route, "max_tokens": 1, "stream": False,
+            "messages": [{"role": "user", "content": [*pdfs, {"type": "text", "text": "a a a a a a a a a a"}]}]}
+    assert_reserved_at_least_billed(gw, url, key, no_tokens, no_spend, body)
