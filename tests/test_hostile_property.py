@@ -13,11 +13,9 @@ fakes answer every call they take, so any 5xx is the gateway's own: never a
 from __future__ import annotations
 
 import json
-import types
 import typing
 
 import anthropic.types
-import typing_extensions
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +23,7 @@ from hypothesis import strategies as st
 
 from handler.protocol.shape import MAX_BLOCKS, MAX_DEPTH
 from tests.support.fake_gemini import FakeGemini
+from tests.support.sdk_params import typed
 from tests.support.family_fakes import DIRECT_CLAUDE, GEMINI_TEST_KEY, family_gateway
 from tests.support.stack import OPENAI_TEST_KEY
 
@@ -53,34 +52,7 @@ HOSTILE = st.one_of(
 
 def _typed(tp, depth: int) -> st.SearchStrategy:
     """A well-typed value of the SDK type `tp` (hostility is added after, one position at a time)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Required, typing.NotRequired, typing.Annotated, typing_extensions.Required,
-                  typing_extensions.NotRequired, typing_extensions.Annotated):
-        return _typed(args[0], depth)
-    if origin is typing.Literal:
-        return st.sampled_from(args)
-    if origin in (typing.Union, types.UnionType):
-        return st.one_of([_typed(arg, depth) for arg in args])
-    if tp is type(None):
-        return st.none()
-    if depth > 6:  # the SDK's types nest (tool results of tool results ...): stop drawing structure
-        return HOSTILE
-    if typing_extensions.is_typeddict(tp):
-        hints = typing.get_type_hints(tp, include_extras=True)
-        # The SDK marks required keys with Required[...] in postponed annotations: read the hints.
-        needed = {k for k, v in hints.items() if typing.get_origin(v) in (typing.Required, typing_extensions.Required)}
-        required = {k: _typed(v, depth + 1) for k, v in hints.items() if k in needed}
-        optional = {k: _typed(v, depth + 1) for k, v in hints.items() if k not in needed}
-        return st.fixed_dictionaries(required, optional=optional)
-    if origin in (list, typing.Iterable, typing.Sequence, typing.List) or \
-            str(origin) in ("<class 'collections.abc.Iterable'>", "<class 'collections.abc.Sequence'>"):
-        return st.lists(_typed(args[0], depth + 1), max_size=3)
-    if origin in (dict, typing.Dict) or str(origin) == "<class 'collections.abc.Mapping'>":
-        return st.dictionaries(st.text(max_size=5), HOSTILE, max_size=2)
-    return {
-        str: st.text(max_size=12), int: st.integers(-2, 2**31), float: st.floats(allow_nan=False, allow_infinity=False),
-        bool: st.booleans(), object: HOSTILE,
-    }.get(tp, HOSTILE)
+    return typed(tp, HOSTILE, depth)
 
 
 def _positions(document) -> list[tuple[typing.Any, typing.Any]]:

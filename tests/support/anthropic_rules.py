@@ -34,6 +34,11 @@ would at api.anthropic.com.
   "messages.48.content.1: unexpected `tool_use_id` found in `tool_result` blocks: toolu_01....
   Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
   (anthropics/claude-code#13460, #18947: `messages.0.content.0` when there is no message before).
+- A prompt longer than Claude's context window (200,000 tokens; 1,000,000 under the
+  `context-1m` beta) is refused, unbilled: 400 invalid_request_error "prompt is too long:
+  219898 tokens > 200000 maximum" (earendil-works/pi#102; behind Bedrock a ValidationException
+  "The model returned the following errors: prompt is too long: 200049 tokens > 200000
+  maximum", daisuke-awaji/moca#254). Counted in the fake's tokens (media included).
 """
 
 from __future__ import annotations
@@ -139,6 +144,15 @@ def unexpected_tool_results(messages: list) -> str | None:
                     f"blocks: {', '.join(str(i) for _, i in unexpected)}. Each `tool_result` block must have a "
                     "corresponding `tool_use` block in the previous message.")
     return None
+
+
+CONTEXT_WINDOW, LONG_CONTEXT_WINDOW = 200_000, 1_000_000
+
+
+def prompt_too_long(prompt_tokens: int, anthropic_beta: str | None) -> str | None:
+    """Claude's refusal of a prompt longer than its context window (None: it fits)."""
+    window = LONG_CONTEXT_WINDOW if "context-1m" in (anthropic_beta or "") else CONTEXT_WINDOW
+    return f"prompt is too long: {prompt_tokens} tokens > {window} maximum" if prompt_tokens > window else None
 
 
 def request_problem(body: dict, anthropic_beta: str | None) -> str | None:

@@ -399,6 +399,9 @@ class _BedrockHandler(ModelInPathHandler):
         if problem:
             return self._error(400, "ValidationException", problem)
         prompt = _anthropic_prompt({**body, "model": model}, cache_read)
+        too_long = anthropic_rules.prompt_too_long(prompt.input_words, ",".join(body.get("anthropic_beta") or []))
+        if too_long:
+            return self._error(400, "ValidationException", f"The model returned the following errors: {too_long}")
         self.server.fake._apply_script(prompt, body)
         reply = self.server.fake._reply(prompt, ANTHROPIC)
         if not stream:

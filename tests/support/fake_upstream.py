@@ -695,6 +695,8 @@ class _Handler(BaseHTTPRequestHandler):
             _declined(reply, **fault.args)
         problem = self.server.fake.request_problem(body) if dialect == OPENAI else \
             anthropic_rules.request_problem(body, self.headers.get("anthropic-beta"))
+        if dialect == ANTHROPIC and not problem:
+            problem = anthropic_rules.prompt_too_long(prompt.input_words, self.headers.get("anthropic-beta"))
         if problem:
             return self._send_failure(dialect, 400, _error_body(dialect, 400, problem))
         if dialect == OPENAI:

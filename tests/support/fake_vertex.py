@@ -159,6 +159,9 @@ class _VertexHandler(ModelInPathHandler):
         if problem:
             return self._anthropic_error(400, problem)
         prompt = _anthropic_prompt({**body, "model": model}, self.server.fake.cache_read)
+        too_long = anthropic_rules.prompt_too_long(prompt.input_words, ",".join(body.get("anthropic_beta") or []))
+        if too_long:
+            return self._anthropic_error(400, too_long)
         reply = self.server.fake._reply(prompt, ANTHROPIC)
         if not stream:
             message = _anthropic_message(reply)
