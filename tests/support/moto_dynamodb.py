@@ -3,6 +3,11 @@
 Two differences matter here. moto applies writes as unlocked
 read-modify-writes, so two concurrent ADDs to one item can lose one (seen:
 24 records, 23 counted); DynamoDB never does, so writes are serialised.
+moto also applies an update's actions one by one to the live item, and
+serialises a read's items after the read returns, so a reader could see a
+MONTH item with `requests` counted and its token sums not yet (seen: 2
+requests, the first one's tokens); a DynamoDB item is never read half
+updated, so reads take the same lock and answer copies.
 And moto 5.2.5's TransactWriteItems deep-copies the whole table once per item
 of the transaction (its rollback), so each ledger write costs more than the
 last (over 100 ms of CPU after a few thousand requests); here a transaction
@@ -11,7 +16,7 @@ with the same outcome as stock moto's. Third, moto writes a sum as Python
 prints it: a cost settled back to zero becomes `0E-12`, which its next ADD
 cannot parse (every later request of that key got 503); DynamoDB stores
 numbers canonically, so sums are written in plain notation here.
-`install()` applies all three, once.
+`install()` applies them all, once.
 """
 
 from __future__ import annotations
@@ -110,10 +115,12 @@ _lock = threading.RLock()
 
 
 def _serialised(method):
+    """One call at a time, answering copies: moto turns the items it answers into JSON after
+    the call returns, and a later write must not change what the call saw."""
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
         with _lock:
-            return method(self, *args, **kwargs)
+            return copy.deepcopy(method(self, *args, **kwargs))
     locked.serialised = True
     return locked
 
@@ -125,5 +132,6 @@ def install() -> None:
     DynamoType.__add__ = _canonical(DynamoType.__add__)
     DynamoType.__sub__ = _canonical(DynamoType.__sub__)
     DynamoDBBackend.transact_write_items = _serialised(transact_write_items)
-    for name in ("put_item", "update_item", "delete_item"):
+    # Reads too: BatchGetItem and TransactGetItems read through get_item.
+    for name in ("put_item", "update_item", "delete_item", "get_item", "query", "scan"):
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
