@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,7 +34,8 @@ from .pipeline.gateway import OFF_LOOP_BODY_BYTES, Gateway
 from .pipeline.model_list import find, page, visible_models
 from .protocol.body import check_content_type, parse_json, read_limited, validate
 from .protocol.content import check_body
-from .protocol.errors import SHOULD_RETRY_HEADER, GatewayError, error_body, should_retry_headers
+from .protocol.errors import (SHOULD_RETRY_HEADER, GatewayError, error_body, is_body_validation,
+                              should_retry_headers, validation_message)
 from .protocol.openapi import install as install_openapi
 from .protocol.schemas import (
     AnthropicMessagesBody,
@@ -152,6 +155,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def gateway_error(_: Request, error: GatewayError) -> JSONResponse:
         return _error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A body that breaks the spec: the seed's 422 HTTPValidationError. A query or path
+        # parameter (the models list's `limit`): Anthropic's 400, as the route's other refusals.
+        if is_body_validation(exc.errors()):
+            return await request_validation_exception_handler(request, exc)
+        return _error_response(GatewayError(400, validation_message(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -202,14 +202,30 @@ def bound_for(shape: Shape, info: Mapping[str, Any], *, anthropic: bool) -> Boun
     return Bound(input_tokens + output_tokens, usd.quantize(USD_QUANTUM), input_tokens, output_tokens)
 
 
-def request_bound(body: Mapping[str, Any], candidates: Iterable[tuple[Mapping[str, Any], bool]], *,
-                  anthropic_beta: str | None = None) -> Bound:
-    """The most any candidate (price-map entry, speaks Anthropic) can bill: the reservation."""
+def attempt_bounds(body: Mapping[str, Any], candidates: Iterable[tuple[Mapping[str, Any], bool]], *,
+                   anthropic_beta: str | None = None) -> list[Bound]:
+    """The most each candidate (price-map entry, speaks Anthropic) can bill, in order."""
     shape = shape_of(body, anthropic_beta=anthropic_beta)
-    bounds = [bound_for(shape, info, anthropic=anthropic) for info, anthropic in candidates]
+    return [bound_for(shape, info, anthropic=anthropic) for info, anthropic in candidates]
+
+
+def reservation(bounds: list[Bound], *, all_billed: bool) -> Bound:
+    """What a request reserves from its attempts' bounds. Only one attempt is billed when a
+    failure moves to the next (a refused call bills nothing; an attempt given up on at the
+    deadline is the last one): the largest bound. When a refusal moves on (the server-side
+    fallback beta), every declined attempt is billed with the one that answers: their sum."""
     if not bounds:
         return Bound(0, Decimal(0))
+    if all_billed:
+        return Bound(sum(b.tokens for b in bounds), sum((b.usd for b in bounds), Decimal(0)),
+                     sum(b.input_tokens for b in bounds), sum(b.output_tokens for b in bounds))
     return Bound(max(b.tokens for b in bounds), max(b.usd for b in bounds))
+
+
+def request_bound(body: Mapping[str, Any], candidates: Iterable[tuple[Mapping[str, Any], bool]], *,
+                  anthropic_beta: str | None = None) -> Bound:
+    """The most any one candidate (price-map entry, speaks Anthropic) can bill."""
+    return reservation(attempt_bounds(body, candidates, anthropic_beta=anthropic_beta), all_billed=False)
 
 
 def abandoned_usage(body: Mapping[str, Any], taken: Iterable[tuple[Mapping[str, Any], bool]], *,

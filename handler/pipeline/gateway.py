@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 from ..cache import RefreshingValue
 from ..keys.store import ApiKey
 from ..metering import hot_keys
-from ..metering.bounds import abandoned_usage, request_bound
+from ..metering.bounds import abandoned_usage, attempt_bounds, reservation
 from ..metering.group_commit import DEFAULT_MAX_BACKLOG, GroupCommit
 from ..metering.items import Estimate, LedgerEntry, Limits
 from ..metering.ledger import Ledger, RateInfo
@@ -284,8 +284,11 @@ class Gateway:
             by_body.setdefault(id(attempt.body), (attempt.body, []))[1].append(
                 (attempt.model.info, attempt.model.speaks_anthropic))
         bounds = await _off_the_loop_if(request.large, lambda: [
-            request_bound(body, models, anthropic_beta=request.anthropic_beta) for body, models in by_body.values()])
-        request.reserved = Estimate(max(b.tokens for b in bounds), max(b.usd for b in bounds))
+            bound for body, models in by_body.values()
+            for bound in attempt_bounds(body, models, anthropic_beta=request.anthropic_beta)])
+        # With the server-side fallback beta, every attempt but the last may decline and be billed.
+        reserved = reservation(bounds, all_billed=declines_fall_back(request.anthropic_beta))
+        request.reserved = Estimate(reserved.tokens, reserved.usd)
         request.settle_first = limits.monthly_tokens is not None or limits.monthly_usd is not None
         request.ledger_id, rate = await asyncio.to_thread(hot_keys.reserve, self._ledger, request.key, request.at,
                                                           limits, request.reserved)

@@ -91,6 +91,19 @@ def error_body(error_type: str, message: str) -> dict:
     return {"type": "error", "error": {"type": error_type, "message": message}}
 
 
+def is_body_validation(errors: Iterable[Mapping]) -> bool:
+    """Whether a schema failure is the body's (the seed's 422 HTTPValidationError answers it)
+    rather than a query or path parameter's (an Anthropic 400, like every other refusal)."""
+    return all(tuple(error.get("loc") or ())[:1] == ("body",) for error in errors)
+
+
+def validation_message(errors: Iterable[Mapping]) -> str:
+    """A schema failure in Anthropic's words, each naming its field the way Anthropic does
+    (`messages.0.content: Field required`); where it was (query, path, body) left out."""
+    return "; ".join(f"{'.'.join(str(part) for part in tuple(error.get('loc') or ())[1:])}: {error.get('msg')}"
+                     for error in errors)
+
+
 _MAX_RELAYED_MESSAGE = 500
 
 

@@ -94,6 +94,8 @@ def install(app: FastAPI, body_models: list[type[BaseModel]]) -> None:
             for operation in operations.values():
                 if "requestBody" in operation:
                     operation["responses"].setdefault("422", VALIDATION_ERROR_RESPONSE)
+                else:  # a bad query or path parameter is a 400 in Anthropic's envelope (app.py)
+                    operation["responses"].pop("422", None)
                 if path not in PUBLIC_PATHS:
                     operation["security"] = [{"AuthBearer": []}, {"ApiKey": []}]
                     for status, description in ERROR_STATUSES.items():
