@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from handler.runtime.serving import GuardedH11Protocol
+from handler.runtime import serving
 from tests.support.stack import serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -53,14 +53,26 @@ def test_content_length_with_chunked_encoding_is_refused(server, api_key, fake):
     assert fake.count() == 0
 
 
+# Both parsers uvicorn serves with: httptools (a runtime dependency, the deployed one) and h11
+# (where httptools is missing).
+PROTOCOLS = [pytest.param("GuardedHttpToolsProtocol", id="httptools"), pytest.param("GuardedH11Protocol", id="h11")]
+
+
+def test_the_deployed_protocol_is_httptools_with_the_read_deadline():
+    assert serving.GuardedHTTPProtocol.__name__ == "GuardedHttpToolsProtocol", \
+        f"uvicorn serves with {serving.GuardedHTTPProtocol.__name__}: h11's pure-Python parser, not httptools"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("part", ["headers", "body"])
-def test_a_request_that_never_finishes_arriving_is_dropped(stack, monkeypatch, part):
-    monkeypatch.setattr(GuardedH11Protocol, "read_timeout", 1.0)
+def test_a_request_that_never_finishes_arriving_is_dropped(stack, monkeypatch, part, protocol):
+    protocol = getattr(serving, protocol)
+    monkeypatch.setattr(protocol, "read_timeout", 1.0)
     key = stack.add_key()
     partial = {"headers": b"POST /v3/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-",
                "body": f"POST /v3/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\n"
                        "Content-Length: 500\r\n\r\n{\"mod".encode()}[part]
-    with serve(stack) as server:
+    with serve(stack, http=protocol) as server:
         sockets = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(5)]
         for sock in sockets:
             sock.sendall(partial)

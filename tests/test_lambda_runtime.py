@@ -200,7 +200,7 @@ def streaming_function(stack, queue: str, api: LambdaRuntimeApi):
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "handler.runtime.snapstart:streaming_app", "--host", "127.0.0.1",
             "--port", str(port), "--lifespan", "off", "--log-level", "warning",
-            "--http", "handler.runtime.serving:GuardedH11Protocol"]
+            "--http", "handler.runtime.serving:GuardedHTTPProtocol"]
     with function_process(argv, function_env(stack, queue, api, GATEWAY_METER_BEFORE_RESPONSE_END="true"),
                           ROOT) as output:
         ready_by = time.monotonic() + 60
