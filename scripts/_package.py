@@ -64,7 +64,7 @@ RUN_SCRIPT = """\
 cd "$LAMBDA_TASK_ROOT" || exit 1
 PYTHONPATH="$LAMBDA_TASK_ROOT" exec python -m uvicorn handler.runtime.snapstart:streaming_app \\
   --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" --lifespan off --no-access-log --log-level warning \\
-  --http handler.runtime.serving:GuardedH11Protocol
+  --http handler.runtime.serving:GuardedHTTPProtocol
 """
 
 # botocore ships a model for each of 440 services and loads one only when a

@@ -158,7 +158,7 @@ def main() -> None:
 
     freeze_init_heap()
     uvicorn.run("handler.app:app", host="127.0.0.1", port=args.port, log_level="info",
-                http="handler.runtime.serving:GuardedH11Protocol")
+                http="handler.runtime.serving:GuardedHTTPProtocol")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from handler.runtime.serving import GuardedH11Protocol
+from handler.runtime import serving
 from tests.support.stack import serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -53,20 +53,42 @@ def test_content_length_with_chunked_encoding_is_refused(server, api_key, fake):
     assert fake.count() == 0
 
 
-@pytest.mark.parametrize("part", ["headers", "body"])
-def test_a_request_that_never_finishes_arriving_is_dropped(stack, monkeypatch, part):
-    monkeypatch.setattr(GuardedH11Protocol, "read_timeout", 1.0)
+# Both parsers uvicorn serves with: httptools (a runtime dependency, the deployed one) and h11
+# (where httptools is missing).
+PROTOCOLS = [pytest.param("GuardedHttpToolsProtocol", id="httptools"), pytest.param("GuardedH11Protocol", id="h11")]
+
+
+def test_the_deployed_protocol_is_httptools_with_the_read_deadline():
+    assert serving.GuardedHTTPProtocol.__name__ == "GuardedHttpToolsProtocol", \
+        f"uvicorn serves with {serving.GuardedHTTPProtocol.__name__}: h11's pure-Python parser, not httptools"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("part", ["headers", "body", "kept-alive"])
+def test_a_request_that_never_finishes_arriving_is_dropped(stack, monkeypatch, part, protocol):
+    protocol = getattr(serving, protocol)
+    monkeypatch.setattr(protocol, "read_timeout", 1.0)
     key = stack.add_key()
     partial = {"headers": b"POST /v3/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-",
                "body": f"POST /v3/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\n"
-                       "Content-Length: 500\r\n\r\n{\"mod".encode()}[part]
-    with serve(stack) as server:
+                       "Content-Length: 500\r\n\r\n{\"mod".encode(),
+               # after a whole request, answered: the next one on the same connection half sent
+               "kept-alive": b"POST /v3/v1/messages HTTP/1.1\r\nHo"}[part]
+    with serve(stack, http=protocol) as server:
         sockets = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(5)]
         for sock in sockets:
+            if part == "kept-alive":
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                answered = b""
+                while not answered.endswith(b'{"status":"ok"}'):
+                    answered += sock.recv(1024)
             sock.sendall(partial)
         started = time.monotonic()
         for sock in sockets:
-            assert sock.recv(1024) == b"", "a slow partial request kept its connection"
+            try:
+                assert sock.recv(1024) == b"", "answered a request that never finished arriving"
+            except TimeoutError:
+                pytest.fail(f"a slow partial request kept its connection ({part}, {protocol.__name__})")
             sock.close()
         assert time.monotonic() - started < 9
         assert httpx.post(f"{server.url}/v3/v1/messages", json=BODY).status_code == 401  # still serving

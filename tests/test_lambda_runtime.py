@@ -200,7 +200,7 @@ def streaming_function(stack, queue: str, api: LambdaRuntimeApi):
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "handler.runtime.snapstart:streaming_app", "--host", "127.0.0.1",
             "--port", str(port), "--lifespan", "off", "--log-level", "warning",
-            "--http", "handler.runtime.serving:GuardedH11Protocol"]
+            "--http", "handler.runtime.serving:GuardedHTTPProtocol"]
     with function_process(argv, function_env(stack, queue, api, GATEWAY_METER_BEFORE_RESPONSE_END="true"),
                           ROOT) as output:
         ready_by = time.monotonic() + 60
@@ -212,7 +212,8 @@ def streaming_function(stack, queue: str, api: LambdaRuntimeApi):
 
 def refused_forwarding(api: LambdaRuntimeApi, port: int, answers: list[bytes]) -> None:
     """The adapter's part for one invocation whose request uvicorn refuses before the app sees it
-    (a header line with no colon: h11's "illegal header line"), with the invocation's context."""
+    (a header line with no colon: a 400 from httptools, or h11's "illegal header line"), with the
+    invocation's context."""
     runtime = f"http://{api.address}/2018-06-01/runtime"
     with httpx.Client(timeout=None) as http:
         invocation = http.get(f"{runtime}/invocation/next")

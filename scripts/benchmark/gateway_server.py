@@ -1,7 +1,7 @@
 """The gateway under uvicorn (one worker), plus a route that reports its AWS calls.
 
-Equivalent to `python -m uvicorn handler.app:app` with uvicorn's defaults,
-except that botocore hooks count the DynamoDB and Secrets Manager calls the
+Equivalent to `python -m uvicorn handler.app:app --http handler.runtime.serving:GuardedHTTPProtocol`
+(the deployed protocol; uvicorn's default event loop, uvloop when installed), except that botocore hooks count the DynamoDB and Secrets Manager calls the
 app's own clients make, and GET /_bench/aws-calls returns the running totals
 (the orchestrator diffs two snapshots). The hooks are registered before the
 app is imported, on the clients handler.aws hands out.
@@ -80,7 +80,7 @@ def main() -> None:
         return dict(counted)
 
     app.add_api_route("/_bench/aws-calls", aws_calls, methods=["GET"], include_in_schema=False)
-    uvicorn.run(served, host="127.0.0.1", port=args.port)
+    uvicorn.run(served, host="127.0.0.1", port=args.port, http="handler.runtime.serving:GuardedHTTPProtocol")
 
 
 if __name__ == "__main__":

@@ -83,8 +83,9 @@ class UvicornThread:
     """The app under uvicorn on a free loopback port, in a background thread."""
 
     running: set["UvicornThread"] = set()  # started and not stopped: conftest settles them after each test
+    PROTOCOL = "handler.runtime.serving:GuardedHTTPProtocol"  # as deployed (scripts/_package.py's run.sh)
 
-    def __init__(self, app, http: type | str = "handler.runtime.serving:GuardedH11Protocol") -> None:
+    def __init__(self, app, http: type | str = PROTOCOL) -> None:
         self.app = app
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
@@ -215,8 +216,8 @@ def new_stack(upstream_url: str, **settings_overrides) -> Stack:
 
 
 @contextmanager
-def serve(stack: Stack, **app_options) -> Iterator[UvicornThread]:
-    server = UvicornThread(create_app(stack.settings, **app_options)).start()
+def serve(stack: Stack, http: type | str = UvicornThread.PROTOCOL, **app_options) -> Iterator[UvicornThread]:
+    server = UvicornThread(create_app(stack.settings, **app_options), http=http).start()
     try:
         yield server
     finally:
