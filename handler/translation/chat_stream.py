@@ -16,7 +16,6 @@ from typing import Any, Mapping
 
 from ..protocol.errors import GatewayError
 from .chat_completions import (
-    estimated_output_tokens,
     stop_reason,
     text_of,
     thinking_of,
@@ -24,8 +23,7 @@ from .chat_completions import (
     usage,
 )
 from .openai_shape import message_id
-
-Event = tuple[str, dict]
+from .stream_events import Event, message_end, message_start, settled_usage
 
 
 def anthropic_error_type(provider_type: Any) -> str:
@@ -59,11 +57,7 @@ class StreamTranslator:
 
     def _start(self, chunk: Mapping[str, Any]) -> list[Event]:
         self._started = True
-        started = {"id": message_id(chunk.get("id")), "type": "message", "role": "assistant", "model": self._model,
-                   "content": [], "stop_reason": None, "stop_sequence": None,
-                   "usage": {"input_tokens": self._input_estimate, "output_tokens": 1,
-                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
-        return [("message_start", {"type": "message_start", "message": started}), ("ping", {"type": "ping"})]
+        return message_start(message_id(chunk.get("id")), self._model, self._input_estimate)
 
     def _close(self) -> list[Event]:
         if self._block is None:
@@ -152,13 +146,6 @@ class StreamTranslator:
             return []
         self.finished = True
         reason = self._stop_reason or stop_reason(self._finish_reason, called_tools=self._called_tools)
-        reported = dict(self._usage) if self._usage else {"input_tokens": self._input_estimate}
-        if not reported.get("output_tokens") and self._produced_bytes:
-            reported["output_tokens"] = estimated_output_tokens(self._produced_bytes)
-            self.usage_estimated = True
-        self.usage_estimated = self.usage_estimated or self._usage is None
-        return self._close() + [
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None},
-                               "usage": reported}),
-            ("message_stop", {"type": "message_stop"}),
-        ]
+        reported, estimated = settled_usage(self._usage, self._input_estimate, self._produced_bytes)
+        self.usage_estimated = self.usage_estimated or estimated
+        return self._close() + message_end(reason, reported)

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .chat_completions import estimated_output_tokens
 from .converse import FORMAT_TOOL, stop_reason, tool_use, usage
 from .openai_shape import message_id
-
-Event = tuple[str, dict]
+from .stream_events import Event, message_end, message_start, settled_usage
 
 
 class ConverseStreamTranslator:
@@ -41,11 +39,7 @@ class ConverseStreamTranslator:
 
     def _start(self) -> list[Event]:
         self._started = True
-        started = {"id": message_id(None), "type": "message", "role": "assistant", "model": self._model,
-                   "content": [], "stop_reason": None, "stop_sequence": None,
-                   "usage": {"input_tokens": self._input_estimate, "output_tokens": 1,
-                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
-        return [("message_start", {"type": "message_start", "message": started}), ("ping", {"type": "ping"})]
+        return message_start(message_id(None), self._model, self._input_estimate)
 
     def _close(self) -> list[Event]:
         if self._open is None:
@@ -115,13 +109,6 @@ class ConverseStreamTranslator:
             return []
         self.finished = True
         reason = stop_reason(self._stop, called_tools=self._called_tools)
-        reported = dict(self._usage) if self._usage else {"input_tokens": self._input_estimate}
-        if not reported.get("output_tokens") and self._produced_bytes:
-            reported["output_tokens"] = estimated_output_tokens(self._produced_bytes)
-            self.usage_estimated = True
-        self.usage_estimated = self.usage_estimated or self._usage is None
-        return self._close() + [
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None},
-                               "usage": reported}),
-            ("message_stop", {"type": "message_stop"}),
-        ]
+        reported, estimated = settled_usage(self._usage, self._input_estimate, self._produced_bytes)
+        self.usage_estimated = self.usage_estimated or estimated
+        return self._close() + message_end(reason, reported)
