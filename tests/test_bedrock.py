@@ -17,14 +17,13 @@ import anthropic
 import pytest
 
 from handler.providers import bedrock_api
-from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_checks import (
     LOST_BLOCKS, PDF, PDF_DOCUMENT, TOOL, Forecast, ask, assert_error_in_anthropics_terms,
     assert_output_config_reaches_claude_as_sent, assert_signed_thinking_round_trips,
     assert_prompt_caching_is_metered_write_then_read, assert_tool_result_round_trips,
     assert_what_litellm_would_lose_is_refused, parsed_forecast, tool_returned,
 )
-from tests.support.family_fakes import DIRECT_CLAUDE, family_gateway
+from tests.support.family_fakes import DIRECT_CLAUDE, bedrock_gateway, stack_bedrock
 
 CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
 # What of LOST_BLOCKS Converse cannot carry (its DocumentSource takes text and content: test_converse.py).
@@ -42,21 +41,14 @@ def upstream(model_id: str) -> str:
 
 @pytest.fixture(scope="module")
 def bedrock(moto_endpoint):
-    # The stack's environment is the credential: the same key id, secret and region.
-    with FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                     region="us-east-1") as fake:
+    with stack_bedrock() as fake:
         yield fake
 
 
 @pytest.fixture
 def gateway(moto_endpoint, fake, bedrock):
-    bedrock.clear()
-    bedrock.clear_faults()
-    bedrock.cache_read = False
-    providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}}
-    with family_gateway(fake.url, providers, {CLAUDE: {}, NOVA: {}}) as running:
+    with bedrock_gateway(fake.url, bedrock, {CLAUDE: {}, NOVA: {}}) as running:
         yield running
-    bedrock.clear_faults()
 
 
 def test_claude_on_bedrock_answers_signed_with_the_environments_credentials(gateway, bedrock):

@@ -17,11 +17,10 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from tests.support.fake_bedrock import FakeBedrock
 from tests.support.family_checks import (
     TOOL, ask, assert_prompt_caching_is_metered_write_then_read,
 )
-from tests.support.family_fakes import family_gateway
+from tests.support.family_fakes import bedrock_gateway, stack_bedrock
 
 ROOT = Path(__file__).resolve().parent.parent
 NOVA = "bedrock/amazon.nova-lite-v1:0"
@@ -41,20 +40,14 @@ def upstream(model_id: str) -> str:
 
 @pytest.fixture(scope="module")
 def bedrock(moto_endpoint):
-    with FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                     region="us-east-1") as fake:
+    with stack_bedrock() as fake:
         yield fake
 
 
 @pytest.fixture
 def gateway(moto_endpoint, fake, bedrock):
-    bedrock.clear()
-    bedrock.clear_faults()
-    bedrock.cache_read = False
-    providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}}
-    with family_gateway(fake.url, providers, {NOVA: {}, NOVA_2: {}, LLAMA: {}, DEEPSEEK: {}, NOVA_MICRO: {}}) as running:
+    with bedrock_gateway(fake.url, bedrock, {NOVA: {}, NOVA_2: {}, LLAMA: {}, DEEPSEEK: {}, NOVA_MICRO: {}}) as running:
         yield running
-    bedrock.clear_faults()
 
 
 def test_nova_gets_a_converse_body_with_the_callers_system_sampling_stops_and_image(gateway, bedrock):

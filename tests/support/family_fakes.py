@@ -35,18 +35,41 @@ class FamilyFakes:
     fakes: dict      # provider name -> its fake, to inject failures
 
 
+def stack_bedrock() -> FakeBedrock:
+    """Bedrock's fake, checking the gateway's SigV4 signature against this process's AWS
+    credentials (moto's, locally): the gateway signs with the same key id, secret and region."""
+    return FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                       region="us-east-1")
+
+
+def bedrock_provider(bedrock: FakeBedrock) -> dict:
+    return {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url}}
+
+
+@contextmanager
+def bedrock_gateway(upstream_url: str, bedrock: FakeBedrock,
+                    models: dict) -> Iterator[tuple[Stack, str, anthropic.Anthropic]]:
+    """`family_gateway` with Bedrock's fake as its only other provider, the fake's records and
+    injected failures cleared before and after (a module shares one fake)."""
+    bedrock.clear()
+    bedrock.clear_faults()
+    bedrock.cache_read = False
+    with family_gateway(upstream_url, bedrock_provider(bedrock), models) as running:
+        yield running
+    bedrock.clear_faults()
+
+
 def start_family_fakes(stack: ExitStack) -> FamilyFakes:
     """Every family's fake but Anthropic's and OpenAI's (fake_upstream serves those), with
     its entries and models; the fakes stop when `stack` closes. Bedrock checks the SigV4 signature
     against this process's AWS credentials (moto's, locally), as the gateway signs with them."""
-    bedrock = stack.enter_context(FakeBedrock(access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-                                              secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1"))
+    bedrock = stack.enter_context(stack_bedrock())
     gemini = stack.enter_context(FakeGemini(api_key=GEMINI_TEST_KEY))
     azure = stack.enter_context(FakeAzure(api_key=AZURE_TEST_KEY, api_versions={AZURE_API_VERSION},
                                           deployments={"prod-chat"}))
     # Its service account's token_uri is the fake's own token endpoint (a fresh RSA key each start).
     vertex = stack.enter_context(FakeVertex(project="fake-project", location="us-east5"))
-    providers = {"bedrock": {"type": "bedrock", "aws_region": "us-east-1", "api_base": bedrock.url},
+    providers = {**bedrock_provider(bedrock),
                  "gemini": {"api_key": GEMINI_TEST_KEY, "api_base": gemini.url},
                  "azure": {"type": "azure", "api_key": AZURE_TEST_KEY, "api_base": azure.url,
                            "api_version": AZURE_API_VERSION},
