@@ -23,7 +23,7 @@ from tests.support.family_checks import (
     assert_prompt_caching_is_metered_write_then_read, assert_tool_result_round_trips,
     assert_what_litellm_would_lose_is_refused, parsed_forecast, tool_returned,
 )
-from tests.support.family_fakes import DIRECT_CLAUDE, bedrock_gateway, stack_bedrock
+from tests.support.family_fakes import DIRECT_CLAUDE, bedrock_gateway, stack_bedrock, upstream
 
 CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
 # What of LOST_BLOCKS Converse cannot carry (its DocumentSource takes text and content: test_converse.py).
@@ -33,10 +33,6 @@ NOVA = "bedrock/amazon.nova-lite-v1:0"
 
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
-
-
-def upstream(model_id: str) -> str:
-    return model_id.partition("/")[2]
 
 
 @pytest.fixture(scope="module")

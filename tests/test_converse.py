@@ -20,7 +20,7 @@ import pytest
 from tests.support.family_checks import (
     TOOL, ask, assert_prompt_caching_is_metered_write_then_read,
 )
-from tests.support.family_fakes import bedrock_gateway, stack_bedrock
+from tests.support.family_fakes import bedrock_gateway, stack_bedrock, upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 NOVA = "bedrock/amazon.nova-lite-v1:0"
@@ -32,10 +32,6 @@ TEXT_DOCUMENT = {"type": "document", "source": {"type": "text", "media_type": "t
 CONTENT_DOCUMENT = {"type": "document", "source": {"type": "content", "content": [
     {"type": "text", "text": "first clause"}, {"type": "text", "text": "second clause"}]}}
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-
-
-def upstream(model_id: str) -> str:
-    return model_id.partition("/")[2]
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,11 @@ class FamilyFakes:
     fakes: dict      # provider name -> its fake, to inject failures
 
 
+def upstream(model_id: str) -> str:
+    """The provider's own id of a gateway model id (`bedrock/amazon.nova-lite-v1:0` -> `amazon.nova-lite-v1:0`)."""
+    return model_id.partition("/")[2]
+
+
 def stack_bedrock() -> FakeBedrock:
     """Bedrock's fake, checking the gateway's SigV4 signature against this process's AWS
     credentials (moto's, locally): the gateway signs with the same key id, secret and region."""
