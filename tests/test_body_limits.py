@@ -133,13 +133,13 @@ def test_a_large_body_is_planned_and_bounded_off_the_event_loop(server, stack, f
         on_the_loop.append(running_on_a_loop())
         return real_plan(*args, **kwargs)
 
-    def request_bound(*args, **kwargs):
+    def attempt_bounds(*args, **kwargs):
         on_the_loop.append(running_on_a_loop())
-        return real_bound(*args, **kwargs)
+        return real_bounds(*args, **kwargs)
 
-    real_plan, real_bound = gateway.plan_request, gateway.request_bound
+    real_plan, real_bounds = gateway.plan_request, gateway.attempt_bounds
     monkeypatch.setattr(gateway, "plan_request", plan_request)
-    monkeypatch.setattr(gateway, "request_bound", request_bound)
+    monkeypatch.setattr(gateway, "attempt_bounds", attempt_bounds)
     key = stack.add_key(**({"limits": limits} if limits else {}))
     walks = 2 if limits else 1  # the bound is only reserved for a key with limits
     large = request(messages=[{"role": "user", "content": "word " * (gateway.OFF_LOOP_BODY_BYTES // 5 + 10)}])
