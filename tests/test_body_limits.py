@@ -116,18 +116,10 @@ def test_a_large_body_is_planned_and_bounded_off_the_event_loop(server, stack, f
     """Planning, building the calls and the reservation's bound walk the whole body: for a large
     one (a 10 MB body: most of a second) that runs in a worker thread, so other requests are
     not kept waiting; a small body's stays on the loop, where a thread hop costs more."""
-    import asyncio
-
     from handler.pipeline import gateway
+    from tests.support.stack import running_on_a_loop
 
     on_the_loop: list[bool] = []
-
-    def running_on_a_loop() -> bool:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        return True
 
     def plan_request(*args, **kwargs):
         on_the_loop.append(running_on_a_loop())

@@ -9,13 +9,12 @@ ledger write without botocore's schema walk, and what a direct call sends.
 
 from __future__ import annotations
 
-import asyncio
-
 import anthropic
 import pytest
 
 from handler import app as app_module
 from handler.pipeline import gateway
+from tests.support.stack import running_on_a_loop
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -26,13 +25,6 @@ def test_a_small_body_is_parsed_and_judged_on_the_event_loop_and_a_large_one_off
     """Parsing, the shape bounds and the schema walk a body: a large one's in a worker thread (other
     requests go on), a small one's on the loop, where the thread hop would cost more CPU than the walk."""
     on_the_loop: list[tuple[str, bool]] = []
-
-    def running_on_a_loop() -> bool:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        return True
 
     def spy(name, real):
         def wrapper(*args):

@@ -239,3 +239,13 @@ def wait_until_healthy(url: str, process, timeout: float) -> None:
             output = process.stdout.read().decode()[-3000:] if process.stdout else ""
             raise AssertionError(f"{url} did not come up: {output}")
         time.sleep(0.1)
+
+
+def running_on_a_loop() -> bool:
+    """Whether the caller runs on an event loop's thread (a walk the gateway keeps on the loop)
+    or in a worker thread (one it moved off)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
