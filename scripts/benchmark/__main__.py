@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-requests", type=int, default=3000)
     parser.add_argument("--profile-load", choices=("nonstream_c16", "nonstream_c1"), default="nonstream_c16",
                         help="the load sampled by --profile (default nonstream_c16)")
+    parser.add_argument("--profile-target", choices=("gateway", "streaming"), default="gateway",
+                        help="the target sampled by --profile: uvicorn with the deferred write, or the deployed "
+                             "streaming mode (default gateway)")
     parser.add_argument("--log-dir", type=Path, help="keep every process's log here (default: a temp dir)")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -80,8 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if bedrock:
         args.cold_starts = 0  # the probe's bare litellm is set up for an api_key and an api_base only
     args.target_names = ["direct", *(t for t in ALL if t in names and t != "direct")]
-    if args.profile and "gateway" not in args.target_names:
-        parser.error("--profile samples the gateway: include it in --targets")
+    if args.profile and args.profile_target not in args.target_names:
+        parser.error(f"--profile samples {args.profile_target}: include it in --targets")
     if args.profile and not args.py_spy:
         parser.error("--profile needs py-spy (pip install py-spy in a tool venv, then --py-spy PATH)")
     return args
@@ -187,8 +190,8 @@ def run(args: argparse.Namespace, stack: ExitStack, log_dir: Path) -> dict[str, 
         from .profile import profile_gateway
 
         args.profile.mkdir(parents=True, exist_ok=True)
-        progress(f"profiling the gateway with py-spy ({args.profile_requests} requests, {args.profile_load})")
-        gateway = next(t for t in targets if t.name == "gateway")
+        progress(f"profiling {args.profile_target} with py-spy ({args.profile_requests} requests, {args.profile_load})")
+        gateway = next(t for t in targets if t.name == args.profile_target)
         doc["profile"] = profile_gateway(bench, gateway, py_spy=args.py_spy, out_dir=args.profile,
                                          requests=args.profile_requests, load=args.profile_load)
 
