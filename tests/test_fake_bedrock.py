@@ -274,6 +274,19 @@ def test_claude_on_bedrock_refuses_a_body_without_max_tokens_or_with_an_unanswer
         "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_bdrk_1.")
 
 
+def test_claude_on_bedrock_refuses_a_tool_result_that_answers_no_tool_use(bedrock):
+    client = aws_sdk(bedrock)
+    orphan = {**CLAUDE_BODY, "messages": [
+        {"role": "user", "content": "look it up"},
+        {"role": "assistant", "content": [{"type": "text", "text": "I will not."}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_bdrk_gone", "content": "42"}]}]}
+    with pytest.raises(client.exceptions.ValidationException) as raised:
+        client.invoke_model(modelId=CLAUDE, body=json.dumps(orphan).encode())
+    assert raised.value.response["Error"]["Message"] == (
+        "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_bdrk_gone. Each "
+        "`tool_result` block must have a corresponding `tool_use` block in the previous message.")
+
+
 # --------------------------------------------------------------------------- Converse's own rules, through boto3
 
 def converse_request(messages, **extra):

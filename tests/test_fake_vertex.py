@@ -34,7 +34,12 @@ def raw_predict(vertex, body):
                                      {"role": "user", "content": "and?"}]},
      "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_vrtx_1. Each "
      "`tool_use` block must have a corresponding `tool_result` block in the next message."),
-], ids=["no max_tokens", "unanswered tool_use"])
+    ({"max_tokens": 20, "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "no tools"},
+                                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_vrtx_9",
+                                                                   "content": "42"}]}]},
+     "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_vrtx_9. Each "
+     "`tool_result` block must have a corresponding `tool_use` block in the previous message."),
+], ids=["no max_tokens", "unanswered tool_use", "tool_result answering no tool_use"])
 def test_claude_on_vertex_refuses_what_claude_refuses(vertex, body, message):
     response = raw_predict(vertex, body)
     assert (response.status_code, response.json()["error"]["message"]) == (400, message)

@@ -350,7 +350,14 @@ def invoke_body_problem(body: dict) -> str | None:
         return ("Malformed input request: #: required key [max_tokens] not found, "
                 "please reformat your input and try again.")
     messages = body.get("messages")
-    return anthropic_rules.unanswered_tool_uses(messages) if isinstance(messages, list) else None
+    if not isinstance(messages, list):
+        return None
+    # Claude's own pairing rules, in its words: InvokeModel relays Claude's validation as a
+    # ValidationException (browser-use/browser-use#988: "An error occurred (ValidationException) when
+    # calling the InvokeModel operation: messages.2: Did not find 1 `tool_result` block(s)..."). So a
+    # tool_use with no tool_result after it, and a tool_result that answers no tool_use of the message
+    # before it, are refused as Anthropic refuses them (anthropic_rules cites Anthropic's words).
+    return anthropic_rules.unanswered_tool_uses(messages) or anthropic_rules.unexpected_tool_results(messages)
 
 
 # --------------------------------------------------------------------------- HTTP

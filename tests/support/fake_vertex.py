@@ -153,9 +153,12 @@ class _VertexHandler(ModelInPathHandler):
             return self._anthropic_error(400, "stream must match the method (streamRawPredict streams)")
         # Claude's own validation behind Vertex: max_tokens required, each tool_use answered in the
         # next message (Vertex answers "messages.33: `tool_use` ids were found without `tool_result`
-        # blocks immediately after: toolu_vrtx_01...", Kilo-Org/kilocode#5163).
+        # blocks immediately after: toolu_vrtx_01...", Kilo-Org/kilocode#5163), and each tool_result
+        # answering a tool_use of the message before it ("messages.2.content.0: unexpected `tool_use_id`
+        # found in `tool_result` blocks: toolu_vrtx_01...", jordigilh/kubernaut#686).
+        messages = body.get("messages") or []
         problem = "max_tokens: Field required" if "max_tokens" not in body else \
-            anthropic_rules.unanswered_tool_uses(body.get("messages") or [])
+            anthropic_rules.unanswered_tool_uses(messages) or anthropic_rules.unexpected_tool_results(messages)
         if problem:
             return self._anthropic_error(400, problem)
         prompt = _anthropic_prompt({**body, "model": model}, self.server.fake.cache_read)
