@@ -85,6 +85,7 @@ class Target:
     software: str = ""
     ready_s: float | None = None  # seconds from spawn to answering (direct: the fake, started first)
     aws_calls_url: str | None = None
+    settled_url: str | None = None  # answers once the usage writes of every request so far are done
     extra: dict = field(default_factory=dict)
     helpers: list[Process] = field(default_factory=list)  # processes it needs that are not its cost
 
@@ -232,7 +233,8 @@ def start_streaming(ctx: Context) -> Target:
                     {"content-type": "application/json", "authorization": f"Bearer {ctx.aws.key}"}, ctx.model,
                     max_concurrency=1, software=_uvicorn_here() + ", run.sh's uvicorn options; the Web Adapter "
                     "and a stand-in Runtime API in a process of their own",
-                    aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls", helpers=[lambda_side])
+                    aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls",
+                    settled_url=f"http://127.0.0.1:{port}/_bench/settled", helpers=[lambda_side])
     try:
         function.wait_http(f"http://127.0.0.1:{function_port}/health", 90)
         lambda_side.wait_http(f"http://127.0.0.1:{port}/health", 30)

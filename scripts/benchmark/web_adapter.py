@@ -13,12 +13,19 @@ gateway's (scripts/benchmark/targets.py measures the function process alone).
 
 A request that arrives while the extension still writes the last one's usage
 is not held for it: Lambda would give it to another execution environment
-(here the write shares the CPU with it).
+(here the write shares the CPU with it). Requests one after another come
+faster than DynamoDB (moto) takes their writes, so the extension falls
+behind, hundreds of writes by the end of a measured run, and works through
+them after it: GET /_bench/settled answers once the last invocation has ended
+(its usage, and so every earlier one's, written), and the orchestrator asks
+before it reads the CPU counters, so that a run's CPU holds its own writes
+(runner.Bench.measure). Without it the first AWS-calls count after the runs
+waited out that backlog, 8-20 s, past its 10 s read timeout.
 
 GET /health and GET /_bench/aws-calls go to the function without an
-invocation; the latter first waits for the last invocation to end (its usage
-written), so the counts include it. GET /_bench/extensions lists the
-extensions registered with the stand-in.
+invocation; the latter first waits as /_bench/settled does, so the counts
+include the last write. GET /_bench/extensions lists the extensions
+registered with the stand-in.
 
     python -m scripts.benchmark.web_adapter --port N --function-port M
 """
@@ -35,7 +42,7 @@ import uvicorn
 # Not relayed: they describe one hop's connection, and uvicorn frames its own responses.
 HOP_BY_HOP = frozenset({b"host", b"connection", b"keep-alive", b"transfer-encoding", b"content-length"})
 NOT_INVOCATIONS = ("/health", "/_bench/aws-calls")
-LAST_INVOCATION_WAIT_S = 8.0  # below the orchestrator's 10 s read timeout: a stuck invocation is named
+LAST_INVOCATION_WAIT_S = 120.0  # below the orchestrator's wait (runner.SETTLE_TIMEOUT_S): a stuck one is named
 
 
 def ends(api, invocation) -> bool:
@@ -85,13 +92,16 @@ def adapter(api, function_url: str):
         if path == "/_bench/extensions":
             await answer_json(send, 200, {"extensions": list(api.extensions.values())})
             return
-        if path == "/_bench/aws-calls" and api.current is not None:  # the last invocation's write, counted too
-            last = api.current
+        if path in ("/_bench/settled", "/_bench/aws-calls") and api.current is not None:
+            last = api.current  # the extension works through the invocations in order: the last ends last
             if not await asyncio.to_thread(ends, api, last):
                 await answer_json(send, 503, {"error": f"invocation {last.request_id} never ended: answered "
                                                        f"{last.answered_at is not None}, extension's next "
                                                        f"{bool(last.extension_next_at)}"})
                 return
+        if path == "/_bench/settled":
+            await answer_json(send, 200, {"settled": True})
+            return
         if path in NOT_INVOCATIONS:
             await forward(scope, receive, send)
             return
