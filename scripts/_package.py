@@ -58,13 +58,25 @@ MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
 # app on 127.0.0.1:8080, relays API Gateway's events to it and streams the
 # responses back. The same app as in buffered mode, wrapped only to answer the
 # adapter's SnapStart restore hook (handler/runtime/snapstart.py).
-RUN_SCRIPT = """\
+STREAMING_APP = "handler.runtime.snapstart:streaming_app"
+# uvicorn's options in streaming mode, besides the app and its port: one source for run.sh and for
+# the benchmark's streaming target (scripts/benchmark/targets.py), so that what is measured is what
+# is deployed. No access log: a line per request is CPU the function would spend for nothing
+# (API Gateway logs the request); no lifespan: nothing in the app waits for startup or shutdown events.
+STREAMING_UVICORN_OPTIONS = ("--host", "127.0.0.1", "--lifespan", "off", "--no-access-log",
+                             "--log-level", "warning", "--http", "handler.runtime.serving:GuardedHTTPProtocol")
+
+
+def streaming_uvicorn_argv(app: str, port: str) -> list[str]:
+    """`python`'s arguments that serve `app` as the streaming mode does (run.sh: STREAMING_APP)."""
+    return ["-m", "uvicorn", app, "--port", port, *STREAMING_UVICORN_OPTIONS]
+
+
+RUN_SCRIPT = f"""\
 #!/bin/sh
 # Streaming mode (template.yaml StreamingMode=streaming): started by the Lambda Web Adapter.
 cd "$LAMBDA_TASK_ROOT" || exit 1
-PYTHONPATH="$LAMBDA_TASK_ROOT" exec python -m uvicorn handler.runtime.snapstart:streaming_app \\
-  --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" --lifespan off --no-access-log --log-level warning \\
-  --http handler.runtime.serving:GuardedHTTPProtocol
+PYTHONPATH="$LAMBDA_TASK_ROOT" exec python {" ".join(streaming_uvicorn_argv(STREAMING_APP, '"${AWS_LWA_PORT:-8080}"'))}
 """
 
 # botocore ships a model for each of 440 services and loads one only when a

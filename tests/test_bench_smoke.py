@@ -128,3 +128,31 @@ def test_the_floor_is_refused_on_bedrock_with_a_reason(tmp_path):
                            "--targets", "direct,floor"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 2 and "floor cannot call Bedrock" in done.stderr, done.stderr[-2000:]
+
+
+def uvicorn_options(argv: list[str]) -> list[tuple[str, ...]]:
+    """uvicorn's options in a command line (after `-m uvicorn APP`), port aside, in a stable order."""
+    tokens = argv[argv.index("uvicorn") + 2:]
+    groups: list[list[str]] = []
+    for token in tokens:
+        if token.startswith("--"):
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+    return sorted(tuple(group) for group in groups if group[0] != "--port")
+
+
+def test_the_streaming_target_runs_uvicorn_with_the_options_run_sh_deploys():
+    """What the benchmark measures is what the Lambda Web Adapter starts: an access line per
+    request, or another HTTP protocol, would be CPU the deployment does not spend (or hides)."""
+    import shlex
+
+    from scripts._package import RUN_SCRIPT
+    from scripts.benchmark.targets import streaming_function_argv
+
+    (command,) = [line for line in RUN_SCRIPT.replace("\\\n", " ").splitlines() if " uvicorn " in line]
+    deployed = shlex.split(command)
+    measured = streaming_function_argv(8080)
+    assert uvicorn_options(measured) == uvicorn_options(deployed), \
+        f"the benchmark's streaming target and run.sh start uvicorn differently:\n{measured}\n{deployed}"
+    assert "--no-access-log" in measured and ("--lifespan", "off") in uvicorn_options(measured)

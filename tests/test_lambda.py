@@ -26,11 +26,16 @@ BODY = {"model": "anthropic/claude-sonnet-4-5", "max_tokens": 50, "messages": [{
 
 
 @pytest.fixture(scope="module")
-def lambda_key(moto_endpoint, _fake_session):
+def lambda_stack(moto_endpoint, _fake_session):
     """Secrets under the names the module-level app (the one Lambda serves) reads."""
     stack = Stack(module_app.state.settings, _fake_session.url)
     stack.put_providers(providers_document(_fake_session.url))
-    return stack.add_key(name="lambda")
+    return stack
+
+
+@pytest.fixture(scope="module")
+def lambda_key(lambda_stack):
+    return lambda_stack.add_key(name="lambda")
 
 
 def invoke(event) -> dict:
@@ -169,3 +174,59 @@ def test_with_little_time_left_and_a_slow_dynamodb_the_entry_goes_to_the_queue(l
     assert elapsed < 3.5, f"the handler outlived the invocation's time ({elapsed:.1f} s)"
     messages = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     assert len(messages) == 1 and json.loads(messages[0]["Body"])["status"] == "ok"
+
+
+
+def test_usage_writes_start_no_thread_per_invocation(lambda_stack, lambda_key, monkeypatch):
+    """Each invocation's usage write is bounded by its time on a thread the handler can stop
+    waiting for; that thread is kept, not started anew for each write (Thread.start and its
+    bootstrap were a few percent of a streaming request's CPU)."""
+    import sys
+    import threading
+
+    stack = lambda_stack
+    module_app.state.ledger.create_table()  # the usage table, so that each write lands
+    event = http_api_event("POST", MESSAGES_PATH, body=BODY, headers={"x-api-key": lambda_key})
+    for _ in range(2):  # warm: the event loop's worker threads, the writer
+        assert invoke(event)["statusCode"] == 200
+    written_before = len(stack.records(lambda_key, 2))
+    started: list[str] = []
+    original_start = threading.Thread.start
+
+    def counted_start(thread):
+        if sys._getframe(1).f_globals.get("__name__") != "socketserver":  # moto's server: the test's side
+            started.append(thread.name)
+        return original_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted_start)
+    for _ in range(5):
+        assert invoke(event)["statusCode"] == 200
+    assert len(stack.records(lambda_key, written_before + 5)) == written_before + 5, "a usage write was lost"
+    assert started == [], f"5 invocations, each with its usage written, started threads: {started}"
+
+
+def test_a_write_that_outlasts_its_invocation_does_not_make_the_next_ones_late(lambda_stack, lambda_key,
+                                                                               monkeypatch):
+    """The kept writer thread is still held by a DynamoDB call that ran out of time: the next
+    invocation's write goes on another thread, in its own time, instead of queueing behind it."""
+    queue = aws.client("sqs").create_queue(QueueName="lambda-ledger-fallback-after-a-hang")["QueueUrl"]
+    monkeypatch.setattr(module_app.state.ledger, "queue_url", queue)
+    module_app.state.ledger.create_table()
+    original = DynamoDBBackend.transact_write_items
+    hung = []
+
+    def first_write_hangs(backend, *args, **kwargs):
+        if not hung:
+            hung.append(True)
+            time.sleep(6)
+        return original(backend, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", first_write_hangs)
+    event = http_api_event("POST", MESSAGES_PATH, body=BODY, headers={"x-api-key": lambda_key})
+    written_before = len(lambda_stack.items(lambda_key, "REQ#"))
+    for _ in range(2):
+        assert lambda_handler(event, LambdaContext(remaining_ms=3_500))["statusCode"] == 200
+    messages = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(messages) == 1, f"only the hung write's entry belongs in the queue: {len(messages)} queued"
+    assert len(lambda_stack.items(lambda_key, "REQ#")) == written_before + 1, \
+        "the second invocation's usage was not written in its own time"

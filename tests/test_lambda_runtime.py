@@ -329,3 +329,29 @@ def test_a_request_that_begins_before_the_last_invocation_is_settled_is_still_wa
             after.hand_over(request_id, [], remaining_s=30)
         assert both_settled.wait(20), "the extension was still waiting for a request that had begun"
     assert "never reached the app" not in caplog.text
+
+
+def test_a_handover_that_comes_before_the_last_invocations_is_not_waited_for_again():
+    """Invocations that overlap (the benchmark's stand-in runtime): r2's response can end and
+    hand its usage over while r1's stream still drains. Written on the way while the extension
+    waited for r1, r2's handover must not be waited for again in r2's turn: waited for, r2 ended
+    only 2 s before its deadline (the benchmark's AWS-calls count timed out on it)."""
+    from handler.runtime.after_response import AfterResponse
+
+    events = [{"eventType": "INVOKE", "requestId": rid, "deadlineMs": (time.time() + 60) * 1000}
+              for rid in ("r1", "r2")]
+    both_settled = threading.Event()
+
+    class Extension:  # the Extensions API's side: two invocations, then the API goes away
+        def next_event(self) -> dict:
+            if events:
+                return events.pop(0)
+            both_settled.set()
+            raise OSError("no more invocations in this test")
+
+    after = AfterResponse(ledger=None, extension=Extension(), arrival_window=30.0)
+    for request_id in ("r1", "r2"):
+        after.begin(request_id)
+    for request_id in ("r2", "r1"):  # r2's handover first
+        after.hand_over(request_id, [], remaining_s=30)
+    assert both_settled.wait(20), "the extension waited for r2's handover, which it had already written"

@@ -71,6 +71,17 @@ def _settled_counts(url: str, quiet: float = 0.2, timeout: float = 5.0) -> dict[
     return last
 
 
+SETTLE_TIMEOUT_S = 180.0  # above the adapter's own wait (web_adapter.LAST_INVOCATION_WAIT_S)
+
+
+def _wait_settled(target: Target) -> None:
+    """For a target whose usage writes trail its responses (streaming: the extension works
+    through them after the last response), until the last one is written."""
+    if target.settled_url:
+        with urllib.request.urlopen(target.settled_url, timeout=SETTLE_TIMEOUT_S) as answer:
+            answer.read()
+
+
 class Bench:
     def __init__(self, loadgen: Worker, upstream: Process, moto: Process | None, upstream_url: str) -> None:
         self.loadgen = loadgen
@@ -98,10 +109,12 @@ class Bench:
             "requests": requests, "warmup": warmup,
         })
         driver.expect("warmed", timeout=120 + warmup * 2)
+        _wait_settled(target)
         counts_before = _settled_counts(target.aws_calls_url) if count_aws and target.aws_calls_url else None
         before = self._cpu(target)
         driver.send({"cmd": "go"})
         done = driver.expect("done", timeout=120 + requests * 2)
+        _wait_settled(target)  # the writes that trail the responses are the run's CPU too
         after = self._cpu(target)
         run = Run(target.name, scenario.name, round_, done["latency_ms"], done["ttfb_ms"], done["errors"],
                   done["error_samples"], done["wall_s"], {k: after[k] - before[k] for k in after})

@@ -12,8 +12,9 @@ for the same model, routed to the same fake upstream.
              (soundfile, numpy, backoff, redis), which the gateway's lock no longer has
     gateway  this gateway under uvicorn, metering on (moto), writes after the response, batched
              (group commit): what `scripts/serve` runs, not a deployed mode
-    streaming  the streaming deployment: uvicorn with GATEWAY_METER_BEFORE_RESPONSE_END, each request
-             an invocation whose usage the extension writes after the response (stand-in Runtime API)
+    streaming  the streaming deployment: uvicorn as run.sh starts it, GATEWAY_METER_BEFORE_RESPONSE_END on,
+             each request an invocation whose usage the extension writes after the response; the Web
+             Adapter and the stand-in Runtime API in a process of their own, not counted
     proxy    LiteLLM Proxy 1.110.2, no database, its /v1/messages endpoint
     lambda   the buffered deployment: handler.lambda_function.lambda_handler with API Gateway events,
              its extension writing the usage after the answer (stand-in Runtime API), metering on
@@ -28,9 +29,12 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
+
+from scripts._package import streaming_uvicorn_argv
 
 from .aws_stack import CREDENTIALS, REGION, AwsStack
 from .procs import Process, free_port
@@ -81,7 +85,9 @@ class Target:
     software: str = ""
     ready_s: float | None = None  # seconds from spawn to answering (direct: the fake, started first)
     aws_calls_url: str | None = None
+    settled_url: str | None = None  # answers once the usage writes of every request so far are done
     extra: dict = field(default_factory=dict)
+    helpers: list[Process] = field(default_factory=list)  # processes it needs that are not its cost
 
     @property
     def label(self) -> str:
@@ -117,6 +123,8 @@ class Target:
             self.driver.stop()
         if self.server is not None:
             self.server.stop()
+        for helper in self.helpers:
+            helper.stop()
 
 
 def package_version(name: str) -> str:
@@ -200,13 +208,45 @@ def _versions_in(python: Path) -> tuple[str, str, str, str]:
     return litellm, uvicorn, loop, http
 
 
+def streaming_function_argv(port: int) -> list[str]:
+    """The function process as run.sh starts it (the same uvicorn options), with the AWS-call counter."""
+    return [sys.executable, *streaming_uvicorn_argv("scripts.benchmark.streaming_function:app", str(port))]
+
+
 def start_streaming(ctx: Context) -> Target:
-    process, port, ready = _serve(ctx, "streaming", [sys.executable, "-m", "scripts.benchmark.gateway_server",
-                                                     "--mode", "streaming"], "/health")
-    return Target("streaming", process, None, port, "/v3/v1/messages",
-                  {"content-type": "application/json", "authorization": f"Bearer {ctx.aws.key}"}, ctx.model,
-                  max_concurrency=1, software=_uvicorn_here() + ", extension over a stand-in Runtime API",
-                  ready_s=ready, aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls")
+    """Two processes: Lambda's side (the stand-in Runtime API and the Web Adapter) and the function
+    (uvicorn as run.sh starts it), whose CPU and memory alone are the target's."""
+    started = time.monotonic()
+    port, function_port = free_port(), free_port()
+    lambda_side = Process("streaming-web-adapter", [sys.executable, "-m", "scripts.benchmark.web_adapter",
+                                                    "--port", str(port), "--function-port", str(function_port)],
+                          env=ctx.env, cwd=ctx.root, log_dir=ctx.log_dir)
+    try:
+        runtime_api = lambda_side.first_line(30).removeprefix("runtime-api ")
+        env = {**ctx.env, "AWS_LAMBDA_RUNTIME_API": runtime_api, "GATEWAY_METER_BEFORE_RESPONSE_END": "true"}
+        function = Process("streaming", streaming_function_argv(function_port), env=env, cwd=ctx.root,
+                           log_dir=ctx.log_dir)
+    except BaseException:
+        lambda_side.stop()
+        raise
+    target = Target("streaming", function, None, port, "/v3/v1/messages",
+                    {"content-type": "application/json", "authorization": f"Bearer {ctx.aws.key}"}, ctx.model,
+                    max_concurrency=1, software=_uvicorn_here() + ", run.sh's uvicorn options; the Web Adapter "
+                    "and a stand-in Runtime API in a process of their own",
+                    aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls",
+                    settled_url=f"http://127.0.0.1:{port}/_bench/settled", helpers=[lambda_side])
+    try:
+        function.wait_http(f"http://127.0.0.1:{function_port}/health", 90)
+        lambda_side.wait_http(f"http://127.0.0.1:{port}/health", 30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_bench/extensions", timeout=10) as answer:
+            extensions = json.load(answer)["extensions"]
+        if extensions != ["edenai-gateway-ledger"]:
+            raise RuntimeError(f"the usage extension did not register: {extensions}\n{function.log_tail()}")
+    except BaseException:
+        target.stop()
+        raise
+    target.ready_s = time.monotonic() - started
+    return target
 
 
 def start_floor(ctx: Context) -> Target:
