@@ -17,6 +17,7 @@ import weakref
 from typing import Any, AsyncIterator, Mapping
 
 import httpx
+from httpx._utils import get_environment_proxies  # what httpx.AsyncClient(trust_env=True) reads
 
 from ..protocol.errors import GatewayError
 from .answer import Answer
@@ -51,12 +52,22 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[st
 
 def client() -> httpx.AsyncClient:
     """This event loop's client: connections are kept alive between requests, over the
-    gateway's own HTTP/1.1 transport (http11.py says what httpx's default one cost)."""
+    gateway's own HTTP/1.1 transport (http11.py says what httpx's default one cost), but for
+    the URLs a proxy from the environment takes."""
     loop = asyncio.get_running_loop()
     existing = _clients.get(loop)
     if existing is None or existing.is_closed:
-        existing = _clients[loop] = httpx.AsyncClient(transport=Http11Transport(max_idle=64), follow_redirects=False)
+        existing = _clients[loop] = httpx.AsyncClient(transport=Http11Transport(max_idle=64), follow_redirects=False,
+                                                      mounts=environment_proxies())
     return existing
+
+
+def environment_proxies() -> dict[str, httpx.AsyncBaseTransport | None]:
+    """The proxies httpx's client takes from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY
+    and NO_PROXY, read by httpx's own function), each on httpx's own transport as its client
+    mounts them: a client given a transport of its own reads none of them itself."""
+    return {pattern: None if url is None else httpx.AsyncHTTPTransport(proxy=url)
+            for pattern, url in get_environment_proxies().items()}
 
 
 async def close_client() -> None:
