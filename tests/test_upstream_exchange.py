@@ -1,7 +1,8 @@
 """The direct routes' upstream call, made without httpx's Request and Response models (issue 27).
 
-The Anthropic and Chat Completions routes hand the gateway's own transport the request's
-parts and read the answer's status, raw headers and body (handler/providers/answer.py).
+The direct routes (Anthropic, Chat Completions, Bedrock, Vertex) hand the gateway's own
+transport the request's parts and read the answer's status, raw headers and body
+(handler/providers/answer.py).
 What a provider sees and what a caller gets must not change with it: the same headers in
 the same order as httpx's Request carried, gzip answers decoded, proxies from the
 environment still used, and an upstream that goes quiet still timed out.
@@ -17,11 +18,14 @@ import anthropic
 import httpx
 import pytest
 
+from tests.support.family_fakes import bedrock_gateway, stack_bedrock
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, new_stack, serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 GPT = "openai/gpt-4o-mini"
+BEDROCK_CLAUDE = "bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"
+NOVA = "bedrock/amazon.nova-lite-v1:0"
 HELLO = [{"role": "user", "content": "hello there"}]
 # What each family's call sets itself (Anthropic's Messages API, OpenAI's Chat Completions).
 CALL_HEADERS = {
@@ -47,24 +51,48 @@ def test_a_provider_sees_the_headers_httpxs_client_would_send_in_their_order(cli
         "the provider saw other headers than httpx's client would have sent")
 
 
-def test_the_anthropic_and_chat_completions_calls_build_no_httpx_request_or_response(client, fake, monkeypatch):
-    """httpx's models cost CPU on every call (URL parsing, the headers model, the decoders)
-    while the routes read a status, two headers and the body."""
+def httpx_models_built(monkeypatch) -> list[str]:
+    """The httpx Requests and Responses built from now on, off the main thread (the gateway's
+    server thread; the SDK's own are built on the main thread)."""
     built: list[str] = []
     for model_class in (httpx.Request, httpx.Response):
         real = model_class.__init__
 
         def spy(self, *args, _real=real, _name=model_class.__name__, **kwargs):
-            if threading.current_thread() is not threading.main_thread():  # the gateway's, not the SDK's
+            if threading.current_thread() is not threading.main_thread():
                 built.append(_name)
             _real(self, *args, **kwargs)
 
         monkeypatch.setattr(model_class, "__init__", spy)
+    return built
+
+
+def create_and_stream(sdk: anthropic.Anthropic, model: str) -> None:
+    sdk.messages.create(model=model, max_tokens=20, messages=HELLO)
+    with sdk.messages.stream(model=model, max_tokens=20, messages=HELLO) as stream:
+        stream.get_final_message()
+
+
+def test_the_anthropic_and_chat_completions_calls_build_no_httpx_request_or_response(client, fake, monkeypatch):
+    """httpx's models cost CPU on every call (URL parsing, the headers model, the decoders)
+    while the routes read a status, two headers and the body."""
+    built = httpx_models_built(monkeypatch)
     for model in (CLAUDE, GPT):
-        client.messages.create(model=model, max_tokens=20, messages=HELLO)
-        with client.messages.stream(model=model, max_tokens=20, messages=HELLO) as stream:
-            stream.get_final_message()
+        create_and_stream(client, model)
     assert built == [], f"the gateway built httpx models for its upstream calls: {built}"
+
+
+def test_bedrocks_invoke_model_and_converse_calls_build_no_httpx_request_or_response(moto_endpoint, fake,
+                                                                                    monkeypatch):
+    """The signed calls go the same way: SigV4's headers, then the gateway's transport."""
+    with stack_bedrock() as bedrock, bedrock_gateway(fake.url, bedrock, {BEDROCK_CLAUDE: {}, NOVA: {}}) as running:
+        _, _, sdk = running
+        built = httpx_models_built(monkeypatch)
+        for model in (BEDROCK_CLAUDE, NOVA):
+            create_and_stream(sdk, model)
+        assert [request.path.rsplit("/", 1)[1] for request in bedrock.snapshot()] == [
+            "invoke", "invoke-with-response-stream", "converse", "converse-stream"]
+    assert built == [], f"the gateway built httpx models for its Bedrock calls: {built}"
 
 
 @pytest.mark.parametrize("model", [CLAUDE, GPT])

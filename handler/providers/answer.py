@@ -1,8 +1,8 @@
 """One upstream answer as the direct routes read it: status, raw headers, and a body.
 
 httpx's Response parses every header into its Headers model and runs each chunk through a
-decoder and a chunker, even when nothing is encoded; the Anthropic and Chat Completions
-routes read a status, two or three headers, and the body's bytes. An Answer is those, read
+decoder and a chunker, even when nothing is encoded; the direct routes read a status, two
+or three headers, and the body's bytes. An Answer is those, read
 the way httpx's Response reads them (`status_code`, `headers.get`, `aiter_bytes`, `aread`,
 `aclose`), so the code that reads either needs no second path. The body is decoded only
 when the answer says it is encoded (httpx asks for gzip and deflate by default, and a
@@ -70,6 +70,13 @@ class Answer:
                 yield chunk
             self._closed = True
             return
+        async for chunk in self.stream:
+            if chunk:
+                yield chunk
+        await self.aclose()
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body's bytes as received, encoded or not (Bedrock's binary event stream)."""
         async for chunk in self.stream:
             if chunk:
                 yield chunk

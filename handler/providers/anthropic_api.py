@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 import httpx
 from httpx._utils import get_environment_proxies  # what httpx.AsyncClient(trust_env=True) reads
@@ -116,10 +116,10 @@ async def _chunks(response: Answer | httpx.Response) -> AsyncIterator[bytes]:
         await response.aclose()
 
 
-async def post(url: str, headers: Mapping[str, str], content: bytes, *,
-               timeout: float | None) -> Answer | httpx.Response:
+async def post(url: str, headers: Mapping[str, str], content: bytes, *, timeout: float | None,
+               fail: Callable[[Answer | httpx.Response], Awaitable[None]] | None = None) -> Answer | httpx.Response:
     """One POST over this loop's client's transport, its body not yet read; a non-2xx answer
-    is raised as UpstreamStatus.
+    is raised by `fail` (the family's reading of its errors; by default fail_with's UpstreamStatus).
 
     The request goes straight to the transport the client would pick for its URL, with the
     client's default headers: the client's own path around it (URL merging, header merging,
@@ -152,7 +152,7 @@ async def post(url: str, headers: Mapping[str, str], content: bytes, *,
         response = await route.transport.handle_async_request(request)
         response.request = request
     if response.status_code >= 300:
-        await fail_with(response)
+        await (fail or fail_with)(response)
     return response
 
 

@@ -11,10 +11,10 @@ connection's close. Failures are raised as httpx's own exceptions (ConnectError,
 RemoteProtocolError...), so `upstream.map_exception` reads them as before.
 
 Two doors lead in: `exchange` (method, origin, target, raw headers, body bytes) answers an
-`answer.Answer`, without httpx's Request and Response models, for the Anthropic and Chat
-Completions routes (anthropic_api.post); `handle_async_request` serves the httpx client the
-other direct routes use (Bedrock, Vertex, Google's token exchange). Proxies from the
-environment keep httpx's own transports (the client mounts them).
+`answer.Answer`, without httpx's Request and Response models, for the direct routes' calls
+(anthropic_api.post: Anthropic, Chat Completions, Bedrock, Vertex); `handle_async_request`
+serves the httpx client's own path (Google's token exchange, Gemini's token count). Proxies
+from the environment keep httpx's own transports (anthropic_api.client mounts them).
 """
 
 from __future__ import annotations
