@@ -14,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 import httpx
+from httpx._utils import get_environment_proxies  # what httpx.AsyncClient(trust_env=True) reads
 
 from ..protocol.errors import GatewayError
+from .answer import Answer
 from .http11 import Http11Transport
 
 ANTHROPIC_VERSION = "2023-06-01"
 _MAX_ERROR_BODY = 64 * 1024
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
-_defaults: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[str, str]] = weakref.WeakKeyDictionary()
+_direct: weakref.WeakKeyDictionary[httpx.AsyncClient, "_Direct"] = weakref.WeakKeyDictionary()
 
 
 def messages_url(api_base: str) -> str:
@@ -50,12 +52,22 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[st
 
 def client() -> httpx.AsyncClient:
     """This event loop's client: connections are kept alive between requests, over the
-    gateway's own HTTP/1.1 transport (http11.py says what httpx's default one cost)."""
+    gateway's own HTTP/1.1 transport (http11.py says what httpx's default one cost), but for
+    the URLs a proxy from the environment takes."""
     loop = asyncio.get_running_loop()
     existing = _clients.get(loop)
     if existing is None or existing.is_closed:
-        existing = _clients[loop] = httpx.AsyncClient(transport=Http11Transport(max_idle=64), follow_redirects=False)
+        existing = _clients[loop] = httpx.AsyncClient(transport=Http11Transport(max_idle=64), follow_redirects=False,
+                                                      mounts=environment_proxies())
     return existing
+
+
+def environment_proxies() -> dict[str, httpx.AsyncBaseTransport | None]:
+    """The proxies httpx's client takes from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY
+    and NO_PROXY, read by httpx's own function), each on httpx's own transport as its client
+    mounts them: a client given a transport of its own reads none of them itself."""
+    return {pattern: None if url is None else httpx.AsyncHTTPTransport(proxy=url)
+            for pattern, url in get_environment_proxies().items()}
 
 
 async def close_client() -> None:
@@ -85,7 +97,7 @@ class UpstreamStatus(Exception):
 # a proxy in front of it that compresses would otherwise hand SSE parsing gzip bytes.
 
 
-async def fail_with(response: httpx.Response) -> None:
+async def fail_with(response: Answer | httpx.Response) -> None:
     raw = b""
     async for chunk in response.aiter_bytes():
         raw += chunk
@@ -96,7 +108,7 @@ async def fail_with(response: httpx.Response) -> None:
     raise UpstreamStatus(response.status_code, text, response.headers.get("retry-after"))
 
 
-async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _chunks(response: Answer | httpx.Response) -> AsyncIterator[bytes]:
     try:
         async for chunk in response.aiter_bytes():
             yield chunk
@@ -104,34 +116,91 @@ async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
         await response.aclose()
 
 
-async def post(url: str, headers: Mapping[str, str], content: bytes, *, timeout: float | None) -> httpx.Response:
+async def post(url: str, headers: Mapping[str, str], content: bytes, *, timeout: float | None,
+               fail: Callable[[Answer | httpx.Response], Awaitable[None]] | None = None) -> Answer | httpx.Response:
     """One POST over this loop's client's transport, its body not yet read; a non-2xx answer
-    is raised as UpstreamStatus.
+    is raised by `fail` (the family's reading of its errors; by default fail_with's UpstreamStatus).
 
-    The request goes straight to the transport the client would pick for its URL (the gateway's
-    own, or a proxy's from the environment), with the client's default headers: the client's
-    own path around it (URL merging, header merging, redirects, auth, and a cookie jar that
-    copied every answer's Set-Cookie) cost more CPU than the exchange itself. No cookie a
-    provider sets is sent back: the gateway's calls carry their credentials in headers."""
+    The request goes straight to the transport the client would pick for its URL, with the
+    client's default headers: the client's own path around it (URL merging, header merging,
+    redirects, auth, and a cookie jar that copied every answer's Set-Cookie) cost more CPU than
+    the exchange itself. On the gateway's own transport it goes without httpx's Request and
+    Response models too (answer.py): the headers are the ones httpx's Request would carry, in
+    its order (Host first, Content-Length last), and the URL's parts are worked out once per
+    URL. A proxy from the environment gets httpx's Request, as its transport needs. No cookie
+    a provider sets is sent back: the gateway's calls carry their credentials in headers."""
     http = client()
-    merged = dict(_default_headers(http))
+    direct = _direct_of(http)
+    merged = dict(direct.defaults)
+    framed = False
     for name, value in headers.items():
-        merged.pop(name.lower(), None)  # a header the call sets replaces the default, whatever its case
+        lowered = name.lower()
+        merged.pop(lowered, None)  # a header the call sets replaces the default, whatever its case
         merged[name] = value
-    request = httpx.Request("POST", url, headers=merged, content=content,
-                            extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)})
-    response = await http._transport_for_url(request.url).handle_async_request(request)  # noqa: SLF001
-    response.request = request
+        framed = framed or lowered in _FRAMING
+    route = direct.route(http, url)
+    if route.origin is not None and content and not framed:
+        raw = [(b"Host", route.host)]
+        raw += [(name.encode("ascii"), value.encode("ascii")) for name, value in merged.items()]
+        raw.append((b"Content-Length", str(len(content)).encode("ascii")))
+        response: Answer | httpx.Response = await route.transport.exchange(
+            b"POST", route.origin, route.target, raw, content,
+            connect_timeout=timeout, write_timeout=timeout, read_timeout=timeout)
+    else:
+        request = httpx.Request("POST", url, headers=merged, content=content,
+                                extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)})
+        response = await route.transport.handle_async_request(request)
+        response.request = request
     if response.status_code >= 300:
-        await fail_with(response)
+        await (fail or fail_with)(response)
     return response
 
 
-def _default_headers(http: httpx.AsyncClient) -> dict[str, str]:
-    """The headers httpx's client adds to every request (Accept, Accept-Encoding, User-Agent...)."""
-    found = _defaults.get(http)
+# Headers that say where a request goes or how its body is framed: httpx's Request adds its own
+# unless the call set them, so a call that does goes through httpx's Request.
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
+_MAX_ROUTES = 256
+
+
+class _Route:
+    """Where post() sends one URL: the gateway's transport with the URL's origin, request target
+    and Host value (`origin` None: another transport, given httpx's Request)."""
+
+    __slots__ = ("transport", "origin", "target", "host")
+
+    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+        parsed = httpx.URL(url)
+        self.transport = http._transport_for_url(parsed)  # noqa: SLF001 - the client's choice, proxies included
+        self.origin = self.target = self.host = None
+        scheme = parsed.raw_scheme
+        if isinstance(self.transport, Http11Transport) and scheme in (b"http", b"https") and parsed.host:
+            self.origin = (scheme, parsed.host, parsed.port or (443 if scheme == b"https" else 80))
+            self.target, self.host = parsed.raw_path, parsed.netloc
+
+
+class _Direct:
+    """What post() keeps per client: its default headers (Accept, Accept-Encoding, User-Agent...)
+    and each URL's route (the providers' URLs are few: the providers secret's)."""
+
+    __slots__ = ("defaults", "routes")
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.defaults = dict(http.headers)
+        self.routes: dict[str, _Route] = {}
+
+    def route(self, http: httpx.AsyncClient, url: str) -> _Route:
+        found = self.routes.get(url)
+        if found is None:
+            if len(self.routes) >= _MAX_ROUTES:
+                self.routes.clear()
+            found = self.routes[url] = _Route(http, url)
+        return found
+
+
+def _direct_of(http: httpx.AsyncClient) -> _Direct:
+    found = _direct.get(http)
     if found is None:
-        found = _defaults[http] = dict(http.headers)
+        found = _direct[http] = _Direct(http)
     return found
 
 
@@ -149,7 +218,7 @@ async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]
     return await json_answer(response)
 
 
-async def json_answer(response: httpx.Response) -> dict[str, Any]:
+async def json_answer(response: Answer | httpx.Response) -> dict[str, Any]:
     """A non-streamed answer's JSON object, or a 502 saying what came instead."""
     try:
         raw = await response.aread()

@@ -32,6 +32,7 @@ from ..protocol import sse
 from ..protocol.errors import GatewayError
 from . import anthropic_api, price_map
 from .anthropic_api import UpstreamStatus
+from .answer import Answer
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"
@@ -196,7 +197,7 @@ def message_of(raw: bytes, status: int) -> str:
     return str(document)
 
 
-async def fail_with(response: httpx.Response) -> None:
+async def fail_with(response: Answer | httpx.Response) -> None:
     raw = await response.aread()
     await response.aclose()
     raise error_of(response.headers.get("x-amzn-errortype"), message_of(raw, response.status_code),
@@ -223,7 +224,7 @@ def sse_of(message) -> bytes:
     return sse.encode(str(event.get("type", "message")), event)
 
 
-async def _events(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _events(response: Answer | httpx.Response) -> AsyncIterator[bytes]:
     decoder = EventStreamBuffer()
     try:
         async for chunk in response.aiter_raw():
@@ -244,16 +245,12 @@ def model_url(call: Mapping[str, Any], action: str) -> str:
     return f"{endpoint(call)}/model/{quote(str(call['model']).partition('/')[2], safe='')}/{action}"
 
 
-async def signed_post(call: Mapping[str, Any], url: str, headers: dict[str, str], data: bytes) -> httpx.Response:
-    """One SigV4-signed POST over the pooled client, its body not yet read; Bedrock's named
-    failure raised (fail_with)."""
+async def signed_post(call: Mapping[str, Any], url: str, headers: dict[str, str], data: bytes
+                      ) -> Answer | httpx.Response:
+    """One SigV4-signed POST over the pooled client (anthropic_api.post), its body not yet read;
+    Bedrock's named failure raised (fail_with)."""
     headers = signed_headers(url, headers, data, call["aws_region_name"])
-    http = anthropic_api.client()
-    response = await http.send(http.build_request("POST", url, headers=headers, content=data,
-                                                  timeout=call.get("timeout")), stream=True)
-    if response.status_code >= 300:
-        await fail_with(response)
-    return response
+    return await anthropic_api.post(url, headers, data, timeout=call.get("timeout"), fail=fail_with)
 
 
 async def counted(call: Mapping[str, Any], url: str, data: bytes) -> int:

@@ -26,6 +26,7 @@ from ..translation import converse
 from ..translation.chat_completions import tool_names
 from ..translation.converse_stream import ConverseStreamTranslator
 from . import anthropic_api, bedrock_api, local_tokenizer
+from .answer import Answer
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
 
@@ -34,7 +35,7 @@ class ConverseStream:
     """Anthropic's SSE bytes from a ConverseStream response; `usage_estimated` says, once it has
     ended, that Bedrock did not report all of its usage (the relay flags it)."""
 
-    def __init__(self, response: httpx.Response, translator: ConverseStreamTranslator) -> None:
+    def __init__(self, response: Answer | httpx.Response, translator: ConverseStreamTranslator) -> None:
         self._translator = translator
         self._events = _anthropic_stream(response, translator)
 
@@ -56,7 +57,7 @@ def _encoded(events) -> bytes:
     return b"".join(sse.encode(name, event) for name, event in events)
 
 
-async def _anthropic_stream(response: httpx.Response, translator: ConverseStreamTranslator) -> AsyncIterator[bytes]:
+async def _anthropic_stream(response: Answer | httpx.Response, translator: ConverseStreamTranslator) -> AsyncIterator[bytes]:
     decoder = EventStreamBuffer()
     try:
         async for chunk in response.aiter_raw():

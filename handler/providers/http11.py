@@ -1,4 +1,4 @@
-"""HTTP/1.1 over asyncio's own streams: the transport under the providers' httpx client.
+"""HTTP/1.1 over asyncio's own streams: the direct routes' transport.
 
 httpx's default transport (httpcore over anyio) cost about 0.8 ms of CPU per call at c=1
 and 1.5 ms at c=16, measured against the fake upstream on loopback: its pool asks every
@@ -7,10 +7,14 @@ time it hands one out, so the cost grows with the connections kept. This transpo
 what the gateway's calls need at about a tenth of that: keep-alive connections per origin,
 reused last-in first-out, each checked alone when taken (closed by the server, or idle past
 KEEPALIVE_EXPIRY as httpcore's default); bodies framed by Content-Length, chunked, or the
-connection's close. httpx above it still encodes requests, decodes gzip and maps nothing:
-failures are raised as httpx's own exceptions (ConnectError, ReadTimeout, RemoteProtocolError...),
-so `upstream.map_exception` reads them as before. Proxies from the environment keep httpx's
-own transports (the client mounts them).
+connection's close. Failures are raised as httpx's own exceptions (ConnectError, ReadTimeout,
+RemoteProtocolError...), so `upstream.map_exception` reads them as before.
+
+Two doors lead in: `exchange` (method, origin, target, raw headers, body bytes) answers an
+`answer.Answer`, without httpx's Request and Response models, for the direct routes' calls
+(anthropic_api.post: Anthropic, Chat Completions, Bedrock, Vertex); `handle_async_request`
+serves the httpx client's own path (Google's token exchange, Gemini's token count). Proxies
+from the environment keep httpx's own transports (anthropic_api.client mounts them).
 """
 
 from __future__ import annotations
@@ -22,16 +26,19 @@ from typing import AsyncIterator
 
 import httpx
 
+from .answer import Answer
+
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpcore's default)
 MAX_HEAD_BYTES = 64 * 1024  # status line and headers of one answer
 _READ_SIZE = 64 * 1024
+
+Origin = tuple[bytes, str, int]  # scheme, host, port
 
 
 class _Connection:
     __slots__ = ("origin", "reader", "writer", "idle_since")
 
-    def __init__(self, origin: tuple[bytes, str, int], reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    def __init__(self, origin: Origin, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.origin = origin
         self.reader = reader
         self.writer = writer
@@ -47,7 +54,54 @@ class _Connection:
         self.writer.close()
 
 
-async def _within(timeout: float | None, work, error: type[httpx.TimeoutException], request: httpx.Request):
+class _ReadDeadline:
+    """The read timeout of one exchange: no read (of the head, or of the body) may wait longer
+    than `timeout`. One timer serves every read: it is armed once, and when it fires it either
+    finds the read it was armed for still waiting (the connection is aborted, the read ends,
+    and the exchange raises ReadTimeout) or moves on to the read waiting now. An
+    `asyncio.timeout` around each read cost a timer, a context and a task lookup per read."""
+
+    __slots__ = ("_connection", "_timeout", "_loop", "_since", "_armed_since", "_timer", "expired")
+
+    def __init__(self, connection: _Connection, timeout: float) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._since: float | None = None  # when the read waiting now began
+        self._armed_since: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.expired = False
+
+    def waiting(self) -> None:
+        self._since = since = self._loop.time()
+        if self._timer is None:
+            self._arm(since)
+
+    def done(self) -> None:
+        self._since = None
+
+    def _arm(self, since: float) -> None:
+        self._armed_since = since
+        self._timer = self._loop.call_at(since + self._timeout, self._fired)
+
+    def _fired(self) -> None:
+        self._timer = None
+        since = self._since
+        if since is None:
+            return  # no read waiting: the next one arms the timer again
+        if since != self._armed_since:
+            self._arm(since)
+            return
+        self.expired = True
+        self._connection.writer.transport.abort()  # the waiting read sees the connection end
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+async def _within(timeout: float | None, work, error: type[httpx.TimeoutException], request: httpx.Request | None):
     if timeout is None:
         return await work
     try:
@@ -57,7 +111,7 @@ async def _within(timeout: float | None, work, error: type[httpx.TimeoutExceptio
         raise error(f"timed out after {timeout:g} s", request=request) from None
 
 
-def _head_fields(head: bytes, request: httpx.Request) -> tuple[bytes, int, list[tuple[bytes, bytes]]]:
+def _head_fields(head: bytes, request: httpx.Request | None) -> tuple[bytes, int, list[tuple[bytes, bytes]]]:
     """(HTTP version, status, raw headers) of a response head, the blank line included."""
     lines = head.split(b"\r\n")
     version, _, rest = lines[0].partition(b" ")
@@ -79,21 +133,22 @@ class _Body(httpx.AsyncByteStream):
     """One response's body, read from its connection as it is iterated. Read to its end on a
     connection that may stay open, the connection goes back to the pool on close."""
 
-    def __init__(self, transport: "Http11Transport", connection: _Connection, request: httpx.Request,
-                 length: int | None, chunked: bool, keep: bool, timeout: float | None) -> None:
+    def __init__(self, transport: "Http11Transport", connection: _Connection, request: httpx.Request | None,
+                 length: int | None, chunked: bool, keep: bool, deadline: _ReadDeadline | None) -> None:
         self._transport = transport
         self._connection = connection
         self._request = request
         self._length = length
         self._chunked = chunked
         self._keep = keep
-        self._timeout = timeout
+        self._deadline = deadline
         self._done = False
         self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._done or self._closed:
             return
+        reader = self._connection.reader
         try:
             if self._chunked:
                 async for chunk in self._chunks():
@@ -101,7 +156,7 @@ class _Body(httpx.AsyncByteStream):
             elif self._length is not None:
                 left = self._length
                 while left:
-                    chunk = await self._read(self._connection.reader.read(min(left, _READ_SIZE)))
+                    chunk = await self._read(reader.read(min(left, _READ_SIZE)))
                     if not chunk:
                         raise httpx.RemoteProtocolError(
                             f"peer closed connection without sending complete message body: "
@@ -109,14 +164,17 @@ class _Body(httpx.AsyncByteStream):
                     left -= len(chunk)
                     yield chunk
             else:  # delimited by the connection's close
-                while chunk := await self._read(self._connection.reader.read(_READ_SIZE)):
+                while chunk := await self._read(reader.read(_READ_SIZE)):
                     yield chunk
             self._done = True
         except (ConnectionError, OSError) as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=self._request) from exc
 
     async def _read(self, work):
-        return await _within(self._timeout, work, httpx.ReadTimeout, self._request)
+        deadline = self._deadline
+        if deadline is None:
+            return await work
+        return await _read_within(deadline, work, self._request)
 
     async def _line(self) -> bytes:
         try:
@@ -149,10 +207,33 @@ class _Body(httpx.AsyncByteStream):
         if self._closed:
             return
         self._closed = True
+        if self._deadline is not None:
+            self._deadline.cancel()
         if self._done and self._keep:
             self._transport._release(self._connection)  # noqa: SLF001 - the pool is the transport's
         else:
             self._connection.close()
+
+
+async def _read_within(deadline: _ReadDeadline, work, request: httpx.Request | None):
+    """One read under the exchange's deadline: an end of the connection the deadline caused
+    (it aborts it) is a ReadTimeout, whatever the read made of it."""
+    deadline.waiting()
+    try:
+        data = await work
+    except (asyncio.IncompleteReadError, ConnectionError, OSError):
+        if deadline.expired:
+            raise _timed_out(deadline, request) from None
+        raise
+    finally:
+        deadline.done()
+    if not data and deadline.expired:
+        raise _timed_out(deadline, request)
+    return data
+
+
+def _timed_out(deadline: _ReadDeadline, request: httpx.Request | None) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout(f"timed out after {deadline._timeout:g} s", request=request)  # noqa: SLF001
 
 
 class Http11Transport(httpx.AsyncBaseTransport):
@@ -161,7 +242,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
     def __init__(self, *, max_idle: int = 64, ssl_context: ssl.SSLContext | None = None) -> None:
         self._max_idle = max_idle
         self._ssl = ssl_context
-        self._idle: dict[tuple[bytes, str, int], list[_Connection]] = {}
+        self._idle: dict[Origin, list[_Connection]] = {}
         self._idle_count = 0
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -169,7 +250,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             self._ssl = httpx.create_ssl_context()  # what httpx's own transport verifies with
         return self._ssl
 
-    def _take(self, origin: tuple[bytes, str, int]) -> _Connection | None:
+    def _take(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
         now = time.monotonic()
         while idle:
@@ -188,8 +269,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._idle.setdefault(connection.origin, []).append(connection)
         self._idle_count += 1
 
-    async def _connect(self, origin: tuple[bytes, str, int], request: httpx.Request,
-                       timeout: float | None) -> _Connection:
+    async def _connect(self, origin: Origin, request: httpx.Request | None, timeout: float | None) -> _Connection:
         scheme, host, port = origin
         tls = self._ssl_context() if scheme == b"https" else None
         try:
@@ -201,40 +281,52 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
         return _Connection(origin, reader, writer)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        scheme = url.raw_scheme
-        if scheme not in (b"http", b"https"):
-            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.",
-                                            request=request)
-        timeouts = request.extensions.get("timeout") or {}
-        origin = (scheme, url.host, url.port or (443 if scheme == b"https" else 80))
-        connection = self._take(origin) or await self._connect(origin, request, timeouts.get("connect"))
+    async def exchange(self, method: bytes, origin: Origin, target: bytes, headers: list[tuple[bytes, bytes]],
+                       body: bytes, *, connect_timeout: float | None, write_timeout: float | None,
+                       read_timeout: float | None, request: httpx.Request | None = None) -> Answer:
+        """One request on a pooled (or new) connection, as given: `headers` are sent as they are
+        (Host and Content-Length included); `read_timeout` bounds each read. The answer's body
+        is not yet read."""
+        if origin[0] not in (b"http", b"https"):
+            raise httpx.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol '{origin[0].decode()}://'.", request=request)
+        connection = self._take(origin) or await self._connect(origin, request, connect_timeout)
+        deadline = None if read_timeout is None else _ReadDeadline(connection, read_timeout)
         try:
-            return await self._exchange(connection, request, timeouts)
+            head = [method, b" ", target, b" HTTP/1.1\r\n"]
+            for name, value in headers:
+                head += [name, b": ", value, b"\r\n"]
+            head.append(b"\r\n")
+            await self._send(connection, b"".join(head) + body, write_timeout, request)
+            version, status, raw = await self._head(connection, deadline, request)
+            return Answer(status, raw, self._body(connection, method, request, status, raw, version, deadline),
+                          version)
         except BaseException:
+            if deadline is not None:
+                deadline.cancel()
             connection.close()
             raise
 
-    async def _exchange(self, connection: _Connection, request: httpx.Request, timeouts: dict) -> httpx.Response:
-        body = b"".join([chunk async for chunk in request.stream])
-        head = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-        for name, value in request.headers.raw:
-            head += [name, b": ", value, b"\r\n"]
-        if body and "content-length" not in request.headers and "transfer-encoding" not in request.headers:
-            head += [b"Content-Length: ", str(len(body)).encode(), b"\r\n"]
-        head.append(b"\r\n")
+    @staticmethod
+    async def _send(connection: _Connection, data: bytes, timeout: float | None,
+                    request: httpx.Request | None) -> None:
         writer = connection.writer
         try:
-            writer.write(b"".join(head) + body)
-            await _within(timeouts.get("write"), writer.drain(), httpx.WriteTimeout, request)
+            writer.write(data)
+            transport = writer.transport
+            if transport.get_write_buffer_size() or transport.is_closing():  # not all sent: wait, or fail
+                await _within(timeout, writer.drain(), httpx.WriteTimeout, request)
         except (ConnectionError, OSError) as exc:
             raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
-        read_timeout = timeouts.get("read")
+
+    @staticmethod
+    async def _head(connection: _Connection, deadline: _ReadDeadline | None,
+                    request: httpx.Request | None) -> tuple[bytes, int, list[tuple[bytes, bytes]]]:
+        reader = connection.reader
         while True:
             try:
-                raw_head = await _within(read_timeout, connection.reader.readuntil(b"\r\n\r\n"),
-                                         httpx.ReadTimeout, request)
+                work = reader.readuntil(b"\r\n\r\n")
+                raw_head = await (work if deadline is None else _read_within(deadline, work, request))
             except asyncio.IncompleteReadError as exc:
                 raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
                                                 request=request) from exc
@@ -244,12 +336,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
             version, status, headers = _head_fields(raw_head, request)
             if not 100 <= status < 200 or status == 101:
-                break  # an interim answer (100 Continue) is followed by the real one
-        return httpx.Response(status, headers=headers, extensions={"http_version": version},
-                              stream=self._body(connection, request, status, headers, version, read_timeout))
+                return version, status, headers  # an interim answer (100 Continue) is followed by the real one
 
-    def _body(self, connection: _Connection, request: httpx.Request, status: int,
-              headers: list[tuple[bytes, bytes]], version: bytes, timeout: float | None) -> _Body:
+    def _body(self, connection: _Connection, method: bytes, request: httpx.Request | None, status: int,
+              headers: list[tuple[bytes, bytes]], version: bytes, deadline: _ReadDeadline | None) -> _Body:
         values: dict[bytes, bytes] = {}
         for name, value in headers:
             key = name.lower()
@@ -257,7 +347,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         keep = version == b"HTTP/1.1" and b"close" not in values.get(b"connection", b"").lower()
         chunked = b"chunked" in values.get(b"transfer-encoding", b"").lower()
         length: int | None = None
-        if request.method == "HEAD" or status in (204, 304):
+        if method == b"HEAD" or status in (204, 304):
             length = 0
         elif not chunked and b"content-length" in values:
             try:
@@ -266,7 +356,26 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 raise httpx.RemoteProtocolError("malformed Content-Length", request=request) from None
         elif not chunked:
             keep = False  # read to the close
-        return _Body(self, connection, request, length, chunked, keep, timeout)
+        return _Body(self, connection, request, length, chunked, keep, deadline)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """httpx's door: the request's parts, its per-phase timeouts, and the answer as httpx's Response."""
+        url = request.url
+        scheme = url.raw_scheme
+        if scheme not in (b"http", b"https"):
+            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.",
+                                            request=request)
+        timeouts = request.extensions.get("timeout") or {}
+        body = b"".join([chunk async for chunk in request.stream])
+        headers = request.headers.raw
+        if body and "content-length" not in request.headers and "transfer-encoding" not in request.headers:
+            headers = [*headers, (b"Content-Length", str(len(body)).encode())]
+        answer = await self.exchange(
+            request.method.encode("ascii"), (scheme, url.host, url.port or (443 if scheme == b"https" else 80)),
+            url.raw_path, headers, body, connect_timeout=timeouts.get("connect"),
+            write_timeout=timeouts.get("write"), read_timeout=timeouts.get("read"), request=request)
+        return httpx.Response(answer.status_code, headers=answer.headers.raw,
+                              extensions={"http_version": answer.http_version}, stream=answer.stream)
 
     async def aclose(self) -> None:
         for connections in self._idle.values():

@@ -21,6 +21,7 @@ from ..protocol import sse
 from ..translation import chat_completions
 from ..translation.chat_stream import StreamTranslator
 from .anthropic_api import json_answer, post
+from .answer import Answer
 
 _DONE = "[DONE]"
 # OpenAI's reasoning models refuse `max_tokens` and want `max_completion_tokens`.
@@ -43,7 +44,7 @@ class TranslatedStream:
     """Anthropic's SSE bytes from a Chat Completions response; `usage_estimated` says, once
     it has ended, that the provider did not report all of its usage (the relay flags it)."""
 
-    def __init__(self, response: httpx.Response, translator: StreamTranslator) -> None:
+    def __init__(self, response: Answer | httpx.Response, translator: StreamTranslator) -> None:
         self._translator = translator
         self._events = _anthropic_stream(response, translator)
 
@@ -91,7 +92,7 @@ def _translated(data: str, translator: StreamTranslator) -> bytes:
     return b"".join(sse.encode(name, event) for name, event in translator.feed(chunk))
 
 
-async def _anthropic_stream(response: httpx.Response, translator: StreamTranslator) -> AsyncIterator[bytes]:
+async def _anthropic_stream(response: Answer | httpx.Response, translator: StreamTranslator) -> AsyncIterator[bytes]:
     """OpenAI's `data:` chunks as Anthropic's events, ended at `[DONE]` or the body's end."""
     parser = sse.DataParser()
     try:

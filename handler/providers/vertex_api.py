@@ -21,6 +21,7 @@ import httpx
 from ..protocol.errors import GatewayError
 from . import anthropic_api, bedrock_api, google_oauth
 from .anthropic_api import UpstreamStatus
+from .answer import Answer
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 # Vertex takes Anthropic's Messages body with two differences (Anthropic's "Vertex AI API" page:
@@ -89,19 +90,16 @@ def google_error(raw: bytes, status: int, retry_after: str | None) -> UpstreamSt
     return UpstreamStatus(named or status, str(error.get("message") or f"HTTP {status}"), retry_after)
 
 
-async def post(call: Mapping[str, Any], url: str, headers: dict[str, str], data: bytes) -> httpx.Response:
-    """One POST; a failure raised in Anthropic's terms (a refused token is forgotten)."""
-    http = anthropic_api.client()
-    request = http.build_request("POST", url, headers=headers, content=data, timeout=call.get("timeout"))
-    response = await http.send(request, stream=True)
-    if response.status_code >= 300:
-        if response.status_code == 401:
+async def post(call: Mapping[str, Any], url: str, headers: dict[str, str], data: bytes
+               ) -> Answer | httpx.Response:
+    """One POST over the pooled client (anthropic_api.post); a failure raised in Anthropic's
+    terms (a refused token is forgotten)."""
+    try:
+        return await anthropic_api.post(url, headers, data, timeout=call.get("timeout"))  # a bounded error body
+    except UpstreamStatus as failure:
+        if failure.status_code == 401:
             google_oauth.forget_token(call["vertex_credentials"])
-        try:
-            await anthropic_api.fail_with(response)  # reads a bounded body
-        except UpstreamStatus as failure:
-            raise google_error(failure.message.encode(), failure.status_code, failure.retry_after) from None
-    return response
+        raise google_error(failure.message.encode(), failure.status_code, failure.retry_after) from None
 
 
 async def count_tokens(call: Mapping[str, Any]) -> int:

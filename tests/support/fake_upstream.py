@@ -45,9 +45,9 @@ GARBAGE_FRAMES = {ANTHROPIC: b"event: content_block_delta\ndata: {this is not js
                   OPENAI: b"data: {this is not json\n\n"}
 MALFORMED_JSON = b'{"id": "broken", "content": ['
 LINGER_RST = struct.pack("ii", 1, 0)
-STREAM_ONLY = ("cut", "pace", "stream_exception")  # faults that only a stream can have
+STREAM_ONLY = ("cut", "pace", "stall", "stream_exception")  # faults that only a stream can have
 ACTIONS = {"fail": "fail", "reset": "reset_connection", "delay": "delay", "cut": "cut_stream",
-           "malformed": "malformed", "pace": "pace_stream", "refuse": "refuse"}
+           "malformed": "malformed", "pace": "pace_stream", "stall": "stall_stream", "refuse": "refuse"}
 
 
 # --------------------------------------------------------------------------- records and faults
@@ -61,6 +61,7 @@ class Recorded:
     headers: dict
     body: dict | None
     path_model: str | None = None  # providers that name the model in the URL (Bedrock, Gemini)
+    raw_headers: list = field(default_factory=list)  # (name, value) as sent: order and case kept
 
     @property
     def model(self) -> str | None:
@@ -644,7 +645,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_fake/"):
             return self._control(path, body)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        self.server.fake._record(Recorded(self.command, self.path, headers, body))
+        self.server.fake._record(Recorded(self.command, self.path, headers, body,
+                                          raw_headers=list(self.headers.items())))
         self._gzip = self.server.fake.gzip and "gzip" in headers.get("accept-encoding", "")
         dialect = OPENAI if path.endswith("/chat/completions") else ANTHROPIC
         llm_route = self.command == "POST" and path.endswith(("/messages", "/count_tokens", "/chat/completions"))
@@ -717,7 +719,8 @@ class _Handler(BaseHTTPRequestHandler):
             frames.insert(len(frames) // 2, GARBAGE_FRAMES[dialect])
         cut = fault.args["after_events"] if action == "cut" else None
         self.server.fake._report(model, [_frame_json(frame) for frame in frames[:cut]])
-        self._send_stream(frames, cut, fault.args["seconds"] if action == "pace" else 0.0)
+        stall = (fault.args["after_events"], fault.args["seconds"]) if action == "stall" else None
+        self._send_stream(frames, cut, fault.args["seconds"] if action == "pace" else 0.0, stall)
 
     def _control(self, path: str, body: dict | None):
         """Out-of-process control: queue faults, clear state, list recorded requests."""
@@ -760,8 +763,10 @@ class _Handler(BaseHTTPRequestHandler):
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self._send_raw(status, "application/json", data, headers)
 
-    def _send_stream(self, frames: list[bytes], cut_after: int | None = None, pace: float = 0.0):
-        """SSE over chunked encoding (keeps keep-alive); with cut_after, RST after that many events."""
+    def _send_stream(self, frames: list[bytes], cut_after: int | None = None, pace: float = 0.0,
+                     stall: tuple[int, float] | None = None):
+        """SSE over chunked encoding (keeps keep-alive); with cut_after, RST after that many events;
+        with stall (events, seconds), silence for that long after that many events."""
         self._begin(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                           "Transfer-Encoding": "chunked", **({"Content-Encoding": "gzip"} if self._gzip else {})})
         packer = zlib.compressobj(wbits=31) if self._gzip else None
@@ -771,6 +776,9 @@ class _Handler(BaseHTTPRequestHandler):
         for i, frame in enumerate(frames):
             if i == cut_after:
                 return self._reset()
+            if stall and i == stall[0]:
+                self.wfile.flush()
+                time.sleep(stall[1])
             self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             if pace:
                 self.wfile.flush()
@@ -974,6 +982,10 @@ class FakeUpstream:
     def pace_stream(self, model: str, seconds: float, times: int | None = 1):
         """Sleep between the SSE events of the next streams, to observe incremental delivery."""
         self._queue(_Fault(model, "pace", times, {"seconds": float(seconds)}))
+
+    def stall_stream(self, model: str, after_events: int, seconds: float, times: int | None = 1):
+        """Send the first `after_events` SSE events of the next streams, then nothing for `seconds`."""
+        self._queue(_Fault(model, "stall", times, {"after_events": int(after_events), "seconds": float(seconds)}))
 
     def malformed(self, model: str, kind: str = "json", times: int | None = 1):
         """Return 200 with broken JSON ("json") or a stream with a garbage frame mid-way ("sse")."""
