@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import aws
 from .cache import RefreshingValue
 from .config import Settings
+from .exact_routes import ExactRoutesApp
 from .keys.store import KeyStore, presented_key
 from .metering import hot_keys
 from .metering.ledger import Ledger
@@ -216,7 +217,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         await gateway.drain(settings.shutdown_grace)  # ledger writes still under way when the server stops
         await anthropic_api.close_client()
 
-    app = FastAPI(
+    app = ExactRoutesApp(
         lifespan=lifespan,
         title="Eden AI Anthropic Messages gateway",
         version="3.0.0",
@@ -308,6 +309,10 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         tokens, method, rate = await gateway.count_tokens(key, document)
         headers = {TOKEN_COUNT_METHOD_HEADER: method, **(rate.headers() if rate else {})}
         return JSONResponse({"input_tokens": tokens}, headers=headers)
+
+    # The two hot routes skip FastAPI's router and request handler (exact_routes.py); the router
+    # still documents them and answers their other methods.
+    app.answer_first(create_message, count_message_tokens)
 
     @app.get("/v3/v1/models", response_model=ModelList, summary="The models this key may use")
     async def list_models(request: Request, before_id: str | None = None, after_id: str | None = None,
