@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
-import secrets
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
@@ -55,11 +55,13 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "request-id"
 TOKEN_COUNT_METHOD_HEADER = "x-edenai-token-count-method"
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_REQUEST_ID_NAME, _SHOULD_RETRY_NAME = REQUEST_ID_HEADER.encode(), SHOULD_RETRY_HEADER.encode()
 
 
 def new_request_id() -> str:
-    """Drawn from the OS at each call, never from state a snapshot could duplicate."""
-    return "req_" + secrets.token_hex(12)
+    """Drawn from the OS at each call, never from state a snapshot could duplicate (what
+    secrets.token_hex reads, without its two calls around it)."""
+    return "req_" + os.urandom(12).hex()
 
 
 class ResponseHeadersMiddleware:
@@ -77,13 +79,13 @@ class ResponseHeadersMiddleware:
             return
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        header = (_REQUEST_ID_NAME, request_id.encode())
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), header]
                 if message["status"] >= 400 and not any(
-                        name.lower() == SHOULD_RETRY_HEADER.encode() for name, _ in headers):
+                        name.lower() == _SHOULD_RETRY_NAME for name, _ in headers):
                     headers += [(name.encode(), value.encode())
                                 for name, value in should_retry_headers(message["status"]).items()]
                 message["headers"] = headers
