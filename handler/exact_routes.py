@@ -58,6 +58,11 @@ class ExactRoutesApp(FastAPI):
                 self._first[(method, route.path)] = route.endpoint
         self._first_stack = None
 
+    def add_middleware(self, middleware_class, *args: Any, **kwargs: Any) -> None:
+        if getattr(self, "_first_stack", None) is not None:  # a first request built it: too late, as Starlette's
+            raise RuntimeError("Cannot add middleware after an application has started")
+        super().add_middleware(middleware_class, *args, **kwargs)
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and self._first and not scope.get("root_path") and not self.root_path:
             endpoint = self._first.get((scope["method"], scope["path"]))
@@ -72,9 +77,12 @@ class ExactRoutesApp(FastAPI):
 
     def _build_first_stack(self):
         """Starlette's stack (build_middleware_stack) with the endpoint where its router is."""
-        error_handler = next((handler for key, handler in self.exception_handlers.items()
-                              if key in (500, Exception)), None)
-        handlers = {key: handler for key, handler in self.exception_handlers.items() if key not in (500, Exception)}
+        error_handler, handlers = None, {}
+        for key, handler in self.exception_handlers.items():
+            if key in (500, Exception):
+                error_handler = handler
+            else:
+                handlers[key] = handler
         app = _Answer(handlers)
         for cls, args, kwargs in reversed([Middleware(ServerErrorMiddleware, handler=error_handler, debug=self.debug),
                                            *self.user_middleware]):

@@ -13,7 +13,11 @@ from pathlib import Path
 import anthropic
 import httpx
 import pytest
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRouter
+
+from handler.exact_routes import ExactRoutesApp
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -94,3 +98,36 @@ def test_openapi_documents_the_routes_exactly_as_before(server):
     document = httpx.get(server.url + "/openapi.json", timeout=20).json()
     for path in ROUTES:
         assert document["paths"][path] == DOCUMENTED[path], f"/openapi.json now describes {path} otherwise"
+
+
+def test_only_an_endpoint_that_takes_just_the_request_is_answered_first():
+    """Query, path or body parameters and dependencies are FastAPI's request handler's work: a route
+    that has any stays with the router, or its endpoint would be called without them."""
+    app = ExactRoutesApp()
+
+    @app.post("/plain")
+    async def plain(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    @app.get("/v3/usage")
+    async def with_query(request: Request, month: str | None = None) -> dict:
+        return {}
+
+    @app.get("/v3/v1/models/{model_id:path}")
+    async def with_path(request: Request, model_id: str) -> dict:
+        return {}
+
+    @app.post("/depends")
+    async def with_dependency(request: Request, value: str = Depends(lambda: "x")) -> dict:
+        return {}
+
+    app.answer_first(plain)
+    for endpoint in (with_query, with_path, with_dependency):
+        with pytest.raises(ValueError):
+            app.answer_first(endpoint)
+
+    async def never_added(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    with pytest.raises(ValueError):
+        app.answer_first(never_added)
