@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
-import secrets
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import aws
 from .cache import RefreshingValue
 from .config import Settings
+from .exact_routes import ExactRoutesApp
 from .keys.store import KeyStore, presented_key
 from .metering import hot_keys
 from .metering.ledger import Ledger
@@ -54,11 +55,13 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "request-id"
 TOKEN_COUNT_METHOD_HEADER = "x-edenai-token-count-method"
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_REQUEST_ID_NAME, _SHOULD_RETRY_NAME = REQUEST_ID_HEADER.encode(), SHOULD_RETRY_HEADER.encode()
 
 
 def new_request_id() -> str:
-    """Drawn from the OS at each call, never from state a snapshot could duplicate."""
-    return "req_" + secrets.token_hex(12)
+    """Drawn from the OS at each call, never from state a snapshot could duplicate (what
+    secrets.token_hex reads, without its two calls around it)."""
+    return "req_" + os.urandom(12).hex()
 
 
 class ResponseHeadersMiddleware:
@@ -76,13 +79,13 @@ class ResponseHeadersMiddleware:
             return
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        header = (_REQUEST_ID_NAME, request_id.encode())
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), header]
                 if message["status"] >= 400 and not any(
-                        name.lower() == SHOULD_RETRY_HEADER.encode() for name, _ in headers):
+                        name.lower() == _SHOULD_RETRY_NAME for name, _ in headers):
                     headers += [(name.encode(), value.encode())
                                 for name, value in should_retry_headers(message["status"]).items()]
                 message["headers"] = headers
@@ -216,7 +219,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         await gateway.drain(settings.shutdown_grace)  # ledger writes still under way when the server stops
         await anthropic_api.close_client()
 
-    app = FastAPI(
+    app = ExactRoutesApp(
         lifespan=lifespan,
         title="Eden AI Anthropic Messages gateway",
         version="3.0.0",
@@ -308,6 +311,10 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         tokens, method, rate = await gateway.count_tokens(key, document)
         headers = {TOKEN_COUNT_METHOD_HEADER: method, **(rate.headers() if rate else {})}
         return JSONResponse({"input_tokens": tokens}, headers=headers)
+
+    # The two hot routes skip FastAPI's router and request handler (exact_routes.py); the router
+    # still documents them and answers their other methods.
+    app.answer_first(create_message, count_message_tokens)
 
     @app.get("/v3/v1/models", response_model=ModelList, summary="The models this key may use")
     async def list_models(request: Request, before_id: str | None = None, after_id: str | None = None,

@@ -151,6 +151,10 @@ class Telemetry:
 
 # ------------------------------------------------------------------ the ASGI side
 
+LAMBDA_CONTEXT_HEADER = b"x-amzn-lambda-context"
+REQUEST_CONTEXT_HEADER = b"x-amzn-request-context"
+
+
 def _invocation_ids(scope) -> dict[str, str | None]:
     """The Lambda and API Gateway request ids, and the X-Ray trace id.
 
@@ -163,10 +167,17 @@ def _invocation_ids(scope) -> dict[str, str | None]:
         return {"lambda_request_id": getattr(context, "aws_request_id", None),
                 "api_gateway_request_id": (event.get("requestContext") or {}).get("requestId"),
                 "trace_id": _trace_root(os.environ.get("_X_AMZN_TRACE_ID"))}
-    headers = dict(scope.get("headers") or [])
+    lambda_raw = request_raw = None  # one pass over the headers, no JSON read when neither came
+    for name, value in scope.get("headers") or ():
+        if name == LAMBDA_CONTEXT_HEADER:
+            lambda_raw = value
+        elif name == REQUEST_CONTEXT_HEADER:
+            request_raw = value
+    if lambda_raw is None and request_raw is None:
+        return {}
     try:
-        lambda_context = json.loads(headers.get(b"x-amzn-lambda-context", b"{}"))
-        request_context = json.loads(headers.get(b"x-amzn-request-context", b"{}"))
+        lambda_context = json.loads(lambda_raw or b"{}")
+        request_context = json.loads(request_raw or b"{}")
     except ValueError:
         return {}
     if not isinstance(lambda_context, dict) or not isinstance(request_context, dict):
