@@ -45,6 +45,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
     ReadTimeoutError,
 )
 from botocore.httpsession import get_cert_path
@@ -78,6 +79,7 @@ class Writer:
         self._model = meta.service_model.operation_model(OPERATION)
         self._service_id = meta.service_model.service_id.hyphenize()
         self._user_agent = f"Botocore/{botocore.__version__} edenai-gateway-ledger"
+        self._tls: ssl.SSLContext | None = None  # made on the first https connection
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
@@ -116,10 +118,9 @@ class Writer:
         return parsed
 
     def _signed(self, headers: dict, body: bytes) -> dict:
-        credentials = self.client._request_signer._credentials  # the client's own chain
+        credentials = self.client._request_signer._credentials  # the client's own chain, refreshed by it
         if credentials is None:
-            from botocore.exceptions import NoCredentialsError
-            raise NoCredentialsError()
+            raise NoCredentialsError()  # botocore's own refusal to send unsigned
         request = AWSRequest(method="POST", url=self._url, data=body, headers=headers)
         SigV4Auth(credentials.get_frozen_credentials(), "dynamodb", self._region).add_auth(request)
         return dict(request.headers.items())
@@ -172,9 +173,10 @@ class Writer:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._https:
-            tls = ssl.create_default_context(cafile=get_cert_path(True))
+            if self._tls is None:  # botocore's CA bundle, as its urllib3 pool verifies with
+                self._tls = ssl.create_default_context(cafile=get_cert_path(True))
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=CONNECT_TIMEOUT_S, context=tls)
+                self._host, self._port, timeout=CONNECT_TIMEOUT_S, context=self._tls)
         else:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT_S)
         try:
@@ -195,6 +197,7 @@ class Writer:
 
 
 _writer: Writer | None = None
+_writer_lock = threading.Lock()
 
 
 def writer() -> Writer:
@@ -203,11 +206,15 @@ def writer() -> Writer:
     global _writer
     client = aws.client("dynamodb")
     current = _writer
-    if current is None or current.client is not client:
-        if current is not None:
-            current.close()
-        current = _writer = Writer(client)
-    return current
+    if current is not None and current.client is client:
+        return current
+    with _writer_lock:
+        current = _writer
+        if current is None or current.client is not client:
+            if current is not None:
+                current.close()
+            current = _writer = Writer(client)
+        return current
 
 
 def forget_connections() -> None:
