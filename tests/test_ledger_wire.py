@@ -165,3 +165,34 @@ def test_a_connection_dynamodb_closed_while_idle_is_replaced_without_losing_the_
         dynamodb_at(dynamodb.url)
         assert [ledger.record(entry("k")) for _ in range(3)] == ["written"] * 3
     assert (len(dynamodb.calls), dynamodb.connections) == (3, 3)
+
+
+def test_a_served_requests_usage_skips_botocores_endpoint_and_is_still_seen_by_its_hooks(client, stack, api_key,
+                                                                                         monkeypatch):
+    """The write's CPU was mostly botocore's `Endpoint.make_request` (hooks, the retry handler, urllib3,
+    the parser): a served request's TransactWriteItems never reaches it, yet the `before-call` hook
+    the bench and the AWS-call tests count with still fires."""
+    from botocore import endpoint
+
+    through_endpoint: list[str] = []
+    real = endpoint.Endpoint.make_request
+
+    def counted(self, operation_model, request_dict):
+        through_endpoint.append(operation_model.name)
+        return real(self, operation_model, request_dict)
+
+    monkeypatch.setattr(endpoint.Endpoint, "make_request", counted)
+    hooked: list[str] = []
+
+    def hook(event_name, **_):
+        hooked.append(event_name)
+
+    events = aws.client("dynamodb").meta.events
+    events.register("before-call.dynamodb.TransactWriteItems", hook)
+    try:
+        client.messages.create(model=CLAUDE, max_tokens=20, messages=HELLO)
+        assert [r["status"] for r in stack.records(api_key, 1)] == ["ok"]
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", hook)
+    assert "TransactWriteItems" not in through_endpoint, f"the ledger write went through botocore: {through_endpoint}"
+    assert hooked == ["before-call.dynamodb.TransactWriteItems"], "the write is counted like any botocore call"
