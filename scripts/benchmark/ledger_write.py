@@ -9,7 +9,13 @@ prints this process's CPU per write for each (moto's own CPU is its
 process's, not counted): `botocore` is `aws.client("dynamodb").transact_write_items`,
 `wire` is `handler.metering.transact_wire`.
 
-    python -m scripts.benchmark.ledger_write [--writes 2000] [--blocks 4]
+`--against keepalive` writes to a loopback endpoint in its own process that
+answers every call as DynamoDB answers a written transaction (`{}`) on kept-alive
+connections (tests/support/dynamodb_faults.py), as DynamoDB keeps them: moto's
+server closes each connection after its answer, so against moto each write
+of either caller also opens a connection.
+
+    python -m scripts.benchmark.ledger_write [--writes 2000] [--blocks 4] [--against moto|keepalive]
 """
 
 from __future__ import annotations
@@ -41,13 +47,23 @@ def entry(index: int):
                        cost_usd=Decimal("0.00996"), priced=True, stream=False, status="ok")
 
 
-def measure(writes: int, blocks: int) -> dict:
+KEEPALIVE_SERVER = """
+import time
+from tests.support.dynamodb_faults import WRITTEN, FaultyDynamoDB
+with FaultyDynamoDB([WRITTEN], keep_calls=False) as dynamodb:
+    print(dynamodb.url, flush=True)
+    time.sleep(3600)
+"""
+
+
+def measure(writes: int, blocks: int, *, create_table: bool = True) -> dict:
     from handler import aws
     from handler.metering import transact_wire
     from handler.metering.items import ledger_transaction
     from handler.metering.ledger import Ledger
 
-    Ledger(TABLE).create_table()
+    if create_table:
+        Ledger(TABLE).create_table()
     client = aws.client("dynamodb")
     callers = {
         "botocore": lambda items: client.transact_write_items(TransactItems=items),
@@ -80,7 +96,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=2000, help="writes per caller")
     parser.add_argument("--blocks", type=int, default=4, help="alternating blocks per caller")
+    parser.add_argument("--against", choices=["moto", "keepalive"], default="moto")
     args = parser.parse_args()
+    credentials = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    if args.against == "keepalive":
+        with tempfile.TemporaryDirectory() as logs:
+            server = Process("dynamodb", [sys.executable, "-c", KEEPALIVE_SERVER], env=dict(os.environ),
+                             cwd=ROOT, log_dir=Path(logs))
+            try:
+                os.environ.pop("AWS_PROFILE", None)
+                os.environ.update(credentials, AWS_ENDPOINT_URL=server.first_line(timeout=30).strip())
+                print(json.dumps(measure(args.writes, args.blocks, create_table=False)))
+            finally:
+                server.stop()
+        return
     port = free_port()
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}

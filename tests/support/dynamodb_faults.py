@@ -52,6 +52,7 @@ class FaultyDynamoDB:
     """Answers each call with `script`'s next answer (its last one, once the script is used up)."""
 
     script: list[Answer]
+    keep_calls: bool = True  # False: a long-running endpoint (the ledger_write benchmark's) keeps none
     calls: list[Call] = field(default_factory=list)
     url: str = ""
 
@@ -61,6 +62,7 @@ class FaultyDynamoDB:
 
         class Handler(BaseHTTPRequestHandler):  # one instance a connection
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # the answer's head and body are two writes
 
             def setup(self) -> None:
                 super().setup()
@@ -69,7 +71,8 @@ class FaultyDynamoDB:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 index = len(fake.calls)
-                fake.calls.append(Call(self.number, {k.lower(): v for k, v in self.headers.items()}, body))
+                if fake.keep_calls:
+                    fake.calls.append(Call(self.number, {k.lower(): v for k, v in self.headers.items()}, body))
                 answer = fake.script[min(index, len(fake.script) - 1)]
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
