@@ -4,8 +4,8 @@ Each request's usage is one TransactWriteItems, the one DynamoDB call every
 request makes. Through botocore's client most of its CPU went to
 `Endpoint.make_request` (its event hooks, the retry handler, urllib3, signing,
 the response parser) and endpoint ruleset resolution; this caller takes about
-half the CPU a write (`python -m scripts.benchmark.ledger_write` measures both
-against moto, alternating: 2.03 against 1.05 ms on a loaded machine). Here the body is
+a third of the CPU a write (`python -m scripts.benchmark.ledger_write --against
+keepalive` measures both, alternating: 1.57 against 0.51 ms on a loaded machine). Here the body is
 the JSON DynamoDB's JSON-1.0 protocol takes (the ledger's items are already
 in its wire format), signed by botocore's own `SigV4Auth` with the client's
 credentials (frozen per call, so refreshing credentials still work), sent on a
