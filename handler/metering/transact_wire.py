@@ -5,7 +5,7 @@ request makes. Through botocore's client most of its CPU went to
 `Endpoint.make_request` (its event hooks, the retry handler, urllib3, signing,
 the response parser) and endpoint ruleset resolution; this caller takes about
 a third of the CPU a write (`python -m scripts.benchmark.ledger_write --against
-keepalive` measures both, alternating: 1.57 against 0.51 ms on a loaded machine). Here the body is
+keepalive` measures both, alternating: 1.48 against 0.45 ms on a loaded machine). Here the body is
 the JSON DynamoDB's JSON-1.0 protocol takes (the ledger's items are already
 in its wire format), signed by botocore's own `SigV4Auth` with the client's
 credentials (frozen per call, so refreshing credentials still work), sent on a
