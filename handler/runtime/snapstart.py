@@ -32,6 +32,7 @@ import sys
 
 from .. import aws
 from ..app import app
+from ..metering import transact_wire
 from ..providers import anthropic_api, bedrock_api, google_oauth
 from . import after_response
 from .heap import freeze_init_heap
@@ -66,6 +67,7 @@ def import_first_call_modules() -> None:
 
 def forget_process_state() -> None:
     aws.reset_clients()
+    transact_wire.forget_connections()
     anthropic_api.forget_clients()
     bedrock_api.forget_credentials()
     google_oauth.forget_tokens()

@@ -1,0 +1,234 @@
+"""The ledger's TransactWriteItems on the wire, without botocore's request machinery.
+
+Each request's usage is one TransactWriteItems, the one DynamoDB call every
+request makes. Through botocore's client most of its CPU went to
+`Endpoint.make_request` (its event hooks, the retry handler, urllib3, signing,
+the response parser) and endpoint ruleset resolution; this caller takes about
+a third of the CPU a write (`python -m scripts.benchmark.ledger_write --against
+keepalive` measures both, alternating: 1.48 against 0.45 ms on a loaded machine). Here the body is
+the JSON DynamoDB's JSON-1.0 protocol takes (the ledger's items are already
+in its wire format), signed by botocore's own `SigV4Auth` with the client's
+credentials (frozen per call, so refreshing credentials still work), sent on a
+kept-alive connection, and a success answer is read with `json.loads`.
+
+What the ledger relies on is botocore's, kept:
+- the `before-parameter-build` and `before-call` events are emitted on the
+  dynamodb client's emitter: its own handlers add the ClientRequestToken
+  (idempotent within DynamoDB's 10 minutes, so a write resent after a lost
+  answer is not a second write) and Lambda's X-Amzn-Trace-Id header, and the
+  hooks that count AWS calls (tests, the bench) see this call;
+- an error answer is parsed by botocore's JSON parser, modeled fields
+  (`CancellationReasons`) included, as `Endpoint._add_modeled_error_fields`
+  does, and raised as the class the client raises (`ClientError` subclasses);
+- a transport failure is a `BotoCoreError`: EndpointConnectionError,
+  ConnectTimeoutError (2 s), ReadTimeoutError (5 s), ConnectionClosedError.
+
+One attempt a call: the Ledger's own four attempts with backoff
+(`Ledger._with_retries`, retrying the codes and statuses botocore's standard
+mode retries) replace the client's, which made up to four under each of them
+(`max_attempts: 3` counts retries: botocore adds the first attempt), so a
+throttled DynamoDB now sees 4 calls, not 16; `runtime/after_response.settle`
+still bounds the whole by the invocation's deadline. Not kept: the client's
+retry quota (a token bucket across calls) and its check of DynamoDB's
+`x-amz-crc32` (a success answer's body is not read by the ledger).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import botocore
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from botocore.httpsession import get_cert_path
+from botocore.parsers import create_parser
+
+from .. import aws
+
+OPERATION = "TransactWriteItems"
+_TARGET = "DynamoDB_20120810." + OPERATION
+_CONTENT_TYPE = "application/x-amz-json-1.0"
+CONNECT_TIMEOUT_S = 2  # aws._CONFIG's
+READ_TIMEOUT_S = 5
+# A kept-alive connection the server closed while idle fails before any answer: one fresh try
+# (the ClientRequestToken makes a resent transaction idempotent).
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+class Writer:
+    """TransactWriteItems for one dynamodb client: its endpoint, region, credentials and events."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        meta = client.meta
+        self._url = meta.endpoint_url  # AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL, else the region's
+        parts = urlsplit(self._url)
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname, parts.port
+        self._path = parts.path or "/"
+        self._region = meta.region_name
+        self._events = meta.events
+        self._model = meta.service_model.operation_model(OPERATION)
+        self._service_id = meta.service_model.service_id.hyphenize()
+        self._user_agent = f"Botocore/{botocore.__version__} edenai-gateway-ledger"
+        self._tls: ssl.SSLContext | None = None  # made on the first https connection
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------- the call
+
+    def transact_write_items(self, items: list[dict]) -> dict:
+        context = {"client_region": self._region, "client_config": self.client.meta.config,
+                   "has_streaming_input": False, "auth_type": None}
+        params: dict[str, Any] = {"TransactItems": items}
+        self._events.emit(f"before-parameter-build.{self._service_id}.{OPERATION}",
+                          params=params, model=self._model, context=context)
+        body = json.dumps(params, separators=(",", ":")).encode()
+        request = {"url_path": self._path, "query_string": "", "method": "POST", "url": self._url,
+                   "headers": {"X-Amz-Target": _TARGET, "Content-Type": _CONTENT_TYPE,
+                               "User-Agent": self._user_agent},
+                   "body": body, "context": context}
+        _, answered = self._events.emit_until_response(
+            f"before-call.{self._service_id}.{OPERATION}",
+            model=self._model, params=request, request_signer=None, context=context)
+        if answered is not None:  # a hook answered in its place (botocore's Stubber does)
+            http_response, parsed = answered
+            return self._result(http_response.status_code, parsed)
+        status, headers, data = self._send(self._signed(request["headers"], body), body)
+        if status < 300:
+            parsed = json.loads(data) if data else {}
+            parsed["ResponseMetadata"] = {"RequestId": headers.get("x-amzn-requestid", ""),
+                                          "HTTPStatusCode": status, "HTTPHeaders": headers,
+                                          "RetryAttempts": 0}
+            return parsed
+        return self._result(status, self._error(status, headers, data))
+
+    def _result(self, status: int, parsed: dict) -> dict:
+        if status >= 300:
+            code = parsed.get("Error", {}).get("Code")
+            raise self.client.exceptions.from_code(code)(parsed, OPERATION)
+        return parsed
+
+    def _signed(self, headers: dict, body: bytes) -> dict:
+        credentials = self.client._request_signer._credentials  # the client's own chain, refreshed by it
+        if credentials is None:
+            raise NoCredentialsError()  # botocore's own refusal to send unsigned
+        request = AWSRequest(method="POST", url=self._url, data=body, headers=headers)
+        SigV4Auth(credentials.get_frozen_credentials(), "dynamodb", self._region).add_auth(request)
+        return dict(request.headers.items())
+
+    def _error(self, status: int, headers: dict, data: bytes) -> dict:
+        """botocore's parse of a JSON-1.0 error (Error.Code from `__type` after `#`, Error.Message,
+        ResponseMetadata), with the error shape's own members on top (CancellationReasons for
+        TransactionCanceledException), as `Endpoint._add_modeled_error_fields` adds them."""
+        response = {"status_code": status, "headers": headers, "body": data}
+        parser = create_parser("json")
+        parsed = parser.parse(response, self._model.output_shape)
+        code = parsed.get("Error", {}).get("Code")
+        shape = self._model.service_model.shape_for_error_code(code) if code else None
+        if shape is not None:
+            parsed.update(parser.parse(response, shape))
+        parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = 0
+        return parsed
+
+    # ------------------------------------------------------------- the wire
+
+    def _send(self, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
+        """POST on a kept-alive connection: (status, lower-cased headers, body)."""
+        while True:
+            with self._lock:
+                connection = self._idle.pop() if self._idle else None
+            reused = connection is not None
+            connection = connection or self._connect()
+            try:
+                connection.request("POST", self._path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+            except _STALE as exc:
+                connection.close()
+                if reused:
+                    continue
+                raise ConnectionClosedError(endpoint_url=self._url, error=exc) from exc
+            except socket.timeout as exc:
+                connection.close()
+                raise ReadTimeoutError(endpoint_url=self._url, error=exc) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                raise ConnectionClosedError(endpoint_url=self._url, error=exc) from exc
+            answer = {name.lower(): value for name, value in response.getheaders()}
+            if response.will_close:
+                connection.close()
+            else:
+                with self._lock:
+                    self._idle.append(connection)
+            return response.status, answer, data
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            if self._tls is None:  # botocore's CA bundle, as its urllib3 pool verifies with
+                self._tls = ssl.create_default_context(cafile=get_cert_path(True))
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=CONNECT_TIMEOUT_S, context=self._tls)
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT_S)
+        try:
+            connection.connect()
+        except socket.timeout as exc:
+            raise ConnectTimeoutError(endpoint_url=self._url, error=exc) from exc
+        except OSError as exc:
+            raise EndpointConnectionError(endpoint_url=self._url, error=exc) from exc
+        connection.sock.settimeout(READ_TIMEOUT_S)
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+
+_writer: Writer | None = None
+_writer_lock = threading.Lock()
+
+
+def writer() -> Writer:
+    """The writer of the current dynamodb client: `aws.reset_clients` (a SnapStart restore)
+    makes a new client, and with it a writer whose connections are new too."""
+    global _writer
+    client = aws.client("dynamodb")
+    current = _writer
+    if current is not None and current.client is client:
+        return current
+    with _writer_lock:
+        current = _writer
+        if current is None or current.client is not client:
+            if current is not None:
+                current.close()
+            current = _writer = Writer(client)
+        return current
+
+
+def forget_connections() -> None:
+    """Close the kept-alive connections (SnapStart: a snapshot holds none, a restore opens its own)."""
+    global _writer
+    current, _writer = _writer, None
+    if current is not None:
+        current.close()
+
+
+def transact_write_items(items: list[dict]) -> dict:
+    return writer().transact_write_items(items)
