@@ -301,6 +301,23 @@ def test_a_streaming_mode_shutdown_that_outlasts_its_grace_cancels_cleanly():
     assert asyncio.run(stopped_server()), "pending work outlived the shutdown"
 
 
+def _two_invocations_then_gone() -> tuple[object, threading.Event]:
+    """The Extensions API's side: invocations r1 and r2, then the API goes away; the event is
+    set once the extension has asked past both (it settled them)."""
+    events = [{"eventType": "INVOKE", "requestId": rid, "deadlineMs": (time.time() + 60) * 1000}
+              for rid in ("r1", "r2")]
+    both_settled = threading.Event()
+
+    class Extension:
+        def next_event(self) -> dict:
+            if events:
+                return events.pop(0)
+            both_settled.set()
+            raise OSError("no more invocations in this test")
+
+    return Extension(), both_settled
+
+
 def test_a_request_that_begins_before_the_last_invocation_is_settled_is_still_waited_for(caplog):
     """Streaming mode: the next invocation's request can reach the app before the extension has
     settled the last one (invocations that overlap, as the benchmark's stand-in runtime sends
@@ -310,19 +327,9 @@ def test_a_request_that_begins_before_the_last_invocation_is_settled_is_still_wa
 
     from handler.runtime.after_response import AfterResponse
 
-    events = [{"eventType": "INVOKE", "requestId": rid, "deadlineMs": (time.time() + 60) * 1000}
-              for rid in ("r1", "r2")]
-    both_settled = threading.Event()
-
-    class Extension:  # the Extensions API's side: two invocations, then the API goes away
-        def next_event(self) -> dict:
-            if events:
-                return events.pop(0)
-            both_settled.set()
-            raise OSError("no more invocations in this test")
-
+    extension, both_settled = _two_invocations_then_gone()
     with caplog.at_level(logging.WARNING, logger="handler.runtime.after_response"):
-        after = AfterResponse(ledger=None, extension=Extension(), arrival_window=30.0)
+        after = AfterResponse(ledger=None, extension=extension, arrival_window=30.0)
         for request_id in ("r1", "r2"):  # r2 begins while r1 is still being settled
             after.begin(request_id)
         for request_id in ("r1", "r2"):
@@ -338,18 +345,8 @@ def test_a_handover_that_comes_before_the_last_invocations_is_not_waited_for_aga
     only 2 s before its deadline (the benchmark's AWS-calls count timed out on it)."""
     from handler.runtime.after_response import AfterResponse
 
-    events = [{"eventType": "INVOKE", "requestId": rid, "deadlineMs": (time.time() + 60) * 1000}
-              for rid in ("r1", "r2")]
-    both_settled = threading.Event()
-
-    class Extension:  # the Extensions API's side: two invocations, then the API goes away
-        def next_event(self) -> dict:
-            if events:
-                return events.pop(0)
-            both_settled.set()
-            raise OSError("no more invocations in this test")
-
-    after = AfterResponse(ledger=None, extension=Extension(), arrival_window=30.0)
+    extension, both_settled = _two_invocations_then_gone()
+    after = AfterResponse(ledger=None, extension=extension, arrival_window=30.0)
     for request_id in ("r1", "r2"):
         after.begin(request_id)
     for request_id in ("r2", "r1"):  # r2's handover first
