@@ -26,7 +26,9 @@ from handler import aws
 from handler.metering import transact_wire
 from handler.metering.items import LedgerEntry, ledger_transaction
 from handler.protocol.usage import Usage
-from tests.support.dynamodb_faults import THROTTLED, UNAVAILABLE, WRITTEN, WRITTEN_THEN_HANG_UP, FaultyDynamoDB
+from tests.support.dynamodb_faults import (THROTTLED, UNAVAILABLE, WRITTEN, WRITTEN_THEN_HANG_UP, Answer,
+                                           FaultyDynamoDB)
+from tests.support.forward_proxy import ForwardProxy
 from tests.support.stack import serve
 
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -119,6 +121,8 @@ def test_a_failing_dynamodb_is_tried_four_times_then_the_request_is_queued(stack
     assert call.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=testing/")
     assert "/us-east-1/dynamodb/aws4_request" in call.headers["authorization"]
     assert call.body["ClientRequestToken"], "botocore's idempotency token rides along"
+    assert len({c.body["ClientRequestToken"] for c in dynamodb.calls}) == 1, \
+        "every attempt of one write is one transaction to DynamoDB: one ClientRequestToken"
     assert call.body["TransactItems"][0]["Put"]["Item"]["sk"]["S"].startswith("REQ#")
 
 
@@ -196,3 +200,78 @@ def test_a_served_requests_usage_skips_botocores_endpoint_and_is_still_seen_by_i
         events.unregister("before-call.dynamodb.TransactWriteItems", hook)
     assert "TransactWriteItems" not in through_endpoint, f"the ledger write went through botocore: {through_endpoint}"
     assert hooked == ["before-call.dynamodb.TransactWriteItems"], "the write is counted like any botocore call"
+
+
+def test_a_write_answered_with_a_body_that_is_not_json_is_written(stack, dynamodb_at):
+    """The ledger reads nothing of a success answer: a 200 whose body is not JSON (a proxy's
+    rewrite) is a write, not an exception that escapes the ledger's keep-or-queue path."""
+    with FaultyDynamoDB([Answer(200, b"<html>OK</html>", "text/html")]) as dynamodb:
+        dynamodb_at(dynamodb.url)
+        assert stack.ledger().record(entry("k")) == "written"
+
+
+def test_a_5xx_whose_body_is_not_utf8_is_retried_then_queued(stack, dynamodb_at, queue_url):
+    """A middlebox's error page in another encoding: botocore's parser cannot read it, and the
+    write is still a retryable failure named by its status, then a queued entry, never lost."""
+    page = Answer(502, b"\xff\xfe<html>Bad Gateway</html>", "text/html")
+    lost = entry("k")
+    with FaultyDynamoDB([page]) as dynamodb:
+        dynamodb_at(dynamodb.url)
+        assert stack.ledger(queue_url=queue_url, backoff=0.001).record(lost) == "queued"
+    assert len(dynamodb.calls) == 4, "a 502 is retried as botocore's standard mode retries it"
+    assert [e.request_id for e in queued(queue_url, 1)] == [lost.request_id]
+
+
+def test_an_idle_connection_past_its_expiry_is_not_reused(stack, dynamodb_at):
+    """A kept connection idle for a minute may have been dropped without a word (a NAT's idle
+    timeout, a frozen environment): it is closed, not reused into a read timeout."""
+    now = [1000.0]
+    items = ledger_transaction(stack.settings.usage_table, [entry("k")], 400)
+    with FaultyDynamoDB([WRITTEN]) as dynamodb:
+        dynamodb_at(dynamodb.url)
+        writer = transact_wire.Writer(aws.client("dynamodb"), clock=lambda: now[0])
+        writer.transact_write_items(items)
+        now[0] += transact_wire.IDLE_EXPIRY_S / 2
+        writer.transact_write_items(items)
+        assert dynamodb.connections == 1, "a connection idle for less than the expiry is reused"
+        now[0] += transact_wire.IDLE_EXPIRY_S + 1
+        writer.transact_write_items(items)
+        writer.close()
+    assert dynamodb.connections == 2, "a connection idle past the expiry is replaced"
+
+
+def test_a_write_the_client_would_send_through_a_proxy_goes_through_the_proxy(stack, dynamodb_at, monkeypatch):
+    """A function that reaches DynamoDB only through a proxy (HTTP(S)_PROXY) writes its usage
+    through it, as botocore's client does; NO_PROXY still sends the write straight."""
+    with FaultyDynamoDB([WRITTEN]) as dynamodb, ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "localhost")  # moto's SQS and Secrets Manager stay direct
+        dynamodb_at(dynamodb.url)  # 127.0.0.1: not in NO_PROXY, so the proxy's
+        assert stack.ledger().record(entry("k")) == "written"
+        assert [line.split(" ")[0] for line in proxy.forwarded] == ["POST"], f"the proxy relayed {proxy.forwarded}"
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        dynamodb_at(dynamodb.url)
+        assert stack.ledger().record(entry("k")) == "written"
+        assert len(proxy.forwarded) == 1, "NO_PROXY's endpoint is written to straight"
+    assert len(dynamodb.calls) == 2
+
+
+def test_tls_to_dynamodb_is_verified_with_the_clients_ca_bundle(tmp_path, monkeypatch, moto_endpoint):
+    """AWS_CA_BUNDLE (a private CA in front of DynamoDB) is what botocore verifies with; the wire
+    writer verifies with the same bundle, not certifi's."""
+    import certifi
+
+    first = certifi.contents().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+    bundle = tmp_path / "private-ca.pem"
+    bundle.write_text(first)
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    aws.reset_clients()
+    try:
+        writer = transact_wire.Writer(aws.client("dynamodb"))
+        assert len(transact_wire.tls_context(writer._verify).get_ca_certs()) == 1, \
+            "the writer trusts exactly the bundle the client was told to"
+    finally:
+        monkeypatch.delenv("AWS_CA_BUNDLE")
+        aws.reset_clients()
+    unverified = transact_wire.tls_context(False)
+    assert (unverified.verify_mode, unverified.check_hostname) == (transact_wire.ssl.CERT_NONE, False)

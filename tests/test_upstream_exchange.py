@@ -118,6 +118,21 @@ def test_a_proxy_from_the_environment_carries_the_providers_calls(moto_endpoint,
     assert fake.count() == 2
 
 
+def test_a_socks_proxy_from_the_environment_is_set_aside_with_a_warning(moto_endpoint, fake, monkeypatch, caplog):
+    """ALL_PROXY=socks5://... needs socksio, which the package does not carry: httpx would refuse
+    every call to the provider. The gateway says so once and calls the provider directly."""
+    stack = new_stack(fake.url.replace("127.0.0.1", "localhost"))  # the provider's calls would take ALL_PROXY
+    key = stack.add_key()
+    with caplog.at_level("WARNING", logger="handler.providers.anthropic_api"), serve(stack) as server:
+        # made before ALL_PROXY is set: the SDK's own httpx client would refuse it the same way
+        sdk = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0, timeout=30)
+        monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # moto's calls go direct
+        created = sdk.messages.create(model=CLAUDE, max_tokens=20, messages=HELLO)
+    assert created.content[0].text.startswith("Hello from"), "the provider answered, directly"
+    assert "proxy socks5://... for all:// ignored" in caplog.text
+
+
 @pytest.mark.parametrize("model", [CLAUDE, GPT])
 def test_a_provider_that_goes_quiet_mid_stream_is_timed_out(moto_endpoint, fake, model):
     """After the first content the attempt's deadline no longer runs: what ends a provider's

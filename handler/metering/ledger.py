@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping
@@ -112,6 +113,13 @@ def _duplicate(exc: Exception) -> bool:
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
 
 
+def _token() -> str:
+    """One ClientRequestToken for every attempt of one write: DynamoDB answers a retried
+    transaction it already applied (an answer lost on the way) as written, for 10 minutes,
+    instead of cancelling it as a duplicate."""
+    return str(uuid.uuid4())
+
+
 class Ledger:
     def __init__(
         self,
@@ -132,8 +140,8 @@ class Ledger:
         self._dynamodb = dynamodb or (lambda: aws.client("dynamodb"))
         # The ledger's writes go on the wire (transact_wire: a third of botocore's CPU), unless a
         # client was given: then everything goes through it.
-        self._transact: Callable[[list[dict]], Any] = transact_wire.transact_write_items if dynamodb is None \
-            else (lambda items: dynamodb().transact_write_items(TransactItems=items))
+        self._transact: Callable[[list[dict], str], Any] = transact_wire.transact_write_items if dynamodb is None \
+            else (lambda items, token: dynamodb().transact_write_items(TransactItems=items, ClientRequestToken=token))
         self._sqs = sqs
         self._write_attempts = write_attempts
         self._reserve_attempts = reserve_attempts
@@ -204,9 +212,9 @@ class Ledger:
 
     def write(self, entry: LedgerEntry) -> str:
         """Record + aggregates, exactly once: 'written' or 'duplicate'; raises if DynamoDB keeps failing."""
-        items = ledger_transaction(self.table, [entry], self.ttl_days)
+        items, token = ledger_transaction(self.table, [entry], self.ttl_days), _token()
         try:
-            self._with_retries(lambda: self._transact(items), self._write_attempts)
+            self._with_retries(lambda: self._transact(items, token), self._write_attempts)
         except ClientError as exc:
             if _duplicate(exc):
                 return "duplicate"
@@ -229,9 +237,9 @@ class Ledger:
         """
         if len(entries) == 1:
             return [self.record(entries[0])]
-        items = ledger_transaction(self.table, entries, self.ttl_days)
+        items, token = ledger_transaction(self.table, entries, self.ttl_days), _token()
         try:
-            self._with_retries(lambda: self._transact(items), self._write_attempts)
+            self._with_retries(lambda: self._transact(items, token), self._write_attempts)
             return ["written"] * len(entries)
         except ClientError as exc:
             if not _retryable(exc):

@@ -23,6 +23,12 @@ What the ledger relies on is botocore's, kept:
 - a transport failure is a `BotoCoreError`: EndpointConnectionError,
   ConnectTimeoutError (2 s), ReadTimeoutError (5 s), ConnectionClosedError.
 
+The client's own connection settings decide the way: a write the client would send
+through a proxy (HTTP(S)_PROXY, NO_PROXY, `Config(proxies=...)`) goes through the client
+itself, and TLS is verified as the client verifies (its CA bundle: AWS_CA_BUNDLE or
+certifi's; `verify=False`), so a function that reaches DynamoDB only through a proxy or a
+private CA writes as it did through botocore.
+
 One attempt a call: the Ledger's own four attempts with backoff
 (`Ledger._with_retries`, retrying the codes and statuses botocore's standard
 mode retries) replace the client's, which made up to four under each of them
@@ -40,7 +46,8 @@ import json
 import socket
 import ssl
 import threading
-from typing import Any
+import time
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import botocore
@@ -66,15 +73,24 @@ READ_TIMEOUT_S = 5
 # A kept-alive connection the server closed while idle fails before any answer: one fresh try
 # (the ClientRequestToken makes a resent transaction idempotent).
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+# An idle connection older than this is closed rather than reused: one dropped without a FIN or
+# RST reaching us (a NAT's idle timeout, an environment frozen between invocations) would
+# otherwise cost a whole read timeout and one of the ledger's attempts.
+IDLE_EXPIRY_S = 60.0
 
 
 class Writer:
     """TransactWriteItems for one dynamodb client: its endpoint, region, credentials and events."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         meta = client.meta
         self._url = meta.endpoint_url  # AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL, else the region's
+        session = client._endpoint.http_session  # noqa: SLF001 - the settings botocore's own sends use
+        # A proxy the client would use for this endpoint: the client sends the write itself.
+        self.through_client = bool(session._proxy_config.proxy_url_for(self._url))  # noqa: SLF001
+        self._verify = session._verify  # noqa: SLF001 - True, False or a CA bundle's path
+        self._clock = clock
         parts = urlsplit(self._url)
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname, parts.port
@@ -85,15 +101,22 @@ class Writer:
         self._service_id = meta.service_model.service_id.hyphenize()
         self._user_agent = f"Botocore/{botocore.__version__} edenai-gateway-ledger"
         self._tls: ssl.SSLContext | None = None  # made on the first https connection
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[tuple[float, http.client.HTTPConnection]] = []  # (idle since, connection)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- the call
 
-    def transact_write_items(self, items: list[dict]) -> dict:
+    def transact_write_items(self, items: list[dict], token: str | None = None) -> dict:
+        """One TransactWriteItems; `token` (a ClientRequestToken) makes the ledger's attempts of one
+        write one transaction to DynamoDB: a retry after a lost answer is answered as written."""
+        if self.through_client:
+            extra = {"ClientRequestToken": token} if token else {}
+            return self.client.transact_write_items(TransactItems=items, **extra)
         context = {"client_region": self._region, "client_config": self.client.meta.config,
                    "has_streaming_input": False, "auth_type": None}
         params: dict[str, Any] = {"TransactItems": items}
+        if token:
+            params["ClientRequestToken"] = token  # botocore's hook only fills one in when absent
         self._events.emit(f"before-parameter-build.{self._service_id}.{OPERATION}",
                           params=params, model=self._model, context=context)
         body = json.dumps(params, separators=(",", ":")).encode()
@@ -109,7 +132,7 @@ class Writer:
             return self._result(http_response.status_code, parsed)
         status, headers, data = self._send(self._signed(request["headers"], body), body)
         if status < 300:
-            parsed = json.loads(data) if data else {}
+            parsed = _json_object(data)  # the ledger reads none of it: a body that is not JSON is no failure
             parsed["ResponseMetadata"] = {"RequestId": headers.get("x-amzn-requestid", ""),
                                           "HTTPStatusCode": status, "HTTPHeaders": headers,
                                           "RetryAttempts": 0}
@@ -136,7 +159,11 @@ class Writer:
         TransactionCanceledException), as `Endpoint._add_modeled_error_fields` adds them."""
         response = {"status_code": status, "headers": headers, "body": data}
         parser = create_parser("json")
-        parsed = parser.parse(response, self._model.output_shape)
+        try:
+            parsed = parser.parse(response, self._model.output_shape)
+        except ValueError:  # a body botocore cannot read (not UTF-8: a middlebox's page): named by its status
+            return {"Error": {"Code": str(status), "Message": data[:1024].decode("utf-8", "replace")},
+                    "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers, "RetryAttempts": 0}}
         code = parsed.get("Error", {}).get("Code")
         shape = self._model.service_model.shape_for_error_code(code) if code else None
         if shape is not None:
@@ -149,8 +176,7 @@ class Writer:
     def _send(self, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
         """POST on a kept-alive connection: (status, lower-cased headers, body)."""
         while True:
-            with self._lock:
-                connection = self._idle.pop() if self._idle else None
+            connection = self._take_idle()
             reused = connection is not None
             connection = connection or self._connect()
             try:
@@ -173,13 +199,30 @@ class Writer:
                 connection.close()
             else:
                 with self._lock:
-                    self._idle.append(connection)
+                    self._idle.append((self._clock(), connection))
             return response.status, answer, data
+
+    def _take_idle(self) -> http.client.HTTPConnection | None:
+        """The most recently used idle connection, closing those idle past IDLE_EXPIRY_S."""
+        now, expired, taken = self._clock(), [], None
+        with self._lock:
+            while self._idle and taken is None:
+                since, connection = self._idle.pop()
+                if now - since < IDLE_EXPIRY_S:
+                    taken = connection
+                else:
+                    expired.append(connection)
+            if expired:  # the rest are older still
+                expired += [connection for _, connection in self._idle]
+                self._idle.clear()
+        for connection in expired:
+            connection.close()
+        return taken
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._https:
-            if self._tls is None:  # botocore's CA bundle, as its urllib3 pool verifies with
-                self._tls = ssl.create_default_context(cafile=get_cert_path(True))
+            if self._tls is None:
+                self._tls = tls_context(self._verify)
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
                 self._host, self._port, timeout=CONNECT_TIMEOUT_S, context=self._tls)
         else:
@@ -197,8 +240,27 @@ class Writer:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for connection in idle:
+        for _, connection in idle:
             connection.close()
+
+
+def tls_context(verify: bool | str) -> ssl.SSLContext:
+    """TLS as botocore's urllib3 pool verifies: its CA bundle (certifi's, or AWS_CA_BUNDLE's path),
+    or no verification when the client was made with `verify=False`."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=get_cert_path(verify))
+
+
+def _json_object(data: bytes) -> dict:
+    try:
+        parsed = json.loads(data) if data else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 _writer: Writer | None = None
@@ -230,5 +292,5 @@ def forget_connections() -> None:
         current.close()
 
 
-def transact_write_items(items: list[dict]) -> dict:
-    return writer().transact_write_items(items)
+def transact_write_items(items: list[dict], token: str | None = None) -> dict:
+    return writer().transact_write_items(items, token)

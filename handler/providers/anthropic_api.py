@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
@@ -24,6 +25,8 @@ from .answer import Answer
 from .http11 import Http11Transport
 
 ANTHROPIC_VERSION = "2023-06-01"
+_PROXY_SCHEMES = ("http://", "https://")
+log = logging.getLogger(__name__)
 _MAX_ERROR_BODY = 64 * 1024
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
@@ -66,8 +69,16 @@ def environment_proxies() -> dict[str, httpx.AsyncBaseTransport | None]:
     """The proxies httpx's client takes from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY
     and NO_PROXY, read by httpx's own function), each on httpx's own transport as its client
     mounts them: a client given a transport of its own reads none of them itself."""
-    return {pattern: None if url is None else httpx.AsyncHTTPTransport(proxy=url)
-            for pattern, url in get_environment_proxies().items()}
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+    for pattern, url in get_environment_proxies().items():
+        if url is not None and not url.startswith(_PROXY_SCHEMES):
+            # A SOCKS proxy needs socksio, which the package does not carry: httpx would refuse every
+            # call; the calls go direct instead, as they do for a scheme no proxy variable names.
+            log.warning("proxy %s for %s ignored: only http:// and https:// proxies are supported",
+                        url.split("://", 1)[0] + "://...", pattern)
+            continue
+        mounts[pattern] = None if url is None else httpx.AsyncHTTPTransport(proxy=url)
+    return mounts
 
 
 async def close_client() -> None:
@@ -99,11 +110,13 @@ class UpstreamStatus(Exception):
 
 async def fail_with(response: Answer | httpx.Response) -> None:
     raw = b""
-    async for chunk in response.aiter_bytes():
-        raw += chunk
-        if len(raw) > _MAX_ERROR_BODY:
-            break
-    await response.aclose()
+    try:
+        async for chunk in response.aiter_bytes():
+            raw += chunk
+            if len(raw) > _MAX_ERROR_BODY:
+                break
+    finally:  # a body cut short (or the request cancelled) still gives its connection back or closes it
+        await response.aclose()
     text = raw[:_MAX_ERROR_BODY].decode("utf-8", "replace").strip() or f"HTTP {response.status_code}"
     raise UpstreamStatus(response.status_code, text, response.headers.get("retry-after"))
 

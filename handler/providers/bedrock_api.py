@@ -198,8 +198,10 @@ def message_of(raw: bytes, status: int) -> str:
 
 
 async def fail_with(response: Answer | httpx.Response) -> None:
-    raw = await response.aread()
-    await response.aclose()
+    try:
+        raw = await response.aread()
+    finally:  # a body cut short (or the request cancelled) still gives its connection back or closes it
+        await response.aclose()
     raise error_of(response.headers.get("x-amzn-errortype"), message_of(raw, response.status_code),
                    response.status_code, response.headers.get("retry-after"))
 
