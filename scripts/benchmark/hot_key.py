@@ -47,7 +47,7 @@ class CountingDynamoDB:
         self.units[self.second, item] += 1
         return {"Attributes": {"rpm_count": {"N": "1"}}}
 
-    def transact_write_items(self, TransactItems: list) -> dict:
+    def transact_write_items(self, TransactItems: list, ClientRequestToken: str | None = None) -> dict:  # noqa: N803
         for entry in TransactItems:
             (_, op), = entry.items()
             item = self._item(op)
