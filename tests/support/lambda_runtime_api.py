@@ -262,6 +262,6 @@ def function_process(argv: list[str], env: dict[str, str], cwd: Path) -> Iterato
         reader.join(5)
 
 
-def runtime_client_argv(python: str, *flags: str) -> list[str]:
+def runtime_client_argv(python: str, *flags: str, handler: str = HANDLER) -> list[str]:
     """How Lambda's Python runtime starts a function: the runtime interface client with the handler."""
-    return [python, *flags, "-m", "awslambdaric", HANDLER]
+    return [python, *flags, "-m", "awslambdaric", handler]
