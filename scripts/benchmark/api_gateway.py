@@ -92,6 +92,8 @@ def gateway(api: TimedRuntimeApi):
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:  # HTTP API joins a repeated header with commas
             key = name.decode("latin-1").lower()
+            if key in ("host", "connection"):  # the event's host is API Gateway's own; hop-by-hop
+                continue
             headers[key] = f"{headers[key]},{value.decode('latin-1')}" if key in headers else value.decode("latin-1")
         event = http_api_event(scope["method"], scope["path"], body=bytes(body) if body else None, headers=headers,
                                query=scope["query_string"].decode())
