@@ -60,9 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-requests", type=int, default=3000)
     parser.add_argument("--profile-load", choices=("nonstream_c16", "nonstream_c1"), default="nonstream_c16",
                         help="the load sampled by --profile (default nonstream_c16)")
-    parser.add_argument("--profile-target", choices=("gateway", "streaming"), default="gateway",
+    parser.add_argument("--profile-target", choices=("gateway", "streaming", "lambda"), default="gateway",
                         help="the target sampled by --profile: uvicorn with the deferred write, or the deployed "
-                             "streaming mode (default gateway)")
+                             "streaming or buffered mode's function process (default gateway)")
     parser.add_argument("--log-dir", type=Path, help="keep every process's log here (default: a temp dir)")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -197,6 +197,7 @@ def run(args: argparse.Namespace, stack: ExitStack, log_dir: Path) -> dict[str, 
 
     for target in targets:  # VmHWM: the peak over the whole run, start-up and load included
         doc["targets"][target.name]["peak_rss_mb"] = target.server.peak_rss_mb() if target.server else None
+        doc["targets"][target.name]["server_argv"] = list(target.server.popen.args) if target.server else None
     doc["shared"] = {"fake upstream": fake.peak_rss_mb(), "load generator": loadgen.process.peak_rss_mb()}
     if aws is not None:
         doc["shared"]["moto"] = aws.moto.peak_rss_mb()

@@ -129,8 +129,8 @@ def _cpu_table(doc: dict) -> list[str]:
     note = (f"Goal on the {goal[0]} path (`{doc['meta']['model']}`), whole answers: at most {goal[1]} ms. "
             if goal is not None else "") + (
         "Median over rounds of the server's process CPU in a round divided by the requests it served; "
-        "in brackets, the ratio to LiteLLM Proxy's. The Lambda buffered row's process also plays the "
-        "Runtime API and builds the events, so it is an upper bound.")
+        "in brackets, the ratio to LiteLLM Proxy's. The deployed modes' rows are their function process "
+        "alone: Lambda's side (the Runtime API, API Gateway or the Web Adapter) runs in a process of its own.")
     return ["### Server CPU per request (ms, metering on, log line on)", "", note, "",
             *_table(["target", *loads], rows), ""]
 

@@ -16,8 +16,9 @@ for the same model, routed to the same fake upstream.
              each request an invocation whose usage the extension writes after the response; the Web
              Adapter and the stand-in Runtime API in a process of their own, not counted
     proxy    LiteLLM Proxy 1.110.2, no database, its /v1/messages endpoint
-    lambda   the buffered deployment: handler.lambda_function.lambda_handler with API Gateway events,
-             its extension writing the usage after the answer (stand-in Runtime API), metering on
+    lambda   the buffered deployment: lambda_handler under the runtime interface client (awslambdaric), its
+             extension writing the usage after the answer; API Gateway (v2 events) and the stand-in Runtime
+             API in a process of their own, not counted; latency is the invocation's (server-timing)
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Context:
 class Target:
     name: str
     server: Process | None  # whose CPU and memory are the target's (None: direct)
-    driver: Worker | None  # the lambda target drives itself; HTTP targets share the load generator
+    driver: Worker | None  # a target that drives itself; HTTP targets share the load generator
     port: int | None
     path: str
     headers: dict[str, str]
@@ -277,15 +278,48 @@ def start_proxy(ctx: Context) -> Target:
                   extra={"litellm": litellm})
 
 
+BUFFERED_HANDLER = "scripts.benchmark.buffered_function.lambda_handler"
+
+
+def buffered_function_argv() -> list[str]:
+    """The function process as Lambda's Python runtime starts it, on the handler with the AWS-call counter."""
+    from tests.support.lambda_runtime_api import runtime_client_argv
+
+    return runtime_client_argv(sys.executable, handler=BUFFERED_HANDLER)
+
+
 def start_lambda(ctx: Context) -> Target:
+    """Two processes: Lambda's side (the stand-in Runtime API and API Gateway) and the function
+    (the runtime interface client running lambda_handler), whose CPU and memory alone are the target's."""
     started = time.monotonic()
-    worker = Worker.start("lambda", [sys.executable, "-m", "scripts.benchmark.lambda_worker"],
-                          env=ctx.env, cwd=ctx.root, log_dir=ctx.log_dir, timeout=90)
-    return Target("lambda", worker.process, worker, None, "/v3/v1/messages",
-                  {"authorization": f"Bearer {ctx.aws.key}"}, ctx.model, max_concurrency=1,
-                  software=f"Mangum {package_version('mangum')}, API Gateway v2 events, no HTTP, "
-                           "extension over a stand-in Runtime API",
-                  ready_s=time.monotonic() - started)
+    port = free_port()
+    lambda_side = Process("lambda-api-gateway", [sys.executable, "-m", "scripts.benchmark.api_gateway",
+                                                 "--port", str(port)], env=ctx.env, cwd=ctx.root, log_dir=ctx.log_dir)
+    try:
+        runtime_api = lambda_side.first_line(30).removeprefix("runtime-api ")
+        function = Process("lambda", buffered_function_argv(), env={**ctx.env, "AWS_LAMBDA_RUNTIME_API": runtime_api},
+                           cwd=ctx.root, log_dir=ctx.log_dir)
+    except BaseException:
+        lambda_side.stop()
+        raise
+    target = Target("lambda", function, None, port, "/v3/v1/messages",
+                    {"content-type": "application/json", "authorization": f"Bearer {ctx.aws.key}"}, ctx.model,
+                    max_concurrency=1, software=f"Mangum {package_version('mangum')} under awslambdaric "
+                    f"{package_version('awslambdaric')}; API Gateway (v2 events) and a stand-in Runtime API in a "
+                    "process of their own",
+                    aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls",
+                    settled_url=f"http://127.0.0.1:{port}/_bench/settled", helpers=[lambda_side])
+    try:
+        function.wait_http(f"http://127.0.0.1:{port}/_bench/ready", 90)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_bench/extensions", timeout=10) as answer:
+            extensions = json.load(answer)["extensions"]
+        if extensions != ["edenai-gateway-ledger"]:
+            raise RuntimeError(f"the usage extension did not register: {extensions}\n{function.log_tail()}")
+    except BaseException:
+        target.stop()
+        raise
+    target.ready_s = time.monotonic() - started
+    return target
 
 
 STARTERS = {"direct": start_direct, "floor": start_floor, "gateway": start_gateway, "proxy": start_proxy,

@@ -172,6 +172,9 @@ class LambdaRuntimeApi:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm the body waits for the client's
+    # delayed ACK of the headers (40 ms on Linux), a wait Lambda's Runtime API does not make.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:
         pass
@@ -262,6 +265,6 @@ def function_process(argv: list[str], env: dict[str, str], cwd: Path) -> Iterato
         reader.join(5)
 
 
-def runtime_client_argv(python: str, *flags: str) -> list[str]:
+def runtime_client_argv(python: str, *flags: str, handler: str = HANDLER) -> list[str]:
     """How Lambda's Python runtime starts a function: the runtime interface client with the handler."""
-    return [python, *flags, "-m", "awslambdaric", HANDLER]
+    return [python, *flags, "-m", "awslambdaric", handler]
