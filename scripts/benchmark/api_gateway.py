@@ -41,7 +41,7 @@ import uvicorn
 from tests.support.lambda_events import http_api_event
 from tests.support.lambda_runtime_api import Invocation, LambdaRuntimeApi
 
-from .web_adapter import ends
+from .web_adapter import ends, request_body
 
 INVOCATION_WAIT_S = 60.0
 # Not relayed: uvicorn frames its own responses.
@@ -83,12 +83,7 @@ def gateway(api: TimedRuntimeApi):
         await answer(send, status, [(b"content-type", b"application/json")], json.dumps(document).encode())
 
     async def invoke(scope, receive, send) -> None:
-        body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:  # HTTP API joins a repeated header with commas
             key = name.decode("latin-1").lower()

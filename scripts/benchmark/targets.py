@@ -239,15 +239,20 @@ def start_streaming(ctx: Context) -> Target:
     try:
         function.wait_http(f"http://127.0.0.1:{function_port}/health", 90)
         lambda_side.wait_http(f"http://127.0.0.1:{port}/health", 30)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_bench/extensions", timeout=10) as answer:
-            extensions = json.load(answer)["extensions"]
-        if extensions != ["edenai-gateway-ledger"]:
-            raise RuntimeError(f"the usage extension did not register: {extensions}\n{function.log_tail()}")
+        _check_extension_registered(port, function)
     except BaseException:
         target.stop()
         raise
     target.ready_s = time.monotonic() - started
     return target
+
+
+def _check_extension_registered(port: int, function: Process) -> None:
+    """The function's usage extension registered with Lambda's side (the stand-in Runtime API)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_bench/extensions", timeout=10) as answer:
+        extensions = json.load(answer)["extensions"]
+    if extensions != ["edenai-gateway-ledger"]:
+        raise RuntimeError(f"the usage extension did not register: {extensions}\n{function.log_tail()}")
 
 
 def start_floor(ctx: Context) -> Target:
@@ -311,10 +316,7 @@ def start_lambda(ctx: Context) -> Target:
                     settled_url=f"http://127.0.0.1:{port}/_bench/settled", helpers=[lambda_side])
     try:
         function.wait_http(f"http://127.0.0.1:{port}/_bench/ready", 90)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_bench/extensions", timeout=10) as answer:
-            extensions = json.load(answer)["extensions"]
-        if extensions != ["edenai-gateway-ledger"]:
-            raise RuntimeError(f"the usage extension did not register: {extensions}\n{function.log_tail()}")
+        _check_extension_registered(port, function)
     except BaseException:
         target.stop()
         raise

@@ -45,6 +45,16 @@ NOT_INVOCATIONS = ("/health", "/_bench/aws-calls")
 LAST_INVOCATION_WAIT_S = 120.0  # below the orchestrator's wait (runner.SETTLE_TIMEOUT_S): a stuck one is named
 
 
+async def request_body(receive) -> bytes:
+    """An ASGI request's whole body."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return bytes(body)
+
+
 def ends(api, invocation) -> bool:
     """Whether the invocation ends (answered, and the extension asked for its next event) in time."""
     try:
@@ -64,12 +74,7 @@ def adapter(api, function_url: str):
         await send({"type": "http.response.body", "body": raw})
 
     async def forward(scope, receive, send, extra_headers=()) -> None:
-        body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         target = scope["raw_path"].decode() + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
         headers = [(name, value) for name, value in scope["headers"] if name not in HOP_BY_HOP]
         request = client.build_request(scope["method"], target, headers=[*headers, *extra_headers],
