@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 from ..metering.items import MAX_BATCH, LedgerEntry
 from ..metering.ledger import Ledger
+from ..observe.telemetry import LAMBDA_CONTEXT_HEADER  # the Lambda Web Adapter's copy of the invocation's context
 from .writer_threads import WriterThreads
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,6 @@ class AfterResponse:
             self._settled_ahead.add(handover.request_id)
 
 
-LAMBDA_CONTEXT_HEADER = b"x-amzn-lambda-context"  # the Lambda Web Adapter's copy of the invocation's context
 
 
 def _lambda_context(scope) -> dict | None:
