@@ -244,8 +244,6 @@ class AfterResponse:
             self._settled_ahead.add(handover.request_id)
 
 
-
-
 def _lambda_context(scope) -> dict | None:
     for name, value in scope.get("headers") or ():
         if name == LAMBDA_CONTEXT_HEADER:
