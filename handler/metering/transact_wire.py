@@ -41,7 +41,6 @@ retry quota (a token bucket across calls) and its check of DynamoDB's
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import ssl
@@ -64,6 +63,7 @@ from botocore.httpsession import get_cert_path
 from botocore.parsers import create_parser
 
 from .. import aws
+from ..blocking_http import Connection
 
 OPERATION = "TransactWriteItems"
 _TARGET = "DynamoDB_20120810." + OPERATION
@@ -72,7 +72,7 @@ CONNECT_TIMEOUT_S = 2  # aws._CONFIG's
 READ_TIMEOUT_S = 5
 # A kept-alive connection the server closed while idle fails before any answer: one fresh try
 # (the ClientRequestToken makes a resent transaction idempotent).
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+_STALE = (BrokenPipeError, ConnectionResetError)  # Disconnected is a ConnectionResetError
 # An idle connection older than this is closed rather than reused: one dropped without a FIN or
 # RST reaching us (a NAT's idle timeout, an environment frozen between invocations) would
 # otherwise cost a whole read timeout and one of the ledger's attempts.
@@ -101,7 +101,7 @@ class Writer:
         self._service_id = meta.service_model.service_id.hyphenize()
         self._user_agent = f"Botocore/{botocore.__version__} edenai-gateway-ledger"
         self._tls: ssl.SSLContext | None = None  # made on the first https connection
-        self._idle: list[tuple[float, http.client.HTTPConnection]] = []  # (idle since, connection)
+        self._idle: list[tuple[float, Connection]] = []  # (idle since, connection)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- the call
@@ -180,29 +180,21 @@ class Writer:
             reused = connection is not None
             connection = connection or self._connect()
             try:
-                connection.request("POST", self._path, body=body, headers=headers)
-                response = connection.getresponse()
-                data = response.read()
+                answer = connection.exchange("POST", self._path, headers, body)
             except _STALE as exc:
-                connection.close()
                 if reused:
                     continue
                 raise ConnectionClosedError(endpoint_url=self._url, error=exc) from exc
             except socket.timeout as exc:
-                connection.close()
                 raise ReadTimeoutError(endpoint_url=self._url, error=exc) from exc
-            except (OSError, http.client.HTTPException) as exc:
-                connection.close()
+            except OSError as exc:  # blocking_http closed it: a malformed answer, a reset
                 raise ConnectionClosedError(endpoint_url=self._url, error=exc) from exc
-            answer = {name.lower(): value for name, value in response.getheaders()}
-            if response.will_close:
-                connection.close()
-            else:
+            if connection.open:
                 with self._lock:
                     self._idle.append((self._clock(), connection))
-            return response.status, answer, data
+            return answer.status, answer.headers, answer.body
 
-    def _take_idle(self) -> http.client.HTTPConnection | None:
+    def _take_idle(self) -> Connection | None:
         """The most recently used idle connection, closing those idle past IDLE_EXPIRY_S."""
         now, expired, taken = self._clock(), [], None
         with self._lock:
@@ -219,22 +211,17 @@ class Writer:
             connection.close()
         return taken
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._https:
-            if self._tls is None:
-                self._tls = tls_context(self._verify)
-            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=CONNECT_TIMEOUT_S, context=self._tls)
-        else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT_S)
+    def _connect(self) -> Connection:
+        if self._https and self._tls is None:
+            self._tls = tls_context(self._verify)
         try:
-            connection.connect()
+            connection = Connection.connect(self._host, self._port or (443 if self._https else 80),
+                                            timeout=CONNECT_TIMEOUT_S, tls=self._tls if self._https else None)
         except socket.timeout as exc:
             raise ConnectTimeoutError(endpoint_url=self._url, error=exc) from exc
         except OSError as exc:
             raise EndpointConnectionError(endpoint_url=self._url, error=exc) from exc
-        connection.sock.settimeout(READ_TIMEOUT_S)
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection.settimeout(READ_TIMEOUT_S)
         return connection
 
     def close(self) -> None:

@@ -33,10 +33,10 @@ import logging
 import queue
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..blocking_http import Answer, Connection
 from ..metering.items import MAX_BATCH, LedgerEntry
 from ..metering.ledger import Ledger
 from ..observe.telemetry import LAMBDA_CONTEXT_HEADER  # the Lambda Web Adapter's copy of the invocation's context
@@ -109,28 +109,50 @@ class Handover:
 
 
 class Extension:
-    """The Extensions API client: register (during init), then one `next` per invocation."""
+    """The Extensions API client: register (during init), then one `next` per invocation.
+
+    Its calls share one kept-alive connection (the extension's thread makes them one at a
+    time); a connection the API closed is replaced once per call."""
 
     def __init__(self, api: str, *, name: str = EXTENSION_NAME, timeout: float | None = None) -> None:
-        self._base = f"http://{api}/{EXTENSIONS_API}/extension"
+        host, _, port = api.rpartition(":")
+        self._host, self._port = (host, int(port)) if host and port.isdigit() else (api, 80)
+        self._prefix = f"/{EXTENSIONS_API}/extension"
         self._name = name
         self._timeout = timeout
+        self._connection: Connection | None = None
         self.id: str | None = None
 
-    def _call(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[Any, Any]:
-        request = urllib.request.Request(self._base + path, data=body, method=method, headers=headers)
-        with urllib.request.urlopen(request, timeout=self._timeout) as answer:  # noqa: S310 - the runtime's own API
-            return answer.headers, json.loads(answer.read() or b"{}")
+    def _call(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[dict, Any]:
+        reused = self._connection is not None and self._connection.open
+        try:
+            answer = self._exchange(method, path, body, headers)
+        except (BrokenPipeError, ConnectionResetError):
+            if not reused:
+                raise
+            answer = self._exchange(method, path, body, headers)  # closed by the API while idle: once more
+        if answer.status >= 300:
+            raise ExtensionsApiError(f"{method} {path}: HTTP {answer.status} {answer.body[:200]!r}")
+        return answer.headers, json.loads(answer.body or b"{}")
+
+    def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
+        if self._connection is None or not self._connection.open:
+            self._connection = Connection.connect(self._host, self._port, timeout=self._timeout)
+        return self._connection.exchange(method, self._prefix + path, headers, body)
 
     def register(self) -> None:
         headers, _ = self._call("POST", "/register", json.dumps({"events": ["INVOKE"]}).encode(),
                                 {"Lambda-Extension-Name": self._name, "Content-Type": "application/json"})
-        self.id = headers["Lambda-Extension-Identifier"]
+        self.id = headers["lambda-extension-identifier"]
 
     def next_event(self) -> dict:
         """Blocks until the next invocation; calling it says this one's work is done."""
-        _, event = self._call("GET", "/event/next", None, {"Lambda-Extension-Identifier": self.id})
+        _, event = self._call("GET", "/event/next", b"", {"Lambda-Extension-Identifier": self.id})
         return event
+
+
+class ExtensionsApiError(OSError):
+    """The Extensions API refused a call: an OSError, as the failures to reach it are."""
 
 
 class AfterResponse:
@@ -164,7 +186,7 @@ class AfterResponse:
         extension = Extension(runtime_api)
         try:
             extension.register()
-        except OSError as exc:  # urllib's errors are OSErrors: no extension, the write stays before the return
+        except OSError as exc:  # unreachable or refused: no extension, the write stays before the return
             log.error("ledger extension not registered (%s): usage is written before each response", exc)
             return cls(ledger, **options)
         return cls(ledger, extension, **options)

@@ -45,6 +45,7 @@ class Call:
     connection: int
     headers: dict[str, str]
     body: dict
+    raw: bytes  # the body as sent (what its signature covers)
 
 
 @dataclass
@@ -69,10 +70,11 @@ class FaultyDynamoDB:
                 self.number = next(numbers)
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.loads(raw)
                 index = len(fake.calls)
                 if fake.keep_calls:
-                    fake.calls.append(Call(self.number, {k.lower(): v for k, v in self.headers.items()}, body))
+                    fake.calls.append(Call(self.number, {k.lower(): v for k, v in self.headers.items()}, body, raw))
                 answer = fake.script[min(index, len(fake.script) - 1)]
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)

@@ -1,0 +1,168 @@
+"""Blocking HTTP/1.1 exchanges on a kept-alive socket, for the threads that call AWS.
+
+The usage write (DynamoDB's TransactWriteItems) and the extension's `next`
+(the Lambda Extensions API) run on threads of their own, once per invocation.
+Through `http.client` and `urllib` each answer's headers went through the
+`email` package's parser, and urllib opened a new connection for every event:
+in buffered mode's profile those two were a fifth of the function's own CPU.
+Here a request is one `sendall`, and the answer is read with the buffered
+reader's `readline` and split by hand: status line, headers, then a body
+framed by Content-Length, chunked transfer coding, or the connection's end.
+
+What it reads is what RFC 9112 allows a server to send; what it leaves out is
+what these callers never meet: no 1xx answers (they send no Expect), no
+pipelining, no trailers kept (they are read and dropped).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import NamedTuple
+
+# Lines longer than this are no HTTP these APIs send: refused rather than buffered without end.
+MAX_LINE = 65536
+MAX_HEADERS = 100
+
+
+class Disconnected(ConnectionResetError):
+    """The server closed the connection before a whole answer: on a reused connection, a stale one."""
+
+
+class MalformedAnswer(OSError):
+    """Bytes that are not an HTTP/1.1 answer."""
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: dict[str, str]  # names lower-cased; a repeated field's values joined by ", "
+    body: bytes
+    closes: bool  # the server ends the connection after this answer
+
+
+class Connection:
+    """One socket, one exchange at a time; `exchange` again to reuse it while `open`."""
+
+    def __init__(self, sock: socket.socket, host_header: str) -> None:
+        self._sock = sock
+        self._reader = sock.makefile("rb")
+        self._host = host_header
+        self.open = True
+
+    @classmethod
+    def connect(cls, host: str, port: int, *, timeout: float | None, tls: ssl.SSLContext | None = None) -> "Connection":
+        """Connected (and TLS-wrapped), with TCP_NODELAY: each request is one write, never delayed.
+
+        The Host header is `http.client`'s: the port only when it is not the scheme's own, as
+        botocore's SigV4 signs it."""
+        sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        default_port = 443 if tls is not None else 80
+        return cls(sock, host if port == default_port else f"{host}:{port}")
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._sock.settimeout(timeout)
+
+    def exchange(self, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Answer:
+        """Send one request and read its answer whole. Closed on any failure, and after an
+        answer that ends the connection."""
+        try:
+            self._sock.sendall(_request(method, target, self._host, headers, body))
+            answer = self._read_answer()
+        except BaseException:
+            self.close()
+            raise
+        if answer.closes:
+            self.close()
+        return answer
+
+    def close(self) -> None:
+        self.open = False
+        self._reader.close()
+        self._sock.close()
+
+    # ------------------------------------------------------------- reading
+
+    def _line(self) -> bytes:
+        line = self._reader.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise MalformedAnswer("an answer line longer than 64 KiB")
+        return line
+
+    def _read_answer(self) -> Answer:
+        status_line = self._line()
+        if not status_line:
+            raise Disconnected("the server closed the connection before answering")
+        version, _, rest = status_line.partition(b" ")
+        code = rest[:3]
+        if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
+            raise MalformedAnswer(f"not an HTTP/1.1 status line: {status_line[:80]!r}")
+        headers = self._headers()
+        connection = headers.get("connection", "").lower()
+        closes = "close" in connection or (version == b"HTTP/1.0" and "keep-alive" not in connection)
+        status = int(code)
+        if status in (204, 304):
+            return Answer(status, headers, b"", closes)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            return Answer(status, headers, self._chunked(), closes)
+        length = headers.get("content-length")
+        if length is None:  # the body runs to the connection's end
+            return Answer(status, headers, self._reader.read(), True)
+        if not length.strip().isdigit():
+            raise MalformedAnswer(f"Content-Length {length[:40]!r}")
+        return Answer(status, headers, self._exactly(int(length)), closes)
+
+    def _headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for _ in range(MAX_HEADERS + 1):
+            line = self._line()
+            if line in (b"\r\n", b"\n"):
+                return headers
+            if not line.endswith(b"\n"):
+                raise Disconnected("the server closed the connection in the answer's headers")
+            name, colon, value = line.partition(b":")
+            if not colon:
+                raise MalformedAnswer(f"a header line without a colon: {line[:80]!r}")
+            key = name.decode("latin-1").strip().lower()
+            text = value.decode("latin-1").strip()
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        raise MalformedAnswer(f"more than {MAX_HEADERS} header lines")
+
+    def _exactly(self, size: int) -> bytes:
+        data = self._reader.read(size)
+        if len(data) < size:
+            raise Disconnected(f"the answer's body ended after {len(data)} of {size} bytes")
+        return data
+
+    def _chunked(self) -> bytes:
+        parts = []
+        while True:
+            size_line = self._line().split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise MalformedAnswer(f"a chunk size that is not hexadecimal: {size_line[:40]!r}") from None
+            if size == 0:
+                break
+            parts.append(self._exactly(size))
+            self._exactly(2)  # the chunk's CRLF
+        while self._line() not in (b"\r\n", b"\n", b""):  # trailers, dropped
+            pass
+        return b"".join(parts)
+
+
+def _request(method: str, target: str, host: str, headers: dict[str, str], body: bytes) -> bytes:
+    """The request's bytes: Host (the caller's, when it signed one) and Content-Length are framed here."""
+    lines = [f"{method} {target} HTTP/1.1"]
+    if not any(name.lower() == "host" for name in headers):
+        lines.append(f"Host: {host}")
+    lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-length"]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

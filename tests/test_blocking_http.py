@@ -1,0 +1,210 @@
+"""Blocking HTTP/1.1 on kept-alive sockets (handler/blocking_http.py): what the usage write and the
+extension's `next` read, framed as RFC 9112 frames an answer, and when a connection is reused.
+
+The server here is a loopback socket that answers each request with scripted bytes, so every
+framing a server may choose (Content-Length, chunked, to the connection's end) and every way an
+answer can go wrong is exact.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from contextlib import contextmanager
+
+import pytest
+
+from handler.blocking_http import Connection, Disconnected, MalformedAnswer
+from handler.runtime.after_response import Extension, ExtensionsApiError
+
+
+class ScriptedServer:
+    """Answers the n-th request it reads (on whatever connection) with script[n], then maybe hangs up."""
+
+    def __init__(self, script: list[bytes | tuple[bytes, str]]) -> None:
+        self.script = script
+        self.requests: list[tuple[int, bytes]] = []  # (connection number, request head and body)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def connections(self) -> int:
+        return len({number for number, _ in self.requests})
+
+    def _accept(self) -> None:
+        number = 0
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock, number), daemon=True).start()
+            number += 1
+
+    def _serve(self, sock: socket.socket, number: int) -> None:
+        reader = sock.makefile("rb")
+        with sock, reader:
+            while True:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    if not line:
+                        return
+                    head += line
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                self.requests.append((number, head + reader.read(length)))
+                step = self.script[min(len(self.requests), len(self.script)) - 1]
+                answer, then = step if isinstance(step, tuple) else (step, "keep")
+                sock.sendall(answer)
+                if then == "hang up":
+                    return
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@contextmanager
+def serving(*script):
+    server = ScriptedServer(list(script))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def connect(server: ScriptedServer) -> Connection:
+    return Connection.connect("127.0.0.1", server.port, timeout=5)
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def test_a_content_length_answer_is_read_whole_and_the_connection_is_kept_for_the_next():
+    with serving(OK, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 5\r\n\r\nnope!") as server:
+        connection = connect(server)
+        first = connection.exchange("POST", "/", {"X-Amz-Target": "T"}, b'{"a":1}')
+        second = connection.exchange("POST", "/", {}, b"{}")
+    assert (first.status, first.body, first.headers["content-type"]) == (200, b"{}", "application/json")
+    assert (second.status, second.body) == (400, b"nope!")
+    assert server.connections == 1 and connection.open
+
+
+def test_the_request_carries_host_with_its_port_and_its_own_content_length():
+    with serving(OK) as server:
+        connect(server).exchange("POST", "/path", {"Content-Length": "999", "X-Amz-Target": "T"}, b"abc")
+    head = server.requests[0][1]
+    assert head.startswith(b"POST /path HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in head
+    assert b"Content-Length: 3\r\n" in head and b"999" not in head, "the body's own length, never the caller's"
+    assert head.endswith(b"\r\n\r\nabc")
+
+
+def test_a_host_the_caller_signed_is_sent_as_it_is():
+    with serving(OK) as server:
+        connect(server).exchange("GET", "/", {"Host": "dynamodb.us-east-1.amazonaws.com"})
+    head = server.requests[0][1]
+    assert head.count(b"Host:") == 1 and b"Host: dynamodb.us-east-1.amazonaws.com\r\n" in head
+
+
+def test_a_chunked_answer_is_joined_and_its_extensions_and_trailers_dropped():
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"4;name=value\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nX-Trailer: t\r\n\r\n")
+    with serving(chunked, OK) as server:
+        connection = connect(server)
+        answer = connection.exchange("GET", "/", {})
+        assert answer.body == b'{"a":1}'
+        assert connection.exchange("GET", "/", {}).body == b"{}", "the next answer starts where the trailers end"
+
+
+def test_an_answer_without_a_length_runs_to_the_connections_end_which_then_closes():
+    with serving((b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end", "hang up")) as server:
+        connection = connect(server)
+        answer = connection.exchange("GET", "/", {})
+    assert (answer.body, answer.closes, connection.open) == (b"to the end", True, False)
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+])
+def test_an_answer_that_ends_the_connection_closes_it_here_too(answer):
+    with serving(answer) as server:
+        connection = connect(server)
+        assert connection.exchange("GET", "/", {}).body == b"{}"
+    assert not connection.open
+
+
+def test_repeated_header_fields_are_one_value_and_names_are_lower_cased():
+    with serving(b"HTTP/1.1 200 OK\r\nX-Thing: a\r\nx-thing:  b \r\nContent-Length: 0\r\n\r\n") as server:
+        headers = connect(server).exchange("GET", "/", {}).headers
+    assert headers["x-thing"] == "a, b"
+
+
+@pytest.mark.parametrize("answer, refusal", [
+    (b"", Disconnected),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", Disconnected),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", Disconnected),
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", MalformedAnswer),
+    (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", MalformedAnswer),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", MalformedAnswer),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", MalformedAnswer),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n", MalformedAnswer),
+])
+def test_an_answer_cut_short_or_malformed_is_an_oserror_and_the_connection_is_closed(answer, refusal):
+    with serving((answer, "hang up")) as server:
+        connection = connect(server)
+        with pytest.raises(refusal) as raised:
+            connection.exchange("GET", "/", {})
+    assert isinstance(raised.value, OSError), "the callers keep or queue on OSError"
+    assert not connection.open
+
+
+def test_a_read_that_outlasts_the_timeout_raises_and_closes():
+    with serving(b"") as server:  # reads the request, answers nothing
+        connection = connect(server)
+        connection.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            connection.exchange("GET", "/", {})
+    assert not connection.open
+
+
+# ------------------------------------------------------------- the extension's calls
+
+
+REGISTERED = (b"HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: ext-1\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 2\r\n\r\n{}")
+
+
+def event(request_id: str) -> bytes:
+    body = f'{{"eventType":"INVOKE","requestId":"{request_id}","deadlineMs":0}}'.encode()
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_the_extension_registers_and_takes_every_event_on_one_connection():
+    with serving(REGISTERED, event("a"), event("b"), event("c")) as server:
+        extension = Extension(f"127.0.0.1:{server.port}")
+        extension.register()
+        ids = [extension.next_event()["requestId"] for _ in range(3)]
+    assert (extension.id, ids) == ("ext-1", ["a", "b", "c"])
+    assert server.connections == 1, "one kept connection, not one a call"
+    head = server.requests[1][1]
+    assert head.startswith(b"GET /2020-01-01/extension/event/next HTTP/1.1\r\n")
+    assert b"Lambda-Extension-Identifier: ext-1\r\n" in head
+
+
+def test_the_extension_replaces_a_connection_the_api_closed_and_loses_no_event():
+    with serving(REGISTERED, (event("a"), "hang up"), event("b")) as server:
+        extension = Extension(f"127.0.0.1:{server.port}")
+        extension.register()
+        assert [extension.next_event()["requestId"] for _ in range(2)] == ["a", "b"]
+    assert server.connections == 2
+
+
+def test_an_extensions_api_refusal_is_an_oserror_with_its_words():
+    refused = b'HTTP/1.1 403 Forbidden\r\nContent-Length: 29\r\n\r\n{"errorType":"Extension.Bad"}'
+    with serving(refused) as server:
+        with pytest.raises(ExtensionsApiError, match="403.*Extension.Bad") as raised:
+            Extension(f"127.0.0.1:{server.port}").register()
+    assert isinstance(raised.value, OSError), "AfterResponse.start falls back to writing before the return"
