@@ -41,8 +41,34 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+_EXACT_INT = 10**38  # an int within 38 digits is its own decimal form
+_number = _serializer._serialize_n  # noqa: SLF001 - DynamoDB's 38 digits; Infinity and NaN refused
+
+
+def to_value(value: Any) -> dict:
+    """`TypeSerializer().serialize(value)`, told by exact type for what the ledger writes (strings,
+    numbers, booleans, its dicts and lists) rather than through boto3's chain of isinstance checks;
+    anything else (sets, bytes, tuples, subclasses, floats to refuse) is boto3's to serialize."""
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is int and -_EXACT_INT < value < _EXACT_INT:
+        return {"N": str(value)}  # as DynamoDB's 38-digit context writes it
+    if kind is int or kind is Decimal:
+        return {"N": _number(value)}
+    if kind is bool:
+        return {"BOOL": value}
+    if kind is dict:
+        return {"M": {name: to_value(member) for name, member in value.items()}}
+    if kind is list:
+        return {"L": [to_value(member) for member in value]}
+    if value is None:
+        return {"NULL": True}
+    return _serializer.serialize(value)
+
+
 def to_item(values: Mapping[str, Any]) -> dict:
-    return {name: _serializer.serialize(value) for name, value in values.items()}
+    return {name: to_value(value) for name, value in values.items()}
 
 
 def from_item(item: Mapping[str, Any]) -> dict:
