@@ -11,6 +11,7 @@ ledger for the batches below).
 from __future__ import annotations
 
 import json
+import uuid
 from collections import OrderedDict
 from decimal import Decimal
 from enum import IntEnum
@@ -19,8 +20,10 @@ from pathlib import Path
 import pytest
 from boto3.dynamodb.types import Binary, TypeSerializer
 
+from handler.metering import transact_wire
 from handler.metering.items import LedgerEntry, ledger_transaction, to_value
 from handler.protocol.usage import Usage
+from tests.support.dynamodb_faults import WRITTEN, FaultyDynamoDB
 
 GOLDEN = Path(__file__).parent / "data" / "ledger-transactions.json"
 CLAUDE = "anthropic/claude-sonnet-4-5"
@@ -100,3 +103,14 @@ def test_each_transaction_is_byte_for_byte_what_the_ledger_wrote_through_boto3s_
     for name, entries in batches().items():
         body = json.dumps(ledger_transaction("usage", entries, 400), separators=(",", ":"))
         assert body == expected[name], f"DynamoDB would receive another transaction for {name!r}"
+
+
+def test_the_write_dynamodb_receives_is_the_transaction_and_its_token_as_compact_json(dynamodb_at):
+    expected = json.loads(GOLDEN.read_text())
+    with FaultyDynamoDB([WRITTEN]) as dynamodb:
+        dynamodb_at(dynamodb.url)
+        for name, entries in batches().items():
+            token = str(uuid.uuid4())
+            transact_wire.transact_write_items(ledger_transaction("usage", entries, 400), token)
+            sent = f'{{"TransactItems":{expected[name]},"ClientRequestToken":"{token}"}}'.encode()
+            assert dynamodb.calls[-1].raw == sent, f"DynamoDB received another body for {name!r}"

@@ -22,7 +22,6 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
 
 from handler import aws
-from handler.metering import transact_wire
 from handler.metering.sigv4 import Signer
 from tests.support.dynamodb_faults import WRITTEN, FaultyDynamoDB
 from tests.support.stack import serve
@@ -91,7 +90,7 @@ def test_the_headers_the_hooks_left_are_not_changed_in_place():
 
 def rotating_role(secrets: list[tuple[str, str, str]]) -> RefreshableCredentials:
     """Role credentials that expire within botocore's refresh window: each use refreshes them,
-    handing out the next of `secrets` (access key, secret key, token), as an STS role's rotate."""
+    handing out the next of `secrets` (access key, secret key, token), as a role's credentials rotate."""
     issued = itertools.cycle(secrets)
 
     def refresh() -> dict:
@@ -101,18 +100,6 @@ def rotating_role(secrets: list[tuple[str, str, str]]) -> RefreshableCredentials
                 "expiry_time": expiry.isoformat()}
 
     return RefreshableCredentials.create_from_metadata(refresh(), refresh, "assume-role")
-
-
-@pytest.fixture
-def dynamodb_at(monkeypatch, moto_endpoint):
-    def point(url: str) -> None:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
-        aws.reset_clients()
-
-    yield point
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
-    aws.reset_clients()
-    transact_wire.forget_connections()
 
 
 def test_usage_writes_are_taken_by_a_dynamodb_that_checks_signatures_as_role_credentials_rotate(

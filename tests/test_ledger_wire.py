@@ -43,21 +43,6 @@ def entry(key_id: str, request_id: str | None = None) -> LedgerEntry:
 
 
 @pytest.fixture
-def dynamodb_at(monkeypatch, moto_endpoint):
-    """Point the gateway's DynamoDB (only it: SQS and Secrets Manager stay on moto) at a URL,
-    through the variable botocore reads for it."""
-
-    def point(url: str) -> None:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
-        aws.reset_clients()
-
-    yield point
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
-    aws.reset_clients()
-    transact_wire.forget_connections()
-
-
-@pytest.fixture
 def queue_url(moto_endpoint):
     return boto3.client("sqs").create_queue(QueueName=f"ledger-wire-{uuid.uuid4().hex[:8]}")["QueueUrl"]
 

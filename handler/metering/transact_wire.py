@@ -78,6 +78,11 @@ _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 IDLE_EXPIRY_S = 60.0
 
 
+# json.dumps(separators=(",", ":"))'s bytes from one encoder made once; the ledger's items hold no
+# cycles to look for.
+_compact_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
 class Writer:
     """TransactWriteItems for one dynamodb client: its endpoint, region, credentials and events."""
 
@@ -119,7 +124,7 @@ class Writer:
             params["ClientRequestToken"] = token  # botocore's hook only fills one in when absent
         self._events.emit(f"before-parameter-build.{self._service_id}.{OPERATION}",
                           params=params, model=self._model, context=context)
-        body = json.dumps(params, separators=(",", ":")).encode()
+        body = _compact_json(params).encode()
         request = {"url_path": self._path, "query_string": "", "method": "POST", "url": self._url,
                    "headers": {"X-Amz-Target": _TARGET, "Content-Type": _CONTENT_TYPE,
                                "User-Agent": self._user_agent},

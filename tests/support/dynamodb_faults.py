@@ -54,6 +54,7 @@ class Call:
     connection: int
     headers: dict[str, str]
     body: dict
+    raw: bytes = b""  # the body's bytes as they came
 
 
 @dataclass
@@ -86,7 +87,7 @@ class FaultyDynamoDB:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 index = len(fake.calls)
                 if fake.keep_calls:
-                    fake.calls.append(Call(self.number, headers, body))
+                    fake.calls.append(Call(self.number, headers, body, raw))
                 answer = fake.refusal(self.path, headers, raw) or fake.script[min(index, len(fake.script) - 1)]
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
