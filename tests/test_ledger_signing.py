@@ -51,6 +51,8 @@ HEADER_SETS = [
     {**BASE, "X-Amz-Security-Token": "stale"},
     {**BASE, "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"},
     {**BASE, "x-amz-target": "DynamoDB_20120810.TransactWriteItems"},
+    {**BASE, " X-Padded-Name ": "value"},
+    {**BASE, "X-Not-Ascii": "caf\u00e9"},
 ]
 BODIES = [b'{"TransactItems":[]}', b"", '{"S":"caf\u00e9 \u2603"}'.encode()]
 

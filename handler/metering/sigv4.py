@@ -9,8 +9,8 @@ functions), the signing key once per secret key and UTC day, and a request's hea
 canonicalised straight from the dict the `before-call` hooks filled. The result is what
 `add_auth` gives, headers and their order included (tests/test_ledger_signing.py compares
 the two over many inputs); headers this shortcut does not model (one that SigV4 itself
-sets or rewrites, two names differing only in case, a value that is not a string) are
-signed by `SigV4Auth` itself.
+sets or rewrites, two names differing only in case, a name with spaces around it, a value
+that is not an ASCII string) are signed by `SigV4Auth` itself.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ class Signer:
         seen: set[str] = set()
         for name, value in headers.items():
             lower = name.lower()
-            if lower in seen or lower in _SIGV4_OWN or type(value) is not str or type(name) is not str:
+            if (lower in seen or lower in _SIGV4_OWN or type(value) is not str or type(name) is not str
+                    or not value.isascii() or lower != lower.strip()):
                 return None
             seen.add(lower)
             if lower not in _NOT_SIGNED:
