@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import OrderedDict
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from boto3.dynamodb.types import Binary, TypeSerializer
 
 from handler.metering import transact_wire
-from handler.metering.items import LedgerEntry, ledger_transaction, to_value
+from handler.metering.items import LedgerEntry, day_sk, ledger_transaction, month_sk, to_value
 from handler.protocol.usage import Usage
 from tests.support.dynamodb_faults import WRITTEN, FaultyDynamoDB
 
@@ -64,6 +65,14 @@ def test_every_value_is_written_as_boto3s_type_serializer_writes_it_or_refused_a
     assert ours == boto3s, f"DynamoDB would receive {ours} where boto3 sends {boto3s}"
     if ours[0] == "value":
         assert json.dumps(ours[1], default=repr) == json.dumps(boto3s[1], default=repr)
+
+
+def test_day_and_month_keys_are_written_as_strftime_writes_them_in_any_year():
+    days = [datetime(year, month, day, tzinfo=timezone.utc) + timedelta(hours=hours)
+            for year in (1, 9, 999, 1000, 1970, 2026, 9999) for month, day in ((1, 1), (2, 28), (12, 31))
+            for hours in (0, 23)]
+    for at in days:
+        assert (day_sk(at), month_sk(at)) == (f"DAY#{at:%Y-%m-%d}", f"MONTH#{at:%Y-%m}"), f"the keys of {at}"
 
 
 def entry(n: int, *, key: str = "k_a", at: str = "2026-12-07T01:30:00.123456+00:00", **fields) -> LedgerEntry:
