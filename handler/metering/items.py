@@ -80,7 +80,8 @@ def key_pk(key_id: str) -> str:
 
 
 def day_sk(at: datetime) -> str:
-    """DAY#yyyy-mm-dd as strftime's `%Y-%m-%d` writes it, in a third of its CPU (each write makes a day key and a month key)."""
+    """DAY#yyyy-mm-dd as strftime's `%Y-%m-%d` writes it, in a third of its CPU (each write
+    makes a day key and a month key)."""
     if at.year < 1000:  # strftime's %Y does not pad these
         return f"DAY#{at:%Y-%m-%d}"
     return f"DAY#{at.year}-{at.month:02d}-{at.day:02d}"
