@@ -70,7 +70,7 @@ def test_the_ledgers_signature_is_botocores_for_every_endpoint_credential_time_a
     """One signer signs a run of writes whose secret, session token and UTC day change between
     them (a refreshed role, midnight): each one's headers are add_auth's, name for name, in order."""
     now = [TIMES[0]]
-    signer = Signer(url, "eu-west-3", "dynamodb", now=lambda: now[0])
+    signer = Signer(url, "eu-west-3", "dynamodb", clock=lambda: now[0].replace(tzinfo=timezone.utc).timestamp())
     cases = itertools.product(TIMES, CREDENTIALS, HEADER_SETS, BODIES)
     for at, credentials, headers, body in cases:
         now[0] = at

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from botocore.auth import SIGNED_HEADERS_BLACKLIST, SIGV4_TIMESTAMP, SigV4Auth, _host_from_url
 from botocore.awsrequest import AWSRequest
-from botocore.compat import get_current_datetime
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
 _NOT_SIGNED = frozenset(SIGNED_HEADERS_BLACKLIST)
@@ -37,9 +36,10 @@ class Signer:
     """Signs POSTs to one endpoint for one region and service."""
 
     def __init__(self, url: str, region: str, service: str,
-                 *, now: Callable[[], datetime] = get_current_datetime) -> None:
+                 *, clock: Callable[[], float] = time.time) -> None:
         self._url, self._region, self._service = url, region, service
-        self._now = now
+        self._clock = clock  # the wall clock botocore's get_current_datetime reads
+        self._stamp: tuple[int, str] = (-1, "")  # (second, its X-Amz-Date): writes in one second share it
         botocore_auth = SigV4Auth(None, service, region)
         parts = urlsplit(url)
         self._request_head = "POST\n{}\n{}\n".format(
@@ -57,7 +57,7 @@ class Signer:
         canonical = self._canonical_headers(headers)
         if canonical is None:
             return self._by_botocore(headers, body, credentials)
-        timestamp = self._now().strftime(SIGV4_TIMESTAMP)
+        timestamp = self._timestamp()
         signed = dict(headers)
         signed["X-Amz-Date"] = timestamp
         canonical["x-amz-date"] = timestamp
@@ -94,6 +94,15 @@ class Signer:
             if lower not in _NOT_SIGNED:
                 canonical[lower] = " ".join(value.split())  # SigV4's Trimall
         return canonical
+
+    def _timestamp(self) -> str:
+        """X-Amz-Date for now, as `add_auth` writes it (the second, UTC), formatted once a second."""
+        second = int(self._clock())
+        cached, stamp = self._stamp
+        if cached != second:
+            stamp = time.strftime(SIGV4_TIMESTAMP, time.gmtime(second))
+            self._stamp = (second, stamp)
+        return stamp
 
     def _signing_key(self, secret: str, day: str) -> bytes:
         """kSigning = HMAC chain over the day, region, service and "aws4_request": one per
