@@ -40,6 +40,24 @@ def fake(_fake_session):
 
 
 @pytest.fixture
+def dynamodb_at(monkeypatch, moto_endpoint):
+    """Point the gateway's DynamoDB (only it: SQS and Secrets Manager stay on moto) at a URL,
+    through the variable botocore reads for it."""
+
+    from handler import aws
+    from handler.metering import transact_wire
+
+    def point(url: str) -> None:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+        aws.reset_clients()
+
+    yield point
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    aws.reset_clients()
+    transact_wire.forget_connections()
+
+
+@pytest.fixture
 def stack(moto_endpoint, fake):
     return new_stack(fake.url)
 

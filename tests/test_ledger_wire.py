@@ -20,8 +20,6 @@ from decimal import Decimal
 import anthropic
 import boto3
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, ReadTimeoutError
 
 from handler import aws
@@ -42,21 +40,6 @@ def entry(key_id: str, request_id: str | None = None) -> LedgerEntry:
                        at=datetime.now(timezone.utc).isoformat(), requested_model=CLAUDE, served_model=CLAUDE,
                        attempts=[], usage=Usage(10, 5), cost_usd=Decimal("0.0001"), priced=True,
                        stream=False, status="ok")
-
-
-@pytest.fixture
-def dynamodb_at(monkeypatch, moto_endpoint):
-    """Point the gateway's DynamoDB (only it: SQS and Secrets Manager stay on moto) at a URL,
-    through the variable botocore reads for it."""
-
-    def point(url: str) -> None:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
-        aws.reset_clients()
-
-    yield point
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
-    aws.reset_clients()
-    transact_wire.forget_connections()
 
 
 @pytest.fixture
@@ -278,24 +261,3 @@ def test_tls_to_dynamodb_is_verified_with_the_clients_ca_bundle(tmp_path, monkey
     unverified = transact_wire.tls_context(False)
     assert (unverified.verify_mode, unverified.check_hostname) == (transact_wire.ssl.CERT_NONE, False)
 
-
-def test_the_write_carries_a_signature_dynamodb_verifies_over_the_request_as_it_arrives(stack, dynamodb_at):
-    """DynamoDB recomputes SigV4 over the headers named in SignedHeaders as they arrive, Host
-    included (the port too, off the scheme's own): a Host framed differently from the one signed
-    is refused as a bad signature."""
-    with FaultyDynamoDB([WRITTEN]) as dynamodb:
-        dynamodb_at(dynamodb.url)
-        assert stack.ledger().record(entry("k")) == "written"
-    call = dynamodb.calls[0]
-    authorization = call.headers["authorization"]
-    signed = dict(part.strip().split("=", 1) for part in authorization.split(" ", 1)[1].split(","))
-    names = signed["SignedHeaders"].split(";")
-    assert "host" in names and call.headers["host"] == dynamodb.url.removeprefix("http://")
-    client = aws.client("dynamodb")
-    request = AWSRequest(method="POST", url=f"http://{call.headers['host']}/", data=call.raw,
-                         headers={name: call.headers[name] for name in names})
-    request.context["timestamp"] = call.headers["x-amz-date"]
-    signer = SigV4Auth(client._request_signer._credentials.get_frozen_credentials(), "dynamodb",
-                       client.meta.region_name)
-    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
-    assert signed["Signature"] == expected, "DynamoDB would answer InvalidSignatureException"

@@ -7,7 +7,7 @@ the response parser) and endpoint ruleset resolution; this caller takes about
 a third of the CPU a write (`python -m scripts.benchmark.ledger_write --against
 keepalive` measures both, alternating: 1.48 against 0.45 ms on a loaded machine). Here the body is
 the JSON DynamoDB's JSON-1.0 protocol takes (the ledger's items are already
-in its wire format), signed by botocore's own `SigV4Auth` with the client's
+in its wire format), signed as botocore's `SigV4Auth` signs (metering/sigv4.py) with the client's
 credentials (frozen per call, so refreshing credentials still work), sent on a
 kept-alive connection, and a success answer is read with `json.loads`.
 
@@ -50,8 +50,6 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import botocore
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -64,6 +62,7 @@ from botocore.parsers import create_parser
 
 from .. import aws
 from ..blocking_http import Connection
+from .sigv4 import Signer
 
 OPERATION = "TransactWriteItems"
 _TARGET = "DynamoDB_20120810." + OPERATION
@@ -77,6 +76,11 @@ _STALE = (BrokenPipeError, ConnectionResetError)  # Disconnected is a Connection
 # RST reaching us (a NAT's idle timeout, an environment frozen between invocations) would
 # otherwise cost a whole read timeout and one of the ledger's attempts.
 IDLE_EXPIRY_S = 60.0
+
+
+# json.dumps(separators=(",", ":"))'s bytes from one encoder made once; the ledger's items hold no
+# cycles to look for.
+_compact_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class Writer:
@@ -96,6 +100,7 @@ class Writer:
         self._host, self._port = parts.hostname, parts.port
         self._path = parts.path or "/"
         self._region = meta.region_name
+        self._signer = Signer(self._url, self._region, "dynamodb")
         self._events = meta.events
         self._model = meta.service_model.operation_model(OPERATION)
         self._service_id = meta.service_model.service_id.hyphenize()
@@ -119,7 +124,7 @@ class Writer:
             params["ClientRequestToken"] = token  # botocore's hook only fills one in when absent
         self._events.emit(f"before-parameter-build.{self._service_id}.{OPERATION}",
                           params=params, model=self._model, context=context)
-        body = json.dumps(params, separators=(",", ":")).encode()
+        body = _compact_json(params).encode()
         request = {"url_path": self._path, "query_string": "", "method": "POST", "url": self._url,
                    "headers": {"X-Amz-Target": _TARGET, "Content-Type": _CONTENT_TYPE,
                                "User-Agent": self._user_agent},
@@ -149,9 +154,7 @@ class Writer:
         credentials = self.client._request_signer._credentials  # the client's own chain, refreshed by it
         if credentials is None:
             raise NoCredentialsError()  # botocore's own refusal to send unsigned
-        request = AWSRequest(method="POST", url=self._url, data=body, headers=headers)
-        SigV4Auth(credentials.get_frozen_credentials(), "dynamodb", self._region).add_auth(request)
-        return dict(request.headers.items())
+        return self._signer.signed(headers, body, credentials.get_frozen_credentials())
 
     def _error(self, status: int, headers: dict, data: bytes) -> dict:
         """botocore's parse of a JSON-1.0 error (Error.Code from `__type` after `#`, Error.Message,

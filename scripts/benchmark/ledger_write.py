@@ -15,7 +15,14 @@ connections (tests/support/dynamodb_faults.py), as DynamoDB keeps them: moto's
 server closes each connection after its answer, so against moto each write
 of either caller also opens a connection.
 
+`--build-and-sign` leaves the network out: the CPU of one write's building (its
+items: `items.ledger_transaction`) and of its way to the wire (the hooks, the JSON body,
+the signature) with the writer's send answering at once as DynamoDB answers a written
+transaction; `--trees` compares checkouts (each imported through PYTHONPATH), rounds
+alternating, so a busy machine weighs on each alike.
+
     python -m scripts.benchmark.ledger_write [--writes 2000] [--blocks 4] [--against moto|keepalive]
+    python -m scripts.benchmark.ledger_write --build-and-sign [--writes 5000] [--blocks 4] [--trees DIR ...]
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import argparse
 import gc
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,12 +106,57 @@ def measure(writes: int, blocks: int, *, create_table: bool = True) -> dict:
     return result
 
 
+BUILD_AND_SIGN = """
+import gc, sys, time, uuid
+from handler.metering import transact_wire
+from handler.metering.items import ledger_transaction
+from scripts.benchmark.ledger_write import TABLE, entry
+
+writes = int(sys.argv[1])
+writer = transact_wire.writer()
+writer._send = lambda headers, body: (200, {}, b"{}")  # DynamoDB's answer to a written transaction
+entries = [entry(n) for n in range(writes)]
+def run():
+    for one in entries:
+        writer.transact_write_items(ledger_transaction(TABLE, [one], 400), str(uuid.uuid4()))
+run()  # warm
+gc.collect()
+gc.freeze()
+started = time.process_time()
+run()
+print((time.process_time() - started) * 1000 / writes)
+"""
+
+
+def build_and_sign(trees: list[Path], writes: int, blocks: int) -> None:
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+           # On Lambda botocore's before-call hook adds the trace header, signed around
+           "AWS_LAMBDA_FUNCTION_NAME": "bench", "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793"}
+    env.pop("AWS_PROFILE", None)
+    results: dict[Path, list[float]] = {tree: [] for tree in trees}
+    for _ in range(blocks):
+        for tree in trees:
+            done = subprocess.run([sys.executable, "-c", BUILD_AND_SIGN, str(writes)],
+                                  env={**env, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}, cwd=tree,
+                                  capture_output=True, text=True, check=True, timeout=600)
+            results[tree].append(float(done.stdout.strip()))
+    for tree, values in results.items():
+        print(f"{tree}: median {statistics.median(values):.4f} ms of CPU to build and sign a write "
+              f"(rounds: {', '.join(f'{v:.4f}' for v in values)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=2000, help="writes per caller")
     parser.add_argument("--blocks", type=int, default=4, help="alternating blocks per caller")
     parser.add_argument("--against", choices=["moto", "keepalive"], default="moto")
+    parser.add_argument("--build-and-sign", action="store_true", help="no network: building and signing only")
+    parser.add_argument("--trees", type=Path, nargs="+", default=[ROOT], help="with --build-and-sign")
     args = parser.parse_args()
+    if args.build_and_sign:
+        build_and_sign(args.trees, args.writes, args.blocks)
+        return
     credentials = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     if args.against == "keepalive":
         with tempfile.TemporaryDirectory() as logs:

@@ -7,6 +7,13 @@ as "Error handling with DynamoDB" shows a low-level error response
 (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html),
 or a 5xx whose body is not JSON (a load balancer's page). Connections are kept
 alive (HTTP/1.1), as DynamoDB's are, and each call notes which one it came on.
+Given `signers` (access key id -> secret key and session token), a call must be
+SigV4-signed by one of them for dynamodb in `region`, or it is refused as
+DynamoDB refuses it: 400 InvalidSignatureException ("The request signature we
+calculated does not match the signature you provided...", the developer guide's
+"Error handling" table lists it as a 400), or 400 UnrecognizedClientException ("The
+security token included in the request is invalid.") for an access key or session
+token it does not know.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.fake_bedrock import signature_problem
 
 JSON_1_0 = "application/x-amz-json-1.0"
 
@@ -45,7 +54,7 @@ class Call:
     connection: int
     headers: dict[str, str]
     body: dict
-    raw: bytes  # the body as sent (what its signature covers)
+    raw: bytes = b""  # the body's bytes as they came
 
 
 @dataclass
@@ -54,7 +63,10 @@ class FaultyDynamoDB:
 
     script: list[Answer]
     keep_calls: bool = True  # False: a long-running endpoint (the ledger_write benchmark's) keeps none
+    signers: dict[str, tuple[str, str | None]] | None = None  # access key id -> (secret key, session token)
+    region: str = "us-east-1"
     calls: list[Call] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # why each refused call was refused
     url: str = ""
 
     def __enter__(self) -> "FaultyDynamoDB":
@@ -72,10 +84,11 @@ class FaultyDynamoDB:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
                 body = json.loads(raw)
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 index = len(fake.calls)
                 if fake.keep_calls:
-                    fake.calls.append(Call(self.number, {k.lower(): v for k, v in self.headers.items()}, body, raw))
-                answer = fake.script[min(index, len(fake.script) - 1)]
+                    fake.calls.append(Call(self.number, headers, body, raw))
+                answer = fake.refusal(self.path, headers, raw) or fake.script[min(index, len(fake.script) - 1)]
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
@@ -99,6 +112,23 @@ class FaultyDynamoDB:
     def __exit__(self, *_) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def refusal(self, path: str, headers: dict[str, str], body: bytes) -> Answer | None:
+        """DynamoDB's answer to a request not signed by one of `signers` (None: it is, or none are set)."""
+        if self.signers is None:
+            return None
+        credential = headers.get("authorization", "").partition("Credential=")[2]
+        known = self.signers.get(credential.partition("/")[0])
+        if known is None or headers.get("x-amz-security-token") != known[1]:
+            self.refused.append(f"unknown access key or token: {credential[:40]!r}")
+            return error("UnrecognizedClientException", "The security token included in the request is invalid.")
+        problem = signature_problem("POST", f"http://{headers['host']}{path}", headers, body,
+                                    access_key_id=credential.partition("/")[0], secret_key=known[0],
+                                    region=self.region, service="dynamodb")
+        if problem is None:
+            return None
+        self.refused.append(problem)
+        return error("InvalidSignatureException", problem, status=400)
 
     @property
     def connections(self) -> int:

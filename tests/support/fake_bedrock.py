@@ -133,17 +133,17 @@ def exception_event(name: str, message: str) -> bytes:
 # --------------------------------------------------------------------------- SigV4
 
 def signature_problem(method: str, url: str, headers: dict[str, str], body: bytes, *,
-                      access_key_id: str, secret_key: str, region: str) -> str | None:
-    """Why the request is not signed as Bedrock requires (None: it is)."""
+                      access_key_id: str, secret_key: str, region: str, service: str = "bedrock") -> str | None:
+    """Why the request is not signed as Bedrock (or `service`) requires (None: it is)."""
     authorization = headers.get("authorization", "")
     if not authorization.startswith("AWS4-HMAC-SHA256 "):
         return "Missing Authentication Token" if not authorization else "Authorization is not AWS4-HMAC-SHA256"
     fields = dict(part.strip().split("=", 1) for part in authorization[len("AWS4-HMAC-SHA256 "):].split(","))
-    key_id, _, region_got, service, terminator = (fields.get("Credential", "").split("/") + [""] * 5)[:5]
+    key_id, _, region_got, scoped_service, terminator = (fields.get("Credential", "").split("/") + [""] * 5)[:5]
     if key_id != access_key_id:
         return f"The security token included in the request is invalid (access key {key_id!r})"
-    if region_got != region or service != "bedrock" or terminator != "aws4_request":
-        return f"Credential should be scoped to a valid region/service: got {region_got}/{service}"
+    if region_got != region or scoped_service != service or terminator != "aws4_request":
+        return f"Credential should be scoped to a valid region/service: got {region_got}/{scoped_service}"
     signed = fields.get("SignedHeaders", "").split(";")
     if "host" not in signed or "x-amz-date" not in signed:
         return "SignedHeaders must include host and x-amz-date"
@@ -151,7 +151,7 @@ def signature_problem(method: str, url: str, headers: dict[str, str], body: byte
                          headers={name: headers[name] for name in signed if name in headers})
     request.context["timestamp"] = headers.get("x-amz-date", "")
     signer = SigV4Auth(Credentials(access_key_id, secret_key, headers.get("x-amz-security-token")),
-                       "bedrock", region)
+                       service, region)
     expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
     if expected != fields.get("Signature"):
         return ("The request signature we calculated does not match the signature you provided. "
