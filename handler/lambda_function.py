@@ -23,14 +23,15 @@ import json
 import os
 from typing import Any
 
-from mangum import Mangum
-
 from .app import app
 from .protocol.errors import error_body, should_retry_headers
 from .runtime import snapstart  # noqa: F401  SnapStart: restore hooks registered at init
 from .runtime.after_response import LEDGER_WRITE_MARGIN_S, AfterResponse, Outbox
+from .runtime.one_pass_mangum import OnePassMangum
 
-_mangum = Mangum(app, lifespan="off")
+# A stream's reader and the writes it leads to end after the response: the gateway's drain waits
+# for them, in the same run of the event loop as the app.
+_mangum = OnePassMangum(app, after=lambda: app.state.gateway.drain())
 _loop = asyncio.new_event_loop()
 _outbox = Outbox()
 app.state.gateway.write_ledger_with(_outbox)
@@ -126,13 +127,11 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _after_response.hand_over(getattr(context, "aws_request_id", None), [],
                                   context.get_remaining_time_in_millis() / 1000)
         return _refusal(reason)
-    loop = _current_loop()
+    _current_loop()
     # Responses are buffered: a stream ends, and its usage is handed over, before the function's deadline.
     app.state.gateway.finish_by(context.get_remaining_time_in_millis() / 1000 - LEDGER_WRITE_MARGIN_S)
     try:
         response = _mangum(strip_stage(_with_empty_headers(event)), context)
-        # A stream's reader and the writes it leads to end after the response: wait for them here.
-        loop.run_until_complete(app.state.gateway.drain())
     finally:
         app.state.gateway.finish_by(None)
         _after_response.hand_over(getattr(context, "aws_request_id", None), _outbox.take(),

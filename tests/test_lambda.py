@@ -230,3 +230,65 @@ def test_a_write_that_outlasts_its_invocation_does_not_make_the_next_ones_late(l
     assert len(messages) == 1, f"only the hung write's entry belongs in the queue: {len(messages)} queued"
     assert len(lambda_stack.items(lambda_key, "REQ#")) == written_before + 1, \
         "the second invocation's usage was not written in its own time"
+
+
+def test_an_invocation_runs_the_event_loop_once_its_stream_drained_in_that_run(lambda_key, monkeypatch):
+    """Each start and stop of the event loop costs CPU on every invocation: the app and the
+    gateway's drain (a stream's reader, the writes it leads to) share one run, and the stream's
+    usage is still handed over by the invocation that served it."""
+    import asyncio
+
+    from handler import lambda_function
+
+    event = http_api_event("POST", MESSAGES_PATH, body={**BODY, "stream": True}, headers={"x-api-key": lambda_key})
+    assert invoke(event)["statusCode"] == 200  # warm
+    runs: list[bool] = []
+    original_run = asyncio.BaseEventLoop.run_forever
+    monkeypatch.setattr(asyncio.BaseEventLoop, "run_forever", lambda loop: (runs.append(True), original_run(loop))[1])
+    handed: list[tuple] = []
+    original_hand_over = lambda_function._after_response.hand_over
+    monkeypatch.setattr(lambda_function._after_response, "hand_over",
+                        lambda *args: (handed.append(args), original_hand_over(*args))[1])
+    response = lambda_handler(event, LambdaContext(aws_request_id="one-run"))
+    assert response["statusCode"] == 200 and "event: message_stop" in body_of(response).decode()
+    assert len(runs) == 1, f"one invocation ran the event loop {len(runs)} times"
+    assert [(request_id, len(entries)) for request_id, entries, _ in handed] == [("one-run", 1)], \
+        "the stream's usage was not handed over by the invocation that served it"
+
+
+def test_an_http_api_event_is_read_into_an_asgi_scope_once(lambda_key, monkeypatch):
+    """Mangum's HTTP API handler built the scope a second time only to read the event's version
+    when it assembled the response: the adapter reads each event once."""
+    from mangum.handlers import HTTPGateway
+
+    built: list[bool] = []
+    original_scope = HTTPGateway.scope
+    monkeypatch.setattr(HTTPGateway, "scope", property(lambda handler: (built.append(True),
+                                                                         original_scope.fget(handler))[1]))
+    response = invoke(http_api_event("POST", MESSAGES_PATH, body=BODY, headers={"x-api-key": lambda_key}))
+    assert response["statusCode"] == 200
+    assert len(built) == 1, f"one HTTP API event was read into an ASGI scope {len(built)} times"
+
+
+def test_metering_still_under_way_when_the_response_is_complete_is_handed_over_by_its_invocation(
+        lambda_key, monkeypatch):
+    """The usage entry is recorded after the answer (Gateway.spawn): the handler waits for it
+    before the handover, or it would be written with the next invocation, or never."""
+    import asyncio
+
+    from handler import lambda_function
+
+    original_record = lambda_function._outbox.record
+
+    async def slow_record(entry):
+        await asyncio.sleep(0.05)
+        return await original_record(entry)
+
+    monkeypatch.setattr(lambda_function._outbox, "record", slow_record)
+    handed: list[tuple] = []
+    monkeypatch.setattr(lambda_function._after_response, "hand_over", lambda *args: handed.append(args))
+    response = lambda_handler(http_api_event("POST", MESSAGES_PATH, body=BODY, headers={"x-api-key": lambda_key}),
+                              LambdaContext(aws_request_id="late-entry"))
+    assert response["statusCode"] == 200
+    assert [(request_id, len(entries)) for request_id, entries, _ in handed] == [("late-entry", 1)], \
+        "the invocation handed over before its usage was recorded"
