@@ -1,7 +1,8 @@
-"""SigV4 for the ledger's one request, as botocore's `SigV4Auth.add_auth` signs it, minus its per-call setup.
+"""SigV4 as botocore's `SigV4Auth.add_auth` signs it, minus its per-call setup: the ledger's write, Bedrock's calls.
 
-Every usage write is the same POST to the same endpoint with the same few headers, and
-botocore redoes for each one what does not change between them: an `AWSRequest` and its
+Every usage write is the same POST to the same endpoint with the same few headers (and every
+call to a Bedrock model the same POST to that model's URL), and botocore redoes for each one
+what does not change between them: an `AWSRequest` and its
 prepared copy, the URL split three times (path, query, host), the headers copied into
 case-insensitive maps twice, and the signing key derived from the secret with four HMACs.
 Here the path, query and host are worked out once per endpoint (by botocore's own

@@ -23,11 +23,10 @@ from typing import Any, AsyncIterator, Mapping
 from urllib.parse import quote
 
 import httpx
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.eventstream import EventStreamBuffer, ParserError
 from botocore.session import Session
 
+from ..metering.sigv4 import Signer
 from ..protocol import sse
 from ..protocol.errors import GatewayError
 from . import anthropic_api, price_map
@@ -175,10 +174,15 @@ def request_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, str], bytes]:
     return url, headers, json.dumps(body).encode()
 
 
+@functools.lru_cache(maxsize=64)
+def _signer(url: str, region: str) -> Signer:
+    """One per model URL (a deployment calls a handful): its path and host canonicalised once."""
+    return Signer(url, region, SERVICE)
+
+
 def signed_headers(url: str, headers: dict[str, str], data: bytes, region: str) -> dict[str, str]:
-    request = AWSRequest(method="POST", url=url, headers=headers, data=data)
-    SigV4Auth(credentials().get_frozen_credentials(), SERVICE, region).add_auth(request)
-    return dict(request.headers.items())
+    """The headers with SigV4's, as botocore's `SigV4Auth.add_auth` adds them (metering/sigv4.py)."""
+    return _signer(url, region).signed(headers, data, credentials().get_frozen_credentials())
 
 
 def error_of(name: str | None, message: str, status: int, retry_after: str | None = None) -> UpstreamStatus:
