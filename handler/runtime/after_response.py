@@ -168,7 +168,7 @@ class AfterResponse:
         self._on_settled = on_settled
         self._reserve = reserve
         self._clock = clock
-        self._handovers: queue.Queue[Handover] = queue.Queue()
+        self._handovers: queue.SimpleQueue[Handover] = queue.SimpleQueue()
         # None: every invocation hands over (the buffered handler). Otherwise (streaming mode)
         # an invocation whose request has not begun within the window has nothing to hand over.
         self._arrival_window = arrival_window

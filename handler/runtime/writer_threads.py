@@ -21,7 +21,10 @@ class _Call:
 
     def __init__(self, function: Callable[[], Any]) -> None:
         self.function = function
-        self.done = threading.Event()
+        # Held until the call has run: a bare lock, which the caller's timed acquire waits on in C
+        # (an Event is a Condition and a lock of Python's, and a third lock per wait).
+        self.done = threading.Lock()
+        self.done.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
         self.abandoned = False  # its caller stopped waiting: not started if not yet started
@@ -31,7 +34,7 @@ class _Call:
             self.result = self.function()
         except BaseException as exc:  # handed to the caller, which decides (the thread lives on)
             self.error = exc
-        self.done.set()
+        self.done.release()
 
 
 class WriterThreads:
@@ -53,9 +56,9 @@ class WriterThreads:
             else:
                 threading.Thread(target=self._serve, name=self._name, daemon=True).start()
         self._calls.put(job)
-        if not job.done.wait(max(0.0, timeout)):
+        if not job.done.acquire(timeout=max(0.0, timeout)):
             job.abandoned = True
-            if not job.done.is_set():  # it may have ended just now
+            if not job.done.acquire(blocking=False):  # it may have ended just now
                 return False, None
         if job.error is not None:
             raise job.error
