@@ -1,4 +1,4 @@
-"""The ledger's usage write is signed as botocore signs it (handler/metering/sigv4.py).
+"""The ledger's usage write is signed as botocore signs it (handler/sigv4.py).
 
 The write's SigV4 signature is computed by the ledger itself (the signing key
 kept per secret key and day, the canonical request built from the headers the
@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
 
 from handler import aws
-from handler.metering.sigv4 import Signer
+from handler.sigv4 import Signer
 from tests.support.dynamodb_faults import WRITTEN, FaultyDynamoDB
 from tests.support.stack import serve
 

@@ -7,7 +7,7 @@ the response parser) and endpoint ruleset resolution; this caller takes about
 a third of the CPU a write (`python -m scripts.benchmark.ledger_write --against
 keepalive` measures both, alternating: 1.48 against 0.45 ms on a loaded machine). Here the body is
 the JSON DynamoDB's JSON-1.0 protocol takes (the ledger's items are already
-in its wire format), signed as botocore's `SigV4Auth` signs (metering/sigv4.py) with the client's
+in its wire format), signed as botocore's `SigV4Auth` signs (handler/sigv4.py) with the client's
 credentials (frozen per call, so refreshing credentials still work), sent on a
 kept-alive connection, and a success answer is read with `json.loads`.
 
@@ -62,7 +62,7 @@ from botocore.parsers import create_parser
 
 from .. import aws
 from ..blocking_http import Connection
-from .sigv4 import Signer
+from ..sigv4 import Signer
 
 OPERATION = "TransactWriteItems"
 _TARGET = "DynamoDB_20120810." + OPERATION

@@ -26,7 +26,7 @@ import httpx
 from botocore.eventstream import EventStreamBuffer, ParserError
 from botocore.session import Session
 
-from ..metering.sigv4 import Signer
+from ..sigv4 import Signer
 from ..protocol import sse
 from ..protocol.errors import GatewayError
 from . import anthropic_api, price_map
@@ -181,7 +181,7 @@ def _signer(url: str, region: str) -> Signer:
 
 
 def signed_headers(url: str, headers: dict[str, str], data: bytes, region: str) -> dict[str, str]:
-    """The headers with SigV4's, as botocore's `SigV4Auth.add_auth` adds them (metering/sigv4.py)."""
+    """The headers with SigV4's, as botocore's `SigV4Auth.add_auth` adds them (sigv4.py)."""
     return _signer(url, region).signed(headers, data, credentials().get_frozen_credentials())
 
 
