@@ -64,8 +64,11 @@ async def one():
              "method": "POST", "scheme": "http", "path": "/v3/v1/messages", "raw_path": b"/v3/v1/messages",
              "query_string": b"", "root_path": "", "headers": headers,
              "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {}}
-    sent = []
+    sent, received = [], []
     async def receive():
+        if received:  # the body was read: the client stays until the response ends
+            await asyncio.Event().wait()
+        received.append(1)
         return {"type": "http.request", "body": body, "more_body": False}
     async def send(message):
         sent.append(message)
