@@ -103,3 +103,10 @@ def test_other_lines_keys_and_context_keys_are_written_as_powertools_writes_them
         loggers.ours.thread_safe_clear_keys()
     assert '"tenant":"t1"' in mine and '"cold_start":true' in mine and '"step":"one"' in mine
     assert mine == theirs, "a line with appended and context keys differs from Powertools' own"
+
+
+@pytest.mark.parametrize("message", ["request", "", "   ", "not json", "{broken", ' {"as": "json"}', "\n42", "-1.5",
+                                     "true", "null", "NaN", "Infinity", '"quoted"', "[1, 2]", "\ufeff{}", "ünï"])
+def test_a_message_is_written_as_powertools_writes_it_json_or_not(loggers, message):
+    mine, theirs = loggers.lines(_record({"status": 200}, msg=message))
+    assert mine == theirs, f"the message {message!r} is written otherwise than Powertools writes it"
