@@ -6,10 +6,13 @@ shared machine and counts uvicorn's or Mangum's share with the app's. This calls
 one request at a time, on uvloop as the deployed function runs, against the fake upstream
 and moto in processes of their own; the calling process's CPU divided by the requests is the
 figure: the body, the key, planning, the upstream call, the answer, the log line and the
-usage entry. `--ledger none` hands the entries to a ledger that keeps them in memory, so the
+usage entry, after a warm-up and with the heap then frozen as the deployed function freezes
+its init's (handler/runtime/heap.py). `--ledger none` hands the entries to a ledger that keeps them in memory, so the
 figure leaves out the usage write (the Lambda runtime's part, measured by ledger_write).
 `--trees` compares checkouts (each imported through PYTHONPATH), rounds alternating, so a
-busy machine weighs on each alike; `--profile FILE` writes one tree's cProfile stats instead.
+busy machine weighs on each alike; `--profile FILE` writes one tree's cProfile stats instead
+(CPU time per thread; cProfile's own cost inflates small calls most), or with `--py-spy PATH`
+py-spy's raw collapsed stacks.
 
     python -m scripts.benchmark.request_path [--requests 3000] [--rounds 3] [--model M]
         [--stream] [--ledger real|none] [--trees DIR ...] [--profile FILE [--py-spy PATH]]
