@@ -209,6 +209,23 @@ def test_the_providers_secret_prices_models_the_price_map_lacks(moto_endpoint, f
     assert record["cost_usd"] == 2 * Decimal("1e-6") + message.usage.output_tokens * Decimal("2e-6")
 
 
+def test_a_model_whose_prices_the_operator_changes_is_metered_at_the_new_prices(moto_endpoint, fake):
+    """Prices read from the providers secret are kept per catalogue entry: a reload brings new entries."""
+    stack = new_stack(fake.url, providers_cache_ttl=0.0, secret_refresh_gap=0.0)
+    old, new = ({"input_cost_per_token": rate, "output_cost_per_token": 2 * rate} for rate in (1e-6, 5e-6))
+    stack.put_providers(providers_document(fake.url, {**TEST_MODELS, "openai/house-model": old}))
+    key = stack.add_key()
+    with serve(stack) as server:
+        client = anthropic.Anthropic(api_key=key, base_url=server.url + "/v3", max_retries=0)
+        first = client.messages.create(model="openai/house-model", max_tokens=10, messages=ask())
+        stack.put_providers(providers_document(fake.url, {**TEST_MODELS, "openai/house-model": new}))
+        second = client.messages.create(model="openai/house-model", max_tokens=10, messages=ask())
+    by_price = sorted(record["cost_usd"] for record in stack.records(key, 2))
+    assert by_price == [2 * Decimal("1e-6") + first.usage.output_tokens * Decimal("2e-6"),
+                        2 * Decimal("5e-6") + second.usage.output_tokens * Decimal("1e-5")], (
+        f"the second request was not metered at the operator's new prices: {by_price}")
+
+
 def test_a_retried_ledger_write_cannot_count_twice(stack, api_key):
     entry = LedgerEntry(key_id=stack.key_id(api_key), request_id="req_retried", at=datetime.now(timezone.utc).isoformat(),
                         requested_model=CLAUDE, served_model=CLAUDE, attempts=[], usage=Usage(10, 5),

@@ -138,3 +138,19 @@ def test_wrong_method_gets_405_in_anthropic_envelope(server):
     response = httpx.get(f"{server.url}/v3/v1/messages")
     assert response.status_code == 405
     assert response.json()["type"] == "error"
+
+
+def test_a_body_faulty_at_its_head_and_in_a_later_message_is_told_of_its_head_only(post, fake):
+    """The schema is judged slice by slice, the body's head (its fields and first message) first:
+    a caller is told what is wrong there, and a later message's fault only once the head is right.
+    A small body gets the same answer as a large one (validate's one-slice path must not list more)."""
+    faulty = body(max_tokens=0, messages=[*MESSAGES, {"role": "tool", "content": "hi"}])
+    response = post(faulty)
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "max_tokens"]], (
+        "the caller was told of other faults than its body's head's")
+    fixed = post({**faulty, "max_tokens": 5})
+    assert fixed.status_code == 422, fixed.text
+    assert [error["loc"] for error in fixed.json()["detail"]] == [["body", "messages", 1, "role"]], (
+        "once the head is right, the caller was not told where the later message is wrong")
+    assert fake.count() == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..protocol.usage import Usage
@@ -49,8 +50,29 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
+# Prices already read from a catalogue's model entries, by the entry (held, so its id is not
+# reused): each request prices its model, and five Decimals and a Price cost more than its own
+# planning. Only read-only entries (the catalogue's MappingProxyType) are kept, a few thousand at
+# most: a catalogue reloaded with other prices has new entries, read afresh.
+_READ: dict[int, tuple[Mapping[str, Any], Price | None]] = {}
+_MAX_READ = 4096
+
+
 def price_of(info: Mapping[str, Any]) -> Price | None:
     """Per-token prices; None when the model has no input or output price (unpriced)."""
+    if type(info) is not MappingProxyType:
+        return _price_of(info)
+    read = _READ.get(id(info))
+    if read is not None and read[0] is info:
+        return read[1]
+    price = _price_of(info)
+    if len(_READ) >= _MAX_READ:
+        _READ.clear()
+    _READ[id(info)] = (info, price)
+    return price
+
+
+def _price_of(info: Mapping[str, Any]) -> Price | None:
     input_price = _decimal(info.get("input_cost_per_token"))
     output_price = _decimal(info.get("output_cost_per_token"))
     if input_price is None or output_price is None:

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 from aws_lambda_powertools import Logger
 
+from .line_format import LineFormatter
 from .observation import ATTEMPTS_HEADER, Observation, metric_fields, request_line, upstream_wait_ms
 
 UNOBSERVED_PATHS = frozenset({"/health", "/_lambda/snapstart/before-snapshot", "/_lambda/snapstart/after-restore"})
@@ -96,7 +97,9 @@ class Telemetry:
         self.spend_share = spend_share
         # xray_trace_id=None: Powertools' own field reads _X_AMZN_TRACE_ID, which the streaming
         # mode's process never has; the line's `trace_id` is known in both modes.
-        self._logger = Logger(service=service, stream=_Stdout(), xray_trace_id=None)
+        # Powertools' own formatter, its reserved-name test a set lookup (line_format.py).
+        self._logger = Logger(service=service, stream=_Stdout(), xray_trace_id=None,
+                              logger_formatter=LineFormatter(service=service, sampling_rate=None, xray_trace_id=None))
         # Its own handler writes the line; the root logger's (Lambda's JSON one) must not write it again.
         logging.getLogger(service).propagate = False
         self._live: dict[str, Observation] = {}

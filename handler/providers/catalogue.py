@@ -74,17 +74,20 @@ class Provider:
     def secrets(self) -> tuple[str, ...]:
         """Every credential string of this entry, for redaction (a service-account key's too)."""
         found: list[str] = []
-
-        def collect(value: Any) -> None:
-            if isinstance(value, str):
-                found.append(value)
-            elif isinstance(value, Mapping):
-                for item in value.values():
-                    collect(item)
-
         for name in self.family.credentials:
-            collect(self.api_key if name == "api_key" else self.settings.get(name))
+            _collect_strings(self.api_key if name == "api_key" else self.settings.get(name), found)
         return tuple(found)
+
+
+def _collect_strings(value: Any, found: list[str]) -> None:
+    """The strings in a value and the mappings in it. At module level: a nested function that
+    calls itself is a reference cycle, left for the garbage collector each time it is made,
+    and every request redacts with its provider's secrets."""
+    if isinstance(value, str):
+        found.append(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect_strings(item, found)
 
 
 @dataclass(frozen=True)
