@@ -8,14 +8,17 @@ worker), so every figure covers the whole process tree.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -152,3 +155,27 @@ class Process:
                 os.killpg(self.pid, signal.SIGKILL)
                 self.popen.wait(timeout)
         self._log.close()
+
+
+@contextlib.contextmanager
+def fake_upstream(root: Path) -> Iterator[str]:
+    """tests/support/fake_upstream.py on a free port, answering: its URL, for the micro-benchmarks
+    that call a provider (the full benchmark starts its own as a `Process`, with a log)."""
+    port = free_port()
+    fake = subprocess.Popen([sys.executable, "-m", "tests.support.fake_upstream", "--port", str(port)], cwd=root,
+                            stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=5).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        fake.terminate()
+        fake.wait(10)

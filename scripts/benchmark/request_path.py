@@ -26,12 +26,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from . import aws_stack
-from .procs import free_port
+from .procs import fake_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = """
@@ -126,36 +124,20 @@ def main() -> None:
     parser.add_argument("--profile", help="write the first tree's cProfile stats here (one round)")
     parser.add_argument("--py-spy", help="with --profile: sample with this py-spy instead (collapsed stacks)")
     args = parser.parse_args()
-    port = free_port()
-    fake = subprocess.Popen([sys.executable, "-m", "tests.support.fake_upstream", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    aws = None
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/health", timeout=5).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with fake_upstream(ROOT) as url:
         aws = aws_stack.start(ROOT, Path(tempfile.mkdtemp(prefix="request-path-")), url)
-        env = {**os.environ, **aws.env}
-        if args.profile:
-            print(f"{one_round(args.trees[0], env, aws.key, args, args.profile):.3f} ms of CPU per request "
-                  f"while profiled; stats in {args.profile}")
-            return
-        results = {tree: [] for tree in args.trees}
-        for _ in range(args.rounds):
-            for tree in args.trees:
-                results[tree].append(one_round(tree, env, aws.key, args))
-    finally:
-        if aws is not None:
+        try:
+            env = {**os.environ, **aws.env}
+            if args.profile:
+                print(f"{one_round(args.trees[0], env, aws.key, args, args.profile):.3f} ms of CPU per request "
+                      f"while profiled; stats in {args.profile}")
+                return
+            results = {tree: [] for tree in args.trees}
+            for _ in range(args.rounds):
+                for tree in args.trees:
+                    results[tree].append(one_round(tree, env, aws.key, args))
+        finally:
             aws.moto.stop()
-        fake.terminate()
-        fake.wait(10)
     for tree, values in results.items():
         print(f"{tree}: median {statistics.median(values):.3f} ms of CPU per request "
               f"(rounds: {', '.join(f'{v:.3f}' for v in values)})")

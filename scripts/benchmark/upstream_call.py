@@ -18,11 +18,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from .procs import free_port
+from .procs import fake_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = """
@@ -70,28 +68,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trees", type=Path, nargs="+", default=[ROOT])
     args = parser.parse_args()
-    port = free_port()
-    fake = subprocess.Popen([sys.executable, "-m", "tests.support.fake_upstream", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/health", timeout=5).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with fake_upstream(ROOT) as url:
         results = {(tree, mode): [] for tree in args.trees for mode in MODES}
         for _ in range(args.rounds):
             for mode in MODES:
                 for tree in args.trees:
                     results[tree, mode].append(one_round(tree, url, mode, args.requests))
-    finally:
-        fake.terminate()
-        fake.wait(10)
     for (tree, mode), values in results.items():
         print(f"{tree} {mode}: median {statistics.median(values):.3f} ms of CPU per call "
               f"(rounds: {', '.join(f'{v:.3f}' for v in values)})")
