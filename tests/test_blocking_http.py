@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -57,7 +58,9 @@ class ScriptedServer:
                 self.requests.append((number, head + reader.read(length)))
                 step = self.script[min(len(self.requests), len(self.script)) - 1]
                 answer, then = step if isinstance(step, tuple) else (step, "keep")
-                sock.sendall(answer)
+                for piece in answer if isinstance(answer, list) else [answer]:  # a list: pieces, apart
+                    sock.sendall(piece)
+                    time.sleep(0.05)
                 if then == "hang up":
                     return
 
@@ -134,6 +137,22 @@ def test_an_answer_that_ends_the_connection_closes_it_here_too(answer):
         connection = connect(server)
         assert connection.exchange("GET", "/", {}).body == b"{}"
     assert not connection.open
+
+
+def test_a_head_that_arrives_in_pieces_is_read_whole():
+    pieces = [b"HTTP/1.1 200 OK\r\nContent-Ty", b"pe: application/json\r\nContent-Length: 2\r", b"\n\r\n{}"]
+    with serving(pieces, OK) as server:
+        connection = connect(server)
+        answer = connection.exchange("GET", "/", {})
+        assert (answer.headers, answer.body) == ({"content-type": "application/json", "content-length": "2"}, b"{}")
+        assert connection.exchange("GET", "/", {}).body == b"{}"
+
+
+def test_header_lines_ended_by_a_bare_lf_are_lines_too():
+    # RFC 9112 section 2.2: a recipient MAY recognize a single LF as a line terminator.
+    with serving(b"HTTP/1.1 200 OK\nX-A: 1\r\nContent-Length: 2\r\n\r\n{}") as server:
+        answer = connect(server).exchange("GET", "/", {})
+    assert (answer.headers["x-a"], answer.body) == ("1", b"{}")
 
 
 def test_repeated_header_fields_are_one_value_and_names_are_lower_cased():

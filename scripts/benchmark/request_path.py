@@ -12,10 +12,15 @@ figure leaves out the usage write (the Lambda runtime's part, measured by ledger
 `--trees` compares checkouts (each imported through PYTHONPATH), rounds alternating, so a
 busy machine weighs on each alike; `--profile FILE` writes one tree's cProfile stats instead
 (CPU time per thread; cProfile's own cost inflates small calls most), or with `--py-spy PATH`
-py-spy's raw collapsed stacks.
+py-spy's raw collapsed stacks. `--idle-ms N` leaves the process idle N ms after each request
+(a blocking sleep, no CPU), as a Lambda function idles between invocations and while its
+usage write waits for DynamoDB: on the shared machine here the same request then costs about
+twice the CPU it costs back to back (caches and the core's state lost while idle), which is
+why the buffered target's figure, whose invocations wait for their write, is above the
+streaming target's, whose stand-in lets the next request overlap the write.
 
     python -m scripts.benchmark.request_path [--requests 3000] [--rounds 3] [--model M]
-        [--stream] [--ledger real|none] [--trees DIR ...] [--profile FILE [--py-spy PATH]]
+        [--stream] [--ledger real|none] [--idle-ms N] [--trees DIR ...] [--profile FILE [--py-spy PATH]]
 """
 
 from __future__ import annotations
@@ -36,8 +41,8 @@ CLIENT = """
 import asyncio, cProfile, gc, io, json, sys, time
 import uvloop
 
-key, model, calls, stream, ledger_kind, profile = sys.argv[1:7]
-calls, stream = int(calls), stream == "stream"
+key, model, calls, stream, ledger_kind, profile, idle_ms = sys.argv[1:8]
+calls, stream, idle_s = int(calls), stream == "stream", float(idle_ms) / 1000
 sys.stdout = io.StringIO()  # the request lines; the figure goes to stderr
 from handler.app import create_app
 
@@ -88,6 +93,8 @@ async def main():
     started = time.process_time()
     for _ in range(calls):
         await one()
+        if idle_s:
+            time.sleep(idle_s)  # the process idle, as a function between invocations: no CPU, the loop held
     await app.state.gateway.drain(30)
     spent = time.process_time() - started
     if profiler:
@@ -105,7 +112,7 @@ def one_round(tree: Path, env: dict, key: str, args, profile: str = "-") -> floa
         sampler, profile = [args.py_spy, "record", "--format", "raw", "--rate", "1000", "--nonblocking",
                             "--output", profile, "--"], "-"
     done = subprocess.run([*sampler, sys.executable, "-c", CLIENT, key, args.model, str(args.requests),
-                           "stream" if args.stream else "json", args.ledger, profile],
+                           "stream" if args.stream else "json", args.ledger, profile, str(args.idle_ms)],
                           env={**env, "PYTHONPATH": str(tree)}, cwd=tree, capture_output=True, text=True,
                           timeout=900)
     if done.returncode:
@@ -120,6 +127,8 @@ def main() -> None:
     parser.add_argument("--model", default="anthropic/claude-sonnet-4-5")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--ledger", choices=("real", "none"), default="real")
+    parser.add_argument("--idle-ms", type=float, default=0.0,
+                        help="the process idle this long after each request (a function waiting for its next invocation)")
     parser.add_argument("--trees", type=Path, nargs="+", default=[ROOT])
     parser.add_argument("--profile", help="write the first tree's cProfile stats here (one round)")
     parser.add_argument("--py-spy", help="with --profile: sample with this py-spy instead (collapsed stacks)")
