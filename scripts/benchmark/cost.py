@@ -21,10 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 VOLUMES = (0, 100_000, 1_000_000, 10_000_000)
 
-# Measured on 2026-12-06 side by side (issue 27: `scripts/bench --json bench.json`, 2 cores, loopback,
-# one worker each, metering on, Anthropic path): the gateway's CPU per request (process CPU over a
-# phase / requests), its added p50 at c=1, LiteLLM Proxy's, and the gateway's peak RSS under load.
-BENCH = {"cpu_ms": 2.9, "added_ms": 3.1, "peer_added_ms": 21.3, "peak_rss_mb": 98.0,
+# Measured on 2026-12-07 08:25 UTC side by side (`scripts/bench --targets direct,gateway,proxy,lambda,streaming
+# --rounds 3 --requests 200 --cold-starts 0 --aws-requests 10`, 2 cores, loopback, metering on, Anthropic path),
+# in the configuration `template.yaml` deploys by default, buffered mode (awslambdaric running the handler,
+# Lambda's side in a process of its own): the function's CPU per request (process CPU over a phase /
+# requests), its added p50 at c=1, LiteLLM Proxy's, and the function's peak RSS under load. Two more runs
+# that day (the same, and with `--model openai/gpt-4o-mini`) chose 448 and 512 MB from their figures.
+BENCH = {"cpu_ms": 1.5, "added_ms": 1.07, "peer_added_ms": 10.73, "peak_rss_mb": 93.0,
          "litellm_path_peak_rss_mb": 320.0}
 
 # One request's figures and what measured each.
