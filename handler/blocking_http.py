@@ -16,6 +16,7 @@ pipelining, no trailers kept (they are read and dropped).
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from typing import NamedTuple
@@ -23,6 +24,10 @@ from typing import NamedTuple
 # Lines longer than this are no HTTP these APIs send: refused rather than buffered without end.
 MAX_LINE = 65536
 MAX_HEADERS = 100
+# The answers these callers read are a few KB at most (DynamoDB's, an Extensions API event):
+# a body past this is a broken endpoint's, refused rather than held in memory.
+MAX_BODY = 1 << 20
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class Disconnected(ConnectionResetError):
@@ -64,7 +69,8 @@ class Connection:
             sock.close()
             raise
         default_port = 443 if tls is not None else 80
-        return cls(sock, host if port == default_port else f"{host}:{port}")
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal, bracketed as in its URL (and as signed)
+        return cls(sock, name if port == default_port else f"{name}:{port}")
 
     def settimeout(self, timeout: float | None) -> None:
         self._sock.settimeout(timeout)
@@ -96,14 +102,20 @@ class Connection:
         return line
 
     def _read_answer(self) -> Answer:
-        status_line = self._line()
-        if not status_line:
-            raise Disconnected("the server closed the connection before answering")
-        version, _, rest = status_line.partition(b" ")
-        code = rest[:3]
-        if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
-            raise MalformedAnswer(f"not an HTTP/1.1 status line: {status_line[:80]!r}")
-        headers = self._headers()
+        while True:
+            status_line = self._line()
+            if not status_line:
+                raise Disconnected("the server closed the connection before answering")
+            version, _, rest = status_line.partition(b" ")
+            code = rest[:3]
+            if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
+                raise MalformedAnswer(f"not an HTTP/1.1 status line: {status_line[:80]!r}")
+            headers = self._headers()
+            # An interim answer (100 Continue, 103 Early Hints) may come before the final one, asked
+            # for or not, and a client skips it (RFC 9110, 15.2). 101 is no interim answer: these
+            # requests never ask to switch protocols, so it is read as the answer it claims to be.
+            if not code.startswith(b"1") or code == b"101":
+                break
         connection = headers.get("connection", "").lower()
         closes = "close" in connection or (version == b"HTTP/1.0" and "keep-alive" not in connection)
         status = int(code)
@@ -113,8 +125,12 @@ class Connection:
             return Answer(status, headers, self._chunked(), closes)
         length = headers.get("content-length")
         if length is None:  # the body runs to the connection's end
-            return Answer(status, headers, self._reader.read(), True)
-        if not length.strip().isdigit():
+            body = self._reader.read(MAX_BODY + 1)
+            if len(body) > MAX_BODY:
+                raise MalformedAnswer("an answer's body past 1 MiB")
+            return Answer(status, headers, body, True)
+        length = length.strip()
+        if not length.isascii() or not length.isdigit():  # str.isdigit alone takes "²"
             raise MalformedAnswer(f"Content-Length {length[:40]!r}")
         return Answer(status, headers, self._exactly(int(length)), closes)
 
@@ -135,26 +151,32 @@ class Connection:
         raise MalformedAnswer(f"more than {MAX_HEADERS} header lines")
 
     def _exactly(self, size: int) -> bytes:
+        if size > MAX_BODY:
+            raise MalformedAnswer(f"an answer's body of {size} bytes, past 1 MiB")
         data = self._reader.read(size)
         if len(data) < size:
             raise Disconnected(f"the answer's body ended after {len(data)} of {size} bytes")
         return data
 
     def _chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
+        total = 0
         while True:
             size_line = self._line().split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                raise MalformedAnswer(f"a chunk size that is not hexadecimal: {size_line[:40]!r}") from None
+            if not _HEX.fullmatch(size_line):  # int(x, 16) would also take "-1", "0x2" or "1_0"
+                raise MalformedAnswer(f"a chunk size that is not hexadecimal: {size_line[:40]!r}")
+            size = int(size_line, 16)
             if size == 0:
                 break
+            total += size
+            if total > MAX_BODY:
+                raise MalformedAnswer("a chunked answer's body past 1 MiB")
             parts.append(self._exactly(size))
             self._exactly(2)  # the chunk's CRLF
-        while self._line() not in (b"\r\n", b"\n", b""):  # trailers, dropped
-            pass
-        return b"".join(parts)
+        for _ in range(MAX_HEADERS + 1):  # trailers, dropped
+            if self._line() in (b"\r\n", b"\n", b""):
+                return b"".join(parts)
+        raise MalformedAnswer(f"more than {MAX_HEADERS} trailer lines")
 
 
 def _request(method: str, target: str, host: str, headers: dict[str, str], body: bytes) -> bytes:

@@ -22,10 +22,11 @@ from handler.runtime.after_response import Extension, ExtensionsApiError
 class ScriptedServer:
     """Answers the n-th request it reads (on whatever connection) with script[n], then maybe hangs up."""
 
-    def __init__(self, script: list[bytes | tuple[bytes, str]]) -> None:
+    def __init__(self, script: list, host: str = "127.0.0.1") -> None:
         self.script = script
         self.requests: list[tuple[int, bytes]] = []  # (connection number, request head and body)
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, 0), family=family)
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -69,8 +70,8 @@ class ScriptedServer:
 
 
 @contextmanager
-def serving(*script):
-    server = ScriptedServer(list(script))
+def serving(*script, host: str = "127.0.0.1"):
+    server = ScriptedServer(list(script), host)
     try:
         yield server
     finally:
@@ -102,6 +103,19 @@ def test_the_request_carries_host_with_its_port_and_its_own_content_length():
     assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in head
     assert b"Content-Length: 3\r\n" in head and b"999" not in head, "the body's own length, never the caller's"
     assert head.endswith(b"\r\n\r\nabc")
+
+
+def test_an_ipv6_host_is_sent_bracketed_as_in_its_url_and_as_sigv4_signs_it():
+    try:
+        server_cm = serving(OK, host="::1")
+        server = server_cm.__enter__()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        Connection.connect("::1", server.port, timeout=5).exchange("GET", "/", {})
+    finally:
+        server_cm.__exit__(None, None, None)
+    assert f"Host: [::1]:{server.port}\r\n".encode() in server.requests[0][1]
 
 
 def test_a_host_the_caller_signed_is_sent_as_it_is():
@@ -155,6 +169,16 @@ def test_header_lines_ended_by_a_bare_lf_are_lines_too():
     assert (answer.headers["x-a"], answer.body) == ("1", b"{}")
 
 
+def test_interim_answers_are_skipped_for_the_final_one():
+    interim = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+               b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    with serving(interim, OK) as server:
+        connection = connect(server)
+        answer = connection.exchange("GET", "/", {})
+        assert (answer.status, answer.body, "link" in answer.headers) == (200, b"{}", False)
+        assert connection.exchange("GET", "/", {}).status == 200
+
+
 def test_repeated_header_fields_are_one_value_and_names_are_lower_cased():
     with serving(b"HTTP/1.1 200 OK\r\nX-Thing: a\r\nx-thing:  b \r\nContent-Length: 0\r\n\r\n") as server:
         headers = connect(server).exchange("GET", "/", {}).headers
@@ -169,6 +193,11 @@ def test_repeated_header_fields_are_one_value_and_names_are_lower_cased():
     (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", MalformedAnswer),
     (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", MalformedAnswer),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", MalformedAnswer),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", MalformedAnswer),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n", MalformedAnswer),
+    ("HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\n{}".encode("latin-1"), MalformedAnswer),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n{}", MalformedAnswer),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100001\r\nab\r\n", MalformedAnswer),
     (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n", MalformedAnswer),
 ])
 def test_an_answer_cut_short_or_malformed_is_an_oserror_and_the_connection_is_closed(answer, refusal):
@@ -219,6 +248,17 @@ def test_the_extension_replaces_a_connection_the_api_closed_and_loses_no_event()
         extension.register()
         assert [extension.next_event()["requestId"] for _ in range(2)] == ["a", "b"]
     assert server.connections == 2
+
+
+def test_a_register_answered_without_an_identifier_is_a_refusal_and_the_write_stays_before_the_return():
+    from handler.runtime.after_response import AfterResponse
+
+    nameless = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    with serving(nameless) as server:
+        with pytest.raises(ExtensionsApiError, match="without a Lambda-Extension-Identifier"):
+            Extension(f"127.0.0.1:{server.port}").register()
+        after = AfterResponse.start(ledger=None, runtime_api=f"127.0.0.1:{server.port}")
+    assert not after.deferred, "no extension: the function still starts, writing before each response"
 
 
 def test_an_extensions_api_refusal_is_an_oserror_with_its_words():

@@ -261,3 +261,17 @@ def test_tls_to_dynamodb_is_verified_with_the_clients_ca_bundle(tmp_path, monkey
     unverified = transact_wire.tls_context(False)
     assert (unverified.verify_mode, unverified.check_hostname) == (transact_wire.ssl.CERT_NONE, False)
 
+
+
+def test_a_ca_bundle_that_is_a_directory_is_taken_as_botocore_takes_it(tmp_path, monkeypatch, moto_endpoint):
+    """botocore hands a directory in AWS_CA_BUNDLE to urllib3 as ca_cert_dir (httpsession's
+    `_setup_ssl_cert`): the wire writer must not fail every write on it (open() of a directory)."""
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path))
+    aws.reset_clients()
+    try:
+        writer = transact_wire.Writer(aws.client("dynamodb"))
+        context = transact_wire.tls_context(writer._verify)
+    finally:
+        monkeypatch.delenv("AWS_CA_BUNDLE")
+        aws.reset_clients()
+    assert (context.verify_mode, context.check_hostname) == (transact_wire.ssl.CERT_REQUIRED, True)

@@ -42,6 +42,7 @@ retry quota (a token bucket across calls) and its check of DynamoDB's
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import threading
@@ -235,14 +236,18 @@ class Writer:
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:
-    """TLS as botocore's urllib3 pool verifies: its CA bundle (certifi's, or AWS_CA_BUNDLE's path),
+    """TLS as botocore's urllib3 pool verifies: its CA bundle (certifi's, or AWS_CA_BUNDLE's path, a file
+    or a directory),
     or no verification when the client was made with `verify=False`."""
     if verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    return ssl.create_default_context(cafile=get_cert_path(verify))
+    path = get_cert_path(verify)
+    if os.path.isdir(path):  # a directory of hashed certificates, as urllib3 takes it (ca_cert_dir)
+        return ssl.create_default_context(capath=path)
+    return ssl.create_default_context(cafile=path)
 
 
 def _json_object(data: bytes) -> dict:

@@ -143,7 +143,9 @@ class Extension:
     def register(self) -> None:
         headers, _ = self._call("POST", "/register", json.dumps({"events": ["INVOKE"]}).encode(),
                                 {"Lambda-Extension-Name": self._name, "Content-Type": "application/json"})
-        self.id = headers["lambda-extension-identifier"]
+        self.id = headers.get("lambda-extension-identifier")
+        if not self.id:  # no `next` can name this extension: as good as refused
+            raise ExtensionsApiError("register answered without a Lambda-Extension-Identifier")
 
     def next_event(self) -> dict:
         """Blocks until the next invocation; calling it says this one's work is done."""
