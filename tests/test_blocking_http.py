@@ -85,6 +85,14 @@ def connect(server: ScriptedServer) -> Connection:
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 
+def this_and_the_next(answer):
+    """The answer read from `answer`'s bytes, and the next one (OK) on the same connection: where
+    the first ended is where the second begins."""
+    with serving(answer, OK) as server:
+        connection = connect(server)
+        return connection.exchange("GET", "/", {}), connection.exchange("GET", "/", {})
+
+
 def test_a_content_length_answer_is_read_whole_and_the_connection_is_kept_for_the_next():
     with serving(OK, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 5\r\n\r\nnope!") as server:
         connection = connect(server)
@@ -128,11 +136,9 @@ def test_a_host_the_caller_signed_is_sent_as_it_is():
 def test_a_chunked_answer_is_joined_and_its_extensions_and_trailers_dropped():
     chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"4;name=value\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\nX-Trailer: t\r\n\r\n")
-    with serving(chunked, OK) as server:
-        connection = connect(server)
-        answer = connection.exchange("GET", "/", {})
-        assert answer.body == b'{"a":1}'
-        assert connection.exchange("GET", "/", {}).body == b"{}", "the next answer starts where the trailers end"
+    answer, after = this_and_the_next(chunked)
+    assert answer.body == b'{"a":1}'
+    assert after.body == b"{}", "the next answer starts where the trailers end"
 
 
 def test_an_answer_without_a_length_runs_to_the_connections_end_which_then_closes():
@@ -155,11 +161,9 @@ def test_an_answer_that_ends_the_connection_closes_it_here_too(answer):
 
 def test_a_head_that_arrives_in_pieces_is_read_whole():
     pieces = [b"HTTP/1.1 200 OK\r\nContent-Ty", b"pe: application/json\r\nContent-Length: 2\r", b"\n\r\n{}"]
-    with serving(pieces, OK) as server:
-        connection = connect(server)
-        answer = connection.exchange("GET", "/", {})
-        assert (answer.headers, answer.body) == ({"content-type": "application/json", "content-length": "2"}, b"{}")
-        assert connection.exchange("GET", "/", {}).body == b"{}"
+    answer, after = this_and_the_next(pieces)
+    assert (answer.headers, answer.body) == ({"content-type": "application/json", "content-length": "2"}, b"{}")
+    assert after.body == b"{}"
 
 
 def test_header_lines_ended_by_a_bare_lf_are_lines_too():
@@ -172,11 +176,9 @@ def test_header_lines_ended_by_a_bare_lf_are_lines_too():
 def test_interim_answers_are_skipped_for_the_final_one():
     interim = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-    with serving(interim, OK) as server:
-        connection = connect(server)
-        answer = connection.exchange("GET", "/", {})
-        assert (answer.status, answer.body, "link" in answer.headers) == (200, b"{}", False)
-        assert connection.exchange("GET", "/", {}).status == 200
+    answer, after = this_and_the_next(interim)
+    assert (answer.status, answer.body, "link" in answer.headers) == (200, b"{}", False)
+    assert after.status == 200
 
 
 def test_repeated_header_fields_are_one_value_and_names_are_lower_cased():
