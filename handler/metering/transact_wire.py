@@ -236,9 +236,8 @@ class Writer:
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:
-    """TLS as botocore's urllib3 pool verifies: its CA bundle (certifi's, or AWS_CA_BUNDLE's path, a file
-    or a directory),
-    or no verification when the client was made with `verify=False`."""
+    """TLS as botocore's urllib3 pool verifies: its CA bundle (certifi's, or AWS_CA_BUNDLE's path, a
+    file or a directory), or no verification when the client was made with `verify=False`."""
     if verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False

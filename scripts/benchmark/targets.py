@@ -33,6 +33,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 from scripts._package import streaming_uvicorn_argv
@@ -236,9 +237,18 @@ def start_streaming(ctx: Context) -> Target:
                     "and a stand-in Runtime API in a process of their own",
                     aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls",
                     settled_url=f"http://127.0.0.1:{port}/_bench/settled", helpers=[lambda_side])
-    try:
+    def ready() -> None:
         function.wait_http(f"http://127.0.0.1:{function_port}/health", 90)
         lambda_side.wait_http(f"http://127.0.0.1:{port}/health", 30)
+
+    return _lambda_ready(target, started, port, function, ready)
+
+
+def _lambda_ready(target: Target, started: float, port: int, function: Process, ready: Callable[[], None]) -> Target:
+    """A Lambda target once `ready()` has returned and its usage extension is registered (else
+    stopped, its processes with it), with the seconds it took from `started`."""
+    try:
+        ready()
         _check_extension_registered(port, function)
     except BaseException:
         target.stop()
@@ -314,14 +324,8 @@ def start_lambda(ctx: Context) -> Target:
                     "process of their own",
                     aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls",
                     settled_url=f"http://127.0.0.1:{port}/_bench/settled", helpers=[lambda_side])
-    try:
-        function.wait_http(f"http://127.0.0.1:{port}/_bench/ready", 90)
-        _check_extension_registered(port, function)
-    except BaseException:
-        target.stop()
-        raise
-    target.ready_s = time.monotonic() - started
-    return target
+    return _lambda_ready(target, started, port, function,
+                         lambda: function.wait_http(f"http://127.0.0.1:{port}/_bench/ready", 90))
 
 
 STARTERS = {"direct": start_direct, "floor": start_floor, "gateway": start_gateway, "proxy": start_proxy,
