@@ -55,3 +55,11 @@ def test_the_chat_completions_path_is_held_to_one_and_a_half_milliseconds():
     goals = [g for g in doc["goals"] if "server CPU per request" in g["goal"]]
     assert goals and all(g["goal"].endswith("Chat Completions path <= 1.5 ms") for g in goals)
     assert "Goal on the Chat Completions path (`openai/gpt-4o-mini`)" in markdown(doc)
+
+
+def test_the_report_names_the_machines_idle_tax_measured_in_the_same_run():
+    doc = _document("anthropic/claude-sonnet-4-5")
+    assert "idle tax" not in markdown(doc), "a tax that was not measured is not reported"
+    doc["meta"]["machine"]["idle_tax"] = {"idle_ms": 10.0, "back_to_back_ms": 0.25, "after_idle_ms": 0.5, "ratio": 2.0}
+    assert ("a fixed piece of work cost 0.250 ms of CPU back to back and 0.500 ms after 10 ms asleep (2.00x)"
+            in markdown(doc))

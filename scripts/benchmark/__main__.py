@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import aws_stack, coldstart
+from . import aws_stack, coldstart, idle_tax
 from .compare import comparisons
 from .procs import Process
 from .report import markdown
 from .runner import SCENARIOS, Bench, check_aws_calls, run_rounds
 from .stats import summarize
-from .targets import ALL, LABELS, STARTERS, Context, Target, package_version
+from .targets import ALL, DEPLOYED, LABELS, STARTERS, Context, Target, package_version
 from .worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,6 +168,9 @@ def run(args: argparse.Namespace, stack: ExitStack, log_dir: Path) -> dict[str, 
     runs = run_rounds(bench, targets, rounds=args.rounds, requests=args.requests, warmup=args.warmup,
                       progress=progress)
     doc: dict[str, Any] = {"meta": meta(args, targets), "targets": {}}
+    if set(DEPLOYED) & set(args.target_names):
+        progress("measuring the machine's idle tax")
+        doc["meta"]["machine"]["idle_tax"] = idle_tax.measure_in_subprocess()
     for target in targets:
         scenarios = {s.name: summarize(r for r in runs if r.target == target.name and r.scenario == s.name)
                      for s in SCENARIOS if s.concurrency <= target.max_concurrency}

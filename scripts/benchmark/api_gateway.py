@@ -41,9 +41,8 @@ import uvicorn
 from tests.support.lambda_events import http_api_event
 from tests.support.lambda_runtime_api import Invocation, LambdaRuntimeApi
 
-from .web_adapter import ends, request_body
+from .web_adapter import INVOCATION_WAIT_S, ends, request_body
 
-INVOCATION_WAIT_S = 60.0
 # Not relayed: uvicorn frames its own responses.
 FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
 

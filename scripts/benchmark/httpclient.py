@@ -43,7 +43,9 @@ class Connection:
 
         A response whose `server-timing` names an invocation's duration (the buffered Lambda
         target's API Gateway, scripts/benchmark/api_gateway.py) is timed by it instead: Mangum
-        buffers, so its first byte comes with its last."""
+        buffers, so its first byte comes with its last. One that names a time queued (the
+        streaming target's adapter, scripts/benchmark/web_adapter.py: the wait for the last
+        invocation's usage write) has it taken off both times."""
         if self._writer is None:
             await self._open()
         started = time.perf_counter()
@@ -64,10 +66,12 @@ class Connection:
         except BaseException:
             self.close()
             raise
-        invocation_s = invocation_seconds(headers.get("server-timing", ""))
+        server_timing = headers.get("server-timing", "")
+        invocation_s = timing_seconds(server_timing, "invocation")
         if invocation_s is not None:
             return status, invocation_s, invocation_s, body
-        return status, first - started, time.perf_counter() - started, body
+        queued_s = timing_seconds(server_timing, "queued") or 0.0
+        return status, first - started - queued_s, time.perf_counter() - started - queued_s, body
 
     async def _chunked(self) -> tuple[bytes, float]:
         parts, first = [], None
@@ -84,11 +88,11 @@ class Connection:
         return body, first if first is not None else time.perf_counter()
 
 
-def invocation_seconds(server_timing: str) -> float | None:
-    """The `invocation;dur=MS` metric of a Server-Timing header, in seconds, or None."""
+def timing_seconds(server_timing: str, metric_name: str) -> float | None:
+    """The `<metric_name>;dur=MS` metric of a Server-Timing header, in seconds, or None."""
     for metric in server_timing.split(","):
         name, _, params = metric.strip().partition(";")
-        if name == "invocation" and params.startswith("dur="):
+        if name == metric_name and params.startswith("dur="):
             return float(params[4:]) / 1000
     return None
 

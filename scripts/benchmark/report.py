@@ -131,8 +131,20 @@ def _cpu_table(doc: dict) -> list[str]:
         "Median over rounds of the server's process CPU in a round divided by the requests it served; "
         "in brackets, the ratio to LiteLLM Proxy's. The deployed modes' rows are their function process "
         "alone: Lambda's side (the Runtime API, API Gateway or the Web Adapter) runs in a process of its own.")
-    return ["### Server CPU per request (ms, metering on, log line on)", "", note, "",
+    return ["### Server CPU per request (ms, metering on, log line on)", "", note + _idle_tax_note(doc), "",
             *_table(["target", *loads], rows), ""]
+
+
+def _idle_tax_note(doc: dict) -> str:
+    """The machine's idle tax in the same run (scripts/benchmark/idle_tax.py), where it was measured."""
+    tax = doc["meta"]["machine"].get("idle_tax")
+    if not tax:
+        return ""
+    return (f" The deployed modes' function idles before each request, for the last one's usage write, "
+            f"as one execution environment does; LiteLLM Proxy and the uvicorn target are served back to back. "
+            f"On this machine, in this run, a fixed piece of work cost {tax['back_to_back_ms']:.3f} ms of CPU "
+            f"back to back and {tax['after_idle_ms']:.3f} ms after {tax['idle_ms']:g} ms asleep "
+            f"({tax['ratio']:.2f}x): the idle tax (`python -m scripts.benchmark.idle_tax`).")
 
 
 def _goals_table(doc: dict) -> list[str]:

@@ -11,16 +11,18 @@ the adapter forwards it, and relayed back as it streams; the invocation is
 answered once the response's last byte is relayed. Its CPU is not the
 gateway's (scripts/benchmark/targets.py measures the function process alone).
 
-A request that arrives while the extension still writes the last one's usage
-is not held for it: Lambda would give it to another execution environment
-(here the write shares the CPU with it). Requests one after another come
-faster than DynamoDB (moto) takes their writes, so the extension falls
-behind, hundreds of writes by the end of a measured run, and works through
-them after it: GET /_bench/settled answers once the last invocation has ended
-(its usage, and so every earlier one's, written), and the orchestrator asks
+An invocation starts once the extension asked for its next event, so a
+request waits for the last one's usage write, as in one execution environment
+(and as the buffered target's stand-in holds it: scripts/benchmark/api_gateway.py).
+Lambda would hand a request that comes sooner to another environment, but
+that one has idled too, since its own last write: holding it here gives the
+function process the idle a deployed one has before each request, and the
+CPU that idle costs it (README, CPU per request). The wait is not the
+function's: the response names it in `server-timing: queued;dur=MS`, which the
+load generator takes off its own clock. GET /_bench/settled answers once the
+last invocation has ended (its usage written), and the orchestrator asks
 before it reads the CPU counters, so that a run's CPU holds its own writes
-(runner.Bench.measure). Without it the first AWS-calls count after the runs
-waited out that backlog, 8-20 s, past its 10 s read timeout.
+(runner.Bench.measure).
 
 GET /health and GET /_bench/aws-calls go to the function without an
 invocation; the latter first waits as /_bench/settled does, so the counts
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 
 import httpx
 import uvicorn
@@ -42,6 +45,7 @@ import uvicorn
 # Not relayed: they describe one hop's connection, and uvicorn frames its own responses.
 HOP_BY_HOP = frozenset({b"host", b"connection", b"keep-alive", b"transfer-encoding", b"content-length"})
 NOT_INVOCATIONS = ("/health", "/_bench/aws-calls")
+INVOCATION_WAIT_S = 60.0  # for the last invocation's write, before a request starts its own
 LAST_INVOCATION_WAIT_S = 120.0  # below the orchestrator's wait (runner.SETTLE_TIMEOUT_S): a stuck one is named
 
 
@@ -73,7 +77,7 @@ def adapter(api, function_url: str):
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
         await send({"type": "http.response.body", "body": raw})
 
-    async def forward(scope, receive, send, extra_headers=()) -> None:
+    async def forward(scope, receive, send, extra_headers=(), answer_headers=()) -> None:
         body = await request_body(receive)
         target = scope["raw_path"].decode() + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
         headers = [(name, value) for name, value in scope["headers"] if name not in HOP_BY_HOP]
@@ -83,7 +87,8 @@ def adapter(api, function_url: str):
         try:
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": [(name, value) for name, value in response.headers.raw
-                                    if name.lower() not in HOP_BY_HOP - {b"content-length"}]})
+                                    if name.lower() not in HOP_BY_HOP - {b"content-length"}]
+                        + list(answer_headers)})
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
@@ -110,10 +115,13 @@ def adapter(api, function_url: str):
         if path in NOT_INVOCATIONS:
             await forward(scope, receive, send)
             return
-        invocation = api.begin(None, runtime_in_process=True, overlap=True)
+        arrived = time.perf_counter()
+        invocation = await asyncio.to_thread(api.begin, None, runtime_in_process=True, wait=INVOCATION_WAIT_S)
+        queued_ms = 1000 * (time.perf_counter() - arrived)
         context = {"request_id": invocation.request_id, "deadline": invocation.deadline_ms}
         try:
-            await forward(scope, receive, send, [(b"x-amzn-lambda-context", json.dumps(context).encode())])
+            await forward(scope, receive, send, [(b"x-amzn-lambda-context", json.dumps(context).encode())],
+                          [(b"server-timing", f"queued;dur={queued_ms:.3f}".encode())])
         finally:
             api.answer(invocation.request_id, response={})
 

@@ -88,16 +88,13 @@ class LambdaRuntimeApi:
         return invocation
 
     def begin(self, event: Any, *, timeout_s: float = 30.0, wait: float = 60.0,
-              runtime_in_process: bool = False, overlap: bool = False) -> Invocation:
+              runtime_in_process: bool = False) -> Invocation:
         """Start an invocation as soon as Lambda would. With `runtime_in_process` the caller plays
         the runtime itself (no /next: it holds the event and answers with `answer`), as the
-        benchmark does to time the handler without the runtime client's HTTP round trips. With
-        `overlap` it starts even while the extension still works on the last one, as a second
-        execution environment would take it (the extension then gets the newest invocation
-        when it asks; an invocation it never saw does not complete)."""
+        benchmark does to time the handler without the runtime client's HTTP round trips."""
         with self._cond:
             ready = self._cond.wait_for(lambda: (runtime_in_process or self._runtime_waiting) and (
-                overlap or set(self.extensions) <= self._extensions_waiting), timeout=wait)
+                set(self.extensions) <= self._extensions_waiting), timeout=wait)
             assert ready, "the runtime or an extension never asked for the next event"
             invocation = Invocation(str(uuid.uuid4()), event, int((time.time() + timeout_s) * 1000),
                                     _to_runtime=runtime_in_process)
