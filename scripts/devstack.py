@@ -63,15 +63,18 @@ def providers_document() -> tuple[dict, str]:
     from contextlib import ExitStack
 
     from tests.support.family_fakes import start_family_fakes
-    from tests.support.fake_upstream import FakeUpstream
+    from tests.support.fake_upstream import ANTHROPIC, OPENAI, FakeUpstream
     from tests.support.stack import TEST_MODELS
 
-    fake = FakeUpstream().start()
+    anthropic_key, openai_key = "sk-ant-local-fake", "sk-openai-local-fake"
+    # Issued these keys only, as the real APIs issue theirs: a providers secret edited to
+    # another key gets the provider's 401, as it would in production.
+    fake = FakeUpstream(keys={ANTHROPIC: {anthropic_key}, OPENAI: {openai_key}}).start()
     families = start_family_fakes(ExitStack())  # serve until the process ends
     document = {
         "providers": {
-            "anthropic": {"api_key": "sk-ant-local-fake", "api_base": fake.url},
-            "openai": {"api_key": "sk-openai-local-fake", "api_base": fake.url + "/v1"},
+            "anthropic": {"api_key": anthropic_key, "api_base": fake.url},
+            "openai": {"api_key": openai_key, "api_base": fake.url + "/v1"},
             **families.providers,
         },
         "models": {**demo_models(TEST_MODELS), **families.models},

@@ -7,6 +7,7 @@ says why at once rather than hanging or printing what will not work.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -58,3 +59,31 @@ def test_claude_code_says_at_once_when_no_gateway_answers():
     assert result.returncode == 2 and "nothing answers at" in result.stderr, result.stderr
     assert "scripts/serve" in result.stderr
     assert time.monotonic() - started < 10, "Claude Code was left to retry against nothing"
+
+
+def test_serves_offline_providers_refuse_a_key_they_did_not_issue():
+    """scripts/serve's fake Anthropic and OpenAI take only the keys its providers secret holds, as the
+    real APIs take only the keys they issued: a secret edited to another key gets the provider's 401."""
+    probe = """
+import importlib.util, json, httpx
+spec = importlib.util.spec_from_file_location("devstack", "scripts/devstack.py")
+devstack = importlib.util.module_from_spec(spec); spec.loader.exec_module(devstack)
+document, _ = devstack.providers_document()
+anthropic, openai = document["providers"]["anthropic"], document["providers"]["openai"]
+body = {"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+def messages(key):
+    return httpx.post(anthropic["api_base"] + "/v1/messages", json=body,
+                      headers={"x-api-key": key, "anthropic-version": "2023-06-01"}).status_code
+def chat(key):
+    return httpx.post(openai["api_base"] + "/chat/completions", headers={"authorization": "Bearer " + key},
+                      json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).status_code
+print(json.dumps([messages(anthropic["api_key"]), messages("sk-ant-someone-else"),
+                  chat(openai["api_key"]), chat("sk-someone-else")]))
+"""
+    env = {name: value for name, value in os.environ.items() if name not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**env, "PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "testing",
+                                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == [200, 401, 200, 401], (
+        f"statuses for (the secret's key, another key) at Anthropic then OpenAI: {result.stdout}")
