@@ -95,13 +95,12 @@ class Bench:
             cpu["server"] = target.server.cpu_seconds()
         if self.moto is not None and target.name in ("gateway", "lambda", "streaming"):
             cpu["moto"] = self.moto.cpu_seconds()
-        if target.driver is None:
-            cpu["client"] = self.loadgen.process.cpu_seconds()
+        cpu["client"] = self.loadgen.process.cpu_seconds()
         return cpu
 
     def measure(self, target: Target, scenario: Scenario, *, requests: int, warmup: int, round_: int = 0,
                 headers: dict[str, str] | None = None, count_aws: bool = False) -> Run:
-        driver = target.driver or self.loadgen
+        driver = self.loadgen
         driver.send({
             "cmd": "run", "host": "127.0.0.1", "port": target.port, "path": target.path_for(scenario.stream),
             "headers": headers or target.headers_for(scenario.stream), "body": target.body(scenario.stream),

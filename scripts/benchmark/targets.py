@@ -41,7 +41,6 @@ from scripts._package import streaming_uvicorn_argv
 from .aws_stack import CREDENTIALS, REGION, AwsStack
 from .procs import Process, free_port
 from .proxy_env import MASTER_KEY, ensure_proxy_venv, write_config
-from .worker import Worker
 
 ALL = ("direct", "floor", "gateway", "proxy", "lambda", "streaming")
 LABELS = {"direct": "direct (fake upstream)", "floor": "bare litellm floor",
@@ -74,7 +73,6 @@ class Context:
 class Target:
     name: str
     server: Process | None  # whose CPU and memory are the target's (None: direct)
-    driver: Worker | None  # a target that drives itself; HTTP targets share the load generator
     port: int | None
     path: str
     headers: dict[str, str]
@@ -121,8 +119,6 @@ class Target:
         return "message_stop" if stream else '"content"'
 
     def stop(self) -> None:
-        if self.driver is not None:
-            self.driver.stop()
         if self.server is not None:
             self.server.stop()
         for helper in self.helpers:
@@ -160,7 +156,7 @@ def _direct_bedrock(ctx: Context, model: str) -> Target:
         else ("converse", "converse-stream")
     path, stream_path = (f"/model/{quote(model, safe='')}/{a}" for a in (action, stream_action))
     body = json.dumps(BEDROCK_BODIES[dialect])
-    return Target("direct", None, None, _port(ctx.upstream_url), path, _signed(ctx.upstream_url + path, body),
+    return Target("direct", None, _port(ctx.upstream_url), path, _signed(ctx.upstream_url + path, body),
                   model, dialect=dialect, stream_path=stream_path,
                   stream_headers=_signed(ctx.upstream_url + stream_path, body), software="stdlib ThreadingHTTPServer")
 
@@ -170,10 +166,10 @@ def start_direct(ctx: Context) -> Target:
     if provider == "bedrock":
         return _direct_bedrock(ctx, model)
     if provider == "openai":
-        return Target("direct", None, None, _port(ctx.upstream_url), "/v1/chat/completions",
+        return Target("direct", None, _port(ctx.upstream_url), "/v1/chat/completions",
                       {"content-type": "application/json", "authorization": "Bearer sk-openai-bench-fake"},
                       model, dialect="openai", software="stdlib ThreadingHTTPServer")
-    return Target("direct", None, None, _port(ctx.upstream_url), "/v1/messages",
+    return Target("direct", None, _port(ctx.upstream_url), "/v1/messages",
                   {"content-type": "application/json", "x-api-key": "sk-ant-bench-fake",
                    "anthropic-version": "2023-06-01"}, model, software="stdlib ThreadingHTTPServer")
 
@@ -194,7 +190,7 @@ def _serve(ctx: Context, name: str, argv: list[str], ready_path: str, *, env: di
 def start_gateway(ctx: Context) -> Target:
     process, port, ready = _serve(ctx, "gateway", [sys.executable, "-m", "scripts.benchmark.gateway_server"],
                                   "/health")
-    return Target("gateway", process, None, port, "/v3/v1/messages",
+    return Target("gateway", process, port, "/v3/v1/messages",
                   {"content-type": "application/json", "authorization": f"Bearer {ctx.aws.key}"}, ctx.model,
                   software=_uvicorn_here(), ready_s=ready,
                   aws_calls_url=f"http://127.0.0.1:{port}/_bench/aws-calls")
@@ -231,7 +227,7 @@ def start_streaming(ctx: Context) -> Target:
     except BaseException:
         lambda_side.stop()
         raise
-    target = Target("streaming", function, None, port, "/v3/v1/messages",
+    target = Target("streaming", function, port, "/v3/v1/messages",
                     {"content-type": "application/json", "authorization": f"Bearer {ctx.aws.key}"}, ctx.model,
                     max_concurrency=1, software=_uvicorn_here() + ", run.sh's uvicorn options; the Web Adapter "
                     "and a stand-in Runtime API in a process of their own",
@@ -272,7 +268,7 @@ def start_floor(ctx: Context) -> Target:
                        "--loop", "asyncio", "--http", "h11"],
         "/health", env={**ctx.env, "BENCH_UPSTREAM_URL": ctx.upstream_url})
     litellm, uvicorn, _, _ = _versions_in(python)
-    return Target("floor", process, None, port, "/v1/messages", {"content-type": "application/json"},
+    return Target("floor", process, port, "/v1/messages", {"content-type": "application/json"},
                   ctx.model, software=f"litellm {litellm}, uvicorn {uvicorn} (asyncio, h11), {python.parent.parent.name}",
                   ready_s=ready)
 
@@ -287,7 +283,7 @@ def start_proxy(ctx: Context) -> Target:
         [str(python.parent / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--num_workers", "1"],
         "/health/liveliness", env=env, timeout=180)
     litellm, uvicorn, loop, http = _versions_in(python)
-    return Target("proxy", process, None, port, "/v1/messages",
+    return Target("proxy", process, port, "/v1/messages",
                   {"content-type": "application/json", "authorization": f"Bearer {MASTER_KEY}"}, ctx.model,
                   software=f"litellm {litellm}, uvicorn {uvicorn} ({loop}, {http})", ready_s=ready,
                   extra={"litellm": litellm})
@@ -317,7 +313,7 @@ def start_lambda(ctx: Context) -> Target:
     except BaseException:
         lambda_side.stop()
         raise
-    target = Target("lambda", function, None, port, "/v3/v1/messages",
+    target = Target("lambda", function, port, "/v3/v1/messages",
                     {"content-type": "application/json", "authorization": f"Bearer {ctx.aws.key}"}, ctx.model,
                     max_concurrency=1, software=f"Mangum {package_version('mangum')} under awslambdaric "
                     f"{package_version('awslambdaric')}; API Gateway (v2 events) and a stand-in Runtime API in a "
