@@ -27,7 +27,7 @@ WRITE_S = 0.3  # the usage extension's write after each invocation
 async def _function(scope, receive, send):
     """The function under uvicorn: answers at once."""
     if scope["type"] == "lifespan":
-        message = await receive()
+        await receive()
         await send({"type": "lifespan.startup.complete"})
         await receive()
         await send({"type": "lifespan.shutdown.complete"})
