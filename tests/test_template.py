@@ -716,3 +716,16 @@ def test_the_logs_role_is_set_once_retried_while_iam_propagates_and_an_existing_
     apigateway.update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": other}])
     assert script.ensure(_NotPropagatedYet(apigateway, times=5), iam, sleep=pauses.append) == other
     assert apigateway.get_account()["cloudwatchRoleArn"] == other, "a role other APIs of the region use was replaced"
+
+
+def test_the_benchmarks_deployed_targets_run_in_the_environment_lambda_gives_this_function(template, function):
+    """scripts/bench's function processes get what Lambda sets for this template's function: the
+    runtime (awslambdaric polls `next` from a thread of its own under a managed python3.12 or later)
+    and the log format, whose application log level is INFO when none is set."""
+    from scripts.benchmark.targets import LAMBDA_ENVIRONMENT
+
+    runtime = template["Globals"]["Function"]["Runtime"]
+    assert LAMBDA_ENVIRONMENT["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{runtime}"
+    logging = function["LoggingConfig"]
+    assert LAMBDA_ENVIRONMENT["AWS_LAMBDA_LOG_FORMAT"] == logging["LogFormat"]
+    assert LAMBDA_ENVIRONMENT["AWS_LAMBDA_LOG_LEVEL"] == logging.get("ApplicationLogLevel", "INFO")

@@ -47,6 +47,12 @@ LABELS = {"direct": "direct (fake upstream)", "floor": "bare litellm floor",
           "gateway": "gateway (uvicorn, deferred batched write)", "proxy": "LiteLLM Proxy",
           "lambda": "gateway, Lambda buffered mode", "streaming": "gateway, Lambda streaming mode"}
 DEPLOYED = ("lambda", "streaming")  # the headline rows: what a deployed gateway does
+# What Lambda sets in the function's environment for template.yaml's function (Runtime python3.12,
+# LoggingConfig LogFormat JSON, whose application log level is then INFO): awslambdaric polls each
+# `next` from a thread of its own under a managed python3.12 or later (lambda_config.py,
+# SUPPORTED_THREADPOLLING_ENVS), and sets up logging at that level and format.
+LAMBDA_ENVIRONMENT = {"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12", "AWS_LAMBDA_LOG_FORMAT": "JSON",
+                      "AWS_LAMBDA_LOG_LEVEL": "INFO"}
 PROMPT = "Say hello in a few words, please."
 MAX_TOKENS = 64
 BEDROCK_BODIES = {  # the same request in InvokeModel's and Converse's words (no model, no stream key)
@@ -221,7 +227,8 @@ def start_streaming(ctx: Context) -> Target:
                           env=ctx.env, cwd=ctx.root, log_dir=ctx.log_dir)
     try:
         runtime_api = lambda_side.first_line(30).removeprefix("runtime-api ")
-        env = {**ctx.env, "AWS_LAMBDA_RUNTIME_API": runtime_api, "GATEWAY_METER_BEFORE_RESPONSE_END": "true"}
+        env = {**ctx.env, **LAMBDA_ENVIRONMENT, "AWS_LAMBDA_RUNTIME_API": runtime_api,
+               "GATEWAY_METER_BEFORE_RESPONSE_END": "true"}
         function = Process("streaming", streaming_function_argv(function_port), env=env, cwd=ctx.root,
                            log_dir=ctx.log_dir)
     except BaseException:
@@ -308,7 +315,8 @@ def start_lambda(ctx: Context) -> Target:
                                                  "--port", str(port)], env=ctx.env, cwd=ctx.root, log_dir=ctx.log_dir)
     try:
         runtime_api = lambda_side.first_line(30).removeprefix("runtime-api ")
-        function = Process("lambda", buffered_function_argv(), env={**ctx.env, "AWS_LAMBDA_RUNTIME_API": runtime_api},
+        function = Process("lambda", buffered_function_argv(),
+                           env={**ctx.env, **LAMBDA_ENVIRONMENT, "AWS_LAMBDA_RUNTIME_API": runtime_api},
                            cwd=ctx.root, log_dir=ctx.log_dir)
     except BaseException:
         lambda_side.stop()
