@@ -26,8 +26,8 @@ from handler import aws
 from handler.metering import transact_wire
 from handler.metering.items import LedgerEntry, ledger_transaction
 from handler.protocol.usage import Usage
-from tests.support.dynamodb_faults import (THROTTLED, UNAVAILABLE, WRITTEN, WRITTEN_THEN_HANG_UP, Answer,
-                                           FaultyDynamoDB)
+from tests.support.dynamodb_faults import (CLOSED_UNANSWERED, THROTTLED, UNAVAILABLE, WRITTEN, WRITTEN_THEN_HANG_UP,
+                                           Answer, FaultyDynamoDB)
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.stack import serve
 
@@ -154,6 +154,30 @@ def test_a_connection_dynamodb_closed_while_idle_is_replaced_without_losing_the_
         dynamodb_at(dynamodb.url)
         assert [ledger.record(entry("k")) for _ in range(3)] == ["written"] * 3
     assert (len(dynamodb.calls), dynamodb.connections) == (3, 3)
+
+
+def test_a_write_dynamodb_closed_its_connection_on_is_sent_once_more_and_lands_once(stack, dynamodb_at):
+    """DynamoDB's idle close can cross a write on a kept connection: the write goes once more on a
+    new connection, within the ledger's attempt (no backoff), as the same transaction."""
+    ledger = stack.ledger(sleep=lambda _: pytest.fail("a crossed close is no failure to back off from"))
+    with FaultyDynamoDB([WRITTEN, CLOSED_UNANSWERED, WRITTEN]) as dynamodb:
+        dynamodb_at(dynamodb.url)
+        assert [ledger.record(entry("k")) for _ in range(2)] == ["written"] * 2
+    first, crossed, again = dynamodb.calls
+    assert [call.connection for call in dynamodb.calls] == [0, 0, 1]
+    assert crossed.raw == again.raw and crossed.body["ClientRequestToken"], \
+        "the same transaction, its ClientRequestToken with it: DynamoDB applies it once"
+
+
+def test_a_write_on_a_new_connection_dynamodb_closed_unanswered_is_one_failed_attempt(stack, dynamodb_at):
+    """No second send on a connection just made: the ledger's own attempts (and backoff) decide."""
+    sleeps: list[float] = []
+    ledger = stack.ledger(backoff=0.001, sleep=sleeps.append)
+    with FaultyDynamoDB([CLOSED_UNANSWERED, WRITTEN]) as dynamodb:
+        dynamodb_at(dynamodb.url)
+        assert ledger.record(entry("k")) == "written"
+    assert [call.connection for call in dynamodb.calls] == [0, 1]
+    assert sleeps == [0.001], "the ledger's second attempt wrote it, after its backoff"
 
 
 def test_a_served_requests_usage_skips_botocores_endpoint_and_is_still_seen_by_its_hooks(client, stack, api_key,
