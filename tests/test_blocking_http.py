@@ -9,6 +9,7 @@ answer can go wrong is exact.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from contextlib import contextmanager
@@ -17,13 +18,15 @@ import pytest
 
 from handler.blocking_http import Connection, Disconnected, MalformedAnswer, Pool
 from handler.runtime.after_response import Extension, ExtensionsApiError
+from tests.support.loopback_tls import tls_pair
 
 
 class ScriptedServer:
     """Answers the n-th request it reads (on whatever connection) with script[n], then maybe hangs up."""
 
-    def __init__(self, script: list, host: str = "127.0.0.1") -> None:
+    def __init__(self, script: list, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self._tls = tls
         self.requests: list[tuple[int, bytes]] = []  # (connection number, request head and body)
         # Released as each kept connection's answer is out, and as each connection ends: after an
         # answer that hangs up, once the connection is closed.
@@ -48,6 +51,8 @@ class ScriptedServer:
             number += 1
 
     def _serve(self, sock: socket.socket, number: int) -> None:
+        if self._tls is not None:
+            sock = self._tls.wrap_socket(sock, server_side=True)
         reader = sock.makefile("rb")
         with sock, reader:
             try:
@@ -70,6 +75,9 @@ class ScriptedServer:
             step = self.script[min(len(self.requests), len(self.script)) - 1]
             answer, then = step if isinstance(step, tuple) else (step, "keep")
             for piece in answer if isinstance(answer, list) else [answer]:  # a list: pieces, apart
+                if isinstance(piece, float):  # a longer pause before the next piece
+                    time.sleep(piece)
+                    continue
                 sock.sendall(piece)
                 time.sleep(0.05)
             if then == "hang up":
@@ -81,8 +89,8 @@ class ScriptedServer:
 
 
 @contextmanager
-def serving(*script, host: str = "127.0.0.1"):
-    server = ScriptedServer(list(script), host)
+def serving(*script, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None):
+    server = ScriptedServer(list(script), host, tls)
     try:
         yield server
     finally:
@@ -234,7 +242,7 @@ def test_a_read_that_outlasts_the_timeout_raises_and_closes():
 # ------------------------------------------------------------- the pool both callers keep
 
 
-def watched_pool(server: ScriptedServer, **options) -> tuple[Pool, list]:
+def watched_pool(server: ScriptedServer, tls: ssl.SSLContext | None = None, **options) -> tuple[Pool, list]:
     """A pool of connections to `server`, and what each exchange sent on one came to: its status,
     or the name of the failure (a request sent on a connection the server had closed fails)."""
     outcomes: list = []
@@ -249,7 +257,7 @@ def watched_pool(server: ScriptedServer, **options) -> tuple[Pool, list]:
             outcomes.append(answer.status)
             return answer
 
-    return Pool(lambda: Watched.connect("127.0.0.1", server.port, timeout=5), **options), outcomes
+    return Pool(lambda: Watched.connect("127.0.0.1", server.port, timeout=5, tls=tls), **options), outcomes
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced_before_any_request_is_sent_on_it():
@@ -263,11 +271,26 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_before_any_reques
     assert server.connections == 2
 
 
+def test_a_tls_connection_is_kept_across_requests_and_replaced_once_the_server_closes_it(tmp_path):
+    """A TLS 1.3 server's session tickets, sent after the handshake, are no sign of a closed connection."""
+    server_tls, client_tls = tls_pair(tmp_path)
+    with serving(OK, OK, (OK, "hang up"), OK, tls=server_tls) as server:
+        pool, outcomes = watched_pool(server, tls=client_tls)
+        for _ in range(3):
+            pool.exchange("GET", "/", {})
+        assert server.connections == 1, "a kept TLS connection is reused"
+        for _ in range(3):  # two answers, then the third's hang-up
+            assert server.sent.acquire(timeout=5)
+        pool.exchange("GET", "/", {})
+    assert outcomes == [200] * 4, f"no request sent on the closed TLS connection first: {outcomes}"
+    assert server.connections == 2
+
+
 def test_an_idle_connection_with_bytes_no_request_asked_for_is_not_reused_and_they_are_no_answer():
     # A server may send 408 on a connection it has decided to close for idleness (RFC 9110,
     # section 15.5.9): that is no answer to the request sent next.
     timed_out = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    with serving([OK, timed_out], OK) as server:
+    with serving([OK, 0.5, timed_out], OK) as server:  # the 408 well after the answer is read
         pool, outcomes = watched_pool(server)
         pool.exchange("GET", "/", {})
         assert server.sent.acquire(timeout=5), "the server's first answer and the stray bytes after it are out"
