@@ -41,7 +41,7 @@ class Disconnected(ConnectionResetError):
 
 
 # How a reused connection the server closed while it was idle fails, before any answer.
-STALE = (BrokenPipeError, ConnectionResetError)  # Disconnected is a ConnectionResetError
+_STALE = (BrokenPipeError, ConnectionResetError)  # Disconnected is a ConnectionResetError
 
 
 class MalformedAnswer(OSError):
@@ -109,7 +109,8 @@ class Connection:
     def closed_by_peer(self) -> bool:
         """For an idle connection: whether it is readable (the server's FIN or RST, a TLS
         close_notify, or bytes no request asked for). Any of these means it is not to be reused;
-        checked without waiting, so the common stale case costs no failed send."""
+        checked without waiting, so the common stale case costs no failed send. Bytes that came
+        with the last answer, already in the reader's buffer, are not seen here."""
         return bool(self._readable.poll(0))
 
     # ------------------------------------------------------------- reading
@@ -221,7 +222,7 @@ class Pool:
         if connection is not None:
             try:
                 return self._exchange(connection, method, target, headers, body)
-            except STALE:
+            except _STALE:
                 pass  # closed by the server as the request went: once more, on a new connection
         return self._exchange(self._connect(), method, target, headers, body)
 
