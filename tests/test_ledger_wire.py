@@ -20,7 +20,8 @@ from decimal import Decimal
 import anthropic
 import boto3
 import pytest
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
+                                 ReadTimeoutError)
 
 from handler import aws
 from handler.metering import transact_wire
@@ -118,6 +119,20 @@ def test_an_unreachable_dynamodb_sends_the_entry_to_the_queue(stack, api_key, dy
         transact_wire.transact_write_items(ledger_transaction(stack.settings.usage_table, [lost], 400))
     assert stack.ledger(queue_url=queue_url, backoff=0.001).record(lost) == "queued"
     assert [e.request_id for e in queued(queue_url, 1)] == [lost.request_id]
+
+
+def test_a_dynamodb_that_takes_no_connection_is_botocores_connect_timeout(stack, dynamodb_at, monkeypatch):
+    """ConnectTimeoutError, as botocore names it (an OSError too), not a connection closed on a write."""
+    monkeypatch.setattr(transact_wire, "CONNECT_TIMEOUT_S", 0.3)
+    items = ledger_transaction(stack.settings.usage_table, [entry("k")], 400)
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)  # Linux queues one connection not yet accepted, and drops the SYNs after it
+        with socket.create_connection(full.getsockname()):
+            dynamodb_at(f"http://127.0.0.1:{full.getsockname()[1]}")
+            with pytest.raises(BotoCoreError) as timed_out:
+                transact_wire.transact_write_items(items)
+    assert type(timed_out.value) is ConnectTimeoutError, f"botocore's class for it, not {timed_out.value!r}"
 
 
 def test_a_dynamodb_that_does_not_answer_is_a_read_timeout_and_the_entry_is_queued(
