@@ -12,14 +12,20 @@ framed by Content-Length, chunked transfer coding, or the connection's end.
 What it reads is what RFC 9112 allows a server to send; what it leaves out is
 what these callers never meet: no 1xx answers (they send no Expect), no
 pipelining, no trailers kept (they are read and dropped).
+
+Both callers keep their connections in a `Pool`: reused while they are good,
+and a request the server's idle close crossed is sent once more.
 """
 
 from __future__ import annotations
 
 import re
+import select
 import socket
 import ssl
-from typing import NamedTuple
+import threading
+import time
+from typing import Callable, NamedTuple
 
 # Lines longer than this are no HTTP these APIs send: refused rather than buffered without end.
 MAX_LINE = 65536
@@ -32,6 +38,10 @@ _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 class Disconnected(ConnectionResetError):
     """The server closed the connection before a whole answer: on a reused connection, a stale one."""
+
+
+# How a reused connection the server closed while it was idle fails, before any answer.
+_STALE = (BrokenPipeError, ConnectionResetError)  # Disconnected is a ConnectionResetError
 
 
 class MalformedAnswer(OSError):
@@ -53,6 +63,9 @@ class Connection:
         self._reader = sock.makefile("rb")
         self._host = host_header
         self.open = True
+        # Kept, so the idle check is one poll(2): about half a microsecond (select() made per call: 1).
+        self._readable = select.poll()
+        self._readable.register(sock, select.POLLIN)
 
     @classmethod
     def connect(cls, host: str, port: int, *, timeout: float | None, tls: ssl.SSLContext | None = None) -> "Connection":
@@ -92,6 +105,13 @@ class Connection:
         self.open = False
         self._reader.close()
         self._sock.close()
+
+    def closed_by_peer(self) -> bool:
+        """For an idle connection: whether it is readable (the server's FIN or RST, a TLS
+        close_notify, or bytes no request asked for). Any of these means it is not to be reused;
+        checked without waiting, so the common stale case costs no failed send. Bytes that came
+        with the last answer, already in the reader's buffer, are not seen here."""
+        return bool(self._readable.poll(0))
 
     # ------------------------------------------------------------- reading
 
@@ -177,6 +197,73 @@ class Connection:
             if self._line() in (b"\r\n", b"\n", b""):
                 return b"".join(parts)
         raise MalformedAnswer(f"more than {MAX_HEADERS} trailer lines")
+
+
+class Pool:
+    """Kept-alive connections to one endpoint, shared by the threads that call it.
+
+    A request goes on the most recently used idle connection that is still good (idle for less
+    than `idle_expiry` seconds, not closed by the server), else on a new one from `connect`. A
+    server's close can still cross a request on a reused connection: that request is sent once
+    more, on a new connection, so the requests sent through a pool must be safe to repeat. A new
+    connection's failure is the caller's, never resent."""
+
+    def __init__(self, connect: Callable[[], Connection], *, idle_expiry: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._connect = connect
+        self._idle_expiry = idle_expiry  # None: idle connections never expire
+        self._clock = clock
+        self._idle: list[tuple[float, Connection]] = []  # (idle since, connection), the latest last
+        self._lock = threading.Lock()
+
+    def exchange(self, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> Answer:
+        """`Connection.exchange` on a kept connection, then kept again while it is open."""
+        connection = self.take()
+        if connection is not None:
+            try:
+                return self._exchange(connection, method, target, headers, body)
+            except _STALE:
+                pass  # closed by the server as the request went: once more, on a new connection
+        return self._exchange(self._connect(), method, target, headers, body)
+
+    def _exchange(self, connection: Connection, method: str, target: str, headers: dict[str, str],
+                  body: bytes) -> Answer:
+        answer = connection.exchange(method, target, headers, body)
+        self.put(connection)
+        return answer
+
+    def take(self) -> Connection | None:
+        """The most recently used idle connection that is still good; the others it passes are closed."""
+        now = self._clock() if self._idle_expiry is not None else 0.0
+        taken, dropped = None, []
+        with self._lock:
+            while self._idle:
+                since, connection = self._idle.pop()
+                if self._idle_expiry is not None and now - since >= self._idle_expiry:
+                    dropped.append(connection)  # and the rest, idle longer still
+                    dropped += [older for _, older in self._idle]
+                    self._idle.clear()
+                elif connection.closed_by_peer():
+                    dropped.append(connection)
+                else:
+                    taken = connection
+                    break
+        for connection in dropped:
+            connection.close()
+        return taken
+
+    def put(self, connection: Connection) -> None:
+        """Kept for the next request, unless its last answer closed it."""
+        if connection.open:
+            since = self._clock() if self._idle_expiry is not None else 0.0
+            with self._lock:
+                self._idle.append((since, connection))
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, connection in idle:
+            connection.close()
 
 
 def _request(method: str, target: str, host: str, headers: dict[str, str], body: bytes) -> bytes:

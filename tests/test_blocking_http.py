@@ -9,22 +9,28 @@ answer can go wrong is exact.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from contextlib import contextmanager
 
 import pytest
 
-from handler.blocking_http import Connection, Disconnected, MalformedAnswer
+from handler.blocking_http import Connection, Disconnected, MalformedAnswer, Pool
 from handler.runtime.after_response import Extension, ExtensionsApiError
+from tests.support.loopback_tls import tls_pair
 
 
 class ScriptedServer:
     """Answers the n-th request it reads (on whatever connection) with script[n], then maybe hangs up."""
 
-    def __init__(self, script: list, host: str = "127.0.0.1") -> None:
+    def __init__(self, script: list, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self._tls = tls
         self.requests: list[tuple[int, bytes]] = []  # (connection number, request head and body)
+        # Released as each kept connection's answer is out, and as each connection ends: after an
+        # answer that hangs up, once the connection is closed.
+        self.sent = threading.Semaphore(0)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, 0), family=family)
         self.port = self._listener.getsockname()[1]
@@ -45,33 +51,46 @@ class ScriptedServer:
             number += 1
 
     def _serve(self, sock: socket.socket, number: int) -> None:
+        if self._tls is not None:
+            sock = self._tls.wrap_socket(sock, server_side=True)
         reader = sock.makefile("rb")
         with sock, reader:
-            while True:
-                head = b""
-                while not head.endswith(b"\r\n\r\n"):
-                    line = reader.readline()
-                    if not line:
-                        return
-                    head += line
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                self.requests.append((number, head + reader.read(length)))
-                step = self.script[min(len(self.requests), len(self.script)) - 1]
-                answer, then = step if isinstance(step, tuple) else (step, "keep")
-                for piece in answer if isinstance(answer, list) else [answer]:  # a list: pieces, apart
-                    sock.sendall(piece)
-                    time.sleep(0.05)
-                if then == "hang up":
+            try:
+                self._answer(sock, reader, number)
+            except ConnectionResetError:  # the client closed it with bytes of ours unread
+                pass
+        self.sent.release()  # the hang-up's
+
+    def _answer(self, sock: socket.socket, reader, number: int) -> None:
+        while True:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = reader.readline()
+                if not line:
                     return
+                head += line
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            self.requests.append((number, head + reader.read(length)))
+            step = self.script[min(len(self.requests), len(self.script)) - 1]
+            answer, then = step if isinstance(step, tuple) else (step, "keep")
+            for piece in answer if isinstance(answer, list) else [answer]:  # a list: pieces, apart
+                if isinstance(piece, float):  # a longer pause before the next piece
+                    time.sleep(piece)
+                    continue
+                sock.sendall(piece)
+                time.sleep(0.05)
+            if then == "hang up":
+                return
+            self.sent.release()
 
     def close(self) -> None:
         self._listener.close()
 
 
 @contextmanager
-def serving(*script, host: str = "127.0.0.1"):
-    server = ScriptedServer(list(script), host)
+def serving(*script, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None):
+    server = ScriptedServer(list(script), host, tls)
     try:
         yield server
     finally:
@@ -218,6 +237,113 @@ def test_a_read_that_outlasts_the_timeout_raises_and_closes():
         with pytest.raises(TimeoutError):
             connection.exchange("GET", "/", {})
     assert not connection.open
+
+
+# ------------------------------------------------------------- the pool both callers keep
+
+
+def watched_pool(server: ScriptedServer, tls: ssl.SSLContext | None = None, **options) -> tuple[Pool, list]:
+    """A pool of connections to `server`, and what each exchange sent on one came to: its status,
+    or the name of the failure (a request sent on a connection the server had closed fails)."""
+    outcomes: list = []
+
+    class Watched(Connection):
+        def exchange(self, *args, **kwargs):
+            try:
+                answer = super().exchange(*args, **kwargs)
+            except OSError as exc:
+                outcomes.append(type(exc).__name__)
+                raise
+            outcomes.append(answer.status)
+            return answer
+
+    return Pool(lambda: Watched.connect("127.0.0.1", server.port, timeout=5, tls=tls), **options), outcomes
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_any_request_is_sent_on_it():
+    with serving((OK, "hang up"), OK) as server:
+        pool, outcomes = watched_pool(server)
+        pool.exchange("GET", "/", {})
+        assert server.sent.acquire(timeout=5), "the server closes the connection once idle"
+        second = pool.exchange("GET", "/", {})
+    assert second.status == 200
+    assert outcomes == [200, 200], f"no request sent on the closed connection first: {outcomes}"
+    assert server.connections == 2
+
+
+def test_a_tls_connection_is_kept_across_requests_and_replaced_once_the_server_closes_it(tmp_path):
+    """A TLS 1.3 server's session tickets, sent after the handshake, are no sign of a closed connection."""
+    server_tls, client_tls = tls_pair(tmp_path)
+    with serving(OK, OK, (OK, "hang up"), OK, tls=server_tls) as server:
+        pool, outcomes = watched_pool(server, tls=client_tls)
+        for _ in range(3):
+            pool.exchange("GET", "/", {})
+        assert server.connections == 1, "a kept TLS connection is reused"
+        for _ in range(3):  # two answers, then the third's hang-up
+            assert server.sent.acquire(timeout=5)
+        pool.exchange("GET", "/", {})
+    assert outcomes == [200] * 4, f"no request sent on the closed TLS connection first: {outcomes}"
+    assert server.connections == 2
+
+
+def test_an_idle_connection_with_bytes_no_request_asked_for_is_not_reused_and_they_are_no_answer():
+    # A server may send 408 on a connection it has decided to close for idleness (RFC 9110,
+    # section 15.5.9): that is no answer to the request sent next.
+    timed_out = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    with serving([OK, 0.5, timed_out], OK) as server:  # the 408 well after the answer is read
+        pool, outcomes = watched_pool(server)
+        pool.exchange("GET", "/", {})
+        assert server.sent.acquire(timeout=5), "the server's first answer and the stray bytes after it are out"
+        second = pool.exchange("GET", "/", {})
+    assert second.status == 200, "the 408 the server sent while the connection was idle is not this answer"
+    assert outcomes == [200, 200] and server.connections == 2
+
+
+def test_a_request_the_servers_close_crossed_on_a_reused_connection_is_sent_once_more_on_a_new_one():
+    # A connection can be closed at any time, with a request on its way (RFC 9112, section 9.3.1):
+    # this server reads the second request and hangs up without answering it.
+    with serving(OK, (b"", "hang up"), OK) as server:
+        pool, outcomes = watched_pool(server)
+        pool.exchange("POST", "/", {}, b'{"n":1}')
+        again = pool.exchange("POST", "/", {}, b'{"n":2}')
+    assert again.status == 200
+    assert outcomes == [200, "Disconnected", 200]
+    assert [number for number, _ in server.requests] == [0, 0, 1]
+    assert server.requests[1][1] == server.requests[2][1], "the same request, once more"
+
+
+def test_a_request_on_a_new_connection_that_fails_is_not_sent_again():
+    with serving((b"", "hang up"), OK) as server:
+        pool, outcomes = watched_pool(server)
+        with pytest.raises(Disconnected):
+            pool.exchange("POST", "/", {}, b"{}")
+    assert outcomes == ["Disconnected"] and len(server.requests) == 1, "a new connection's failure is the caller's"
+
+
+def test_a_request_is_sent_once_more_at_most():
+    with serving(OK, (b"", "hang up")) as server:
+        pool, outcomes = watched_pool(server)
+        pool.exchange("GET", "/", {})
+        with pytest.raises(Disconnected):
+            pool.exchange("GET", "/", {})
+    assert outcomes == [200, "Disconnected", "Disconnected"], "the crossed request and one more try, no third"
+
+
+def test_an_idle_connection_past_its_expiry_is_closed_not_reused():
+    now = [100.0]
+    with serving(OK) as server:
+        pool, outcomes = watched_pool(server, idle_expiry=60.0, clock=lambda: now[0])
+        pool.exchange("GET", "/", {})
+        now[0] += 59.0
+        pool.exchange("GET", "/", {})
+        assert server.connections == 1, "idle for less than the expiry: reused"
+        kept = pool.take()
+        pool.put(kept)
+        now[0] += 60.0
+        pool.exchange("GET", "/", {})
+    assert server.connections == 2, "idle past the expiry: a new connection"
+    assert not kept.open, "the expired connection is closed, not left to the garbage collector"
+    assert outcomes == [200, 200, 200]
 
 
 # ------------------------------------------------------------- the extension's calls

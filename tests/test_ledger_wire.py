@@ -20,14 +20,15 @@ from decimal import Decimal
 import anthropic
 import boto3
 import pytest
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
+                                 ReadTimeoutError)
 
 from handler import aws
 from handler.metering import transact_wire
 from handler.metering.items import LedgerEntry, ledger_transaction
 from handler.protocol.usage import Usage
-from tests.support.dynamodb_faults import (THROTTLED, UNAVAILABLE, WRITTEN, WRITTEN_THEN_HANG_UP, Answer,
-                                           FaultyDynamoDB)
+from tests.support.dynamodb_faults import (CLOSED_UNANSWERED, THROTTLED, UNAVAILABLE, WRITTEN, WRITTEN_THEN_HANG_UP,
+                                           Answer, FaultyDynamoDB)
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.stack import serve
 
@@ -120,6 +121,20 @@ def test_an_unreachable_dynamodb_sends_the_entry_to_the_queue(stack, api_key, dy
     assert [e.request_id for e in queued(queue_url, 1)] == [lost.request_id]
 
 
+def test_a_dynamodb_that_takes_no_connection_is_botocores_connect_timeout(stack, dynamodb_at, monkeypatch):
+    """ConnectTimeoutError, as botocore names it (an OSError too), not a connection closed on a write."""
+    monkeypatch.setattr(transact_wire, "CONNECT_TIMEOUT_S", 0.3)
+    items = ledger_transaction(stack.settings.usage_table, [entry("k")], 400)
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)  # Linux queues one connection not yet accepted, and drops the SYNs after it
+        with socket.create_connection(full.getsockname()):
+            dynamodb_at(f"http://127.0.0.1:{full.getsockname()[1]}")
+            with pytest.raises(BotoCoreError) as timed_out:
+                transact_wire.transact_write_items(items)
+    assert type(timed_out.value) is ConnectTimeoutError, f"botocore's class for it, not {timed_out.value!r}"
+
+
 def test_a_dynamodb_that_does_not_answer_is_a_read_timeout_and_the_entry_is_queued(
         stack, api_key, dynamodb_at, queue_url, monkeypatch):
     monkeypatch.setattr(transact_wire, "READ_TIMEOUT_S", 0.2)
@@ -154,6 +169,30 @@ def test_a_connection_dynamodb_closed_while_idle_is_replaced_without_losing_the_
         dynamodb_at(dynamodb.url)
         assert [ledger.record(entry("k")) for _ in range(3)] == ["written"] * 3
     assert (len(dynamodb.calls), dynamodb.connections) == (3, 3)
+
+
+def test_a_write_dynamodb_closed_its_connection_on_is_sent_once_more_and_lands_once(stack, dynamodb_at):
+    """DynamoDB's idle close can cross a write on a kept connection: the write goes once more on a
+    new connection, within the ledger's attempt (no backoff), as the same transaction."""
+    ledger = stack.ledger(sleep=lambda _: pytest.fail("a crossed close is no failure to back off from"))
+    with FaultyDynamoDB([WRITTEN, CLOSED_UNANSWERED, WRITTEN]) as dynamodb:
+        dynamodb_at(dynamodb.url)
+        assert [ledger.record(entry("k")) for _ in range(2)] == ["written"] * 2
+    first, crossed, again = dynamodb.calls
+    assert [call.connection for call in dynamodb.calls] == [0, 0, 1]
+    assert crossed.raw == again.raw and crossed.body["ClientRequestToken"], \
+        "the same transaction, its ClientRequestToken with it: DynamoDB applies it once"
+
+
+def test_a_write_on_a_new_connection_dynamodb_closed_unanswered_is_one_failed_attempt(stack, dynamodb_at):
+    """No second send on a connection just made: the ledger's own attempts (and backoff) decide."""
+    sleeps: list[float] = []
+    ledger = stack.ledger(backoff=0.001, sleep=sleeps.append)
+    with FaultyDynamoDB([CLOSED_UNANSWERED, WRITTEN]) as dynamodb:
+        dynamodb_at(dynamodb.url)
+        assert ledger.record(entry("k")) == "written"
+    assert [call.connection for call in dynamodb.calls] == [0, 1]
+    assert sleeps == [0.001], "the ledger's second attempt wrote it, after its backoff"
 
 
 def test_a_served_requests_usage_skips_botocores_endpoint_and_is_still_seen_by_its_hooks(client, stack, api_key,

@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 
 import botocore
 from botocore.exceptions import (
+    BotoCoreError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -62,7 +63,7 @@ from botocore.httpsession import get_cert_path
 from botocore.parsers import create_parser
 
 from .. import aws
-from ..blocking_http import Connection
+from ..blocking_http import Connection, Pool
 from ..sigv4 import Signer
 
 OPERATION = "TransactWriteItems"
@@ -70,9 +71,6 @@ _TARGET = "DynamoDB_20120810." + OPERATION
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 CONNECT_TIMEOUT_S = 2  # aws._CONFIG's
 READ_TIMEOUT_S = 5
-# A kept-alive connection the server closed while idle fails before any answer: one fresh try
-# (the ClientRequestToken makes a resent transaction idempotent).
-_STALE = (BrokenPipeError, ConnectionResetError)  # Disconnected is a ConnectionResetError
 # An idle connection older than this is closed rather than reused: one dropped without a FIN or
 # RST reaching us (a NAT's idle timeout, an environment frozen between invocations) would
 # otherwise cost a whole read timeout and one of the ledger's attempts.
@@ -95,7 +93,6 @@ class Writer:
         # A proxy the client would use for this endpoint: the client sends the write itself.
         self.through_client = bool(session._proxy_config.proxy_url_for(self._url))  # noqa: SLF001
         self._verify = session._verify  # noqa: SLF001 - True, False or a CA bundle's path
-        self._clock = clock
         parts = urlsplit(self._url)
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname, parts.port
@@ -107,8 +104,8 @@ class Writer:
         self._service_id = meta.service_model.service_id.hyphenize()
         self._user_agent = f"Botocore/{botocore.__version__} edenai-gateway-ledger"
         self._tls: ssl.SSLContext | None = None  # made on the first https connection
-        self._idle: list[tuple[float, Connection]] = []  # (idle since, connection)
-        self._lock = threading.Lock()
+        # Kept-alive connections (a resent write is harmless: its ClientRequestToken makes it one).
+        self._pool = Pool(self._connect, idle_expiry=IDLE_EXPIRY_S, clock=clock)
 
     # ------------------------------------------------------------- the call
 
@@ -179,41 +176,15 @@ class Writer:
 
     def _send(self, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
         """POST on a kept-alive connection: (status, lower-cased headers, body)."""
-        while True:
-            connection = self._take_idle()
-            reused = connection is not None
-            connection = connection or self._connect()
-            try:
-                answer = connection.exchange("POST", self._path, headers, body)
-            except _STALE as exc:
-                if reused:
-                    continue
-                raise ConnectionClosedError(endpoint_url=self._url, error=exc) from exc
-            except socket.timeout as exc:
-                raise ReadTimeoutError(endpoint_url=self._url, error=exc) from exc
-            except OSError as exc:  # blocking_http closed it: a malformed answer, a reset
-                raise ConnectionClosedError(endpoint_url=self._url, error=exc) from exc
-            if connection.open:
-                with self._lock:
-                    self._idle.append((self._clock(), connection))
-            return answer.status, answer.headers, answer.body
-
-    def _take_idle(self) -> Connection | None:
-        """The most recently used idle connection, closing those idle past IDLE_EXPIRY_S."""
-        now, expired, taken = self._clock(), [], None
-        with self._lock:
-            while self._idle and taken is None:
-                since, connection = self._idle.pop()
-                if now - since < IDLE_EXPIRY_S:
-                    taken = connection
-                else:
-                    expired.append(connection)
-            if expired:  # the rest are older still
-                expired += [connection for _, connection in self._idle]
-                self._idle.clear()
-        for connection in expired:
-            connection.close()
-        return taken
+        try:
+            answer = self._pool.exchange("POST", self._path, headers, body)
+        except BotoCoreError:  # no connection made: `_connect` named the failure as botocore does
+            raise
+        except socket.timeout as exc:
+            raise ReadTimeoutError(endpoint_url=self._url, error=exc) from exc
+        except OSError as exc:  # blocking_http closed it: a malformed answer, a reset, a new connection's close
+            raise ConnectionClosedError(endpoint_url=self._url, error=exc) from exc
+        return answer.status, answer.headers, answer.body
 
     def _connect(self) -> Connection:
         if self._https and self._tls is None:
@@ -229,10 +200,7 @@ class Writer:
         return connection
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for _, connection in idle:
-            connection.close()
+        self._pool.close()
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..blocking_http import Answer, Connection
+from ..blocking_http import Connection, Pool
 from ..metering.items import MAX_BATCH, LedgerEntry
 from ..metering.ledger import Ledger
 from ..observe.telemetry import LAMBDA_CONTEXT_HEADER  # the Lambda Web Adapter's copy of the invocation's context
@@ -112,33 +112,22 @@ class Extension:
     """The Extensions API client: register (during init), then one `next` per invocation.
 
     Its calls share one kept-alive connection (the extension's thread makes them one at a
-    time); a connection the API closed is replaced once per call."""
+    time), in a `Pool`: a connection the API closed is replaced, and a call its close crossed
+    is made once more (register and `next` are each one step of the extension's own sequence)."""
 
     def __init__(self, api: str, *, name: str = EXTENSION_NAME, timeout: float | None = None) -> None:
         host, _, port = api.rpartition(":")
-        self._host, self._port = (host, int(port)) if host and port.isdigit() else (api, 80)
+        host, port = (host, int(port)) if host and port.isdigit() else (api, 80)
         self._prefix = f"/{EXTENSIONS_API}/extension"
         self._name = name
-        self._timeout = timeout
-        self._connection: Connection | None = None
+        self._connections = Pool(lambda: Connection.connect(host, port, timeout=timeout))
         self.id: str | None = None
 
     def _call(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[dict, Any]:
-        reused = self._connection is not None and self._connection.open
-        try:
-            answer = self._exchange(method, path, body, headers)
-        except (BrokenPipeError, ConnectionResetError):
-            if not reused:
-                raise
-            answer = self._exchange(method, path, body, headers)  # closed by the API while idle: once more
+        answer = self._connections.exchange(method, self._prefix + path, headers, body)
         if answer.status >= 300:
             raise ExtensionsApiError(f"{method} {path}: HTTP {answer.status} {answer.body[:200]!r}")
         return answer.headers, json.loads(answer.body or b"{}")
-
-    def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
-        if self._connection is None or not self._connection.open:
-            self._connection = Connection.connect(self._host, self._port, timeout=self._timeout)
-        return self._connection.exchange(method, self._prefix + path, headers, body)
 
     def register(self) -> None:
         headers, _ = self._call("POST", "/register", json.dumps({"events": ["INVOKE"]}).encode(),

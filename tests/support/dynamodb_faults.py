@@ -35,6 +35,9 @@ class Answer:
     body: bytes
     content_type: str = JSON_1_0
     hang_up: bool = False  # close the connection after answering, without saying so (an idle timeout)
+    # False: close the connection on the request without answering it, as a server's idle close
+    # crosses a request on its way (RFC 9112, section 9.3.1: a connection can close at any time).
+    answered: bool = True
 
 
 def error(code: str, message: str, status: int = 400) -> Answer:
@@ -47,6 +50,7 @@ THROTTLED = error("ThrottlingException", "Rate of requests exceeds the allowed t
 UNAVAILABLE = Answer(503, b"<html><body><b>Http/1.1 Service Unavailable</b></body></html>", "text/html")
 WRITTEN = Answer(200, b"{}")
 WRITTEN_THEN_HANG_UP = Answer(200, b"{}", hang_up=True)
+CLOSED_UNANSWERED = Answer(0, b"", answered=False)
 
 
 @dataclass
@@ -89,6 +93,9 @@ class FaultyDynamoDB:
                 if fake.keep_calls:
                     fake.calls.append(Call(self.number, headers, body, raw))
                 answer = fake.refusal(self.path, headers, raw) or fake.script[min(index, len(fake.script) - 1)]
+                if not answer.answered:
+                    self.close_connection = True
+                    return
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
