@@ -141,7 +141,10 @@ def one_round(tree: Path, args) -> float:
         stand_in.wait()
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
-    return float(done.stderr.strip().splitlines()[-1])
+    *threads, figure = done.stderr.rstrip().splitlines()
+    if args.threads:
+        print(f"{tree}: {float(figure):.1f} µs;", "; ".join(line.strip() for line in threads if line.startswith("  ")))
+    return float(figure)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-ms", type=float, default=0.0, help="the stand-in waits this long between invocations")
     parser.add_argument("--entries", type=int, choices=(0, 1), default=1, help="usage entries an invocation records")
     parser.add_argument("--thread-polling", action="store_true", help="awslambdaric's `next` from a thread")
+    parser.add_argument("--threads", action="store_true", help="each round's split by thread (clock ticks: rough)")
     parser.add_argument("--trees", type=Path, nargs="+", default=[ROOT])
     args = parser.parse_args(argv)
     results: dict[Path, list[float]] = {tree: [] for tree in args.trees}
