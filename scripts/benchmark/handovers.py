@@ -8,17 +8,18 @@ each invocation as soon as the last one is over (`--idle-ms N` after it). The
 handler's extension is the deployed one, registered at import; the app is a
 fixed answer (through `OnePassMangum`, as deployed) that records one usage
 entry, and the ledger keeps entries in memory: what is counted is the handler
-around the app, the hand-over to the extension, its wait on the writer thread
-and its `next`, not the write (scripts/benchmark/ledger_write.py) nor the
-request (request_path.py). `--entries 0` records none, so nothing is written
-(no writer thread). `--thread-polling` makes the runtime client poll `next`
+around the app, the hand-over to the extension, the extension's turn around
+the write and its `next`, not the write (scripts/benchmark/ledger_write.py)
+nor the request (request_path.py). `--entries 0` records none, so nothing is
+written. `--threads` prints each round's CPU by thread (from the kernel's
+clock ticks: a rough split). `--thread-polling` makes the runtime client poll `next`
 from a thread started for each invocation, as awslambdaric does when
 AWS_EXECUTION_ENV names python3.12 or later (Lambda's managed runtimes).
 Process CPU divided by the invocations is the figure; `--trees` compares
 checkouts, rounds alternating, so a busy machine weighs on each alike.
 
     python -m scripts.benchmark.handovers [--invocations 3000] [--rounds 3] [--idle-ms N]
-        [--entries 0|1] [--thread-polling] [--trees DIR ...]
+        [--entries 0|1] [--thread-polling] [--threads] [--trees DIR ...]
 """
 
 from __future__ import annotations
