@@ -113,6 +113,7 @@ def one(log_sink):
                                    log_sink, request.invocation_id)
 
 with bootstrap.create_log_sink() as log_sink:
+    bootstrap._setup_logging(bootstrap._AWS_LAMBDA_LOG_FORMAT, bootstrap._AWS_LAMBDA_LOG_LEVEL, log_sink)  # as run() does
     for _ in range(300):
         one(log_sink)
     ticks = thread_ticks()
@@ -129,7 +130,10 @@ print(spent * 1e6 / invocations, file=sys.stderr)
 
 def one_round(tree: Path, args) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    env.pop("AWS_EXECUTION_ENV", None)
+    for name in ("AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_LOG_FORMAT"):
+        env.pop(name, None)
+    if args.log_level:  # what Lambda sets for a function whose LoggingConfig has LogFormat JSON
+        env.update(AWS_LAMBDA_LOG_FORMAT="JSON", AWS_LAMBDA_LOG_LEVEL=args.log_level)
     stand_in = subprocess.Popen([sys.executable, "-c", STAND_IN, str(args.idle_ms)], env={**env, "PYTHONPATH": str(ROOT)},
                                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
@@ -155,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-ms", type=float, default=0.0, help="the stand-in waits this long between invocations")
     parser.add_argument("--entries", type=int, choices=(0, 1), default=1, help="usage entries an invocation records")
     parser.add_argument("--thread-polling", action="store_true", help="awslambdaric's `next` from a thread")
+    parser.add_argument("--log-level", help="the runtime's JSON logging at this level (AWS_LAMBDA_LOG_LEVEL)")
     parser.add_argument("--threads", action="store_true", help="each round's split by thread (clock ticks: rough)")
     parser.add_argument("--trees", type=Path, nargs="+", default=[ROOT])
     args = parser.parse_args(argv)
