@@ -1,7 +1,7 @@
 """The extension writes each invocation's usage on its own thread, bounded by a guard thread.
 
 Each hop between threads is a wake and a hand-over of the GIL, which cost most
-after an idle (tests/../README, "CPU per request"): the extension no longer
+after an idle (README.md, "CPU per request"): the extension no longer
 hands each write to a writer thread and waits for it. The invocation's time
 bound is kept all the same: a write still under way at its bound (the
 deadline less SPILL_RESERVE_S) leaves its entries to the guard, which queues

@@ -89,7 +89,8 @@ class _Watched:
 
 
 class Guard:
-    """Calls on the caller's thread, each bounded by one kept guard thread named `name`.
+    """Calls on the caller's thread, each bounded by one kept guard thread named `name`; one
+    call at a time (the extension's thread makes them in turn).
 
     The guard sleeps until the bound of the call under way, or, with none, about as long as
     the last call had (at least `idle_wake_s`): a later call's bound is then seldom sooner, and
