@@ -110,6 +110,10 @@ def settle(ledger: Ledger, entries: list[LedgerEntry], deadline: float, *,
     return outcomes
 
 
+class _TakenOver(Exception):
+    """The extension's thread stops: its write ran late and the guard thread serves on."""
+
+
 @dataclass(frozen=True)
 class Handover:
     request_id: str | None
@@ -159,10 +163,6 @@ class Extension:
         """Blocks until the next invocation; calling it says this one's work is done."""
         _, event = self._call("GET", "/event/next", b"", {"Lambda-Extension-Identifier": self.id})
         return event
-
-
-class _TakenOver(Exception):
-    """The extension's thread stops: its write ran late and the guard thread serves on."""
 
 
 class ExtensionsApiError(OSError):
