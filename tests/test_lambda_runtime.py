@@ -40,12 +40,15 @@ class TimedWrites:
 
     def __init__(self) -> None:
         self.delay = 0.0
+        self.first_delays: list[float] = []  # the first writes' delays, in turn, before `delay`
         self.finished: list[float] = []
         self.lock = threading.Lock()
 
     def wrap(self, original):
         def transact_write_items(backend, *args, **kwargs):
-            time.sleep(self.delay)
+            with self.lock:
+                delay = self.first_delays.pop(0) if self.first_delays else self.delay
+            time.sleep(delay)
             result = original(backend, *args, **kwargs)
             with self.lock:
                 self.finished.append(time.monotonic())
@@ -144,6 +147,26 @@ def test_a_slow_dynamodb_and_little_time_left_put_the_entry_in_the_queue_once(ga
     writes.delay = 0.0
     assert stack.ledger(queue_url=queue).replay(wait_seconds=0) == {"written": 0, "duplicate": 1, "failed": 0}
     assert stack.month(key, requests=1)["requests"] == 1
+
+
+def test_a_write_hung_past_its_invocation_is_queued_and_the_next_invocations_write_is_on_time(
+        gateway_stack, writes):
+    """The extension writes on its own thread; a DynamoDB call that hangs past the invocation's
+    time leaves the entry to the fallback queue, and the next invocation's usage is written in
+    its own time, not after the hung call."""
+    stack, key, queue = gateway_stack
+    writes.first_delays = [12.0]  # the first write hangs past its invocation's time (4 s, less 2 s)
+    with LambdaRuntimeApi() as api, function_process(runtime_client_argv(sys.executable), function_env(stack, queue, api), ROOT) as output:
+        started = time.monotonic()
+        first = api.completed(api.invoke(message_event(key), timeout_s=4.0))
+        second = api.completed(api.invoke(message_event(key), timeout_s=30.0))
+        ended = time.monotonic() - started
+        assert [first.response["statusCode"], second.response["statusCode"]] == [200, 200], "".join(output)
+        assert ended < 10, f"the second invocation ended {ended:.1f} s after the first began: behind the hung write"
+        assert len(writes.finished) == 1 and writes.finished[0] <= second.completed_at, \
+            "the second invocation's usage was not written before it ended"
+        assert [entry["key_id"] for entry in queued(queue)] == [stack.key_id(key)], "".join(output)
+        assert len(stack.records(key, 1)) == 1, "the second invocation's record is not in the table"
 
 
 def test_malformed_events_are_answered_not_raised_under_the_runtime_client(gateway_stack, writes):

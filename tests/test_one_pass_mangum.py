@@ -136,3 +136,29 @@ def test_after_runs_once_the_response_is_complete_and_what_it_raises_leaves_the_
     with pytest.raises(LookupError):
         OnePassMangum(app, after=after)(EVENTS["HTTP API 2.0"], LambdaContext())
     assert done == ["answered", "after"]
+
+
+def test_a_response_is_logged_once_by_the_gateway_not_again_by_mangum(caplog):
+    """With the function's logs in JSON, Lambda's default application log level is INFO
+    (docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html: "the default
+    application log level for log filtering is INFO"): Mangum's access line was a second line for
+    every request. An app that fails is still logged, with its traceback."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        answered = OnePassMangum(_answer(200, [(b"content-type", b"application/json")], b"{}"), after=_nothing)(
+            EVENTS["HTTP API 2.0"], LambdaContext())
+    assert answered["statusCode"] == 200
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("mangum")] == [], \
+        "each request wrote Mangum's access line beside the gateway's own"
+
+    async def fails(scope, receive, send):
+        raise RuntimeError("the app failed")
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        refused = OnePassMangum(fails, after=_nothing)(EVENTS["HTTP API 2.0"], LambdaContext())
+    assert refused["statusCode"] == 500
+    (record,) = [r for r in caplog.records if r.name.startswith("mangum")]
+    assert (record.levelname, record.getMessage()) == ("ERROR", "An error occurred running the application.")
+    assert record.exc_info and "the app failed" in str(record.exc_info[1]), "the failure's traceback was not logged"

@@ -14,6 +14,13 @@ fallback queue: when DynamoDB is not done by then, the entries go to the queue
 after all is harmless: a ledger write is conditioned on the record's absence,
 so replaying the queued copy finds it there and counts it once.
 
+The extension's thread makes the write itself: handing it to a writer thread
+and waiting for it cost two thread wakes an invocation. A guard thread
+(writer_threads.Guard), asleep meanwhile, keeps the time bound: once a write
+outlives it, the guard queues the entries, ends the invocation and serves
+the next ones, so a hung DynamoDB call never makes the next write late; the
+thread left in that call ends when it returns.
+
 Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`, or registration refused) the
 entries are written before the handler returns, with the same time bound.
 
@@ -40,7 +47,7 @@ from ..blocking_http import Connection, Pool
 from ..metering.items import MAX_BATCH, LedgerEntry
 from ..metering.ledger import Ledger
 from ..observe.telemetry import LAMBDA_CONTEXT_HEADER  # the Lambda Web Adapter's copy of the invocation's context
-from .writer_threads import WriterThreads
+from .writer_threads import Guard, WriterThreads
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +61,8 @@ LEDGER_WRITE_MARGIN_S = SPILL_RESERVE_S + 0.5
 # Streaming mode: how long after an invocation's event its request may take to reach the app
 # before the extension takes it as refused on the way (adapter or uvicorn) and moves on.
 ARRIVAL_WINDOW_S = 5.0
-# The threads the usage writes run on: one, kept, unless a write outlives its invocation's time.
+# The threads the writes made before the handler returns run on (no extension), and those of
+# entries the extension does not write itself: one, kept, unless a write outlives its time.
 WRITERS = WriterThreads("ledger-write")
 
 
@@ -100,6 +108,10 @@ def settle(ledger: Ledger, entries: list[LedgerEntry], deadline: float, *,
             failure = written or TimeoutError("the invocation's time ran out before DynamoDB answered")
             outcomes += ledger.spill_all(batch, failure)
     return outcomes
+
+
+class _TakenOver(Exception):
+    """The extension's thread stops: its write ran late and the guard thread serves on."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +178,8 @@ class AfterResponse:
         self._arrivals = threading.Condition()
         self._begun: set[str | None] = set()
         self._settled_ahead: set[str | None] = set()  # handovers written before their invocation's turn
+        # Bounds the extension's own writes (the guard thread takes over from a write that runs late).
+        self._guard = Guard("ledger-guard", clock=clock)
         if extension is not None:
             threading.Thread(target=self._serve, name="ledger-extension", daemon=True).start()
 
@@ -214,13 +228,19 @@ class AfterResponse:
             if event.get("eventType") != "INVOKE":
                 continue
             request_id, deadline = event.get("requestId"), event.get("deadlineMs", 0) / 1000
-            if self._arrived(request_id, deadline):
-                self._settle_invocation(request_id, deadline)
-            with self._arrivals:
-                # This invocation's mark only: where invocations overlap (a stand-in runtime, or a
-                # request forwarded before this `next`), the next one's may already be here.
-                self._begun.discard(request_id)
-            self._on_settled()
+            try:
+                if self._arrived(request_id, deadline):
+                    self._settle_invocation(request_id, deadline)
+            except _TakenOver:  # the guard ends this invocation, and serves the next ones
+                return
+            self._end_invocation(request_id)
+
+    def _end_invocation(self, request_id: str | None) -> None:
+        with self._arrivals:
+            # This invocation's mark only: where invocations overlap (a stand-in runtime, or a
+            # request forwarded before this `next`), the next one's may already be here.
+            self._begun.discard(request_id)
+        self._on_settled()
 
     def _arrived(self, request_id: str | None, deadline: float) -> bool:
         """Whether the invocation's request reached the app (always, without an arrival window)."""
@@ -250,11 +270,35 @@ class AfterResponse:
             except queue.Empty:
                 log.error("invocation %s handed no usage over before its deadline", request_id)
                 return
-            if handover.entries:
+            own = handover.request_id in (request_id, None)
+            if own and 0 < len(handover.entries) <= MAX_BATCH:
+                self._write_here(handover.entries, deadline - self._reserve, request_id)
+            elif handover.entries:
                 settle(self._ledger, handover.entries, deadline, reserve=self._reserve, clock=self._clock)
-            if handover.request_id in (request_id, None):
+            if own:
                 return
             self._settled_ahead.add(handover.request_id)
+
+    def _write_here(self, batch: list[LedgerEntry], bound: float, request_id: str | None) -> None:
+        """One batch written on this thread (no writer thread to wake and wait for), bounded by
+        the guard: a write still under way at `bound` leaves the entries to the guard, which
+        queues them, ends the invocation and serves the next ones; this thread then stops."""
+        if bound <= self._clock():  # no time left for DynamoDB
+            self._ledger.spill_all(batch, TimeoutError("the invocation's time ran out before the write"))
+            return
+
+        def take_over() -> None:
+            self._ledger.spill_all(batch, TimeoutError("the invocation's time ran out before DynamoDB answered"))
+            self._end_invocation(request_id)
+            self._serve()
+
+        try:
+            done, _ = self._guard.call(lambda: self._ledger.record_batch(batch), bound, take_over)
+        except Exception as exc:  # noqa: BLE001 - whatever the write raised, the entries are kept
+            self._ledger.spill_all(batch, exc)
+            return
+        if not done:
+            raise _TakenOver
 
 
 def _lambda_context(scope) -> dict | None:
