@@ -101,7 +101,8 @@ def test_a_chat_completions_answer_reaches_the_caller_as_jsonresponse_wrote_it(s
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
             "role": "assistant", "content": "caf\u00e9 \U0001f600 a/b",
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "calc", "arguments": arguments}}]}}],
+            "tool_calls": [{"id": "call_1", "type": "function",
+                            "function": {"name": "calc", "arguments": arguments}}]}}],
         "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}})
     answer = httpx.post(f"{server.url}/v3/v1/messages", headers={"x-api-key": api_key}, timeout=20,
                         json={"model": GPT, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}],

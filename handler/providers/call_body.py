@@ -23,7 +23,8 @@ from typing import Any
 
 import orjson
 
-_REFUSE_OTHER_TYPES = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+_REFUSE_OTHER_TYPES = (orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+                       | orjson.OPT_PASSTHROUGH_SUBCLASS)
 
 
 def call_body(body: Any) -> bytes:

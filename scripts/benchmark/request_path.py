@@ -18,9 +18,14 @@ usage write waits for DynamoDB: on the shared machine here the same request then
 twice the CPU it costs back to back (caches and the core's state lost while idle), which is
 why the buffered target's figure, whose invocations wait for their write, is above the
 streaming target's, whose stand-in lets the next request overlap the write.
+The request is a one-line "hello" unless `--answer-kb N` (a forced Edit call whose old and new
+strings are the prompt's code, an answer of about N KB, as Claude Code's with tool_use blocks run
+5-50 KB) or `--claude-code N` (the N-th largest of Claude Code's captured requests in tests/data,
+27-88 KB, with its betas) says otherwise; the first round prints the request's and the answer's size.
 
     python -m scripts.benchmark.request_path [--requests 3000] [--rounds 3] [--model M]
-        [--stream] [--ledger real|none] [--idle-ms N] [--answer-kb N] [--trees DIR ...] [--profile FILE [--py-spy PATH]]
+        [--stream] [--ledger real|none] [--idle-ms N] [--answer-kb N | --claude-code N] [--trees DIR ...]
+        [--profile FILE [--py-spy PATH]]
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ CLIENT = """
 import asyncio, cProfile, gc, io, json, sys, time
 import uvloop
 
-key, model, calls, stream, ledger_kind, profile, idle_ms, answer_kb = sys.argv[1:9]
+key, model, calls, stream, ledger_kind, profile, idle_ms, answer_kb, claude_code = sys.argv[1:10]
 calls, stream, idle_s, answer_kb = int(calls), stream == "stream", float(idle_ms) / 1000, float(answer_kb)
 sys.stdout = io.StringIO()  # the request lines; the figure goes to stderr
 from handler.app import create_app
@@ -67,8 +72,16 @@ if answer_kb:  # Claude Code's shape: an Edit call, its old and new strings code
         "file_path", "old_string", "new_string")}}}
     request.update(max_tokens=32000, tools=[edit], tool_choice={"type": "tool", "name": "Edit"},
                    messages=[{"role": "user", "content": code}])
+beta = []
+if claude_code != "-":  # one of Claude Code's captured requests, the largest first: its body and betas as sent
+    with open("tests/data/claude-code-2.1.332.jsonl", encoding="utf-8") as rows:
+        captured = sorted((json.loads(row) for row in rows), key=lambda r: -len(json.dumps(r["body"])))
+    captured = captured[int(claude_code)]
+    request = {**captured["body"], "model": model, "stream": stream}
+    betas = captured["headers"].get("anthropic-beta")
+    beta = [(b"anthropic-beta", betas.encode())] if betas else []
 body = json.dumps(request).encode()
-headers = [(b"host", b"127.0.0.1:8000"), (b"accept", b"application/json"),
+headers = [*beta, (b"host", b"127.0.0.1:8000"), (b"accept", b"application/json"),
            (b"content-type", b"application/json"), (b"user-agent", b"Anthropic/Python 0.75.0"),
            (b"authorization", b"Bearer " + key.encode()), (b"anthropic-version", b"2023-06-01"),
            (b"content-length", str(len(body)).encode())]
@@ -93,7 +106,7 @@ async def one():
 async def main():
     for _ in range(200):  # warm-up: secrets read, connections open
         answer_bytes = await one()
-    print(f"answer: {answer_bytes} bytes", file=sys.stderr)
+    print(f"request: {len(body)} bytes, answer: {answer_bytes} bytes", file=sys.stderr)
     await asyncio.sleep(0.2)
     gc.collect()
     gc.freeze()  # as the deployed function freezes its init heap (handler/runtime/heap.py)
@@ -123,12 +136,12 @@ def one_round(tree: Path, env: dict, key: str, args, profile: str = "-") -> floa
                             "--output", profile, "--"], "-"
     done = subprocess.run([*sampler, sys.executable, "-c", CLIENT, key, args.model, str(args.requests),
                            "stream" if args.stream else "json", args.ledger, profile, str(args.idle_ms),
-                           str(args.answer_kb)],
+                           str(args.answer_kb), "-" if args.claude_code is None else str(args.claude_code)],
                           env={**env, "PYTHONPATH": str(tree)}, cwd=tree, capture_output=True, text=True,
                           timeout=900)
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
-    if args.answer_kb and args.rounds and not getattr(args, "_told", False):
+    if (args.answer_kb or args.claude_code is not None) and not getattr(args, "_told", False):
         args._told = True
         print(done.stderr.strip().splitlines()[-2])
     return float(done.stderr.strip().splitlines()[-1])
@@ -145,6 +158,8 @@ def main() -> None:
                         help="the process idle this long after each request (a function waiting for its next invocation)")
     parser.add_argument("--answer-kb", type=float, default=0.0,
                         help="an answer of about this size: a forced Edit call whose strings are the prompt's code")
+    parser.add_argument("--claude-code", type=int, metavar="N",
+                        help="send the N-th largest of Claude Code's captured requests (tests/data), 0 the largest")
     parser.add_argument("--trees", type=Path, nargs="+", default=[ROOT])
     parser.add_argument("--profile", help="write the first tree's cProfile stats here (one round)")
     parser.add_argument("--py-spy", help="with --profile: sample with this py-spy instead (collapsed stacks)")
