@@ -11,11 +11,19 @@ Anthropic publishes "a limit of 100,000 messages in a single request" (the
 Messages API reference, `messages`); it publishes no depth or block limit, so
 the gateway's are its own: deep enough for any JSON Schema a tool needs, and a
 block count that matches the message limit.
+
+The strings are asked of orjson first: its encoder refuses a lone surrogate in any string or key,
+in C, for about a tenth of what this walk cost over each of them in Python (Claude Code's
+88 KB request: 156 µs for the walk, 10 for orjson and 49 for the walk over the containers alone,
+which the depth needs). Only a body orjson refuses (a surrogate, or whatever else it will not
+write) is walked string by string, so the error it gets is the one it got.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
+
+import orjson
 
 from .errors import GatewayError
 
@@ -36,6 +44,34 @@ def _unencodable(text: str) -> bool:
 
 def check_nesting_and_text(document: Any) -> None:
     """Depth and strings, without recursion: linear in the number of JSON values."""
+    try:
+        orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        _walk_every_value(document)  # a lone surrogate, or nesting past orjson's 254 levels
+    else:
+        _check_depth(document)
+
+
+def _check_depth(document: Any) -> None:
+    """The containers only, a level at a time: the same limit and error as `_walk_every_value`."""
+    level, depth = [document], 1
+    while level:
+        below: list[Any] = []
+        for value in level:
+            kind = type(value)
+            if kind is dict:
+                children: Iterable[Any] = value.values()
+            elif kind is list:
+                children = value
+            else:
+                continue
+            if depth > MAX_DEPTH:
+                raise GatewayError(400, f"Request body is nested too deeply: more than {MAX_DEPTH} levels.")
+            below += [child for child in children if type(child) is dict or type(child) is list]
+        level, depth = below, depth + 1
+
+
+def _walk_every_value(document: Any) -> None:
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         value, depth = stack.pop()
