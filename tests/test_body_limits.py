@@ -93,6 +93,36 @@ def test_a_tool_schema_600_levels_deep_is_a_400_not_a_500_or_a_reset(server, sta
                    fake, "nested too deeply")
 
 
+def depth(value) -> int:
+    """Levels of nesting as the limit counts them: every object and list, empty ones too."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    return 1 + max(map(depth, value), default=0) if isinstance(value, list) else 0
+
+
+def body_of_depth(levels: int) -> dict:
+    """A request nested exactly `levels` deep, through a tool's input_schema."""
+    for schema_levels in range(1, 2 * levels, 2):
+        for enum in (False, True):
+            schema = nested_schema(schema_levels)
+            innermost = schema
+            while "properties" in innermost:
+                innermost = innermost["properties"]["a"]
+            if enum:
+                innermost["enum"] = ["x"]
+            body = request(tools=[{"name": "deep", "description": "d", "input_schema": schema}])
+            if depth(body) == levels:
+                return body
+    raise AssertionError(f"no body {levels} levels deep")
+
+
+def test_the_depth_limit_falls_at_max_depth_exactly(server, api_key, fake):
+    response = post(server, api_key, body_of_depth(MAX_DEPTH))
+    assert response.status_code == 200, f"a body {MAX_DEPTH} levels deep was refused: {response.text[:300]}"
+    fake.clear()
+    assert_refused(post(server, api_key, body_of_depth(MAX_DEPTH + 1)), fake, "nested too deeply")
+
+
 @pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 250])
 def test_a_schema_past_the_depth_limit_is_a_400_however_far(server, api_key, fake, levels):
     tools = [{"name": "deep", "description": "d", "input_schema": nested_schema(levels)}]

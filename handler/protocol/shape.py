@@ -12,15 +12,16 @@ Messages API reference, `messages`); it publishes no depth or block limit, so
 the gateway's are its own: deep enough for any JSON Schema a tool needs, and a
 block count that matches the message limit.
 
-The strings are asked of orjson first: its encoder refuses a lone surrogate in any string or key,
-in C, for about a tenth of what this walk cost over each of them in Python (Claude Code's
-88 KB request: 156 µs for the walk, 10 for orjson and 49 for the walk over the containers alone,
-which the depth needs). Only a body orjson refuses (a surrogate, or whatever else it will not
-write) is walked string by string, so the error it gets is the one it got.
+Both are asked of orjson first: its encoder refuses a lone surrogate in any string or key and a
+255th level of nesting, in C, for about a tenth of what the walk costs in Python (Claude Code's
+88 KB request: 156 µs for the walk, about 12 for orjson writing it under 126 lists, so that its
+limit falls where MAX_DEPTH does). Only a body orjson refuses is walked, value by value, so the
+error it gets is the one it got.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable
 
 import orjson
@@ -42,33 +43,36 @@ def _unencodable(text: str) -> bool:
     return False
 
 
+# orjson refuses to write a 255th level of nesting ("Recursion limit reached"), empty containers
+# counted as this module counts them: a document under this many lists fails there exactly when
+# its own nesting passes MAX_DEPTH (tests/test_body_limits.py pins both sides of the limit).
+_ORJSON_LEVELS = 254
+_WRAP = _ORJSON_LEVELS - MAX_DEPTH
+
+
+class _Wrapper(threading.local):
+    """This thread's _WRAP nested lists, the innermost holding the document while it is written
+    (a body past 256 KB is judged in a worker thread while the loop judges others)."""
+
+    def __init__(self) -> None:
+        self.outer = self.inner = [None]
+        for _ in range(_WRAP - 1):
+            self.outer = [self.outer]
+
+
+_wrapper = _Wrapper()
+
+
 def check_nesting_and_text(document: Any) -> None:
     """Depth and strings, without recursion: linear in the number of JSON values."""
+    wrapper = _wrapper
+    wrapper.inner[0] = document
     try:
-        orjson.dumps(document)
+        orjson.dumps(wrapper.outer)
     except orjson.JSONEncodeError:
-        _walk_every_value(document)  # a lone surrogate, or nesting past orjson's 254 levels
-    else:
-        _check_depth(document)
-
-
-def _check_depth(document: Any) -> None:
-    """The containers only, a level at a time: the same limit and error as `_walk_every_value`."""
-    level, depth = [document], 1
-    while level:
-        below: list[Any] = []
-        for value in level:
-            kind = type(value)
-            if kind is dict:
-                children: Iterable[Any] = value.values()
-            elif kind is list:
-                children = value
-            else:
-                continue
-            if depth > MAX_DEPTH:
-                raise GatewayError(400, f"Request body is nested too deeply: more than {MAX_DEPTH} levels.")
-            below += [child for child in children if type(child) is dict or type(child) is list]
-        level, depth = below, depth + 1
+        _walk_every_value(document)  # a lone surrogate, or too deep: the error it always got
+    finally:
+        wrapper.inner[0] = None
 
 
 def _walk_every_value(document: Any) -> None:
