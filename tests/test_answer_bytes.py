@@ -58,10 +58,12 @@ def test_every_character_is_written_as_jsonresponse_wrote_it():
 def test_the_values_only_json_dumps_writes_alike_are_left_to_it():
     for document in ({"a": 1e-05}, {"a": [2**64]}, {"a": (1, 2)}, {"a": 1.0}, {"a": True}):
         assert encoded(document) == starlette(document), f"{document!r} reached the caller otherwise"
-    deep: list = []
-    for _ in range(300):
-        deep = [deep]
-    assert encoded(deep) == starlette(deep), "an answer nested past orjson's limit reached the caller otherwise"
+    for levels in (254, 255, 300, 600, 990):  # json.loads reads about a thousand levels, orjson writes 254
+        deep: list = []
+        for _ in range(levels - 1):
+            deep = [deep]
+        assert outcome(encoded, {"input": deep}) == outcome(starlette, {"input": deep}), \
+            f"an answer nested {levels} levels deep reached the caller otherwise"
     with pytest.raises(ValueError):
         encoded({"a": math.nan})  # JSONResponse refuses NaN: so does the gateway
 
