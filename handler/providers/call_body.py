@@ -3,10 +3,10 @@
 json.dumps cost 0.1-0.24 ms of CPU for each of Claude Code's request bodies (27-87 KB, tests/data),
 on every request, for bytes only the provider reads; orjson writes the same document in 4-10 µs
 (with the check below, 20-65 µs). The bytes differ: compact, UTF-8 as it is where json.dumps wrote
-`\\u` escapes, floats in their shortest form (1e-05 as 0.00001, the same double). The document is the
-same, and the body no larger: an escaped character took 6 or 12 bytes, its UTF-8 takes at most 4 (a
-float between 1e-05 and 1e-04 takes a byte more, where the separators save two). Where orjson would
-send another document or nothing, json.dumps encodes as before:
+`\\u` escapes, floats as orjson writes them (1e-05 as 0.00001, the same double). The document is the
+same, and the body no larger (an escaped character took 6 or 12 bytes, its UTF-8 takes at most 4;
+the separators lose their spaces) but for a float between 1e-05 and 1e-04, up to two bytes longer.
+Where orjson would send another document or nothing, json.dumps encodes as before:
 
 - an infinity (a caller's 1e400 parses to one): json.dumps writes Infinity, orjson null, so a body
   whose bytes hold a null where a value can be (first, or after `:`, `[` or `,`; a string's text that
