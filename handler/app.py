@@ -33,6 +33,7 @@ from .observe import telemetry
 from .pipeline.breaker import ModelHealth
 from .pipeline.gateway import OFF_LOOP_BODY_BYTES, Gateway
 from .pipeline.model_list import find, page, visible_models
+from .protocol.answer_bytes import encoded
 from .protocol.body import check_content_type, parse_json, read_limited, validate
 from .protocol.content import check_body
 from .protocol.errors import (SHOULD_RETRY_HEADER, GatewayError, error_body, is_body_validation,
@@ -298,7 +299,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
             await outcome.finish()
         else:
             gateway.spawn(outcome.finish())
-        return JSONResponse(outcome.message, headers=outcome.headers())
+        # JSONResponse's bytes, by a faster encoder where it writes the same (protocol/answer_bytes.py).
+        return Response(encoded(outcome.message), headers=outcome.headers(), media_type="application/json")
 
     @app.post("/v3/v1/messages/count_tokens", response_model=CountTokensResponse,
               summary="Count the input tokens of a message request",

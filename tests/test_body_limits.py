@@ -58,6 +58,25 @@ def test_a_lone_surrogate_is_a_400_on_keys_with_and_without_limits(server, stack
     assert_refused(post(server, key, content=raw), fake, "surrogate")
 
 
+def test_a_lone_surrogate_in_a_key_is_a_400_and_an_escaped_pair_is_served(server, api_key, fake):
+    schema = {"type": "object", "properties": {"\udc00": {"type": "string"}}}
+    tools = [{"name": "t", "description": "d", "input_schema": schema}]
+    assert_refused(post(server, api_key, request(tools=tools)), fake, "surrogate in a key")
+    paired = json.dumps(request(messages=[{"role": "user", "content": "hi \U0001f600"}])).encode()
+    assert b"\\ud83d\\ude00" in paired  # the pair as json.dumps escapes it
+    response = post(server, api_key, content=paired)
+    assert response.status_code == 200, f"an escaped surrogate pair was refused: {response.text[:300]}"
+
+
+def test_a_body_with_a_lone_surrogate_and_too_deep_gets_the_error_it_got(server, api_key, fake):
+    """The first the walk meets, last field first: the surrogate in `metadata`, after the tools."""
+    tools = [{"name": "deep", "description": "d", "input_schema": nested_schema(MAX_DEPTH + 10)}]
+    body = request(tools=tools, metadata={"user_id": "\ud800"})
+    assert_refused(post(server, api_key, body), fake, "surrogate")
+    body = {**request(metadata={"user_id": "\ud800"}), "tools": tools}
+    assert_refused(post(server, api_key, body), fake, "nested too deeply")
+
+
 def with_raw(body: dict, raw_schema: str) -> bytes:
     """`body` as JSON with its "SCHEMA" placeholder replaced by raw JSON text (too deep for json.dumps here)."""
     return json.dumps(body).replace('"SCHEMA"', raw_schema).encode()
@@ -72,6 +91,42 @@ def test_a_tool_schema_600_levels_deep_is_a_400_not_a_500_or_a_reset(server, sta
     structured = {"format": {"type": "json_schema", "schema": "SCHEMA"}}
     assert_refused(post(server, key, content=with_raw(request(model, output_config=structured), deep)),
                    fake, "nested too deeply")
+
+
+def depth(value) -> int:
+    """Levels of nesting as the limit counts them: every object and list, empty ones too."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    return 1 + max(map(depth, value), default=0) if isinstance(value, list) else 0
+
+
+def body_of_depth(levels: int) -> dict:
+    """A request nested exactly `levels` deep, through a tool's input_schema."""
+    for schema_levels in range(1, 2 * levels, 2):
+        for enum in (False, True):
+            schema = nested_schema(schema_levels)
+            innermost = schema
+            while "properties" in innermost:
+                innermost = innermost["properties"]["a"]
+            if enum:
+                innermost["enum"] = ["x"]
+            body = request(tools=[{"name": "deep", "description": "d", "input_schema": schema}])
+            if depth(body) == levels:
+                return body
+    raise AssertionError(f"no body {levels} levels deep")
+
+
+def test_the_depth_limit_falls_at_max_depth_exactly(server, api_key, fake):
+    response = post(server, api_key, body_of_depth(MAX_DEPTH))
+    assert response.status_code == 200, f"a body {MAX_DEPTH} levels deep was refused: {response.text[:300]}"
+    fake.clear()
+    assert_refused(post(server, api_key, body_of_depth(MAX_DEPTH + 1)), fake, "nested too deeply")
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 250])
+def test_a_schema_past_the_depth_limit_is_a_400_however_far(server, api_key, fake, levels):
+    tools = [{"name": "deep", "description": "d", "input_schema": nested_schema(levels)}]
+    assert_refused(post(server, api_key, request(tools=tools)), fake, "nested too deeply")
 
 
 @pytest.mark.parametrize("model", [CLAUDE, GPT])

@@ -10,6 +10,10 @@ content item that is not an object with a string `type`, images that are not
 valid base64 of an accepted media type, and fields that would steer a
 connection (api_base, api_key, ...) are refused with a 400 that names them,
 so no upstream call is spent on them.
+
+A body is JSON parsed into dicts, so an object is told by `isinstance(value, dict)`: against
+typing's `Mapping` each test cost about 20 times as much (0.38 µs against 0.02), and a body's
+blocks took a few dozen of them.
 """
 
 from __future__ import annotations
@@ -51,19 +55,19 @@ def _connection_fields(document: Mapping[str, Any], where: str) -> None:
 def content_blocks(messages: Iterable[Any]) -> Iterable[tuple[str, Any]]:
     """Every content block with where it is, a tool_result's content items included."""
     for i, message in enumerate(messages):
-        content = message.get("content") if isinstance(message, Mapping) else None
+        content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
             continue
         for j, block in enumerate(content):
             yield f"messages.{i}.content.{j}", block
-            nested = block.get("content") if isinstance(block, Mapping) else None
-            if isinstance(block, Mapping) and block.get("type") == "tool_result" and isinstance(nested, list):
+            nested = block.get("content") if isinstance(block, dict) else None
+            if isinstance(block, dict) and block.get("type") == "tool_result" and isinstance(nested, list):
                 for k, inner in enumerate(nested):
                     yield f"messages.{i}.content.{j}.content.{k}", inner
 
 
 def _check_image(where: str, source: Any) -> None:
-    if not isinstance(source, Mapping):
+    if not isinstance(source, dict):
         raise GatewayError(400, f"{where}: an image needs a source.")
     if source.get("type") != "base64":
         return  # url and file sources are the provider's to fetch
@@ -92,11 +96,11 @@ def check_body(document: Mapping[str, Any]) -> None:
     """Raise 400 for anything the schema admits but the gateway must not forward."""
     _connection_fields(document, "body")
     metadata = document.get("metadata")
-    if isinstance(metadata, Mapping):
+    if isinstance(metadata, dict):
         _connection_fields(metadata, "metadata")
     _check_tool_choice(document.get("tool_choice"))
     for where, block in content_blocks(document.get("messages") or []):
-        if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             raise GatewayError(400, f"{where}: a content block must be an object with a string 'type'.")
         kind = block["type"]
         if kind == "image":

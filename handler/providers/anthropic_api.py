@@ -22,6 +22,7 @@ from httpx._utils import get_environment_proxies  # what httpx.AsyncClient(trust
 
 from ..protocol.errors import GatewayError
 from .answer import Answer
+from .call_body import call_body
 from .http11 import Http11Transport
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -225,7 +226,7 @@ async def send(call: Mapping[str, Any]) -> dict[str, Any] | AsyncIterator[bytes]
     `upstream.map_exception` to put in Anthropic's terms.
     """
     url, headers, body = request_parts(call)
-    response = await post(url, headers, json.dumps(body).encode(), timeout=call.get("timeout"))
+    response = await post(url, headers, call_body(body), timeout=call.get("timeout"))
     if body.get("stream") and response.headers.get("content-type", "").startswith("text/event-stream"):
         return _chunks(response)
     return await json_answer(response)

@@ -21,6 +21,7 @@ from ..protocol import sse
 from ..translation import chat_completions
 from ..translation.chat_stream import StreamTranslator
 from .anthropic_api import json_answer, post
+from .call_body import call_body
 from .answer import Answer
 
 _DONE = "[DONE]"
@@ -71,7 +72,7 @@ async def send(call: Mapping[str, Any], *, url: str, credential: Mapping[str, st
     model, names = body["model"], chat_completions.tool_names(call)
     headers = {**(call.get("extra_headers") or {}), **credential, "content-type": "application/json",
                "accept": "text/event-stream" if body.get("stream") else "application/json"}
-    response = await post(url, headers, json.dumps(body).encode(), timeout=call.get("timeout"))
+    response = await post(url, headers, call_body(body), timeout=call.get("timeout"))
     if body.get("stream") and response.headers.get("content-type", "").startswith("text/event-stream"):
         return TranslatedStream(response, StreamTranslator(model, chat_completions.estimated_input_tokens(body), names))
     return chat_completions.message(await json_answer(response), model, names,

@@ -18,9 +18,14 @@ usage write waits for DynamoDB: on the shared machine here the same request then
 twice the CPU it costs back to back (caches and the core's state lost while idle), which is
 why the buffered target's figure, whose invocations wait for their write, is above the
 streaming target's, whose stand-in lets the next request overlap the write.
+The request is a one-line "hello" unless `--answer-kb N` (a forced Edit call whose old and new
+strings are the prompt's code, an answer of about N KB, as Claude Code's with tool_use blocks run
+5-50 KB) or `--claude-code N` (the N-th largest of Claude Code's captured requests in tests/data,
+27-88 KB, with its betas) says otherwise; the first round prints the request's and the answer's size.
 
     python -m scripts.benchmark.request_path [--requests 3000] [--rounds 3] [--model M]
-        [--stream] [--ledger real|none] [--idle-ms N] [--trees DIR ...] [--profile FILE [--py-spy PATH]]
+        [--stream] [--ledger real|none] [--idle-ms N] [--answer-kb N | --claude-code N] [--trees DIR ...]
+        [--profile FILE [--py-spy PATH]]
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ CLIENT = """
 import asyncio, cProfile, gc, io, json, sys, time
 import uvloop
 
-key, model, calls, stream, ledger_kind, profile, idle_ms = sys.argv[1:8]
-calls, stream, idle_s = int(calls), stream == "stream", float(idle_ms) / 1000
+key, model, calls, stream, ledger_kind, profile, idle_ms, answer_kb, claude_code = sys.argv[1:10]
+calls, stream, idle_s, answer_kb = int(calls), stream == "stream", float(idle_ms) / 1000, float(answer_kb)
 sys.stdout = io.StringIO()  # the request lines; the figure goes to stderr
 from handler.app import create_app
 
@@ -58,9 +63,25 @@ class MemoryLedger:
         return "written"
 
 app = create_app(ledger=MemoryLedger() if ledger_kind == "none" else None)
-body = json.dumps({"model": model, "max_tokens": 20, "stream": stream,
-                   "messages": [{"role": "user", "content": "hello"}]}).encode()
-headers = [(b"host", b"127.0.0.1:8000"), (b"accept", b"application/json"),
+request = {"model": model, "max_tokens": 20, "stream": stream, "messages": [{"role": "user", "content": "hello"}]}
+if answer_kb:  # Claude Code's shape: an Edit call, its old and new strings code from the prompt
+    lines = (f'    value_{i} = call("item {i}", path="/tmp/x{i}", sep="\\\\t")  # é — {i}' for i in range(10**6))
+    code = "\\n".join(lines)[:int(answer_kb * 1024 / 3.6)]
+    edit = {"name": "Edit", "description": "Edit a file", "input_schema": {"type": "object", "required": [
+        "file_path", "old_string", "new_string"], "properties": {name: {"type": "string"} for name in (
+        "file_path", "old_string", "new_string")}}}
+    request.update(max_tokens=32000, tools=[edit], tool_choice={"type": "tool", "name": "Edit"},
+                   messages=[{"role": "user", "content": code}])
+beta = []
+if claude_code != "-":  # one of Claude Code's captured requests, the largest first: its body and betas as sent
+    with open("tests/data/claude-code-2.1.332.jsonl", encoding="utf-8") as rows:
+        captured = sorted((json.loads(row) for row in rows), key=lambda r: -len(json.dumps(r["body"])))
+    captured = captured[int(claude_code)]
+    request = {**captured["body"], "model": model, "stream": stream}
+    betas = captured["headers"].get("anthropic-beta")
+    beta = [(b"anthropic-beta", betas.encode())] if betas else []
+body = json.dumps(request).encode()
+headers = [*beta, (b"host", b"127.0.0.1:8000"), (b"accept", b"application/json"),
            (b"content-type", b"application/json"), (b"user-agent", b"Anthropic/Python 0.75.0"),
            (b"authorization", b"Bearer " + key.encode()), (b"anthropic-version", b"2023-06-01"),
            (b"content-length", str(len(body)).encode())]
@@ -80,10 +101,12 @@ async def one():
         sent.append(message)
     await app(scope, receive, send)
     assert sent[0]["status"] == 200, sent
+    return sum(len(m.get("body", b"")) for m in sent[1:])
 
 async def main():
     for _ in range(200):  # warm-up: secrets read, connections open
-        await one()
+        answer_bytes = await one()
+    print(f"request: {len(body)} bytes, answer: {answer_bytes} bytes", file=sys.stderr)
     await asyncio.sleep(0.2)
     gc.collect()
     gc.freeze()  # as the deployed function freezes its init heap (handler/runtime/heap.py)
@@ -112,11 +135,15 @@ def one_round(tree: Path, env: dict, key: str, args, profile: str = "-") -> floa
         sampler, profile = [args.py_spy, "record", "--format", "raw", "--rate", "1000", "--nonblocking",
                             "--output", profile, "--"], "-"
     done = subprocess.run([*sampler, sys.executable, "-c", CLIENT, key, args.model, str(args.requests),
-                           "stream" if args.stream else "json", args.ledger, profile, str(args.idle_ms)],
+                           "stream" if args.stream else "json", args.ledger, profile, str(args.idle_ms),
+                           str(args.answer_kb), "-" if args.claude_code is None else str(args.claude_code)],
                           env={**env, "PYTHONPATH": str(tree)}, cwd=tree, capture_output=True, text=True,
                           timeout=900)
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
+    if (args.answer_kb or args.claude_code is not None) and not getattr(args, "_told", False):
+        args._told = True
+        print(done.stderr.strip().splitlines()[-2])
     return float(done.stderr.strip().splitlines()[-1])
 
 
@@ -129,6 +156,10 @@ def main() -> None:
     parser.add_argument("--ledger", choices=("real", "none"), default="real")
     parser.add_argument("--idle-ms", type=float, default=0.0,
                         help="the process idle this long after each request (a function waiting for its next invocation)")
+    parser.add_argument("--answer-kb", type=float, default=0.0,
+                        help="an answer of about this size: a forced Edit call whose strings are the prompt's code")
+    parser.add_argument("--claude-code", type=int, metavar="N",
+                        help="send the N-th largest of Claude Code's captured requests (tests/data), 0 the largest")
     parser.add_argument("--trees", type=Path, nargs="+", default=[ROOT])
     parser.add_argument("--profile", help="write the first tree's cProfile stats here (one round)")
     parser.add_argument("--py-spy", help="with --profile: sample with this py-spy instead (collapsed stacks)")
