@@ -16,8 +16,8 @@ py-spy's raw collapsed stacks. `--idle-ms N` leaves the process idle N ms after 
 (a blocking sleep, no CPU), as a Lambda function idles between invocations and while its
 usage write waits for DynamoDB: on the shared machine here the same request then costs about
 twice the CPU it costs back to back (caches and the core's state lost while idle), which is
-why the buffered target's figure, whose invocations wait for their write, is above the
-streaming target's, whose stand-in lets the next request overlap the write.
+why the deployed targets' figures, whose invocations each wait for the last one's write, are
+above the uvicorn target's, served back to back (scripts/benchmark/idle_tax.py measures it).
 The request is a one-line "hello" unless `--answer-kb N` (a forced Edit call whose old and new
 strings are the prompt's code, an answer of about N KB, as Claude Code's with tool_use blocks run
 5-50 KB) or `--claude-code N` (the N-th largest of Claude Code's captured requests in tests/data,
