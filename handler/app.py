@@ -322,6 +322,9 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def list_models(request: Request, before_id: str | None = None, after_id: str | None = None,
                           limit: int = 20) -> dict:
         key = await authenticate(request)
+        for name in ("before_id", "after_id", "limit"):
+            if len(request.query_params.getlist(name)) > 1:
+                raise GatewayError(400, f"{name}: given more than once; send it once.")
         entries = visible_models(await gateway.catalogue(), key)
         return page(entries, before_id=before_id, after_id=after_id, limit=limit)
 

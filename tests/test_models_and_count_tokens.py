@@ -63,7 +63,9 @@ def test_one_model_can_be_retrieved(client):
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"after_id": "nope/nope"},
-                                    {"after_id": CLAUDE, "before_id": GPT}])
+                                    {"after_id": CLAUDE, "before_id": GPT},
+                                    # given twice: which one the caller meant is not ours to guess
+                                    [("after_id", CLAUDE), ("after_id", "")], [("limit", "5"), ("limit", "7")]])
 def test_bad_pagination_is_a_400(server, api_key, params):
     response = httpx.get(f"{server.url}/v3/v1/models", params=params, headers={"x-api-key": api_key})
     assert response.status_code == 400 and response.json()["type"] == "error"
