@@ -18,6 +18,8 @@ import anthropic
 import httpx
 import pytest
 
+from handler.providers.call_body import call_body
+
 from tests.support.family_fakes import bedrock_gateway, stack_bedrock
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, new_stack, serve
@@ -42,7 +44,7 @@ def test_a_provider_sees_the_headers_httpxs_client_would_send_in_their_order(cli
     headers replacing a default of the same name, Host first and Content-Length last."""
     client.messages.create(model=model, max_tokens=20, messages=HELLO)
     [seen] = fake.snapshot()
-    sent_body = json.dumps(seen.body).encode()
+    sent_body = call_body(seen.body)  # the document as the direct calls write it (compact UTF-8)
     path = seen.path
     expected = httpx.AsyncClient().build_request("POST", f"{fake.url}{path}", headers=CALL_HEADERS[model],
                                                  content=sent_body).headers.raw
