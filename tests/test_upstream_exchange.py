@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from handler.providers.call_body import call_body
-
 from tests.support.family_fakes import bedrock_gateway, stack_bedrock
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.stack import ANTHROPIC_TEST_KEY, OPENAI_TEST_KEY, new_stack, serve
