@@ -16,35 +16,18 @@ as before, with the same bytes or the same failure.
 from __future__ import annotations
 
 import json
-from itertools import repeat
 from typing import Any
 
 import orjson
 
+from .json_values import ORJSON_MAX_DEPTH, plain
+
 
 def encoded(document: Any) -> bytes:
     """The bytes Starlette's JSONResponse sends for `document` (its `render`), or its failure."""
-    if _plain(document):
+    if plain(document, ORJSON_MAX_DEPTH):
         try:
             return orjson.dumps(document)
         except orjson.JSONEncodeError:  # a string with a surrogate, an integer past 64 bits
             pass
     return json.dumps(document, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
-
-
-# orjson writes at most 254 levels of nesting; json.dumps writes up to about a thousand, as deep as
-# json.loads reads: a deeper answer is left to json.dumps before this walk's own recursion runs out.
-_ORJSON_LEVELS = 254
-
-
-def _plain(value: Any, depth: int = 1) -> bool:
-    """Only dicts, lists, strings, integers, booleans and None, none of them a subclass, nested
-    no deeper than orjson writes: the values both encoders write alike."""
-    kind = type(value)
-    if kind is dict:
-        children = value.values()
-    elif kind is list:
-        children = value
-    else:
-        return kind is str or kind is int or kind is bool or value is None
-    return depth <= _ORJSON_LEVELS and all(map(_plain, children, repeat(depth + 1)))

@@ -27,6 +27,7 @@ from typing import Any, Iterable
 import orjson
 
 from .errors import GatewayError
+from .json_values import ORJSON_MAX_DEPTH
 
 MAX_DEPTH = 128
 MAX_MESSAGES = 100_000
@@ -46,8 +47,7 @@ def _unencodable(text: str) -> bool:
 # orjson refuses to write a 255th level of nesting ("Recursion limit reached"), empty containers
 # counted as this module counts them: a document under this many lists fails there exactly when
 # its own nesting passes MAX_DEPTH (tests/test_body_limits.py pins both sides of the limit).
-_ORJSON_LEVELS = 254
-_WRAP = _ORJSON_LEVELS - MAX_DEPTH
+_WRAP = ORJSON_MAX_DEPTH - MAX_DEPTH
 
 
 class _Wrapper(threading.local):
